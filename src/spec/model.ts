@@ -42,6 +42,8 @@ export interface SubWorkflowRef {
   with: Record<string, unknown>;
   /** a literal list, or a template naming a list parameter (`{{ params.wikis }}`) */
   foreach: unknown[] | string | null;
+  /** 1-based line of the `workflow:` key, for messages about the reference */
+  line?: number;
 }
 
 export interface TaskSpec {
@@ -108,6 +110,8 @@ export interface WorkflowSpec {
   file: string;
   /** absolute folder that relative handler paths were resolved against */
   baseDir: string;
+  /** 1-based line of `name:` in its file, for cross-file messages */
+  line?: number;
 }
 
 export interface ServiceSpec {
@@ -122,6 +126,8 @@ export interface ServiceSpec {
   queue: string[];
   file: string;
   baseDir: string;
+  /** 1-based line of `service:` in its file, for cross-file messages */
+  line?: number;
 }
 
 export type Definition = WorkflowSpec | ServiceSpec;

@@ -1,0 +1,50 @@
+// Plain-text rendering for the CLI: aligned tables, times and durations.
+import { formatDuration } from '../spec/duration.js';
+import type { Job, Run } from '../store/types.js';
+
+export function table(headers: string[], rows: (string | number | null | undefined)[][]): string {
+  const cells = [headers, ...rows.map((r) => r.map((c) => (c === null || c === undefined ? '' : String(c))))];
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  return cells.map((r) => r.map((c, i) => (i === r.length - 1 ? c : (c ?? '').padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
+}
+
+export function time(ms: number | null | undefined): string {
+  if (!ms) return '';
+  const d = new Date(ms);
+  const today = new Date().toDateString() === d.toDateString();
+  const iso = d.toISOString().replace('T', ' ').slice(0, 19);
+  return today ? iso.slice(11) : iso;
+}
+
+export function elapsed(from: number | null, to: number | null): string {
+  if (!from) return '';
+  return formatDuration((to ?? Date.now()) - from);
+}
+
+export function kv(o: Record<string, unknown>): string {
+  return Object.entries(o)
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .join(' ');
+}
+
+export function runLine(r: Run): string[] {
+  const total = Object.values(r.counts).reduce((a, b) => a + (b ?? 0), 0);
+  const done = (r.counts.succeeded ?? 0) + (r.counts.skipped ?? 0);
+  return [String(r.id), r.namespace === 'default' ? r.workflow : `${r.namespace}/${r.workflow}`, r.state, `${done}/${total}`, time(r.createdAt), elapsed(r.startedAt, r.finishedAt), kv(r.labels)];
+}
+export const RUN_HEADERS = ['RUN', 'WORKFLOW', 'STATE', 'DONE', 'CREATED', 'DURATION', 'LABELS'];
+
+export function jobLine(j: Job): string[] {
+  const note =
+    j.state === 'skipped' && j.skipReason === 'outputs_exist'
+      ? 'outputs already exist'
+      : j.state === 'retrying' && j.runAfter
+        ? `retry at ${time(j.runAfter)}: ${j.error ?? ''}`
+        : j.state === 'running' && j.progress !== null
+          ? `${j.progress}%`
+          : (j.error ?? '');
+  return [j.id, j.state, String(j.attempts), j.worker ?? '', elapsed(j.startedAt, j.finishedAt), note.slice(0, 120)];
+}
+export const JOB_HEADERS = ['JOB', 'STATE', 'ATTEMPTS', 'WORKER', 'DURATION', 'NOTE'];
+
+export const TERMINAL_RUN = new Set(['succeeded', 'failed', 'cancelled']);

@@ -1,0 +1,387 @@
+// The `gantry` command line (SPEC §3). Every command except `up` and `validate`
+// is a client of the HTTP API. Exit codes: 0 ok, 1 the thing asked about
+// failed, 2 bad usage or input, 3 cannot reach the server or store.
+import fs from 'node:fs';
+import os from 'node:os';
+import { Command, CommanderError, Option } from 'commander';
+import { ApiError, GantryClient, UnreachableError } from '../client/client.js';
+import { formatSpecError, SpecValidationError } from '../spec/model.js';
+import { loadDefinitionFiles } from '../spec/parse.js';
+import { parseTarget } from '../store/jobId.js';
+import { createLogger } from '../log.js';
+import { startUp } from '../up.js';
+import { JOB_HEADERS, RUN_HEADERS, jobLine, kv, runLine, table, time, elapsed, TERMINAL_RUN } from './format.js';
+import { watchRun } from './watchRun.js';
+
+/** Exit with a code and a message on stderr. */
+class Exit extends Error {
+  constructor(readonly code: number, message: string) {
+    super(message);
+  }
+}
+
+const usage = (m: string) => new Exit(2, m);
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+function keyValues(list: string[] | undefined, what: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of list ?? []) {
+    const i = item.indexOf('=');
+    if (i <= 0) throw usage(`${what} '${item}' is not key=value`);
+    out[item.slice(0, i)] = item.slice(i + 1);
+  }
+  return out;
+}
+
+function intOption(v: string): number {
+  if (!/^-?\d+$/.test(v)) throw new CommanderError(2, 'gantry.badNumber', `'${v}' is not a whole number`);
+  return Number(v);
+}
+
+function runId(s: string): number {
+  if (!/^\d+$/.test(s)) throw usage(`'${s}' is not a run id (a number, e.g. 17)`);
+  return Number(s);
+}
+
+interface Globals {
+  server?: string;
+  token?: string;
+}
+
+function clientOf(cmd: Command): GantryClient {
+  const g = cmd.optsWithGlobals<Globals>();
+  const server = g.server ?? process.env.GANTRY_SERVER ?? 'http://127.0.0.1:7070';
+  let token = g.token ?? process.env.GANTRY_TOKEN;
+  if (!token && fs.existsSync('gantry.token')) token = fs.readFileSync('gantry.token', 'utf8').trim();
+  return new GantryClient(server, token);
+}
+
+function print(json: boolean | undefined, value: unknown, text: () => string): void {
+  process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text() + '\n');
+}
+
+export function buildProgram(): Command {
+  const program = new Command('gantry')
+    .description('Gantry: DAGs of jobs on a pool of workers, state in SQLite or PostgreSQL')
+    .option('--server <url>', 'API server (env GANTRY_SERVER; default http://127.0.0.1:7070)')
+    .option('--token <token>', 'API token (env GANTRY_TOKEN, or ./gantry.token)')
+    .showHelpAfterError()
+    .exitOverride();
+
+  program
+    .command('up')
+    .description('API, scheduler and local workers in one process, on the embedded SQLite store; applies the workflows in DIR')
+    .argument('[dir...]', 'workflow files or folders to apply at start')
+    .option('--db <path>', 'store: a SQLite file (env GANTRY_DB)', process.env.GANTRY_DB ?? 'gantry.db')
+    .option('--host <host>', 'address to bind', '127.0.0.1')
+    .option('--port <port>', 'port to listen on (0: any free port)', intOption, 7070)
+    .option('--workers <n>', 'local workers', intOption, 1)
+    .option('--slots <m>', 'jobs each worker runs at once (default: cpu count)', intOption)
+    .option('--queues <list>', 'queues the local workers listen on', 'default')
+    .option('--lease <ms>', 'lease of a claimed job, renewed by heartbeats', intOption)
+    .option('--run <workflow>', 'start a run of this workflow once up, and show its progress')
+    .option('-p, --param <k=v>', 'parameter for --run (repeatable)', collect)
+    .option('--force', 'with --run: rerun jobs even if their outputs exist')
+    .option('--once', 'with --run: stop when the run has finished, exiting with its outcome')
+    .action(async (dirs: string[], o: { db: string; host: string; port: number; workers: number; slots?: number; queues: string; lease?: number; run?: string; param?: string[]; force?: boolean; once?: boolean }) => {
+      if (o.once && !o.run) throw usage('--once needs --run WORKFLOW');
+      const logger = createLogger();
+      let up;
+      try {
+        up = await startUp({
+          db: o.db,
+          host: o.host,
+          port: o.port,
+          workers: o.workers,
+          slots: o.slots ?? os.cpus().length,
+          queues: o.queues.split(',').map((q) => q.trim()).filter(Boolean),
+          apply: dirs,
+          leaseMs: o.lease,
+          logger,
+        });
+      } catch (e) {
+        if (e instanceof SpecValidationError) throw new Exit(2, e.errors.map(formatSpecError).join('\n'));
+        throw e;
+      }
+      const defs = (await up.store.listDefinitions()).filter((d) => d.kind === 'workflow');
+      process.stdout.write(`gantry is up at ${up.url} (store: ${o.db}; ${o.workers} worker${o.workers > 1 ? 's' : ''})\n`);
+      process.stdout.write(`workflows: ${defs.map((d) => d.name).join(', ') || 'none'}\n`);
+      let stopping = false;
+      const shutdown = (signal: string) => {
+        if (stopping) {
+          process.stderr.write('stopping now\n');
+          process.exit(130);
+        }
+        stopping = true;
+        process.stderr.write(`${signal}: stopping (running jobs get 10s, then are requeued for the next start; again to force)\n`);
+        void up.stop(10_000).then(() => process.exit(0));
+      };
+      process.on('SIGINT', () => shutdown('SIGINT'));
+      process.on('SIGTERM', () => shutdown('SIGTERM'));
+      if (!o.run) return new Promise<void>(() => undefined);
+      const client = new GantryClient(up.url);
+      const run = await client.startRun({ workflow: o.run, params: keyValues(o.param, 'parameter'), force: o.force });
+      process.stdout.write(`started run ${run.id} of ${run.workflow}: follow it with \`gantry status ${run.id}\` or ${up.url}/api/v1/runs/${run.id}\n`);
+      const done = await watchRun(client, run.id, { tty: process.stdout.isTTY === true });
+      if (!o.once) return new Promise<void>(() => undefined);
+      printRunSummary(done);
+      await up.stop(0);
+      if (done.state !== 'succeeded') throw new Exit(1, `run ${done.id} ${done.state}`);
+    });
+
+  program
+    .command('validate')
+    .description('check workflow and service files (no server needed)')
+    .argument('<files...>')
+    .option('--json', 'machine-readable output')
+    .action((files: string[], o: { json?: boolean }) => {
+      const { definitions, errors } = loadDefinitionFiles(files);
+      if (o.json) process.stdout.write(JSON.stringify({ ok: errors.length === 0, errors, definitions: definitions.map((d) => ({ kind: d.kind, namespace: d.namespace, name: d.name, file: d.file })) }, null, 2) + '\n');
+      if (errors.length) {
+        if (!o.json) throw new Exit(2, `${errors.map(formatSpecError).join('\n')}\n${errors.length} error${errors.length > 1 ? 's' : ''}`);
+        throw new Exit(2, '');
+      }
+      if (!o.json) process.stdout.write(definitions.map((d) => `ok  ${d.kind} ${d.namespace === 'default' ? d.name : `${d.namespace}/${d.name}`}  (${d.file})`).join('\n') + '\n');
+    });
+
+  program
+    .command('apply')
+    .description('register (or update) workflow and service files on the server')
+    .argument('<files...>')
+    .option('--json', 'machine-readable output')
+    .action(async (files: string[], o: { json?: boolean }, cmd: Command) => {
+      const client = clientOf(cmd);
+      const known = (await client.workflows()).workflows.map((w) => `${w.namespace}/${w.name}`);
+      const { definitions, errors } = loadDefinitionFiles(files, { knownWorkflows: known });
+      if (errors.length) throw new Exit(2, errors.map(formatSpecError).join('\n'));
+      const r = await client.applyDefinitions(definitions.map((d) => ({ path: d.file, source: fs.readFileSync(d.file, 'utf8') })));
+      print(o.json, r, () => r.applied.map((a) => `${a.change.padEnd(9)} ${a.kind} ${a.namespace === 'default' ? a.name : `${a.namespace}/${a.name}`}`).join('\n'));
+    });
+
+  program
+    .command('workflows')
+    .description('workflows on the server')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { json?: boolean }, cmd: Command) => {
+      const r = await clientOf(cmd).workflows();
+      print(o.json, r.workflows, () =>
+        table(
+          ['WORKFLOW', 'TASKS', 'VERSION', 'UPDATED', 'SCHEDULE', 'DESCRIPTION'],
+          r.workflows.map((w) => [w.namespace === 'default' ? w.name : `${w.namespace}/${w.name}`, w.tasks, w.version, time(w.updatedAt), w.schedules.map((s) => s.cron).join('; '), w.description]),
+        ),
+      );
+    });
+
+  program
+    .command('run')
+    .description('start a run of a workflow')
+    .argument('<workflow>', 'workflow name, or namespace/name')
+    .option('-p, --param <k=v>', 'parameter (repeatable)', collect)
+    .option('--label <k=v>', 'label of the run (repeatable)', collect)
+    .option('--priority <n>', 'added to every task priority of this run', intOption)
+    .option('--force', 'rerun jobs even if their outputs exist')
+    .option('--wait', 'follow the run to its end; exit 0 if it succeeded, 1 if not')
+    .option('--json', 'machine-readable output')
+    .action(async (workflow: string, o: { param?: string[]; label?: string[]; priority?: number; force?: boolean; wait?: boolean; json?: boolean }, cmd: Command) => {
+      const client = clientOf(cmd);
+      const [namespace, name] = workflow.includes('/') ? workflow.split('/', 2) : [undefined, workflow];
+      const run = await client.startRun({
+        workflow: name!,
+        namespace,
+        params: keyValues(o.param, 'parameter'),
+        labels: keyValues(o.label, 'label'),
+        priority: o.priority,
+        force: o.force,
+      });
+      if (!o.wait) return print(o.json, run, () => `started run ${run.id} of ${run.workflow} (${run.state})`);
+      const done = await watchRun(client, run.id, { tty: process.stdout.isTTY === true && !o.json, quiet: o.json });
+      if (o.json) process.stdout.write(JSON.stringify(done, null, 2) + '\n');
+      else printRunSummary(done);
+      if (done.state !== 'succeeded') throw new Exit(1, '');
+    });
+
+  program
+    .command('status')
+    .description('a run: tasks done / running / left, what runs where, errors (default: the latest run)')
+    .argument('[run]')
+    .option('--json', 'machine-readable output')
+    .action(async (id: string | undefined, o: { json?: boolean }, cmd: Command) => {
+      const client = clientOf(cmd);
+      let rid: number;
+      if (id === undefined) {
+        const latest = (await client.runs({ limit: 1 })).runs[0];
+        if (!latest) return print(o.json, null, () => 'no runs yet');
+        rid = latest.id;
+      } else rid = runId(id);
+      const run = await client.run(rid);
+      print(o.json, run, () => statusText(run));
+      if (run.state === 'failed' || run.state === 'cancelled') throw new Exit(1, '');
+    });
+
+  program
+    .command('runs')
+    .description('runs, newest first')
+    .option('--workflow <w>')
+    .option('--label <k=v>', 'only runs with this label (repeatable)', collect)
+    .option('--state <s>')
+    .option('--latest', 'only the latest run of each workflow')
+    .option('--limit <n>', 'how many', intOption, 50)
+    .option('--json', 'machine-readable output')
+    .action(async (o: { workflow?: string; label?: string[]; state?: string; latest?: boolean; limit: number; json?: boolean }, cmd: Command) => {
+      keyValues(o.label, 'label');
+      const r = await clientOf(cmd).runs({ workflow: o.workflow, label: o.label, state: o.state, latest: o.latest, limit: o.limit });
+      print(o.json, r.runs, () => (r.runs.length ? table(RUN_HEADERS, r.runs.map(runLine)) : 'no runs'));
+    });
+
+  program
+    .command('jobs')
+    .description('jobs, filtered')
+    .option('--run <id>')
+    .option('--worker <w>')
+    .option('--state <s>')
+    .option('--stale', 'claimed but not running (lease lapsed, or process never started)')
+    .option('--limit <n>', 'how many', intOption, 1000)
+    .option('--json', 'machine-readable output')
+    .action(async (o: { run?: string; worker?: string; state?: string; stale?: boolean; limit: number; json?: boolean }, cmd: Command) => {
+      const r = await clientOf(cmd).jobs({ run: o.run === undefined ? undefined : runId(o.run), worker: o.worker, state: o.state, stale: o.stale, limit: o.limit });
+      print(o.json, r.jobs, () => (r.jobs.length ? table(JOB_HEADERS, r.jobs.map(jobLine)) : 'no jobs'));
+    });
+
+  program
+    .command('logs')
+    .description('central logs of a run (RUN) or a job (RUN:TASK), from any worker')
+    .argument('<target>')
+    .option('-f, --follow', 'keep following new lines until the run or job ends')
+    .option('--json', 'one JSON object per line')
+    .action(async (target: string, o: { follow?: boolean; json?: boolean }, cmd: Command) => {
+      const client = clientOf(cmd);
+      const t = parseTarget(target);
+      if (!t) throw usage(`'${target}' is neither a run id (17) nor a job id (17:stubs)`);
+      const q = t.kind === 'run' ? { run: t.runId } : { job: t.jobId };
+      const prefix = t.kind === 'run';
+      let after = 0;
+      const finished = async () => {
+        if (t.kind === 'run') return TERMINAL_RUN.has((await client.run(t.runId)).state);
+        return ['succeeded', 'failed', 'cancelled', 'skipped'].includes((await client.job(t.jobId)).state);
+      };
+      if (t.kind === 'run') await client.run(t.runId);
+      else await client.job(t.jobId);
+      for (;;) {
+        const r = await client.logs({ ...q, after, wait: o.follow ? 5 : undefined });
+        for (const l of r.lines)
+          process.stdout.write(o.json ? JSON.stringify(l) + '\n' : `${prefix ? `${l.jobId}: ` : ''}${l.stream === 'stderr' ? '! ' : ''}${l.line}\n`);
+        after = r.next;
+        if (r.lines.length) continue;
+        if (!o.follow || (await finished())) {
+          // one last read: lines shipped between the check and now
+          const tail = await client.logs({ ...q, after });
+          for (const l of tail.lines) process.stdout.write(o.json ? JSON.stringify(l) + '\n' : `${prefix ? `${l.jobId}: ` : ''}${l.line}\n`);
+          return;
+        }
+      }
+    });
+
+  program
+    .command('cancel')
+    .description('cancel a run (RUN) or one job (RUN:TASK): kills its processes wherever they run')
+    .argument('<target>')
+    .option('--json', 'machine-readable output')
+    .action(async (target: string, o: { json?: boolean }, cmd: Command) => {
+      const client = clientOf(cmd);
+      const t = parseTarget(target);
+      if (!t) throw usage(`'${target}' is neither a run id (17) nor a job id (17:stubs)`);
+      if (t.kind === 'run') {
+        const r = await client.cancelRun(t.runId);
+        print(o.json, r, () => `run ${r.id} cancelled`);
+      } else {
+        const j = await client.cancelJob(t.jobId);
+        print(o.json, j, () => `job ${j.id} cancelled`);
+      }
+    });
+
+  program
+    .command('retry')
+    .description('rerun the failed jobs of a run (--failed), or all of it')
+    .argument('<run>')
+    .option('--failed', 'only failed and cancelled jobs, and those skipped because of them')
+    .option('--force', 'rerun jobs even if their outputs exist')
+    .option('--wait', 'follow the run to its end')
+    .option('--json', 'machine-readable output')
+    .action(async (id: string, o: { failed?: boolean; force?: boolean; wait?: boolean; json?: boolean }, cmd: Command) => {
+      const client = clientOf(cmd);
+      const r = await client.retryRun(runId(id), { failed: o.failed, force: o.force });
+      if (!o.wait) return print(o.json, r, () => `run ${r.run.id}: ${r.reset} job${r.reset === 1 ? '' : 's'} to run again`);
+      const done = await watchRun(client, r.run.id, { tty: process.stdout.isTTY === true && !o.json, quiet: o.json });
+      if (o.json) process.stdout.write(JSON.stringify(done, null, 2) + '\n');
+      else printRunSummary(done);
+      if (done.state !== 'succeeded') throw new Exit(1, '');
+    });
+
+  program
+    .command('workers')
+    .description('workers: queues, slots, heartbeat, running jobs')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { json?: boolean }, cmd: Command) => {
+      const r = await clientOf(cmd).workers();
+      print(o.json, r.workers, () =>
+        table(
+          ['WORKER', 'STATE', 'HOST', 'QUEUES', 'SLOTS', 'HEARTBEAT', 'RUNNING'],
+          r.workers.map((w) => [w.name, w.state, w.host, w.queues.join(','), `${w.running.length}/${w.slots}`, time(w.heartbeatAt), w.running.join(' ')]),
+        ),
+      );
+    });
+
+  for (const c of program.commands) c.exitOverride();
+  return program;
+}
+
+function statusText(run: import('../client/client.js').RunWithJobs): string {
+  const c = run.counts;
+  const left = (c.pending ?? 0) + (c.queued ?? 0) + (c.retrying ?? 0);
+  const lines = [
+    `run ${run.id}  ${run.workflow}  ${run.state}`,
+    `params: ${kv(run.params) || '-'}   labels: ${kv(run.labels) || '-'}`,
+    `created ${time(run.createdAt)}  started ${time(run.startedAt) || '-'}  ${run.finishedAt ? `finished ${time(run.finishedAt)} after ${elapsed(run.startedAt, run.finishedAt)}` : `running for ${elapsed(run.startedAt, null)}`}`,
+    `jobs: ${run.jobs.length} total, ${(c.succeeded ?? 0) + (c.skipped ?? 0)} done, ${c.running ?? 0} running, ${left} left, ${c.failed ?? 0} failed`,
+    '',
+    table(JOB_HEADERS, run.jobs.map(jobLine)),
+  ];
+  return lines.join('\n');
+}
+
+function printRunSummary(run: import('../client/client.js').RunWithJobs): void {
+  process.stdout.write(statusText(run) + '\n');
+}
+
+/** Runs the CLI; returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (e) {
+    if (e instanceof Exit) {
+      if (e.message) process.stderr.write(e.message + '\n');
+      return e.code;
+    }
+    if (e instanceof CommanderError) return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0 ? 0 : 2;
+    if (e instanceof UnreachableError) {
+      process.stderr.write(`gantry: ${e.message}\n(start one with \`gantry up\`, or point --server / GANTRY_SERVER at it)\n`);
+      return 3;
+    }
+    if (e instanceof ApiError) {
+      const specErrors = e.specErrors;
+      process.stderr.write(`gantry: ${specErrors.length ? specErrors.map(formatSpecError).join('\n') : e.message}\n`);
+      return e.status >= 500 ? 1 : 2;
+    }
+    if (e instanceof Error && 'code' in e && (e as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      process.stderr.write(`gantry: ${e.message} (is another gantry running? use --port)\n`);
+      return 3;
+    }
+    process.stderr.write(`gantry: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,159 @@
+// The typed HTTP client of Gantry's API: used by the CLI, and exported for
+// programs (the SDK). Errors are typed so callers can map them to exit codes:
+// ApiError (the server answered 4xx/5xx) and UnreachableError (no answer).
+import type { Attempt, Job, Run, StoreEvent, StoredLogLine, WorkerRow } from '../store/types.js';
+import type { SpecError } from '../spec/model.js';
+
+export class ApiError extends Error {
+  constructor(readonly status: number, message: string, readonly body: { error?: string; errors?: unknown[]; issues?: unknown }) {
+    super(message);
+    this.name = 'ApiError';
+  }
+  /** the definition errors of a rejected apply */
+  get specErrors(): SpecError[] {
+    return (Array.isArray(this.body.errors) ? this.body.errors : []).filter((e): e is SpecError => typeof e === 'object' && e !== null && 'file' in e);
+  }
+}
+
+export class UnreachableError extends Error {
+  constructor(readonly url: string, cause: unknown) {
+    super(`cannot reach the Gantry server at ${url}: ${cause instanceof Error ? (cause.cause instanceof Error ? cause.cause.message : cause.message) : String(cause)}`);
+    this.name = 'UnreachableError';
+  }
+}
+
+export interface RunWithJobs extends Run {
+  jobs: Job[];
+}
+export interface JobWithAttempts extends Job {
+  attemptList: Attempt[];
+}
+export interface WorkflowSummary {
+  name: string;
+  namespace: string;
+  description: string;
+  tasks: number;
+  params: Record<string, unknown>;
+  schedules: { cron: string; timezone: string }[];
+  version: number;
+  updatedAt: number;
+  file: string;
+}
+
+type Query = Record<string, string | number | boolean | string[] | undefined>;
+
+export class GantryClient {
+  constructor(readonly baseUrl: string, private readonly token?: string) {}
+
+  private url(path: string, query?: Query): string {
+    const u = new URL(path, this.baseUrl);
+    for (const [k, v] of Object.entries(query ?? {})) {
+      if (v === undefined) continue;
+      for (const item of Array.isArray(v) ? v : [v]) u.searchParams.append(k, String(item));
+    }
+    return u.toString();
+  }
+
+  private async request<T>(method: string, path: string, o: { query?: Query; body?: unknown; signal?: AbortSignal } = {}): Promise<T> {
+    const url = this.url(path, o.query);
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        method,
+        headers: {
+          ...(o.body !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
+        },
+        body: o.body !== undefined ? JSON.stringify(o.body) : undefined,
+        signal: o.signal,
+      });
+    } catch (e) {
+      if (o.signal?.aborted) throw e;
+      throw new UnreachableError(this.baseUrl, e);
+    }
+    const text = await res.text();
+    const body = text ? (JSON.parse(text) as unknown) : {};
+    if (!res.ok) {
+      const b = (body ?? {}) as { error?: string };
+      throw new ApiError(res.status, b.error ?? `HTTP ${res.status}`, b);
+    }
+    return body as T;
+  }
+
+  health() {
+    return this.request<{ ok: boolean; store: string }>('GET', '/api/v1/health');
+  }
+  applyDefinitions(files: { path: string; source: string }[]) {
+    return this.request<{ applied: { name: string; namespace: string; kind: string; change: string }[] }>('POST', '/api/v1/definitions', {
+      body: { files },
+    });
+  }
+  workflows() {
+    return this.request<{ workflows: WorkflowSummary[] }>('GET', '/api/v1/workflows');
+  }
+  startRun(req: { workflow: string; namespace?: string; params?: Record<string, unknown>; labels?: Record<string, string>; priority?: number; force?: boolean }) {
+    return this.request<Run>('POST', '/api/v1/runs', { body: req });
+  }
+  runs(q: { workflow?: string; namespace?: string; state?: string; label?: string[]; latest?: boolean; limit?: number; offset?: number } = {}) {
+    return this.request<{ runs: Run[] }>('GET', '/api/v1/runs', { query: q });
+  }
+  run(id: number) {
+    return this.request<RunWithJobs>('GET', `/api/v1/runs/${id}`);
+  }
+  cancelRun(id: number) {
+    return this.request<Run>('POST', `/api/v1/runs/${id}/cancel`, { body: {} });
+  }
+  retryRun(id: number, o: { failed?: boolean; force?: boolean }) {
+    return this.request<{ run: Run; reset: number }>('POST', `/api/v1/runs/${id}/retry`, { body: o });
+  }
+  jobs(q: { run?: number; worker?: string; state?: string; stale?: boolean; limit?: number; offset?: number } = {}) {
+    return this.request<{ jobs: Job[] }>('GET', '/api/v1/jobs', { query: q });
+  }
+  job(id: string) {
+    return this.request<JobWithAttempts>('GET', `/api/v1/jobs/${encodeURIComponent(id)}`);
+  }
+  cancelJob(id: string) {
+    return this.request<Job>('POST', `/api/v1/jobs/${encodeURIComponent(id)}/cancel`, { body: {} });
+  }
+  logs(q: { run?: number; job?: string; after?: number; limit?: number; wait?: number }, signal?: AbortSignal) {
+    return this.request<{ lines: StoredLogLine[]; next: number }>('GET', '/api/v1/logs', { query: q, signal });
+  }
+  workers() {
+    return this.request<{ workers: WorkerRow[] }>('GET', '/api/v1/workers');
+  }
+
+  /** Follows the event stream (SSE) until the signal aborts; yields each state change. */
+  async *events(q: { run?: number; after?: number }, signal: AbortSignal): AsyncGenerator<StoreEvent> {
+    let res: Response;
+    try {
+      res = await fetch(this.url('/api/v1/events', q), {
+        headers: this.token ? { authorization: `Bearer ${this.token}` } : {},
+        signal,
+      });
+    } catch (e) {
+      if (signal.aborted) return;
+      throw new UnreachableError(this.baseUrl, e);
+    }
+    if (!res.ok || !res.body) throw new ApiError(res.status, `event stream refused: HTTP ${res.status}`, {});
+    const decoder = new TextDecoder();
+    let buf = '';
+    try {
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        buf += decoder.decode(chunk, { stream: true });
+        let i: number;
+        while ((i = buf.indexOf('\n\n')) >= 0) {
+          const block = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          const data = block
+            .split('\n')
+            .filter((l) => l.startsWith('data: '))
+            .map((l) => l.slice(6))
+            .join('\n');
+          if (data) yield JSON.parse(data) as StoreEvent;
+        }
+      }
+    } catch (e) {
+      if (!signal.aborted) throw e;
+    }
+  }
+}

@@ -1,0 +1,232 @@
+// The HTTP API (SPEC §4): a thin layer over the Store. Request bodies and
+// query strings are checked with zod; bad input is a 400 naming the field.
+// Unexpected errors are logged and answered 500; they never stop the server.
+//
+// src/server owns: routes (this file), run creation (runs.ts), event streams (events.ts).
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import { z } from 'zod';
+import { parseDefinitionSource } from '../spec/parse.js';
+import { SpecValidationError, type SpecError, type WorkflowSpec } from '../spec/model.js';
+import { validateDefinitionSet } from '../spec/validate-set.js';
+import { ConflictError, NotFoundError, type JobState, type RunState, type Store } from '../store/types.js';
+import type { Logger } from '../log.js';
+import { InvalidRunRequest, startRun } from './runs.js';
+import { streamEvents, waitForSignal } from './events.js';
+
+const JOB_STATES = ['pending', 'queued', 'running', 'retrying', 'succeeded', 'failed', 'cancelled', 'skipped'] as const;
+const RUN_STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
+
+const applyBody = z.object({ files: z.array(z.object({ path: z.string().min(1), source: z.string() })).min(1) }).strict();
+const runBody = z
+  .object({
+    workflow: z.string().min(1),
+    namespace: z.string().min(1).optional(),
+    params: z.record(z.string(), z.unknown()).optional(),
+    labels: z.record(z.string(), z.string()).optional(),
+    priority: z.number().int().optional(),
+    force: z.boolean().optional(),
+  })
+  .strict();
+const retryBody = z.object({ failed: z.boolean().optional(), force: z.boolean().optional() }).strict();
+const intParam = z.coerce.number().int().nonnegative();
+const boolParam = z.enum(['true', 'false', '1', '0', '']).transform((v) => v === 'true' || v === '1' || v === '');
+const listQuery = z.object({ limit: intParam.max(10_000).optional(), offset: intParam.optional() });
+const runsQuery = listQuery.extend({
+  workflow: z.string().optional(),
+  namespace: z.string().optional(),
+  state: z.enum(RUN_STATES).optional(),
+  label: z.union([z.string(), z.array(z.string())]).optional(),
+  latest: boolParam.optional(),
+});
+const jobsQuery = listQuery.extend({
+  run: intParam.optional(),
+  worker: z.string().optional(),
+  state: z.enum(JOB_STATES).optional(),
+  stale: boolParam.optional(),
+});
+const logsQuery = z.object({
+  run: intParam.optional(),
+  job: z.string().optional(),
+  after: intParam.optional(),
+  limit: intParam.max(50_000).optional(),
+  /** long poll: wait up to this many seconds for new lines when there are none */
+  wait: z.coerce.number().min(0).max(60).optional(),
+});
+const idParam = z.object({ id: intParam });
+const jobIdParam = z.object({ id: z.string().min(1) });
+
+class BadRequest extends Error {
+  constructor(message: string, readonly details: unknown = undefined) {
+    super(message);
+  }
+}
+
+function parse<T>(schema: z.ZodType<T>, value: unknown, where: string): T {
+  const r = schema.safeParse(value ?? {});
+  if (r.success) return r.data;
+  const issues = r.error.issues.map((i) => ({ path: [where, ...i.path.map(String)].join('.'), message: i.message }));
+  throw new BadRequest(issues.map((i) => `${i.path}: ${i.message}`).join('; '), issues);
+}
+
+function parseLabels(label: string | string[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const l of label === undefined ? [] : Array.isArray(label) ? label : [label]) {
+    const i = l.indexOf('=');
+    if (i <= 0) throw new BadRequest(`query.label: '${l}' is not key=value`);
+    out[l.slice(0, i)] = l.slice(i + 1);
+  }
+  return out;
+}
+
+export interface AppOptions {
+  store: Store;
+  logger: Logger;
+}
+
+export async function buildApp({ store, logger }: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({ logger: false, bodyLimit: 10 * 1024 * 1024 });
+
+  app.setErrorHandler((err: unknown, req, reply) => {
+    if (err instanceof BadRequest) return reply.code(400).send({ error: err.message, issues: err.details });
+    if (err instanceof SpecValidationError) return reply.code(400).send({ error: 'invalid definition', errors: err.errors });
+    if (err instanceof InvalidRunRequest) return reply.code(400).send({ error: err.message, errors: err.errors });
+    if (err instanceof NotFoundError) return reply.code(404).send({ error: err.message });
+    if (err instanceof ConflictError) return reply.code(409).send({ error: err.message });
+    const e = err as { statusCode?: number; message?: string };
+    if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return reply.code(e.statusCode).send({ error: e.message });
+    logger.error({ err, url: req.url }, 'request failed');
+    return reply.code(500).send({ error: `internal error: ${e.message ?? String(err)}` });
+  });
+
+  app.get('/api/v1/health', async () => ({ ok: true, store: store.dialect }));
+
+  // ---- definitions
+  app.post('/api/v1/definitions', async (req) => {
+    const body = parse(applyBody, req.body, 'body');
+    const errors: SpecError[] = [];
+    const defs = [];
+    for (const f of body.files) {
+      const r = parseDefinitionSource(f.source, f.path);
+      errors.push(...r.errors);
+      if (r.definition) defs.push(r.definition);
+    }
+    if (errors.length === 0) {
+      const known = (await store.listDefinitions()).filter((d) => d.kind === 'workflow').map((d) => `${d.namespace}/${d.name}`);
+      errors.push(...validateDefinitionSet(defs, { knownWorkflows: known }));
+    }
+    if (errors.length) throw new SpecValidationError(errors);
+    return { applied: await store.putDefinitions(defs) };
+  });
+
+  app.get('/api/v1/workflows', async () => {
+    const defs = await store.listDefinitions();
+    return {
+      workflows: defs
+        .filter((d) => d.kind === 'workflow')
+        .map((d) => {
+          const w = d.definition as WorkflowSpec;
+          return {
+            name: w.name,
+            namespace: w.namespace,
+            description: w.description,
+            tasks: w.tasks.length,
+            params: w.params,
+            schedules: w.schedules.map((s) => ({ cron: s.cron, timezone: s.timezone })),
+            version: d.version,
+            updatedAt: d.updatedAt,
+            file: w.file,
+          };
+        }),
+    };
+  });
+
+  // ---- runs
+  app.post('/api/v1/runs', async (req, reply) => {
+    const body = parse(runBody, req.body, 'body');
+    const run = await startRun(store, body);
+    return reply.code(201).send(run);
+  });
+
+  app.get('/api/v1/runs', async (req) => {
+    const q = parse(runsQuery, req.query, 'query');
+    const runs = await store.listRuns({
+      workflow: q.workflow,
+      namespace: q.namespace,
+      state: q.state as RunState | undefined,
+      labels: parseLabels(q.label),
+      latest: q.latest,
+      limit: q.limit,
+      offset: q.offset,
+    });
+    return { runs };
+  });
+
+  app.get('/api/v1/runs/:id', async (req) => {
+    const { id } = parse(idParam, req.params, 'path');
+    const run = await store.getRun(id);
+    if (!run) throw new NotFoundError(`no run ${id}`);
+    return { ...run, jobs: await store.listJobs({ runId: id }) };
+  });
+
+  app.post('/api/v1/runs/:id/cancel', async (req) => {
+    const { id } = parse(idParam, req.params, 'path');
+    return store.cancelRun(id);
+  });
+
+  app.post('/api/v1/runs/:id/retry', async (req) => {
+    const { id } = parse(idParam, req.params, 'path');
+    const body = parse(retryBody, req.body, 'body');
+    return store.retryRun(id, { failedOnly: body.failed ?? false, force: body.force ?? false });
+  });
+
+  // ---- jobs
+  app.get('/api/v1/jobs', async (req) => {
+    const q = parse(jobsQuery, req.query, 'query');
+    return {
+      jobs: await store.listJobs({
+        runId: q.run,
+        worker: q.worker,
+        state: q.state as JobState | undefined,
+        stale: q.stale,
+        limit: q.limit,
+        offset: q.offset,
+      }),
+    };
+  });
+
+  app.get('/api/v1/jobs/:id', async (req) => {
+    const { id } = parse(jobIdParam, req.params, 'path');
+    const job = await store.getJob(id);
+    if (!job) throw new NotFoundError(`no job ${id}`);
+    return { ...job, attemptList: await store.listAttempts(id) };
+  });
+
+  app.post('/api/v1/jobs/:id/cancel', async (req) => {
+    const { id } = parse(jobIdParam, req.params, 'path');
+    return store.cancelJob(id);
+  });
+
+  // ---- logs, workers, events
+  app.get('/api/v1/logs', async (req) => {
+    const q = parse(logsQuery, req.query, 'query');
+    if ((q.run === undefined) === (q.job === undefined)) throw new BadRequest('query: give exactly one of run or job');
+    const read = () => store.readLogs({ runId: q.run, jobId: q.job, afterId: q.after, limit: q.limit });
+    let lines = await read();
+    if (lines.length === 0 && q.wait) {
+      await waitForSignal(store, 'logs', q.wait * 1000, req.raw);
+      lines = await read();
+    }
+    return { lines, next: lines.length ? lines[lines.length - 1]!.id : (q.after ?? 0) };
+  });
+
+  app.get('/api/v1/workers', async () => ({ workers: await store.listWorkers() }));
+
+  app.get('/api/v1/events', async (req, reply: FastifyReply) => {
+    const q = parse(z.object({ run: intParam.optional(), after: intParam.optional() }), req.query, 'query');
+    const header = req.headers['last-event-id'];
+    const after = q.after ?? (typeof header === 'string' && /^\d+$/.test(header) ? Number(header) : undefined);
+    await streamEvents(store, reply, { runId: q.run, after });
+  });
+
+  return app;
+}

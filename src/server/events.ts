@@ -1,0 +1,74 @@
+// Server-sent events over the store's outbox: every run/job state change, with
+// its outbox id as the SSE id so a client resumes with Last-Event-ID. New rows
+// are read when the store signals; a slow timer guards against a missed signal
+// (e.g. a change committed by another process on the same SQLite file).
+import type { IncomingMessage } from 'node:http';
+import type { FastifyReply } from 'fastify';
+import type { Store, StoreSignal } from '../store/types.js';
+
+const FALLBACK_MS = 2_000;
+const KEEPALIVE_MS = 15_000;
+
+/** Resolves on the next signal of the given type, after timeoutMs, or when the request closes. */
+export function waitForSignal(store: Store, type: StoreSignal['type'], timeoutMs: number, req?: IncomingMessage): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(t);
+      off();
+      req?.off('close', done);
+      resolve();
+    };
+    const t = setTimeout(done, timeoutMs);
+    const off = store.subscribe((s) => {
+      if (s.type === type) done();
+    });
+    req?.on('close', done);
+  });
+}
+
+export async function streamEvents(store: Store, reply: FastifyReply, o: { runId?: number; after?: number }): Promise<void> {
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+  res.write(': gantry events\n\n');
+  let last = o.after ?? (await latestEventId(store, o.runId));
+  let closed = false;
+  let pending: Promise<void> | null = null;
+  let again = false;
+  const pump = async () => {
+    if (pending) {
+      again = true;
+      return;
+    }
+    pending = (async () => {
+      do {
+        again = false;
+        for (;;) {
+          const events = await store.readEvents(last, { runId: o.runId }, 500);
+          for (const e of events) res.write(`id: ${e.id}\nevent: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`);
+          if (events.length) last = events[events.length - 1]!.id;
+          if (events.length < 500 || closed) break;
+        }
+      } while (again && !closed);
+    })()
+      .catch(() => undefined)
+      .finally(() => (pending = null));
+  };
+  const off = store.subscribe((s) => {
+    if (s.type === 'events') void pump();
+  });
+  const fallback = setInterval(() => void pump(), FALLBACK_MS);
+  const keepalive = setInterval(() => res.write(': keepalive\n\n'), KEEPALIVE_MS);
+  res.on('close', () => {
+    closed = true;
+    off();
+    clearInterval(fallback);
+    clearInterval(keepalive);
+  });
+  void pump();
+}
+
+/** Without a starting point a stream begins now (events of a given run: from its start). */
+async function latestEventId(store: Store, runId: number | undefined): Promise<number> {
+  return runId !== undefined ? 0 : store.lastEventId();
+}

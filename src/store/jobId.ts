@@ -1,0 +1,17 @@
+// The public id of a job: `RUN:TASK`, and `RUN:TASK#CHUNK` for one chunk of a split task.
+
+export function formatJobId(runId: number, task: string, chunk: number | null): string {
+  return chunk === null ? `${runId}:${task}` : `${runId}:${task}#${chunk}`;
+}
+
+export function parseJobId(id: string): { runId: number; task: string; chunk: number | null } | null {
+  const m = /^(\d+):(.+?)(?:#(\d+))?$/.exec(id);
+  if (!m) return null;
+  return { runId: Number(m[1]), task: m[2]!, chunk: m[3] === undefined ? null : Number(m[3]) };
+}
+
+/** `17` → a run, `17:stubs` → a job: what `gantry cancel RUN|JOB` accepts. */
+export function parseTarget(s: string): { kind: 'run'; runId: number } | { kind: 'job'; jobId: string } | null {
+  if (/^\d+$/.test(s)) return { kind: 'run', runId: Number(s) };
+  return parseJobId(s) ? { kind: 'job', jobId: s } : null;
+}

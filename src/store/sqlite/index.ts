@@ -1,0 +1,753 @@
+// The embedded store: one SQLite file (WAL, synchronous=NORMAL: every commit
+// survives a crash of any process; on power loss the last commits before the
+// crash may be lost). Each public method that changes state is one IMMEDIATE
+// transaction; signals to in-process listeners are emitted after commit.
+import Database from 'better-sqlite3';
+import { EventEmitter } from 'node:events';
+import type { Definition, WorkflowSpec } from '../../spec/model.js';
+import { parseJobId } from '../jobId.js';
+import {
+  ConflictError,
+  NotFoundError,
+  StaleFenceError,
+  systemClock,
+  type Attempt,
+  type AttemptOutcome,
+  type ClaimedJob,
+  type Clock,
+  type CreateRunInput,
+  type Job,
+  type JobFilter,
+  type JobState,
+  type LogLine,
+  type Run,
+  type RunFilter,
+  type RunState,
+  type Store,
+  type StoreEvent,
+  type StoreSignal,
+  type StoredDefinition,
+  type StoredLogLine,
+  type WorkerInfo,
+  type WorkerRow,
+} from '../types.js';
+import { migrateSqlite } from './migrations.js';
+import { toAttempt, toJob, toLogLine, toRun, toWorker, type AttemptRowDb, type JobRowDb, type LogRowDb, type RunRowDb, type WorkerRowDb } from './rows.js';
+import { DependencyResolver } from './resolveDependents.js';
+
+const ACTIVE = `('pending','queued','running','retrying')`;
+
+export interface SqliteStoreOptions {
+  clock?: Clock;
+}
+
+export class SqliteStore implements Store {
+  readonly dialect = 'sqlite' as const;
+  private readonly db: Database.Database;
+  private readonly clock: Clock;
+  private readonly emitter = new EventEmitter();
+  private resolver: DependencyResolver | null = null;
+  private pendingSignals: StoreSignal[] = [];
+
+  constructor(readonly path: string, opts: SqliteStoreOptions = {}) {
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 10000');
+    this.db.pragma('foreign_keys = ON');
+    this.clock = opts.clock ?? systemClock;
+    this.emitter.setMaxListeners(0);
+  }
+
+  async migrate(): Promise<void> {
+    migrateSqlite(this.db);
+  }
+
+  /** Prepared after migration: its statements need the tables. */
+  private get deps(): DependencyResolver {
+    return (this.resolver ??= new DependencyResolver(this.db));
+  }
+
+  async close(): Promise<void> {
+    this.emitter.removeAllListeners();
+    if (this.db.open) this.db.close();
+  }
+
+  subscribe(listener: (signal: StoreSignal) => void): () => void {
+    this.emitter.on('signal', listener);
+    return () => this.emitter.off('signal', listener);
+  }
+
+  /** Runs fn in one IMMEDIATE transaction and emits its signals after commit. */
+  private tx<T>(fn: () => T): T {
+    this.pendingSignals = [];
+    let result: T;
+    try {
+      result = this.db.transaction(fn).immediate();
+    } catch (e) {
+      this.pendingSignals = [];
+      throw e;
+    }
+    const signals = this.pendingSignals;
+    this.pendingSignals = [];
+    for (const s of signals) this.emitter.emit('signal', s);
+    return result;
+  }
+
+  private signal(s: StoreSignal): void {
+    if (!this.pendingSignals.some((p) => p.type === s.type && s.type !== 'revoked')) this.pendingSignals.push(s);
+    else if (s.type === 'revoked') this.pendingSignals.push(s);
+  }
+
+  // ---------------------------------------------------------------- definitions
+
+  async putDefinitions(defs: Definition[]) {
+    const now = this.clock.now();
+    return this.tx(() =>
+      defs.map((d) => {
+        const spec = JSON.stringify(d);
+        const old = this.db
+          .prepare('SELECT version, spec FROM definitions WHERE namespace = ? AND name = ? AND kind = ?')
+          .get(d.namespace, d.name, d.kind) as { version: number; spec: string } | undefined;
+        if (old && old.spec === spec) return { name: d.name, namespace: d.namespace, kind: d.kind, change: 'unchanged' as const };
+        this.db
+          .prepare(
+            `INSERT INTO definitions (namespace, name, kind, version, spec, updated_at) VALUES (?, ?, ?, 1, ?, ?)
+             ON CONFLICT (namespace, name, kind) DO UPDATE SET version = version + 1, spec = excluded.spec, updated_at = excluded.updated_at`,
+          )
+          .run(d.namespace, d.name, d.kind, spec, now);
+        return { name: d.name, namespace: d.namespace, kind: d.kind, change: old ? ('updated' as const) : ('created' as const) };
+      }),
+    );
+  }
+
+  async getWorkflow(namespace: string, name: string): Promise<StoredDefinition | null> {
+    const r = this.db
+      .prepare(`SELECT * FROM definitions WHERE namespace = ? AND name = ? AND kind = 'workflow'`)
+      .get(namespace, name) as DefinitionRowDb | undefined;
+    return r ? toDefinition(r) : null;
+  }
+
+  async listDefinitions(): Promise<StoredDefinition[]> {
+    const rows = this.db.prepare('SELECT * FROM definitions ORDER BY namespace, name').all() as DefinitionRowDb[];
+    return rows.map(toDefinition);
+  }
+
+  // ---------------------------------------------------------------------- runs
+
+  async createRun(input: CreateRunInput): Promise<Run> {
+    const now = this.clock.now();
+    const id = this.tx(() => {
+      const { spec } = input;
+      const info = this.db
+        .prepare(
+          `INSERT INTO runs (namespace, workflow, state, params, labels, priority, force, logical_date, max_active, spec, created_at)
+           VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          spec.namespace,
+          spec.name,
+          JSON.stringify(input.params),
+          '{}',
+          input.priority,
+          input.force ? 1 : 0,
+          input.logicalDate,
+          spec.maxActiveRuns,
+          JSON.stringify(spec),
+          now,
+        );
+      const runId = Number(info.lastInsertRowid);
+      const plan = input.plan(runId);
+      this.db.prepare('UPDATE runs SET labels = ? WHERE id = ?').run(JSON.stringify(plan.labels), runId);
+      const insLabel = this.db.prepare('INSERT INTO run_labels (run_id, key, value) VALUES (?, ?, ?)');
+      for (const [k, v] of Object.entries(plan.labels)) insLabel.run(runId, k, v);
+
+      const insJob = this.db.prepare(
+        `INSERT INTO jobs (run_id, task, chunk, state, trigger_rule, deps_total, priority, queue, pool, max_retries,
+           retry_delay_ms, retry_backoff, retry_max_delay_ms, force, outputs, refs)
+         VALUES (?, ?, NULL, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
+      );
+      const ids = new Map<string, number>();
+      for (const j of plan.jobs) {
+        const r = insJob.run(
+          runId,
+          j.task,
+          j.trigger,
+          j.needs.length,
+          j.priority,
+          j.queue,
+          j.pool,
+          j.maxRetries,
+          j.retryDelayMs,
+          j.retryBackoff,
+          j.retryMaxDelayMs,
+          JSON.stringify(j.outputs),
+          JSON.stringify(j.refs),
+        );
+        ids.set(j.task, Number(r.lastInsertRowid));
+      }
+      const insDep = this.db.prepare('INSERT INTO job_deps (upstream_id, job_id) VALUES (?, ?)');
+      for (const j of plan.jobs) {
+        for (const n of j.needs) {
+          const up = ids.get(n);
+          if (up === undefined) throw new Error(`job plan: task '${j.task}' needs unknown task '${n}'`);
+          insDep.run(up, ids.get(j.task)!);
+        }
+      }
+      this.db.prepare(`INSERT INTO events (ts, kind, run_id, job_id, state) VALUES (?, 'run', ?, NULL, 'queued')`).run(now, runId);
+      this.startQueuedRuns(spec.namespace, spec.name, now);
+      this.signal({ type: 'events' });
+      return runId;
+    });
+    return (await this.getRun(id))!;
+  }
+
+  /** Starts the oldest queued runs of a workflow while its max_active_runs allows. */
+  private startQueuedRuns(namespace: string, workflow: string, now: number): void {
+    const queued = this.db
+      .prepare(`SELECT id, max_active FROM runs WHERE namespace = ? AND workflow = ? AND state = 'queued' ORDER BY id`)
+      .all(namespace, workflow) as { id: number; max_active: number | null }[];
+    if (queued.length === 0) return;
+    let running = (
+      this.db.prepare(`SELECT count(*) AS n FROM runs WHERE namespace = ? AND workflow = ? AND state = 'running'`).get(namespace, workflow) as {
+        n: number;
+      }
+    ).n;
+    for (const r of queued) {
+      if (r.max_active !== null && running >= r.max_active) break;
+      this.startRun(r.id, now);
+      running++;
+    }
+  }
+
+  private startRun(runId: number, now: number): void {
+    this.db.prepare(`UPDATE runs SET state = 'running', started_at = ? WHERE id = ?`).run(now, runId);
+    this.runEvent(runId, 'running', now);
+    const roots = this.db
+      .prepare(`UPDATE jobs SET state = 'queued', enqueued_at = ? WHERE run_id = ? AND state = 'pending' AND deps_total = 0 RETURNING id`)
+      .all(now, runId) as { id: number }[];
+    this.jobEvents(roots.map((r) => r.id), now);
+    if (roots.length > 0) this.signal({ type: 'queued' });
+    this.finishRunIfDone(runId, now);
+  }
+
+  private runEvent(runId: number, state: RunState, now: number): void {
+    this.db.prepare(`INSERT INTO events (ts, kind, run_id, job_id, state) VALUES (?, 'run', ?, NULL, ?)`).run(now, runId, state);
+    this.signal({ type: 'events' });
+  }
+
+  private jobEvents(ids: number[], now: number): void {
+    if (ids.length === 0) return;
+    this.db
+      .prepare(
+        `INSERT INTO events (ts, kind, run_id, job_id, state)
+         SELECT ?, 'job', run_id, id, state FROM jobs WHERE id IN (SELECT value FROM json_each(?))`,
+      )
+      .run(now, JSON.stringify(ids));
+    this.signal({ type: 'events' });
+  }
+
+  /** When no job of the run is active any more, settles the run's state and starts the next queued run. */
+  private finishRunIfDone(runId: number, now: number): void {
+    const active = this.db.prepare(`SELECT 1 FROM jobs WHERE run_id = ? AND state IN ${ACTIVE} LIMIT 1`).get(runId);
+    if (active) return;
+    const run = this.db.prepare(`SELECT namespace, workflow, state FROM runs WHERE id = ?`).get(runId) as
+      | { namespace: string; workflow: string; state: RunState }
+      | undefined;
+    if (!run || run.state !== 'running') return;
+    const counts = this.countsFor(runId);
+    const state: RunState = (counts.failed ?? 0) > 0 ? 'failed' : (counts.cancelled ?? 0) > 0 ? 'cancelled' : 'succeeded';
+    this.db.prepare(`UPDATE runs SET state = ?, finished_at = ? WHERE id = ?`).run(state, now, runId);
+    this.runEvent(runId, state, now);
+    this.startQueuedRuns(run.namespace, run.workflow, now);
+  }
+
+  private countsFor(runId: number): Partial<Record<JobState, number>> {
+    const rows = this.db.prepare(`SELECT state, count(*) AS n FROM jobs WHERE run_id = ? GROUP BY state`).all(runId) as {
+      state: JobState;
+      n: number;
+    }[];
+    return Object.fromEntries(rows.map((r) => [r.state, r.n]));
+  }
+
+  async getRun(id: number): Promise<Run | null> {
+    const r = this.db.prepare(`SELECT * FROM runs WHERE id = ?`).get(id) as RunRowDb | undefined;
+    return r ? toRun(r, this.countsFor(id)) : null;
+  }
+
+  async getRunSpec(id: number): Promise<WorkflowSpec> {
+    const r = this.db.prepare(`SELECT spec FROM runs WHERE id = ?`).get(id) as { spec: string } | undefined;
+    if (!r) throw new NotFoundError(`no run ${id}`);
+    return JSON.parse(r.spec) as WorkflowSpec;
+  }
+
+  async listRuns(f: RunFilter): Promise<Run[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (f.namespace) (where.push('namespace = ?'), args.push(f.namespace));
+    if (f.workflow) (where.push('workflow = ?'), args.push(f.workflow));
+    if (f.state) (where.push('state = ?'), args.push(f.state));
+    for (const [k, v] of Object.entries(f.labels ?? {})) {
+      where.push('id IN (SELECT run_id FROM run_labels WHERE key = ? AND value = ?)');
+      args.push(k, v);
+    }
+    if (f.latest) where.push('id IN (SELECT max(id) FROM runs GROUP BY namespace, workflow)');
+    const sql = `SELECT * FROM runs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ? OFFSET ?`;
+    const rows = this.db.prepare(sql).all(...args, f.limit ?? 50, f.offset ?? 0) as RunRowDb[];
+    return rows.map((r) => toRun(r, this.countsFor(r.id)));
+  }
+
+  async cancelRun(id: number): Promise<Run> {
+    const now = this.clock.now();
+    this.tx(() => {
+      const run = this.db.prepare(`SELECT state FROM runs WHERE id = ?`).get(id) as { state: RunState } | undefined;
+      if (!run) throw new NotFoundError(`no run ${id}`);
+      if (run.state !== 'running' && run.state !== 'queued') throw new ConflictError(`run ${id} has already ${run.state}`);
+      const jobs = this.db.prepare(`SELECT id, fence, state FROM jobs WHERE run_id = ? AND state IN ${ACTIVE}`).all(id) as {
+        id: number;
+        fence: number | null;
+        state: JobState;
+      }[];
+      const fences = this.cancelJobRows(jobs, now);
+      this.db.prepare(`UPDATE runs SET state = 'cancelled', finished_at = ? WHERE id = ?`).run(now, id);
+      this.runEvent(id, 'cancelled', now);
+      if (fences.length) this.signal({ type: 'revoked', fences });
+      const ns = this.db.prepare(`SELECT namespace, workflow FROM runs WHERE id = ?`).get(id) as { namespace: string; workflow: string };
+      this.startQueuedRuns(ns.namespace, ns.workflow, now);
+    });
+    return (await this.getRun(id))!;
+  }
+
+  /** Marks the given active jobs cancelled (and their running attempts); returns the revoked fences. */
+  private cancelJobRows(jobs: { id: number; fence: number | null; state: JobState }[], now: number): number[] {
+    const ids = jobs.map((j) => j.id);
+    const fences = jobs.filter((j) => j.state === 'running' && j.fence !== null).map((j) => j.fence!);
+    if (fences.length)
+      this.db
+        .prepare(
+          `UPDATE attempts SET state = 'cancelled', finished_at = ?, error = 'cancelled by request' WHERE id IN (SELECT value FROM json_each(?))`,
+        )
+        .run(now, JSON.stringify(fences));
+    this.db
+      .prepare(
+        `UPDATE jobs SET state = 'cancelled', finished_at = ?, fence = NULL, lease_until = NULL, error = coalesce(error, 'cancelled by request')
+         WHERE id IN (SELECT value FROM json_each(?))`,
+      )
+      .run(now, JSON.stringify(ids));
+    this.jobEvents(ids, now);
+    return fences;
+  }
+
+  async retryRun(id: number, opts: { failedOnly: boolean; force: boolean }): Promise<{ run: Run; reset: number }> {
+    const now = this.clock.now();
+    const reset = this.tx(() => {
+      const run = this.db.prepare(`SELECT state FROM runs WHERE id = ?`).get(id) as { state: RunState } | undefined;
+      if (!run) throw new NotFoundError(`no run ${id}`);
+      if (!opts.failedOnly && (run.state === 'running' || run.state === 'queued'))
+        throw new ConflictError(`run ${id} is still ${run.state}: cancel it first, or retry only its failed jobs with --failed`);
+      const cond = opts.failedOnly
+        ? `(state IN ('failed', 'cancelled') OR (state = 'skipped' AND skip_reason IN ('upstream', 'trigger')))`
+        : `state IN ('succeeded', 'failed', 'cancelled', 'skipped')`;
+      const ids = (
+        this.db
+          .prepare(
+            `UPDATE jobs SET state = 'pending', skip_reason = NULL, failures = 0, error = NULL, exit_code = NULL, run_after = NULL,
+               finished_at = NULL, result = NULL, progress = NULL, fence = NULL, lease_until = NULL, force = ?, enqueued_at = NULL
+             WHERE run_id = ? AND ${cond} RETURNING id`,
+          )
+          .all(opts.force ? 1 : 0, id) as { id: number }[]
+      ).map((r) => r.id);
+      if (ids.length === 0) return 0;
+      this.deps.recount(ids);
+      this.db.prepare(`UPDATE runs SET state = 'running', finished_at = NULL, started_at = coalesce(started_at, ?) WHERE id = ?`).run(now, id);
+      this.runEvent(id, 'running', now);
+      this.jobEvents(ids, now);
+      this.settle([], [], ids, now);
+      this.finishRunIfDone(id, now);
+      return ids.length;
+    });
+    return { run: (await this.getRun(id))!, reset };
+  }
+
+  // ---------------------------------------------------------------------- jobs
+
+  async listJobs(f: JobFilter): Promise<Job[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (f.runId !== undefined) (where.push('run_id = ?'), args.push(f.runId));
+    if (f.worker) (where.push('worker = ?'), args.push(f.worker));
+    if (f.state) (where.push('state = ?'), args.push(f.state));
+    if (f.stale) {
+      // claimed but not running: the lease lapsed, or the process never reported its pid
+      where.push(`state = 'running' AND (lease_until < ? OR fence IN (SELECT id FROM attempts WHERE pid IS NULL AND started_at < ?))`);
+      const now = this.clock.now();
+      args.push(now, now - 10_000);
+    }
+    const order = f.runId !== undefined ? 'ORDER BY id' : 'ORDER BY id DESC';
+    const sql = `SELECT * FROM jobs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ${order} LIMIT ? OFFSET ?`;
+    const rows = this.db.prepare(sql).all(...args, f.limit ?? 10_000, f.offset ?? 0) as JobRowDb[];
+    return rows.map(toJob);
+  }
+
+  private jobRowByPublicId(id: string): JobRowDb | undefined {
+    const p = parseJobId(id);
+    if (!p) return undefined;
+    return this.db
+      .prepare(`SELECT * FROM jobs WHERE run_id = ? AND task = ? AND ifnull(chunk, -1) = ?`)
+      .get(p.runId, p.task, p.chunk ?? -1) as JobRowDb | undefined;
+  }
+
+  async getJob(id: string): Promise<Job | null> {
+    const r = this.jobRowByPublicId(id);
+    return r ? toJob(r) : null;
+  }
+
+  async listAttempts(jobId: string): Promise<Attempt[]> {
+    const j = this.jobRowByPublicId(jobId);
+    if (!j) throw new NotFoundError(`no job ${jobId}`);
+    const rows = this.db
+      .prepare(`SELECT a.*, j.run_id, j.task, j.chunk FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.job_id = ? ORDER BY a.id`)
+      .all(j.id) as AttemptRowDb[];
+    return rows.map(toAttempt);
+  }
+
+  async cancelJob(id: string): Promise<Job> {
+    const now = this.clock.now();
+    this.tx(() => {
+      const j = this.jobRowByPublicId(id);
+      if (!j) throw new NotFoundError(`no job ${id}`);
+      if (!['pending', 'queued', 'running', 'retrying'].includes(j.state)) throw new ConflictError(`job ${id} has already ${j.state}`);
+      const fences = this.cancelJobRows([{ id: j.id, fence: j.fence, state: j.state }], now);
+      if (fences.length) this.signal({ type: 'revoked', fences });
+      this.settle([], [j.id], [], now);
+      this.finishRunIfDone(j.run_id, now);
+    });
+    return (await this.getJob(id))!;
+  }
+
+  // --------------------------------------------------------- worker transitions
+
+  async registerWorker(w: WorkerInfo): Promise<void> {
+    const now = this.clock.now();
+    this.tx(() => {
+      this.db
+        .prepare(
+          `INSERT INTO workers (name, host, pid, queues, slots, state, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, 'active', ?, ?)
+           ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid, queues = excluded.queues, slots = excluded.slots,
+             state = 'active', started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at`,
+        )
+        .run(w.name, w.host, w.pid, JSON.stringify(w.queues), w.slots, now, now);
+    });
+  }
+
+  async heartbeat(worker: string, fences: { fence: number; progress: number | null }[], leaseMs: number): Promise<number[]> {
+    const now = this.clock.now();
+    return this.tx(() => {
+      this.db.prepare(`UPDATE workers SET heartbeat_at = ? WHERE name = ?`).run(now, worker);
+      const renew = this.db.prepare(
+        `UPDATE jobs SET lease_until = ?, progress = coalesce(?, progress) WHERE fence = ? AND worker = ? AND state = 'running'`,
+      );
+      const lost: number[] = [];
+      for (const f of fences) if (renew.run(now + leaseMs, f.progress, f.fence, worker).changes === 0) lost.push(f.fence);
+      return lost;
+    });
+  }
+
+  async stopWorker(worker: string): Promise<void> {
+    this.tx(() => {
+      this.db.prepare(`UPDATE workers SET state = 'stopped', heartbeat_at = ? WHERE name = ?`).run(this.clock.now(), worker);
+    });
+  }
+
+  async listWorkers(): Promise<WorkerRow[]> {
+    const rows = this.db.prepare(`SELECT * FROM workers ORDER BY name`).all() as WorkerRowDb[];
+    const running = this.db.prepare(`SELECT run_id, task, chunk FROM jobs WHERE worker = ? AND state = 'running' ORDER BY id`);
+    return rows.map((r) =>
+      toWorker(
+        r,
+        (running.all(r.name) as { run_id: number; task: string; chunk: number | null }[]).map((j) =>
+          j.chunk === null ? `${j.run_id}:${j.task}` : `${j.run_id}:${j.task}#${j.chunk}`,
+        ),
+      ),
+    );
+  }
+
+  async claimJobs(worker: { name: string; host: string; queues: string[] }, limit: number, leaseMs: number): Promise<ClaimedJob[]> {
+    if (limit <= 0) return [];
+    const now = this.clock.now();
+    return this.tx(() => {
+      const picked = this.db
+        .prepare(
+          `SELECT id FROM jobs WHERE state = 'queued' AND queue IN (SELECT value FROM json_each(?))
+           ORDER BY priority DESC, enqueued_at, id LIMIT ?`,
+        )
+        .all(JSON.stringify(worker.queues), limit) as { id: number }[];
+      if (picked.length === 0) return [];
+      const insAttempt = this.db.prepare(
+        `INSERT INTO attempts (job_id, number, worker, host, state, started_at) SELECT id, attempts + 1, ?, ?, 'running', ? FROM jobs WHERE id = ?`,
+      );
+      const take = this.db.prepare(
+        `UPDATE jobs SET state = 'running', attempts = attempts + 1, fence = ?, worker = ?, lease_until = ?, started_at = ?, progress = NULL
+         WHERE id = ? RETURNING *`,
+      );
+      const runs = new Map<number, { params: Record<string, unknown>; logicalDate: string; force: boolean }>();
+      const runStmt = this.db.prepare(`SELECT params, logical_date, force FROM runs WHERE id = ?`);
+      const upstreamStmt = this.db.prepare(
+        `SELECT task, outputs, result FROM jobs WHERE run_id = ? AND chunk IS NULL AND task IN (SELECT value FROM json_each(?))`,
+      );
+      const claimed: ClaimedJob[] = [];
+      for (const { id } of picked) {
+        const fence = Number(insAttempt.run(worker.name, worker.host, now, id).lastInsertRowid);
+        const row = take.get(fence, worker.name, now + leaseMs, now, id) as JobRowDb;
+        let run = runs.get(row.run_id);
+        if (!run) {
+          const r = runStmt.get(row.run_id) as { params: string; logical_date: string; force: number };
+          run = { params: JSON.parse(r.params) as Record<string, unknown>, logicalDate: r.logical_date, force: r.force === 1 };
+          runs.set(row.run_id, run);
+        }
+        const upstream: ClaimedJob['upstream'] = {};
+        const refs = row.refs;
+        if (refs !== '[]') {
+          for (const u of upstreamStmt.all(row.run_id, refs) as { task: string; outputs: string; result: string | null }[]) {
+            upstream[u.task] = {
+              outputs: JSON.parse(u.outputs) as Record<string, string>,
+              result: u.result === null ? null : (JSON.parse(u.result) as unknown),
+            };
+          }
+        }
+        claimed.push({ fence, job: toJob(row), run: { id: row.run_id, ...run }, upstream });
+      }
+      this.jobEvents(
+        picked.map((p) => p.id),
+        now,
+      );
+      return claimed;
+    });
+  }
+
+  async setAttemptPid(fence: number, pid: number): Promise<void> {
+    this.db.prepare(`UPDATE attempts SET pid = ? WHERE id = ?`).run(pid, fence);
+  }
+
+  async assertCurrent(fence: number): Promise<void> {
+    const j = this.db.prepare(`SELECT state FROM jobs WHERE fence = ?`).get(fence) as { state: JobState } | undefined;
+    if (!j || j.state !== 'running') throw new StaleFenceError(fence, 'its job was cancelled, reaped or taken over');
+  }
+
+  async completeAttempt(fence: number, outcome: AttemptOutcome): Promise<Job> {
+    const now = this.clock.now();
+    const row = this.tx(() => {
+      const j = this.db.prepare(`SELECT * FROM jobs WHERE fence = ?`).get(fence) as JobRowDb | undefined;
+      if (!j || j.state !== 'running') throw new StaleFenceError(fence, 'its job was cancelled, reaped or taken over');
+      const exitCode = outcome.state === 'skipped' ? null : outcome.exitCode;
+      const error = outcome.state === 'failed' || outcome.state === 'timed_out' ? outcome.error : null;
+      this.db
+        .prepare(`UPDATE attempts SET state = ?, finished_at = ?, exit_code = ?, error = ? WHERE id = ?`)
+        .run(outcome.state, now, exitCode, error, fence);
+      if (outcome.state === 'succeeded' || outcome.state === 'skipped') {
+        const result = outcome.state === 'succeeded' && outcome.result !== undefined ? JSON.stringify(outcome.result) : null;
+        this.db
+          .prepare(
+            `UPDATE jobs SET state = ?, skip_reason = ?, finished_at = ?, exit_code = ?, result = ?, error = NULL, fence = NULL,
+               lease_until = NULL WHERE id = ?`,
+          )
+          .run(outcome.state, outcome.state === 'skipped' ? 'outputs_exist' : null, now, exitCode, result, j.id);
+        this.jobEvents([j.id], now);
+        this.settle([j.id], [], [], now);
+      } else {
+        const failures = j.failures + 1;
+        if (outcome.retryable !== false && failures <= j.max_retries) {
+          const delay = Math.min(j.retry_delay_ms * Math.pow(j.retry_backoff, failures - 1), j.retry_max_delay_ms);
+          this.db
+            .prepare(
+              `UPDATE jobs SET state = 'retrying', failures = ?, run_after = ?, exit_code = ?, error = ?, fence = NULL, lease_until = NULL
+               WHERE id = ?`,
+            )
+            .run(failures, now + Math.round(delay), exitCode, error, j.id);
+          this.jobEvents([j.id], now);
+          this.signal({ type: 'queued' }); // wakes the scheduler to plan the retry
+        } else {
+          this.db
+            .prepare(
+              `UPDATE jobs SET state = 'failed', failures = ?, finished_at = ?, exit_code = ?, error = ?, fence = NULL, lease_until = NULL
+               WHERE id = ?`,
+            )
+            .run(failures, now, exitCode, error, j.id);
+          this.jobEvents([j.id], now);
+          this.settle([], [j.id], [], now);
+        }
+      }
+      this.finishRunIfDone(j.run_id, now);
+      return this.db.prepare(`SELECT * FROM jobs WHERE id = ?`).get(j.id) as JobRowDb;
+    });
+    return toJob(row);
+  }
+
+  /**
+   * Counts finished upstreams (`good`: succeeded or done; `bad`: failed, cancelled,
+   * skipped) into their dependents, then queues or skips every dependent (and every
+   * `candidate`) whose upstreams are all settled. Skips cascade downstream.
+   */
+  private settle(good: number[], bad: number[], candidates: number[], now: number): void {
+    let touched = candidates;
+    while (good.length || bad.length || touched.length) {
+      touched = [...touched, ...this.deps.countInto(good, bad)];
+      const { queued, skipped } = this.deps.resolve(touched, now);
+      this.jobEvents([...queued, ...skipped], now);
+      if (queued.length) this.signal({ type: 'queued' });
+      good = [];
+      bad = skipped;
+      touched = [];
+    }
+  }
+
+  async appendLogs(fence: number, lines: LogLine[]): Promise<void> {
+    if (lines.length === 0) return;
+    this.tx(() => {
+      const j = this.db.prepare(`SELECT id, run_id, state FROM jobs WHERE fence = ?`).get(fence) as
+        | { id: number; run_id: number; state: JobState }
+        | undefined;
+      if (!j || j.state !== 'running') throw new StaleFenceError(fence, 'log lines of an attempt that no longer owns its job');
+      const ins = this.db.prepare(`INSERT INTO logs (run_id, job_id, attempt_id, stream, ts, line) VALUES (?, ?, ?, ?, ?, ?)`);
+      for (const l of lines) ins.run(j.run_id, j.id, fence, l.stream, l.ts, l.line);
+      this.signal({ type: 'logs' });
+    });
+  }
+
+  async readLogs(q: { runId?: number; jobId?: string; afterId?: number; limit?: number }): Promise<StoredLogLine[]> {
+    const base = `SELECT l.id, l.stream, l.ts, l.line, j.run_id, j.task, j.chunk, a.number
+      FROM logs l JOIN jobs j ON j.id = l.job_id JOIN attempts a ON a.id = l.attempt_id`;
+    const after = q.afterId ?? 0;
+    const limit = q.limit ?? 10_000;
+    if (q.jobId !== undefined) {
+      const j = this.jobRowByPublicId(q.jobId);
+      if (!j) throw new NotFoundError(`no job ${q.jobId}`);
+      return (this.db.prepare(`${base} WHERE l.job_id = ? AND l.id > ? ORDER BY l.id LIMIT ?`).all(j.id, after, limit) as LogRowDb[]).map(
+        toLogLine,
+      );
+    }
+    if (q.runId !== undefined)
+      return (this.db.prepare(`${base} WHERE l.run_id = ? AND l.id > ? ORDER BY l.id LIMIT ?`).all(q.runId, after, limit) as LogRowDb[]).map(
+        toLogLine,
+      );
+    throw new Error('readLogs needs a runId or a jobId');
+  }
+
+  // ---------------------------------------------------------- scheduler duties
+
+  async promoteDueRetries(): Promise<number> {
+    const now = this.clock.now();
+    return this.tx(() => {
+      const rows = this.db
+        .prepare(`UPDATE jobs SET state = 'queued', enqueued_at = ?, run_after = NULL WHERE state = 'retrying' AND run_after <= ? RETURNING id`)
+        .all(now, now) as { id: number }[];
+      if (rows.length) {
+        this.jobEvents(
+          rows.map((r) => r.id),
+          now,
+        );
+        this.signal({ type: 'queued' });
+      }
+      return rows.length;
+    });
+  }
+
+  async nextRetryAt(): Promise<number | null> {
+    const r = this.db.prepare(`SELECT min(run_after) AS t FROM jobs WHERE state = 'retrying'`).get() as { t: number | null };
+    return r.t;
+  }
+
+  async reapLostAttempts(deadWorkers: string[]) {
+    const now = this.clock.now();
+    return this.tx(() => {
+      const rows = this.db
+        .prepare(
+          `SELECT j.id, j.fence, j.run_id, j.task, j.chunk, j.worker, j.lease_until, a.host, a.pid FROM jobs j JOIN attempts a ON a.id = j.fence
+           WHERE j.state = 'running' AND (j.lease_until < ? OR j.worker IN (SELECT value FROM json_each(?))
+             OR j.worker IN (SELECT name FROM workers WHERE state = 'stopped'))`,
+        )
+        .all(now, JSON.stringify(deadWorkers)) as {
+        id: number;
+        fence: number;
+        run_id: number;
+        task: string;
+        chunk: number | null;
+        worker: string;
+        lease_until: number;
+        host: string;
+        pid: number | null;
+      }[];
+      if (deadWorkers.length)
+        this.db.prepare(`UPDATE workers SET state = 'stopped' WHERE name IN (SELECT value FROM json_each(?))`).run(JSON.stringify(deadWorkers));
+      if (rows.length === 0) return [];
+      const markLost = this.db.prepare(`UPDATE attempts SET state = 'lost', finished_at = ?, error = ? WHERE id = ?`);
+      // The job goes back to the queue with its original enqueue time, so it is taken again first.
+      const requeue = this.db.prepare(`UPDATE jobs SET state = 'queued', fence = NULL, lease_until = NULL, worker = NULL WHERE id = ?`);
+      for (const r of rows) {
+        const why = r.lease_until < now ? `lease expired (worker ${r.worker} stopped heartbeating)` : `worker ${r.worker} died or stopped`;
+        markLost.run(now, why, r.fence);
+        requeue.run(r.id);
+      }
+      this.jobEvents(
+        rows.map((r) => r.id),
+        now,
+      );
+      this.signal({ type: 'revoked', fences: rows.map((r) => r.fence) });
+      this.signal({ type: 'queued' });
+      return rows.map((r) => ({
+        fence: r.fence,
+        jobId: r.chunk === null ? `${r.run_id}:${r.task}` : `${r.run_id}:${r.task}#${r.chunk}`,
+        host: r.host,
+        pid: r.pid,
+      }));
+    });
+  }
+
+  // --------------------------------------------------------------------- events
+
+  async lastEventId(): Promise<number> {
+    return (this.db.prepare(`SELECT ifnull(max(id), 0) AS id FROM events`).get() as { id: number }).id;
+  }
+
+  async readEvents(afterId: number, filter: { runId?: number }, limit = 1000): Promise<StoreEvent[]> {
+    const rows = (
+      filter.runId !== undefined
+        ? this.db
+            .prepare(
+              `SELECT e.*, j.task, j.chunk FROM events e LEFT JOIN jobs j ON j.id = e.job_id WHERE e.run_id = ? AND e.id > ? ORDER BY e.id LIMIT ?`,
+            )
+            .all(filter.runId, afterId, limit)
+        : this.db
+            .prepare(`SELECT e.*, j.task, j.chunk FROM events e LEFT JOIN jobs j ON j.id = e.job_id WHERE e.id > ? ORDER BY e.id LIMIT ?`)
+            .all(afterId, limit)
+    ) as { id: number; ts: number; kind: 'run' | 'job'; run_id: number; job_id: number | null; state: string; task: string | null; chunk: number | null }[];
+    return rows.map((r) => ({
+      id: r.id,
+      ts: r.ts,
+      kind: r.kind,
+      runId: r.run_id,
+      jobId: r.task === null ? null : r.chunk === null ? `${r.run_id}:${r.task}` : `${r.run_id}:${r.task}#${r.chunk}`,
+      state: r.state,
+    }));
+  }
+}
+
+interface DefinitionRowDb {
+  namespace: string;
+  name: string;
+  kind: Definition['kind'];
+  version: number;
+  spec: string;
+  updated_at: number;
+}
+
+function toDefinition(r: DefinitionRowDb): StoredDefinition {
+  return {
+    namespace: r.namespace,
+    name: r.name,
+    kind: r.kind,
+    version: r.version,
+    updatedAt: r.updated_at,
+    definition: JSON.parse(r.spec) as Definition,
+  };
+}

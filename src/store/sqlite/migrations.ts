@@ -1,0 +1,161 @@
+// Numbered, append-only schema migrations for the SQLite store. Never edit a
+// released step: add a new one. The runner applies them inside BEGIN IMMEDIATE,
+// so two processes opening one file at once cannot both migrate.
+import type Database from 'better-sqlite3';
+
+export const SQLITE_MIGRATIONS: readonly string[] = [
+  // 1: the core state machine
+  `
+  CREATE TABLE definitions (
+    namespace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    spec TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (namespace, name, kind)
+  );
+
+  CREATE TABLE runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    namespace TEXT NOT NULL,
+    workflow TEXT NOT NULL,
+    state TEXT NOT NULL,
+    params TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    force INTEGER NOT NULL,
+    logical_date TEXT NOT NULL,
+    max_active INTEGER,
+    spec TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    finished_at INTEGER
+  );
+  CREATE INDEX runs_by_workflow ON runs (namespace, workflow, state, id);
+  CREATE INDEX runs_by_state ON runs (state, id);
+
+  CREATE TABLE run_labels (
+    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (run_id, key)
+  );
+  CREATE INDEX run_labels_by_value ON run_labels (key, value, run_id);
+
+  -- Runnable rows stay small; what the UI reads about history lives in attempts/logs.
+  CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    task TEXT NOT NULL,
+    chunk INTEGER,
+    state TEXT NOT NULL,
+    skip_reason TEXT,
+    trigger_rule TEXT NOT NULL,
+    deps_total INTEGER NOT NULL,
+    deps_ok INTEGER NOT NULL DEFAULT 0,
+    deps_bad INTEGER NOT NULL DEFAULT 0,
+    priority INTEGER NOT NULL,
+    queue TEXT NOT NULL,
+    pool TEXT,
+    enqueued_at INTEGER,
+    run_after INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0,
+    max_retries INTEGER NOT NULL,
+    retry_delay_ms INTEGER NOT NULL,
+    retry_backoff REAL NOT NULL,
+    retry_max_delay_ms INTEGER NOT NULL,
+    force INTEGER NOT NULL DEFAULT 0,
+    fence INTEGER,
+    worker TEXT,
+    lease_until INTEGER,
+    outputs TEXT NOT NULL,
+    refs TEXT NOT NULL,
+    result TEXT,
+    progress REAL,
+    started_at INTEGER,
+    finished_at INTEGER,
+    error TEXT,
+    exit_code INTEGER
+  );
+  CREATE UNIQUE INDEX jobs_by_task ON jobs (run_id, task, ifnull(chunk, -1));
+  -- A claim is a range scan of this partial index: queued rows only, in claim order.
+  CREATE INDEX jobs_claimable ON jobs (queue, priority DESC, enqueued_at, id) WHERE state = 'queued';
+  CREATE INDEX jobs_active_by_run ON jobs (run_id) WHERE state IN ('pending', 'queued', 'running', 'retrying');
+  CREATE UNIQUE INDEX jobs_by_fence ON jobs (fence) WHERE fence IS NOT NULL;
+  CREATE INDEX jobs_leases ON jobs (lease_until) WHERE state = 'running';
+  CREATE INDEX jobs_retrying ON jobs (run_after) WHERE state = 'retrying';
+  CREATE INDEX jobs_by_worker ON jobs (worker, state);
+
+  CREATE TABLE job_deps (
+    upstream_id INTEGER NOT NULL,
+    job_id INTEGER NOT NULL,
+    PRIMARY KEY (upstream_id, job_id)
+  ) WITHOUT ROWID;
+
+  -- AUTOINCREMENT: an attempt id is the fencing token and must never be reused.
+  CREATE TABLE attempts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    number INTEGER NOT NULL,
+    worker TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER,
+    state TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    exit_code INTEGER,
+    error TEXT
+  );
+  CREATE INDEX attempts_by_job ON attempts (job_id, id);
+
+  CREATE TABLE logs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER NOT NULL,
+    job_id INTEGER NOT NULL,
+    attempt_id INTEGER NOT NULL,
+    stream TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    line TEXT NOT NULL
+  );
+  CREATE INDEX logs_by_job ON logs (job_id, id);
+  CREATE INDEX logs_by_run ON logs (run_id, id);
+
+  CREATE TABLE workers (
+    name TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    queues TEXT NOT NULL,
+    slots INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    heartbeat_at INTEGER NOT NULL
+  );
+
+  -- Outbox: every run/job state change, for event streams and notifiers.
+  CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    run_id INTEGER NOT NULL,
+    job_id INTEGER,
+    state TEXT NOT NULL
+  );
+  CREATE INDEX events_by_run ON events (run_id, id);
+  `,
+];
+
+export function migrateSqlite(db: Database.Database): number {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
+  const apply = db.transaction(() => {
+    const row = db.prepare('SELECT max(version) AS v FROM schema_migrations').get() as { v: number | null };
+    const current = row.v ?? 0;
+    for (let v = current + 1; v <= SQLITE_MIGRATIONS.length; v++) {
+      db.exec(SQLITE_MIGRATIONS[v - 1]!);
+      db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(v, Date.now());
+    }
+    return SQLITE_MIGRATIONS.length - current;
+  });
+  return apply.immediate();
+}

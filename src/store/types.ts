@@ -1,0 +1,270 @@
+// The Store port: every state transition of Gantry is one method here, one
+// transaction in each implementation (SQLite now, PostgreSQL next). Nothing
+// else writes state. Rows are plain data; ids of runs are integers, a job's
+// public id is `RUN:TASK` (chunks later add `#N`).
+//
+// Job state machine (SPEC §1):
+//
+//   pending ──(all upstreams settled, trigger rule met)──▶ queued
+//   pending ──(trigger rule cannot be met)──────────────▶ skipped (upstream)
+//   queued ──claimJobs──▶ running ──completeAttempt ok──▶ succeeded
+//                         running ──outputs all exist───▶ skipped (outputs_exist)
+//                         running ──fail, retries left──▶ retrying ──due──▶ queued
+//                         running ──fail, none left─────▶ failed
+//                         running ──lease expired───────▶ queued (attempt: lost)
+//   any non-terminal ──cancel──▶ cancelled
+//   failed|cancelled|skipped(upstream) ──retryRun──▶ pending
+//
+// Run states: queued (max_active_runs reached) → running → succeeded | failed | cancelled.
+
+import type { Definition, WorkflowSpec, TriggerRule } from '../spec/model.js';
+
+export type JobState = 'pending' | 'queued' | 'running' | 'retrying' | 'succeeded' | 'failed' | 'cancelled' | 'skipped';
+export const TERMINAL_JOB_STATES: readonly JobState[] = ['succeeded', 'failed', 'cancelled', 'skipped'];
+export const ACTIVE_JOB_STATES: readonly JobState[] = ['pending', 'queued', 'running', 'retrying'];
+export type RunState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+export type SkipReason = 'outputs_exist' | 'upstream' | 'trigger';
+export type AttemptState = 'running' | 'succeeded' | 'failed' | 'skipped' | 'lost' | 'cancelled' | 'timed_out';
+
+export interface Clock {
+  now(): number;
+}
+export const systemClock: Clock = { now: () => Date.now() };
+
+/** One job of a run as planned before insertion (see scheduler/planRun.ts). */
+export interface JobPlan {
+  task: string;
+  needs: string[];
+  trigger: TriggerRule;
+  priority: number;
+  queue: string;
+  pool: string | null;
+  /** output name → absolute final path */
+  outputs: Record<string, string>;
+  /** task ids whose outputs/results the job's templates read */
+  refs: string[];
+  maxRetries: number;
+  retryDelayMs: number;
+  retryBackoff: number;
+  retryMaxDelayMs: number;
+}
+
+export interface CreateRunInput {
+  spec: WorkflowSpec;
+  params: Record<string, unknown>;
+  priority: number;
+  force: boolean;
+  logicalDate: string;
+  /** called inside the creating transaction, once the run has its id (templates may use `run.id`) */
+  plan: (runId: number) => { jobs: JobPlan[]; labels: Record<string, string> };
+}
+
+export interface Run {
+  id: number;
+  namespace: string;
+  workflow: string;
+  state: RunState;
+  params: Record<string, unknown>;
+  labels: Record<string, string>;
+  priority: number;
+  force: boolean;
+  logicalDate: string;
+  createdAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  /** job counts by state */
+  counts: Partial<Record<JobState, number>>;
+}
+
+export interface Job {
+  /** public id `RUN:TASK` */
+  id: string;
+  /** internal numeric id */
+  key: number;
+  runId: number;
+  task: string;
+  chunk: number | null;
+  state: JobState;
+  skipReason: SkipReason | null;
+  priority: number;
+  queue: string;
+  attempts: number;
+  failures: number;
+  maxRetries: number;
+  worker: string | null;
+  enqueuedAt: number | null;
+  startedAt: number | null;
+  finishedAt: number | null;
+  runAfter: number | null;
+  error: string | null;
+  exitCode: number | null;
+  outputs: Record<string, string>;
+  result: unknown;
+  progress: number | null;
+  force: boolean;
+}
+
+export interface Attempt {
+  /** the fencing token: only grows, store-wide */
+  fence: number;
+  jobId: string;
+  number: number;
+  worker: string;
+  host: string;
+  pid: number | null;
+  state: AttemptState;
+  startedAt: number;
+  finishedAt: number | null;
+  exitCode: number | null;
+  error: string | null;
+}
+
+/** What a worker gets for each job it claims. */
+export interface ClaimedJob {
+  fence: number;
+  job: Job;
+  run: { id: number; params: Record<string, unknown>; logicalDate: string; force: boolean };
+  /** outputs and results of the tasks the job reads (direct needs and template refs) */
+  upstream: Record<string, { outputs: Record<string, string>; result: unknown }>;
+}
+
+export type AttemptOutcome =
+  | { state: 'succeeded'; exitCode: number | null; result?: unknown }
+  | { state: 'skipped' }
+  | { state: 'failed' | 'timed_out'; exitCode: number | null; error: string; retryable?: boolean };
+
+export interface LogLine {
+  stream: 'stdout' | 'stderr' | 'system';
+  ts: number;
+  line: string;
+}
+export interface StoredLogLine extends LogLine {
+  id: number;
+  jobId: string;
+  attempt: number;
+}
+
+export interface WorkerInfo {
+  name: string;
+  host: string;
+  pid: number;
+  queues: string[];
+  slots: number;
+}
+export interface WorkerRow extends WorkerInfo {
+  state: 'active' | 'draining' | 'stopped';
+  startedAt: number;
+  heartbeatAt: number;
+  running: string[];
+}
+
+export interface StoredDefinition {
+  namespace: string;
+  name: string;
+  kind: Definition['kind'];
+  version: number;
+  updatedAt: number;
+  definition: Definition;
+}
+
+export interface RunFilter {
+  workflow?: string;
+  namespace?: string;
+  state?: RunState;
+  labels?: Record<string, string>;
+  latest?: boolean;
+  limit?: number;
+  offset?: number;
+}
+export interface JobFilter {
+  runId?: number;
+  worker?: string;
+  state?: JobState;
+  /** claimed (running) but whose lease has lapsed or whose process never started */
+  stale?: boolean;
+  limit?: number;
+  offset?: number;
+}
+
+export interface StoreEvent {
+  id: number;
+  ts: number;
+  kind: 'run' | 'job';
+  runId: number;
+  jobId: string | null;
+  state: string;
+}
+
+/** What woke-up listeners care about; emitted after commit. */
+export type StoreSignal =
+  | { type: 'queued' }
+  | { type: 'revoked'; fences: number[] }
+  | { type: 'events' }
+  | { type: 'logs' };
+
+/** A write presented a fencing token that is no longer current: the attempt lost its job. */
+export class StaleFenceError extends Error {
+  constructor(readonly fence: number, reason: string) {
+    super(`attempt ${fence} is no longer current: ${reason}`);
+    this.name = 'StaleFenceError';
+  }
+}
+/** A request named something that does not exist (maps to 404 / exit 2). */
+export class NotFoundError extends Error {
+  override name = 'NotFoundError';
+}
+/** A request is not allowed in the current state (maps to 409 / exit 2). */
+export class ConflictError extends Error {
+  override name = 'ConflictError';
+}
+
+export interface Store {
+  readonly dialect: 'sqlite' | 'postgres';
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+  /** after-commit signals for in-process wake-ups */
+  subscribe(listener: (signal: StoreSignal) => void): () => void;
+
+  // definitions
+  putDefinitions(defs: Definition[]): Promise<{ name: string; namespace: string; kind: string; change: 'created' | 'updated' | 'unchanged' }[]>;
+  getWorkflow(namespace: string, name: string): Promise<StoredDefinition | null>;
+  listDefinitions(): Promise<StoredDefinition[]>;
+
+  // runs
+  createRun(input: CreateRunInput): Promise<Run>;
+  getRun(id: number): Promise<Run | null>;
+  getRunSpec(id: number): Promise<WorkflowSpec>;
+  listRuns(filter: RunFilter): Promise<Run[]>;
+  cancelRun(id: number): Promise<Run>;
+  retryRun(id: number, opts: { failedOnly: boolean; force: boolean }): Promise<{ run: Run; reset: number }>;
+
+  // jobs
+  listJobs(filter: JobFilter): Promise<Job[]>;
+  getJob(id: string): Promise<Job | null>;
+  listAttempts(jobId: string): Promise<Attempt[]>;
+  cancelJob(id: string): Promise<Job>;
+
+  // worker transitions
+  registerWorker(info: WorkerInfo): Promise<void>;
+  /** renews the worker's leases; returns the fences it holds that are no longer current */
+  heartbeat(worker: string, fences: { fence: number; progress: number | null }[], leaseMs: number): Promise<number[]>;
+  stopWorker(worker: string): Promise<void>;
+  listWorkers(): Promise<WorkerRow[]>;
+  claimJobs(worker: { name: string; host: string; queues: string[] }, limit: number, leaseMs: number): Promise<ClaimedJob[]>;
+  setAttemptPid(fence: number, pid: number): Promise<void>;
+  /** throws StaleFenceError unless the attempt still owns its job */
+  assertCurrent(fence: number): Promise<void>;
+  completeAttempt(fence: number, outcome: AttemptOutcome): Promise<Job>;
+  appendLogs(fence: number, lines: LogLine[]): Promise<void>;
+  readLogs(q: { runId?: number; jobId?: string; afterId?: number; limit?: number }): Promise<StoredLogLine[]>;
+
+  // scheduler duties
+  promoteDueRetries(): Promise<number>;
+  /** leases past their deadline, or held by a worker known dead; returns reaped attempts */
+  reapLostAttempts(deadWorkers: string[]): Promise<{ fence: number; jobId: string; host: string; pid: number | null }[]>;
+  nextRetryAt(): Promise<number | null>;
+
+  // events (outbox)
+  readEvents(afterId: number, filter: { runId?: number }, limit?: number): Promise<StoreEvent[]>;
+  lastEventId(): Promise<number>;
+}

@@ -1,0 +1,105 @@
+// `gantry up`: the whole system in one process tree on one store: the API
+// server, the scheduler and N local workers, with the workflow files of a
+// folder applied at start. Also what tests and benchmarks embed.
+import os from 'node:os';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { loadDefinitionFiles } from './spec/parse.js';
+import { SpecValidationError } from './spec/model.js';
+import type { Store } from './store/types.js';
+import { openStore } from './store/open.js';
+import { Scheduler } from './scheduler/scheduler.js';
+import { Worker, WORKER_DEFAULTS } from './worker/worker.js';
+import { buildApp } from './server/app.js';
+import type { Logger } from './log.js';
+
+export interface UpOptions {
+  db: string;
+  host: string;
+  port: number;
+  workers: number;
+  slots: number;
+  queues?: string[];
+  /** files or folders of workflow definitions to apply at start */
+  apply?: string[];
+  leaseMs?: number;
+  killGraceMs?: number;
+  logger: Logger;
+}
+
+export interface Up {
+  url: string;
+  store: Store;
+  app: FastifyInstance;
+  scheduler: Scheduler;
+  workers: Worker[];
+  /** graceful: running jobs get `graceMs` to finish, then are killed and requeued on the next start */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export async function startUp(o: UpOptions): Promise<Up> {
+  const store = await openStore(o.db);
+  try {
+    if (o.apply?.length) {
+      const { definitions, errors } = loadDefinitionFiles(o.apply.map((p) => path.resolve(p)));
+      if (errors.length) throw new SpecValidationError(errors);
+      await store.putDefinitions(definitions);
+    }
+    const leaseMs = o.leaseMs ?? WORKER_DEFAULTS.leaseMs;
+    const scheduler = new Scheduler(store, {
+      reapIntervalMs: Math.max(200, Math.floor(leaseMs / 3)),
+      workerTimeoutMs: leaseMs * 2,
+      logger: o.logger.child({ part: 'scheduler' }),
+    });
+    // Reap what a previous crash left running before any worker claims.
+    await scheduler.tick();
+    scheduler.start();
+    const app = await buildApp({ store, logger: o.logger.child({ part: 'api' }) });
+    await app.listen({ host: o.host, port: o.port });
+    const addr = app.server.address();
+    const port = typeof addr === 'object' && addr ? addr.port : o.port;
+    const url = `http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;
+    const workers: Worker[] = [];
+    const base = `${os.hostname()}-${process.pid}`;
+    for (let i = 1; i <= o.workers; i++) {
+      const w = new Worker(store, {
+        name: o.workers === 1 ? base : `${base}-${i}`,
+        queues: o.queues ?? WORKER_DEFAULTS.queues,
+        slots: o.slots,
+        leaseMs,
+        heartbeatMs: Math.max(100, Math.floor(leaseMs / 3)),
+        killGraceMs: o.killGraceMs ?? WORKER_DEFAULTS.killGraceMs,
+        pollMs: WORKER_DEFAULTS.pollMs,
+        maxResultBytes: WORKER_DEFAULTS.maxResultBytes,
+        maxLogBytes: WORKER_DEFAULTS.maxLogBytes,
+        logger: o.logger.child({ part: 'worker', worker: i }),
+      });
+      await w.start();
+      workers.push(w);
+    }
+    let stopped: Promise<void> | null = null;
+    return {
+      url,
+      store,
+      app,
+      scheduler,
+      workers,
+      stop(graceMs = 0) {
+        stopped ??= (async () => {
+          const graceful = Promise.all(workers.map((w) => w.stop({ graceful: true })));
+          let timer: NodeJS.Timeout | undefined;
+          const expired = new Promise<'expired'>((r) => (timer = setTimeout(() => r('expired'), graceMs)));
+          if ((await Promise.race([graceful, expired])) === 'expired') await Promise.all(workers.map((w) => w.stop({ graceful: false })));
+          clearTimeout(timer);
+          await scheduler.stop();
+          await app.close();
+          await store.close();
+        })();
+        return stopped;
+      },
+    };
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+}

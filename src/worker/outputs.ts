@@ -1,0 +1,68 @@
+// Output targets of one attempt. While it runs, each output is written to a
+// staging path beside its final place (same filesystem, so the final move is an
+// atomic rename); only a successful, still-current attempt moves them into
+// place. A failed, cancelled or lost attempt's staging folder is deleted, so an
+// interrupted job never leaves a half-written output behind.
+import fs from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+
+export const STAGING_DIR = '.gantry-staging';
+
+export function stagingDirFor(finalPath: string, fence: number): string {
+  return path.join(path.dirname(finalPath), STAGING_DIR, String(fence));
+}
+
+export function stagingPathFor(finalPath: string, fence: number): string {
+  return path.join(stagingDirFor(finalPath, fence), path.basename(finalPath));
+}
+
+export function allOutputsExist(outputs: Record<string, string>): boolean {
+  const paths = Object.values(outputs);
+  return paths.length > 0 && paths.every((p) => existsSync(p));
+}
+
+/** Creates the staging folders; returns output name → staging path. */
+export async function prepareStaging(outputs: Record<string, string>, fence: number): Promise<Record<string, string>> {
+  const staged: Record<string, string> = {};
+  for (const [name, finalPath] of Object.entries(outputs)) {
+    await fs.mkdir(stagingDirFor(finalPath, fence), { recursive: true });
+    staged[name] = stagingPathFor(finalPath, fence);
+  }
+  return staged;
+}
+
+/** Names of declared outputs the attempt did not write. */
+export function missingStagedOutputs(staged: Record<string, string>): string[] {
+  return Object.entries(staged)
+    .filter(([, p]) => !existsSync(p))
+    .map(([name]) => name);
+}
+
+/** Moves every staged output into place (rename over any old version), then removes the staging folders. */
+export async function commitOutputs(outputs: Record<string, string>, fence: number): Promise<void> {
+  for (const finalPath of Object.values(outputs)) {
+    await fs.mkdir(path.dirname(finalPath), { recursive: true });
+    const staged = stagingPathFor(finalPath, fence);
+    // A directory output replacing an old directory cannot be renamed over it: move the old one aside first.
+    const old = await fs.stat(finalPath).catch(() => null);
+    if (old?.isDirectory()) {
+      const aside = `${stagingDirFor(finalPath, fence)}.old`;
+      await fs.rename(finalPath, aside);
+      await fs.rename(staged, finalPath);
+      await fs.rm(aside, { recursive: true, force: true });
+    } else {
+      await fs.rename(staged, finalPath);
+    }
+  }
+  await discardStaging(outputs, fence);
+}
+
+/** Deletes the attempt's staging folders (and the shared staging folder once empty). */
+export async function discardStaging(outputs: Record<string, string>, fence: number): Promise<void> {
+  for (const finalPath of Object.values(outputs)) {
+    const dir = stagingDirFor(finalPath, fence);
+    await fs.rm(dir, { recursive: true, force: true });
+    await fs.rmdir(path.dirname(dir)).catch(() => undefined); // only when empty
+  }
+}

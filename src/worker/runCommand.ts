@@ -1,0 +1,80 @@
+// Runs one command as the leader of its own process group, streams its output
+// line by line, and kills the whole group on abort (timeout, cancel, lost
+// lease): SIGTERM first, SIGKILL after a grace period. Whatever the command
+// left running in its group when it exits is killed too: a job's processes do
+// not outlive the job.
+import { spawn } from 'node:child_process';
+import { signalGroup } from './processTree.js';
+
+export interface CommandResult {
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  /** set when the spawn itself failed (e.g. no such program) */
+  spawnError: string | null;
+}
+
+export interface RunCommandOptions {
+  argv: string[];
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  signal: AbortSignal;
+  killGraceMs: number;
+  onLine: (stream: 'stdout' | 'stderr', line: string) => void;
+  onSpawn?: (pid: number) => void;
+}
+
+export function runCommand(o: RunCommandOptions): Promise<CommandResult> {
+  return new Promise((resolve) => {
+    const child = spawn(o.argv[0]!, o.argv.slice(1), { cwd: o.cwd, env: o.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    let spawnError: string | null = null;
+    let exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+    let killTimer: NodeJS.Timeout | null = null;
+
+    const pipeLines = (stream: 'stdout' | 'stderr', source: NodeJS.ReadableStream) => {
+      let rest = '';
+      source.setEncoding('utf8');
+      source.on('data', (chunk: string) => {
+        const parts = (rest + chunk).split('\n');
+        rest = parts.pop()!;
+        for (const p of parts) o.onLine(stream, p);
+      });
+      source.on('end', () => {
+        if (rest) o.onLine(stream, rest);
+        rest = '';
+      });
+    };
+    pipeLines('stdout', child.stdout!);
+    pipeLines('stderr', child.stderr!);
+
+    const kill = () => {
+      if (child.pid === undefined) return;
+      signalGroup(child.pid, 'SIGTERM');
+      killTimer = setTimeout(() => signalGroup(child.pid!, 'SIGKILL'), o.killGraceMs);
+      killTimer.unref();
+    };
+    if (o.signal.aborted) kill();
+    else o.signal.addEventListener('abort', kill, { once: true });
+
+    child.on('spawn', () => {
+      if (child.pid !== undefined) o.onSpawn?.(child.pid);
+    });
+    child.on('error', (e) => {
+      spawnError = `cannot start ${o.argv[0]}: ${e.message}`;
+      if (child.pid === undefined) finish({ code: null, signal: null });
+    });
+    child.on('exit', (code, signal) => {
+      exit = { code, signal };
+      // Leftover processes of the group (background children) die with the job.
+      if (child.pid !== undefined) signalGroup(child.pid, 'SIGKILL');
+    });
+    let done = false;
+    const finish = (e: { code: number | null; signal: NodeJS.Signals | null }) => {
+      if (done) return;
+      done = true;
+      if (killTimer) clearTimeout(killTimer);
+      o.signal.removeEventListener('abort', kill);
+      resolve({ exitCode: e.code, signal: e.signal, spawnError });
+    };
+    child.on('close', (code, signal) => finish(exit ?? { code, signal }));
+  });
+}

@@ -1,0 +1,65 @@
+// Runs `handler: file#export` in the worker process. TypeScript files are
+// loaded through tsx's loader API, JavaScript through plain import(). Modules
+// are cached per worker: a new version of a handler file takes effect when the
+// worker restarts (the deploy story: drain, update, start).
+import { pathToFileURL } from 'node:url';
+
+export interface HandlerContext {
+  params: Record<string, unknown>;
+  /** output name → staging path to write */
+  outputs: Record<string, string>;
+  /** upstream task id → its final outputs and result */
+  tasks: Record<string, { outputs: Record<string, string>; result: unknown }>;
+  run: { id: string; date: string };
+  job: { id: string; attempt: number };
+  item?: unknown;
+  chunk?: unknown;
+  /** aborted on timeout, cancel or a lost lease: stop promptly */
+  signal: AbortSignal;
+  log: (message: string) => void;
+  logger: { info: (m: string) => void; warn: (m: string) => void; error: (m: string) => void };
+  progress: (percent: number) => void;
+}
+
+export type Handler = (ctx: HandlerContext) => unknown;
+
+const modules = new Map<string, Promise<Record<string, unknown>>>();
+
+async function importModule(file: string): Promise<Record<string, unknown>> {
+  if (/\.(c|m)?tsx?$/.test(file)) {
+    const { tsImport } = await import('tsx/esm/api');
+    return (await tsImport(pathToFileURL(file).href, import.meta.url)) as Record<string, unknown>;
+  }
+  return (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+}
+
+export async function loadHandler(file: string, exportName: string): Promise<Handler> {
+  let mod = modules.get(file);
+  if (!mod) {
+    mod = importModule(file);
+    modules.set(file, mod);
+    mod.catch(() => modules.delete(file)); // a fixed file can be retried without a restart
+  }
+  const m = await mod;
+  const fn = m[exportName] ?? (m.default as Record<string, unknown> | undefined)?.[exportName];
+  if (typeof fn !== 'function') {
+    const names = Object.keys(m).filter((k) => typeof m[k] === 'function');
+    throw new Error(`${file} has no exported function '${exportName}' (exported functions: ${names.join(', ') || 'none'})`);
+  }
+  return fn as Handler;
+}
+
+/** Calls the handler; resolves with its return value, rejects with its error or when aborted and it does not stop. */
+export async function runHandler(fn: Handler, ctx: HandlerContext, abandonAfterAbortMs: number): Promise<unknown> {
+  const work = Promise.resolve().then(() => fn(ctx));
+  const abandoned = new Promise<never>((_, reject) => {
+    const onAbort = () => {
+      const t = setTimeout(() => reject(new Error(`handler did not stop within ${abandonAfterAbortMs} ms of being aborted`)), abandonAfterAbortMs);
+      t.unref();
+      work.finally(() => clearTimeout(t)).catch(() => undefined);
+    };
+    if (ctx.signal.aborted) onAbort();
+    else ctx.signal.addEventListener('abort', onAbort, { once: true });
+  });
+  return Promise.race([work, abandoned]);
+}

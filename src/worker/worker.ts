@@ -1,0 +1,345 @@
+// A worker: claims jobs it has free slots for, runs each attempt (command or
+// handler) with staged outputs and shipped logs, renews its leases by
+// heartbeat, and kills attempts the store revoked (cancel, lost lease). It is
+// woken by store signals; a slow fallback poll only guards against a missed one.
+//
+// src/worker owns: the claim loop (this file), executors (runCommand,
+// runHandler), output staging (outputs), log shipping (logShipper).
+import os from 'node:os';
+import path from 'node:path';
+import fs from 'node:fs/promises';
+import type { TaskSpec, TemplateContext, WorkflowSpec } from '../spec/model.js';
+import { paramEnv, renderArgv, renderLiteral, renderShell, TemplateError } from '../spec/template.js';
+import { formatDuration } from '../spec/duration.js';
+import { StaleFenceError, type AttemptOutcome, type ClaimedJob, type Store } from '../store/types.js';
+import type { Logger } from '../log.js';
+import { LogShipper } from './logShipper.js';
+import { allOutputsExist, commitOutputs, discardStaging, missingStagedOutputs, prepareStaging } from './outputs.js';
+import { runCommand } from './runCommand.js';
+import { loadHandler, runHandler, type HandlerContext } from './runHandler.js';
+
+export interface WorkerOptions {
+  name: string;
+  queues: string[];
+  slots: number;
+  leaseMs: number;
+  heartbeatMs: number;
+  killGraceMs: number;
+  pollMs: number;
+  maxResultBytes: number;
+  maxLogBytes: number;
+  logger: Logger;
+}
+
+export const WORKER_DEFAULTS = {
+  queues: ['default'],
+  leaseMs: 30_000,
+  killGraceMs: 5_000,
+  pollMs: 2_000,
+  maxResultBytes: 64 * 1024,
+  maxLogBytes: 20 * 1024 * 1024,
+};
+
+interface ActiveAttempt {
+  fence: number;
+  jobId: string;
+  abort: AbortController;
+  /** why it was aborted: decides how the attempt ends */
+  abortReason: 'timeout' | 'revoked' | 'shutdown' | null;
+  progress: number | null;
+  done: Promise<void>;
+}
+
+const PROGRESS_LINE = /^gantry-progress\s+(\d+(?:\.\d+)?)\s*$/;
+
+export class Worker {
+  private readonly active = new Map<number, ActiveAttempt>();
+  private readonly specs = new Map<number, Promise<WorkflowSpec>>();
+  private stopping = false;
+  private wake: (() => void) | null = null;
+  private loopDone: Promise<void> | null = null;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private unsubscribe: (() => void) | null = null;
+  private readonly host = os.hostname();
+
+  constructor(private readonly store: Store, private readonly o: WorkerOptions) {}
+
+  get name(): string {
+    return this.o.name;
+  }
+
+  async start(): Promise<void> {
+    await this.store.registerWorker({ name: this.o.name, host: this.host, pid: process.pid, queues: this.o.queues, slots: this.o.slots });
+    this.unsubscribe = this.store.subscribe((s) => {
+      if (s.type === 'queued') this.wake?.();
+      else if (s.type === 'revoked') for (const f of s.fences) this.abortAttempt(f, 'revoked');
+    });
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.o.heartbeatMs);
+    this.loopDone = this.claimLoop();
+  }
+
+  /** Stops claiming; `graceful` waits for running attempts, otherwise kills them (they are requeued by the reaper). */
+  async stop(opts: { graceful: boolean }): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    if (!opts.graceful) for (const a of this.active.values()) this.abortAttempt(a.fence, 'shutdown');
+    await this.loopDone;
+    await Promise.all([...this.active.values()].map((a) => a.done));
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.unsubscribe?.();
+    await this.store.stopWorker(this.o.name).catch(() => undefined);
+  }
+
+  runningJobs(): string[] {
+    return [...this.active.values()].map((a) => a.jobId);
+  }
+
+  private async claimLoop(): Promise<void> {
+    while (!this.stopping) {
+      const free = this.o.slots - this.active.size;
+      if (free > 0) {
+        try {
+          const claimed = await this.store.claimJobs({ name: this.o.name, host: this.host, queues: this.o.queues }, free, this.o.leaseMs);
+          for (const c of claimed) this.startAttempt(c);
+          if (claimed.length > 0) continue;
+        } catch (e) {
+          this.o.logger.error({ err: e }, 'claiming jobs failed; retrying');
+        }
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, this.o.pollMs);
+        this.wake = () => {
+          clearTimeout(t);
+          this.wake = null;
+          resolve();
+        };
+      });
+    }
+  }
+
+  private async heartbeat(): Promise<void> {
+    try {
+      const fences = [...this.active.values()].map((a) => ({ fence: a.fence, progress: a.progress }));
+      const lost = await this.store.heartbeat(this.o.name, fences, this.o.leaseMs);
+      for (const f of lost) this.abortAttempt(f, 'revoked');
+    } catch (e) {
+      this.o.logger.error({ err: e }, 'heartbeat failed');
+    }
+  }
+
+  private abortAttempt(fence: number, reason: NonNullable<ActiveAttempt['abortReason']>): void {
+    const a = this.active.get(fence);
+    if (!a || a.abortReason) return;
+    a.abortReason = reason;
+    a.abort.abort();
+  }
+
+  private startAttempt(c: ClaimedJob): void {
+    const a: ActiveAttempt = { fence: c.fence, jobId: c.job.id, abort: new AbortController(), abortReason: null, progress: null, done: Promise.resolve() };
+    this.active.set(c.fence, a);
+    a.done = this.runAttempt(c, a)
+      .catch((e) => this.o.logger.error({ err: e, job: c.job.id }, 'attempt crashed in the worker'))
+      .finally(() => {
+        this.active.delete(c.fence);
+        this.wake?.();
+      });
+  }
+
+  private spec(runId: number): Promise<WorkflowSpec> {
+    let p = this.specs.get(runId);
+    if (!p) {
+      p = this.store.getRunSpec(runId);
+      this.specs.set(runId, p);
+      p.catch(() => this.specs.delete(runId));
+      if (this.specs.size > 200) this.specs.delete(this.specs.keys().next().value!);
+    }
+    return p;
+  }
+
+  private async runAttempt(c: ClaimedJob, a: ActiveAttempt): Promise<void> {
+    const { job, fence } = c;
+    const spec = await this.spec(c.run.id);
+    const task = spec.tasks.find((t) => t.id === job.task);
+    if (!task?.command) {
+      await this.finish(c, { state: 'failed', exitCode: null, error: `task '${job.task}' has nothing to run in this run's snapshot`, retryable: false });
+      return;
+    }
+    if (!job.force && !c.run.force && allOutputsExist(job.outputs)) {
+      await this.finish(c, { state: 'skipped' });
+      return;
+    }
+    const logs = new LogShipper(this.store, fence, {
+      intervalMs: 100,
+      maxBatch: 500,
+      maxBytes: this.o.maxLogBytes,
+      onStale: () => this.abortAttempt(fence, 'revoked'),
+      onError: (e) => this.o.logger.error({ err: e, job: job.id }, 'shipping log lines failed'),
+    });
+    const system = (line: string) => logs.push('system', `[gantry] ${line}`);
+    system(`attempt ${job.attempts} of ${job.id} on worker ${this.o.name} (${this.host})`);
+
+    const staged = await prepareStaging(job.outputs, fence);
+    const scratch = await fs.mkdtemp(path.join(os.tmpdir(), `gantry-${fence}-`));
+    const resultFile = path.join(scratch, 'result.json');
+    let timer: NodeJS.Timeout | null = null;
+    if (task.timeoutMs !== null) {
+      timer = setTimeout(() => {
+        system(`timed out after ${formatDuration(task.timeoutMs!)}: stopping its process tree`);
+        this.abortAttempt(fence, 'timeout');
+      }, task.timeoutMs);
+    }
+    let outcome: AttemptOutcome;
+    try {
+      outcome = await this.execute(c, a, spec, task, staged, resultFile, logs);
+    } catch (e) {
+      outcome = { state: 'failed', exitCode: null, error: errorMessage(e), retryable: !(e instanceof TemplateError) };
+    } finally {
+      if (timer) clearTimeout(timer);
+    }
+    if (a.abortReason === 'timeout') outcome = { state: 'timed_out', exitCode: null, error: `timed out after ${formatDuration(task.timeoutMs!)}` };
+
+    try {
+      if (a.abortReason === 'revoked' || a.abortReason === 'shutdown') {
+        system(a.abortReason === 'revoked' ? 'attempt revoked (cancelled or lease lost): killed' : 'worker shutting down: attempt killed');
+        await logs.flush();
+        await discardStaging(job.outputs, fence);
+        return;
+      }
+      if (outcome.state === 'succeeded') {
+        const missing = missingStagedOutputs(staged);
+        if (missing.length > 0)
+          outcome = {
+            state: 'failed',
+            exitCode: outcome.exitCode,
+            error: `declared output${missing.length > 1 ? 's' : ''} not written: ${missing.map((m) => `${m} (expected at ${staged[m]})`).join(', ')}`,
+          };
+      }
+      if (outcome.state === 'succeeded' && outcome.result === undefined) {
+        const r = await readResult(resultFile, this.o.maxResultBytes);
+        if ('error' in r) outcome = { state: 'failed', exitCode: outcome.exitCode, error: r.error, retryable: false };
+        else if (r.value !== undefined) outcome = { ...outcome, result: r.value };
+      }
+      if (outcome.state === 'succeeded') {
+        // Only a still-current attempt may put files in place (fencing), then it reports success.
+        await this.store.assertCurrent(fence);
+        await commitOutputs(job.outputs, fence);
+        system(`succeeded${Object.keys(job.outputs).length ? `; outputs in place: ${Object.values(job.outputs).join(', ')}` : ''}`);
+      } else {
+        await discardStaging(job.outputs, fence);
+        if (outcome.state === 'failed' || outcome.state === 'timed_out') system(`failed: ${outcome.error}`);
+      }
+      await logs.flush();
+      await this.finish(c, outcome);
+    } catch (e) {
+      if (!(e instanceof StaleFenceError)) throw e;
+      await discardStaging(job.outputs, fence);
+      this.o.logger.warn({ job: job.id, fence }, 'attempt no longer owns its job; its result was discarded');
+    } finally {
+      await fs.rm(scratch, { recursive: true, force: true });
+    }
+  }
+
+  private async finish(c: ClaimedJob, outcome: AttemptOutcome): Promise<void> {
+    try {
+      await this.store.completeAttempt(c.fence, outcome);
+    } catch (e) {
+      if (e instanceof StaleFenceError) this.o.logger.warn({ job: c.job.id, fence: c.fence }, 'completion refused: attempt is stale');
+      else throw e;
+    }
+  }
+
+  private async execute(
+    c: ClaimedJob,
+    a: ActiveAttempt,
+    spec: WorkflowSpec,
+    task: TaskSpec,
+    staged: Record<string, string>,
+    resultFile: string,
+    logs: LogShipper,
+  ): Promise<AttemptOutcome> {
+    const ctx: TemplateContext = {
+      params: c.run.params,
+      run: { id: String(c.run.id), date: c.run.logicalDate },
+      outputs: staged,
+      tasks: c.upstream,
+    };
+    const command = task.command!;
+    const setProgress = (n: number) => {
+      a.progress = Math.max(0, Math.min(100, n));
+    };
+    if (command.kind === 'handler') {
+      const fn = await loadHandler(command.module, command.exportName);
+      const log = (stream: 'stdout' | 'stderr') => (m: string) => {
+        for (const line of String(m).split('\n')) logs.push(stream, line);
+      };
+      const hctx: HandlerContext = {
+        params: c.run.params,
+        outputs: staged,
+        tasks: c.upstream,
+        run: ctx.run,
+        job: { id: c.job.id, attempt: c.job.attempts },
+        signal: a.abort.signal,
+        log: log('stdout'),
+        logger: { info: log('stdout'), warn: log('stderr'), error: log('stderr') },
+        progress: setProgress,
+      };
+      try {
+        const result = await runHandler(fn, hctx, this.o.killGraceMs);
+        return { state: 'succeeded', exitCode: null, result: result === undefined ? undefined : (result as unknown) };
+      } catch (e) {
+        for (const line of (e instanceof Error && e.stack ? e.stack : String(e)).split('\n')) logs.push('stderr', line);
+        return { state: 'failed', exitCode: null, error: errorMessage(e) };
+      }
+    }
+
+    const argv = command.kind === 'shell' ? ['/bin/sh', '-c', renderShell(command.script, ctx)] : renderArgv(command.argv, ctx);
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      ...paramEnv(c.run.params),
+      GANTRY_RUN_ID: String(c.run.id),
+      GANTRY_RUN_DATE: c.run.logicalDate,
+      GANTRY_JOB_ID: c.job.id,
+      GANTRY_ATTEMPT: String(c.job.attempts),
+      GANTRY_RESULT: resultFile,
+    };
+    for (const [name, p] of Object.entries(staged)) env[`GANTRY_OUTPUT_${name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`] = p;
+    for (const [k, v] of Object.entries(task.env)) env[k] = renderLiteral(v, ctx);
+    let lastErr = '';
+    const r = await runCommand({
+      argv,
+      cwd: spec.baseDir,
+      env,
+      signal: a.abort.signal,
+      killGraceMs: this.o.killGraceMs,
+      onSpawn: (pid) => void this.store.setAttemptPid(c.fence, pid).catch(() => undefined),
+      onLine: (stream, line) => {
+        if (stream === 'stderr') {
+          const m = PROGRESS_LINE.exec(line);
+          if (m) return setProgress(Number(m[1]));
+          if (line.trim()) lastErr = line.trim();
+        }
+        logs.push(stream, line);
+      },
+    });
+    if (r.spawnError) return { state: 'failed', exitCode: null, error: r.spawnError };
+    if (r.exitCode === 0) return { state: 'succeeded', exitCode: 0 };
+    const how = r.signal ? `killed by ${r.signal}` : `exit code ${r.exitCode}`;
+    return { state: 'failed', exitCode: r.exitCode, error: lastErr ? `${how}: ${lastErr.slice(0, 500)}` : how };
+  }
+}
+
+async function readResult(file: string, maxBytes: number): Promise<{ value: unknown } | { error: string }> {
+  const st = await fs.stat(file).catch(() => null);
+  if (!st || st.size === 0) return { value: undefined };
+  if (st.size > maxBytes) return { error: `result too large: $GANTRY_RESULT holds ${st.size} bytes, the limit is ${maxBytes}` };
+  const text = await fs.readFile(file, 'utf8');
+  try {
+    return { value: JSON.parse(text) as unknown };
+  } catch {
+    return { error: `$GANTRY_RESULT is not valid JSON: ${text.slice(0, 80)}` };
+  }
+}
+
+function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
