@@ -5,7 +5,7 @@
 export * from './model.js';
 export { parseDuration, parseMemory, formatDuration } from './duration.js';
 export { parseDefinitionSource, loadDefinitionFiles, type ParseResult } from './parse.js';
-export { validateWorkflowDocument, validateServiceDocument, formatDocPath, type ValidateContext } from './validate.js';
+export { validateWorkflowDocument, validateServiceDocument, type ValidateContext } from './validate.js';
 export { validateDefinitionSet, qualifiedName, resolveWorkflowRef, type DefinitionSetOptions } from './validate-set.js';
 export {
   TemplateError, templateRefs, shellQuote, renderShell, renderLiteral, renderArgv, paramEnv, type TemplateRef,
@@ -16,4 +16,4 @@ export {
   DEFAULT_NAMESPACE, DEFAULT_QUEUE, DEFAULT_RETRIES, DEFAULT_RESTART, DEFAULT_TIMEZONE,
 } from './build.js';
 export { TASK_ID, WORKFLOW_EVENTS, SERVICE_EVENTS } from './schema.js';
-export type { Locate, Position, DocPath } from './locate.js';
+export { formatDocPath, type Locate, type Position, type DocPath } from './locate.js';

@@ -5,6 +5,11 @@ import { isMap, isScalar, isSeq, type Document, type LineCounter, type Node, typ
 
 export type DocPath = ReadonlyArray<string | number>;
 
+/** `tasks.stubs.needs[0]` */
+export function formatDocPath(path: DocPath): string {
+  return path.reduce<string>((s, seg) => (typeof seg === 'number' ? `${s}[${seg}]` : s ? `${s}.${seg}` : seg), '');
+}
+
 export interface Position {
   line: number;
   column: number;

@@ -3,13 +3,13 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
+import { LineCounter, parseDocument, visit } from 'yaml';
 import type { z } from 'zod';
 import { buildService, buildWorkflow, DEFAULT_NAMESPACE, type Lines } from './build.js';
-import { duplicateKeys, makeLocator, type DocPath, type Locate } from './locate.js';
+import { duplicateKeys, formatDocPath, makeLocator, type DocPath, type Locate } from './locate.js';
 import type { Definition, SpecError } from './model.js';
 import { KEY_MESSAGE_SEPARATOR, serviceSchema, workflowSchema, type ServiceFile, type WorkflowFile } from './schema.js';
-import { formatDocPath, validateServiceDocument, validateWorkflowDocument } from './validate.js';
+import { validateServiceDocument, validateWorkflowDocument } from './validate.js';
 import { qualifiedName, validateDefinitionSet } from './validate-set.js';
 
 export interface ParseResult {
@@ -84,7 +84,16 @@ function parseDetailed(source: string, file: string): DetailedResult {
     });
   }
 
-  const raw: unknown = doc.toJS({ maxAliasCount: 1000 });
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 1000 });
+  } catch (e) {
+    // e.g. an alias (`*x`) without its anchor; the library says which but not where
+    let offset = 0;
+    visit(doc, { Alias: (_, node) => { if (!offset && !node.resolve(doc)) offset = node.range?.[0] ?? 0; } });
+    errors.push({ file: abs, ...posOf(offset), path: '', message: `YAML error: ${(e as Error).message}` });
+    return fail();
+  }
   if (raw === null || raw === undefined || typeof raw !== 'object' || Array.isArray(raw)) {
     errors.push({
       file: abs, line: raw == null ? 0 : 1, column: raw == null ? 0 : 1, path: '',

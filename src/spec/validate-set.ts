@@ -2,8 +2,8 @@
 // duplicate names, references to workflows that do not exist, and cycles
 // through sub-workflow references.
 
-import type { DocPath, Locate } from './locate.js';
-import type { Definition, SpecError, WorkflowSpec } from './model.js';
+import { formatDocPath, type DocPath, type Locate } from './locate.js';
+import type { Definition, SpecError, SubWorkflowRef, WorkflowSpec } from './model.js';
 import { closest } from './suggest.js';
 
 export interface DefinitionSetOptions {
@@ -32,7 +32,7 @@ export function validateDefinitionSet(defs: readonly Definition[], opts: Definit
   const errors: SpecError[] = [];
   const add = (def: Definition, path: DocPath, fallbackLine: number | undefined, message: string, atKey = false) => {
     const pos = opts.locate?.(def)?.(path, { atKey }) ?? { line: fallbackLine ?? 0, column: fallbackLine ? 1 : 0 };
-    errors.push({ file: def.file, ...pos, path: path.map(String).join('.'), message });
+    errors.push({ file: def.file, ...pos, path: formatDocPath(path), message });
   };
 
   const first = new Map<string, Definition>();
@@ -60,6 +60,8 @@ export function validateDefinitionSet(defs: readonly Definition[], opts: Definit
     for (const t of wf.tasks) {
       if (!t.workflow) continue;
       const target = resolveWorkflowRef(t.workflow.name, wf.namespace);
+      const child = workflows.get(target);
+      if (child) checkWith(wf, t.id, t.workflow, child, add);
       if (known.has(target)) continue;
       const near = closest(target, known);
       add(wf, ['tasks', t.id, 'workflow'], t.workflow.line ?? t.line,
@@ -69,6 +71,27 @@ export function validateDefinitionSet(defs: readonly Definition[], opts: Definit
 
   reportSubWorkflowCycles(workflows, add);
   return errors;
+}
+
+/** `with:` must name only the child's parameters and give every required one without a default. */
+function checkWith(
+  wf: WorkflowSpec,
+  taskId: string,
+  ref: SubWorkflowRef,
+  child: WorkflowSpec,
+  add: (def: Definition, path: DocPath, line: number | undefined, message: string, atKey?: boolean) => void,
+): void {
+  const declared = Object.keys(child.params);
+  for (const key of Object.keys(ref.with)) {
+    if (Object.hasOwn(child.params, key)) continue;
+    const list = declared.length ? `declared: ${declared.join(', ')}` : 'it declares no parameters';
+    add(wf, ['tasks', taskId, 'with', key], ref.line, `task '${taskId}' passes unknown parameter '${key}' to workflow '${ref.name}' (${list})`, true);
+  }
+  for (const [key, p] of Object.entries(child.params)) {
+    if (p.required && p.default === undefined && !Object.hasOwn(ref.with, key)) {
+      add(wf, ['tasks', taskId, 'workflow'], ref.line, `task '${taskId}' does not pass required parameter '${key}' to workflow '${ref.name}' (add it to with)`);
+    }
+  }
 }
 
 type Hop = { from: string; task: string };

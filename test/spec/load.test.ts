@@ -92,3 +92,16 @@ describe('validateDefinitionSet without files', () => {
     }]);
   });
 });
+
+describe('sub-workflow parameters', () => {
+  it('checks with: against the child workflow parameters', () => {
+    const dir = writeFiles({
+      'child.yaml': wf('child', '  t: { run: "true" }\n', 'params:\n  wiki: { required: true }\n  size: { default: small }\n'),
+      'parent.yaml': wf('parent', '  ok:\n    workflow: child\n    with: { wiki: enwiki }\n  bad:\n    workflow: child\n    with: { wkii: enwiki }\n'),
+    });
+    expect(loadDefinitionFiles([dir]).errors.map((e) => `${path.basename(e.file)}:${e.line}: ${e.message}`)).toEqual([
+      "parent.yaml:8: task 'bad' passes unknown parameter 'wkii' to workflow 'child' (declared: wiki, size)",
+      "parent.yaml:7: task 'bad' does not pass required parameter 'wiki' to workflow 'child' (add it to with)",
+    ]);
+  });
+});

@@ -243,3 +243,16 @@ describe('YAML-level errors', () => {
     expect(r.definition?.baseDir).toBe(path.resolve('rel'));
   });
 });
+
+describe('YAML aliases', () => {
+  it('reports an alias without its anchor at the alias', () => {
+    expect(brief(parseYaml('name: x\ntasks:\n  a: *nope\n').errors))
+      .toEqual(['3: YAML error: Unresolved alias (the anchor must be set before the alias): nope']);
+  });
+
+  it('follows anchors and aliases', () => {
+    const { definition, errors } = parseYaml('name: x\ntasks:\n  a: &t { run: "true", priority: 3 }\n  b: *t\n');
+    expect(errors).toEqual([]);
+    expect((definition as WorkflowSpec).tasks.map((t) => [t.id, t.priority])).toEqual([['a', 3], ['b', 3]]);
+  });
+});

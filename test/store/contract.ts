@@ -1,0 +1,357 @@
+// The Store contract: one suite every implementation must pass unchanged.
+// It drives the state machine the way workers and the scheduler do (claim,
+// complete, heartbeat, reap) with a controllable clock, without processes.
+import { describe, it, expect, beforeEach, afterEach } from 'vitest';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseDefinitionSource } from '../../src/spec/parse.js';
+import type { WorkflowSpec } from '../../src/spec/model.js';
+import { startRun } from '../../src/server/runs.js';
+import { StaleFenceError, ConflictError, type Clock, type Store, type ClaimedJob, type StoreSignal } from '../../src/store/types.js';
+
+export class TestClock implements Clock {
+  constructor(public t = Date.UTC(2026, 10, 24, 12, 0, 0)) {}
+  now(): number {
+    return this.t;
+  }
+  advance(ms: number): void {
+    this.t += ms;
+  }
+}
+
+export interface StoreFactory {
+  /** a fresh, migrated store using the given clock */
+  create(clock: Clock): Promise<Store>;
+  /** reopens the same database (for durability checks) */
+  reopen(clock: Clock): Promise<Store>;
+  cleanup(): Promise<void>;
+}
+
+const W = { name: 'w1', host: 'test-host', queues: ['default'] };
+const LEASE = 10_000;
+
+export function storeContract(name: string, makeFactory: () => StoreFactory): void {
+  describe(`Store contract: ${name}`, () => {
+    let factory: StoreFactory;
+    let store: Store;
+    let clock: TestClock;
+    let dir: string;
+
+    beforeEach(async () => {
+      factory = makeFactory();
+      clock = new TestClock();
+      store = await factory.create(clock);
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-contract-'));
+    });
+    afterEach(async () => {
+      await store.close();
+      await factory.cleanup();
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    async function define(yaml: string): Promise<WorkflowSpec> {
+      const file = path.join(dir, `wf-${Math.random().toString(36).slice(2)}.yaml`);
+      const r = parseDefinitionSource(yaml, file);
+      expect(r.errors).toEqual([]);
+      await store.putDefinitions([r.definition!]);
+      return r.definition as WorkflowSpec;
+    }
+
+    async function claim(limit = 10, worker = W): Promise<ClaimedJob[]> {
+      return store.claimJobs(worker, limit, LEASE);
+    }
+
+    async function states(runId: number): Promise<Record<string, string>> {
+      const jobs = await store.listJobs({ runId });
+      return Object.fromEntries(jobs.map((j) => [j.task, j.state === 'skipped' ? `skipped:${j.skipReason}` : j.state]));
+    }
+
+    async function succeed(c: ClaimedJob, result?: unknown) {
+      return store.completeAttempt(c.fence, { state: 'succeeded', exitCode: 0, result });
+    }
+    async function fail(c: ClaimedJob, retryable?: boolean) {
+      return store.completeAttempt(c.fence, { state: 'failed', exitCode: 3, error: 'exit code 3: boom', retryable });
+    }
+
+    it('queues only the roots of a new run, and completing a job promotes its dependents in the same transaction', async () => {
+      await define(`name: chain\ntasks:\n  a: { run: "true" }\n  b: { run: "true", needs: [a] }\n  c: { run: "true", needs: [b] }\n`);
+      const run = await startRun(store, { workflow: 'chain' });
+      expect(run.state).toBe('running');
+      expect(await states(run.id)).toEqual({ a: 'queued', b: 'pending', c: 'pending' });
+      const [a] = await claim();
+      expect(a!.job.task).toBe('a');
+      expect(await claim()).toEqual([]); // b is not claimable yet
+      await succeed(a!, { rows: 3 });
+      expect(await states(run.id)).toEqual({ a: 'succeeded', b: 'queued', c: 'pending' });
+      const [b] = await claim();
+      expect(b!.upstream.a).toEqual({ outputs: {}, result: { rows: 3 } });
+      await succeed(b!);
+      const [c] = await claim();
+      await succeed(c!);
+      const done = await store.getRun(run.id);
+      expect(done!.state).toBe('succeeded');
+      expect(done!.finishedAt).toBe(clock.now());
+    });
+
+    it('applies trigger rules when an upstream fails, cascading skips downstream', async () => {
+      await define(`name: triggers
+tasks:
+  a: { run: "false" }
+  ok: { run: "true" }
+  b: { run: "true", needs: [a] }
+  b2: { run: "true", needs: [b] }
+  done: { run: "true", needs: [a], trigger: all_done }
+  onfail: { run: "true", needs: [a], trigger: any_failed }
+  nofail: { run: "true", needs: [ok], trigger: any_failed }
+`);
+      const run = await startRun(store, { workflow: 'triggers' });
+      const roots = await claim();
+      for (const c of roots) (c.job.task === 'a' ? await fail(c) : await succeed(c));
+      expect(await states(run.id)).toEqual({
+        a: 'failed',
+        ok: 'succeeded',
+        b: 'skipped:upstream',
+        b2: 'skipped:upstream',
+        done: 'queued',
+        onfail: 'queued',
+        nofail: 'skipped:trigger',
+      });
+      for (const c of await claim()) await succeed(c);
+      expect((await store.getRun(run.id))!.state).toBe('failed');
+    });
+
+    it('counts a job skipped because its outputs exist as done for its dependents', async () => {
+      await define(`name: skipdone\ntasks:\n  a: { run: "true", outputs: { x: out/a.txt } }\n  b: { run: "true", needs: [a] }\n`);
+      const run = await startRun(store, { workflow: 'skipdone' });
+      const [a] = await claim();
+      expect(a!.job.outputs.x).toBe(path.join(dir, 'out/a.txt'));
+      await store.completeAttempt(a!.fence, { state: 'skipped' });
+      expect(await states(run.id)).toEqual({ a: 'skipped:outputs_exist', b: 'queued' });
+    });
+
+    it('retries with delay, exponential backoff and max_delay, then fails for good', async () => {
+      await define(`name: retry\ntasks:\n  a: { run: "false", retries: { max: 3, delay: 10s, backoff: 3, max_delay: 60s } }\n  b: { run: "true", needs: [a] }\n`);
+      const run = await startRun(store, { workflow: 'retry' });
+      const expectedDelays = [10_000, 30_000, 60_000]; // 10s, 30s, then 90s capped at 60s
+      for (const delay of expectedDelays) {
+        const [c] = await claim();
+        const j = await fail(c!);
+        expect(j.state).toBe('retrying');
+        expect(j.runAfter).toBe(clock.now() + delay);
+        expect(await store.nextRetryAt()).toBe(clock.now() + delay);
+        clock.advance(delay - 1);
+        expect(await store.promoteDueRetries()).toBe(0);
+        expect(await claim()).toEqual([]);
+        clock.advance(1);
+        expect(await store.promoteDueRetries()).toBe(1);
+      }
+      const [last] = await claim();
+      expect(last!.job.attempts).toBe(4);
+      const j = await fail(last!);
+      expect(j.state).toBe('failed');
+      expect(j.failures).toBe(4);
+      expect(j.error).toBe('exit code 3: boom');
+      expect(await states(run.id)).toEqual({ a: 'failed', b: 'skipped:upstream' });
+      const attempts = await store.listAttempts(`${run.id}:a`);
+      expect(attempts.map((a) => a.state)).toEqual(['failed', 'failed', 'failed', 'failed']);
+    });
+
+    it('does not retry an error marked not retryable', async () => {
+      await define(`name: noretry\ntasks:\n  a: { run: "false", retries: 5 }\n`);
+      await startRun(store, { workflow: 'noretry' });
+      const [c] = await claim();
+      expect((await fail(c!, false)).state).toBe('failed');
+    });
+
+    it('claims higher priority first, then the oldest enqueue time; runs interleave', async () => {
+      await define(`name: prio\ntasks:\n  low: { run: "true", priority: 1 }\n  high: { run: "true", priority: 5 }\n  late: { run: "true", needs: [low] }\n`);
+      const r1 = await startRun(store, { workflow: 'prio' });
+      clock.advance(1000);
+      const r2 = await startRun(store, { workflow: 'prio' });
+      const first = await claim(2);
+      expect(first.map((c) => c.job.id)).toEqual([`${r1.id}:high`, `${r2.id}:high`]);
+      const [low1] = await claim(1);
+      expect(low1!.job.id).toBe(`${r1.id}:low`);
+      clock.advance(1000);
+      await succeed(low1!); // r1:late is enqueued now, after r2:low
+      const next = await claim(2);
+      expect(next.map((c) => c.job.id)).toEqual([`${r2.id}:low`, `${r1.id}:late`]);
+      // a run-level priority lifts every task of that run
+      clock.advance(1000);
+      const r3 = await startRun(store, { workflow: 'prio', priority: 10 });
+      clock.advance(1000);
+      await startRun(store, { workflow: 'prio' });
+      expect((await claim(1))[0]!.job.id).toBe(`${r3.id}:high`);
+      expect((await claim(1))[0]!.job.id).toBe(`${r3.id}:low`);
+    });
+
+    it('gives a worker only jobs of the queues it listens on', async () => {
+      await define(`name: queues\ntasks:\n  big: { run: "true", queue: bigmem }\n  small: { run: "true" }\n`);
+      const run = await startRun(store, { workflow: 'queues' });
+      const onBig = await claim(10, { ...W, name: 'w-big', queues: ['bigmem'] });
+      expect(onBig.map((c) => c.job.task)).toEqual(['big']);
+      expect(onBig[0]!.job.worker).toBe('w-big');
+      const onDefault = await claim();
+      expect(onDefault.map((c) => c.job.task)).toEqual(['small']);
+      expect((await store.getJob(`${run.id}:big`))!.queue).toBe('bigmem');
+    });
+
+    it('holds runs beyond max_active_runs in queued and starts them as earlier runs finish', async () => {
+      await define(`name: limited\nmax_active_runs: 1\ntasks:\n  a: { run: "true" }\n`);
+      const r1 = await startRun(store, { workflow: 'limited' });
+      const r2 = await startRun(store, { workflow: 'limited' });
+      expect(r1.state).toBe('running');
+      expect(r2.state).toBe('queued');
+      const claimed = await claim();
+      expect(claimed.map((c) => c.job.runId)).toEqual([r1.id]);
+      await succeed(claimed[0]!);
+      expect((await store.getRun(r2.id))!.state).toBe('running');
+      expect((await claim()).map((c) => c.job.runId)).toEqual([r2.id]);
+    });
+
+    it('fences: a revoked attempt can neither complete, log nor heartbeat, and the next attempt gets a larger token', async () => {
+      await define(`name: fence\ntasks:\n  a: { run: "sleep 100" }\n`);
+      const run = await startRun(store, { workflow: 'fence' });
+      const [first] = await claim();
+      expect(await store.heartbeat(W.name, [{ fence: first!.fence, progress: 40 }], LEASE)).toEqual([]);
+      expect((await store.getJob(`${run.id}:a`))!.progress).toBe(40);
+      clock.advance(LEASE + 1); // the worker paused past its lease
+      const reaped = await store.reapLostAttempts([]);
+      expect(reaped.map((r) => r.jobId)).toEqual([`${run.id}:a`]);
+      const [second] = await claim(10, { ...W, name: 'w2' });
+      expect(second!.fence).toBeGreaterThan(first!.fence);
+      await expect(store.completeAttempt(first!.fence, { state: 'succeeded', exitCode: 0 })).rejects.toBeInstanceOf(StaleFenceError);
+      await expect(store.appendLogs(first!.fence, [{ stream: 'stdout', ts: 1, line: 'late' }])).rejects.toBeInstanceOf(StaleFenceError);
+      await expect(store.assertCurrent(first!.fence)).rejects.toBeInstanceOf(StaleFenceError);
+      expect(await store.heartbeat(W.name, [{ fence: first!.fence, progress: null }], LEASE)).toEqual([first!.fence]);
+      await succeed(second!);
+      const attempts = await store.listAttempts(`${run.id}:a`);
+      expect(attempts.map((a) => [a.state, a.worker])).toEqual([
+        ['lost', 'w1'],
+        ['succeeded', 'w2'],
+      ]);
+      const job = (await store.getJob(`${run.id}:a`))!;
+      expect(job.failures).toBe(0); // a lost attempt does not count against retries
+      expect(job.attempts).toBe(2);
+    });
+
+    it('reaps the attempts of a worker known dead without waiting for its lease', async () => {
+      await define(`name: dead\ntasks:\n  a: { run: "true" }\n`);
+      const run = await startRun(store, { workflow: 'dead' });
+      await store.registerWorker({ name: 'w1', host: 'test-host', pid: 1, queues: ['default'], slots: 1 });
+      await claim();
+      expect(await store.reapLostAttempts([])).toEqual([]); // lease still valid
+      const reaped = await store.reapLostAttempts(['w1']);
+      expect(reaped).toHaveLength(1);
+      expect((await store.getJob(`${run.id}:a`))!.state).toBe('queued');
+      expect((await store.listWorkers())[0]!.state).toBe('stopped');
+    });
+
+    it('cancels a run: every active job is cancelled and running attempts are revoked', async () => {
+      await define(`name: cancel\ntasks:\n  a: { run: "sleep 100" }\n  b: { run: "true", needs: [a] }\n`);
+      const run = await startRun(store, { workflow: 'cancel' });
+      const [a] = await claim();
+      const signals: StoreSignal[] = [];
+      const off = store.subscribe((s) => signals.push(s));
+      const cancelled = await store.cancelRun(run.id);
+      off();
+      expect(cancelled.state).toBe('cancelled');
+      expect(await states(run.id)).toEqual({ a: 'cancelled', b: 'cancelled' });
+      expect(signals).toContainEqual({ type: 'revoked', fences: [a!.fence] });
+      await expect(store.completeAttempt(a!.fence, { state: 'succeeded', exitCode: 0 })).rejects.toBeInstanceOf(StaleFenceError);
+      await expect(store.cancelRun(run.id)).rejects.toBeInstanceOf(ConflictError);
+      expect((await store.listAttempts(`${run.id}:a`))[0]!.state).toBe('cancelled');
+    });
+
+    it('cancels one job: its dependents are skipped and the run ends cancelled', async () => {
+      await define(`name: cancel1\ntasks:\n  a: { run: "sleep 100" }\n  b: { run: "true", needs: [a] }\n  c: { run: "true" }\n`);
+      const run = await startRun(store, { workflow: 'cancel1' });
+      const claimed = await claim();
+      await store.cancelJob(`${run.id}:a`);
+      expect(await states(run.id)).toEqual({ a: 'cancelled', b: 'skipped:upstream', c: 'running' });
+      await succeed(claimed.find((c) => c.job.task === 'c')!);
+      expect((await store.getRun(run.id))!.state).toBe('cancelled');
+    });
+
+    it('retries only the failed part of a run, leaving succeeded jobs alone', async () => {
+      await define(`name: partial\ntasks:\n  a: { run: "true" }\n  b: { run: "false", needs: [a] }\n  c: { run: "true", needs: [b] }\n  d: { run: "true", needs: [a] }\n`);
+      const run = await startRun(store, { workflow: 'partial' });
+      await succeed((await claim())[0]!);
+      for (const c of await claim()) (c.job.task === 'b' ? await fail(c) : await succeed(c));
+      expect((await store.getRun(run.id))!.state).toBe('failed');
+      await expect(store.retryRun(run.id, { failedOnly: false, force: false })).resolves.toMatchObject({ reset: 4 });
+      // reset everything once: now fail b again to test --failed
+      for (let i = 0; i < 3; i++) for (const c of await claim()) (c.job.task === 'b' ? await fail(c) : await succeed(c));
+      expect(await states(run.id)).toEqual({ a: 'succeeded', b: 'failed', c: 'skipped:upstream', d: 'succeeded' });
+      const { reset, run: again } = await store.retryRun(run.id, { failedOnly: true, force: false });
+      expect(reset).toBe(2);
+      expect(again.state).toBe('running');
+      expect(await states(run.id)).toEqual({ a: 'succeeded', b: 'queued', c: 'pending', d: 'succeeded' });
+      const [b] = await claim();
+      expect(b!.job.attempts).toBe(3);
+      await succeed(b!);
+      await succeed((await claim())[0]!);
+      expect((await store.getRun(run.id))!.state).toBe('succeeded');
+      expect((await store.listAttempts(`${run.id}:a`)).length).toBe(2); // the original and the full retry only
+    });
+
+    it('refuses to rerun a whole run that is still running', async () => {
+      await define(`name: busy\ntasks:\n  a: { run: "true" }\n`);
+      const run = await startRun(store, { workflow: 'busy' });
+      await expect(store.retryRun(run.id, { failedOnly: false, force: false })).rejects.toBeInstanceOf(ConflictError);
+    });
+
+    it('stores log lines per attempt and reads them by job or run, after an id', async () => {
+      await define(`name: logs\ntasks:\n  a: { run: "true" }\n  b: { run: "true" }\n`);
+      const run = await startRun(store, { workflow: 'logs' });
+      const [a, b] = await claim();
+      await store.appendLogs(a!.fence, [
+        { stream: 'stdout', ts: 1, line: 'a1' },
+        { stream: 'stderr', ts: 2, line: 'a2' },
+      ]);
+      await store.appendLogs(b!.fence, [{ stream: 'stdout', ts: 3, line: 'b1' }]);
+      const all = await store.readLogs({ runId: run.id });
+      expect(all.map((l) => `${l.jobId} ${l.stream} ${l.line}`)).toEqual([`${run.id}:a stdout a1`, `${run.id}:a stderr a2`, `${run.id}:b stdout b1`]);
+      const onlyA = await store.readLogs({ jobId: `${run.id}:a`, afterId: all[0]!.id });
+      expect(onlyA.map((l) => l.line)).toEqual(['a2']);
+    });
+
+    it('records every state change in the event outbox, in order', async () => {
+      await define(`name: events\ntasks:\n  a: { run: "true" }\n`);
+      const run = await startRun(store, { workflow: 'events' });
+      await succeed((await claim())[0]!);
+      const events = await store.readEvents(0, { runId: run.id });
+      expect(events.map((e) => `${e.kind}:${e.jobId ?? ''}:${e.state}`)).toEqual([
+        'run::queued',
+        'run::running',
+        `job:${run.id}:a:queued`,
+        `job:${run.id}:a:running`,
+        `job:${run.id}:a:succeeded`,
+        'run::succeeded',
+      ]);
+      expect(await store.lastEventId()).toBe(events[events.length - 1]!.id);
+    });
+
+    it('filters runs by workflow, state and labels, and lists the latest run of each workflow', async () => {
+      await define(`name: lab\nparams: { wiki: { default: enwiki } }\nlabels: { project: "{{ params.wiki }}", kind: xml }\ntasks:\n  a: { run: "true" }\n`);
+      const en = await startRun(store, { workflow: 'lab' });
+      const de = await startRun(store, { workflow: 'lab', params: { wiki: 'dewiki' }, labels: { team: 'x' } });
+      expect(de.labels).toEqual({ project: 'dewiki', kind: 'xml', team: 'x' });
+      expect((await store.listRuns({ labels: { project: 'enwiki' } })).map((r) => r.id)).toEqual([en.id]);
+      expect((await store.listRuns({ labels: { kind: 'xml' } })).map((r) => r.id)).toEqual([de.id, en.id]);
+      expect((await store.listRuns({ latest: true })).map((r) => r.id)).toEqual([de.id]);
+      expect((await store.listRuns({ state: 'succeeded' })).length).toBe(0);
+    });
+
+    it('keeps everything across a close and reopen of the database', async () => {
+      await define(`name: durable\ntasks:\n  a: { run: "true" }\n  b: { run: "true", needs: [a] }\n`);
+      const run = await startRun(store, { workflow: 'durable' });
+      await succeed((await claim())[0]!);
+      await store.close();
+      store = await factory.reopen(clock);
+      expect(await states(run.id)).toEqual({ a: 'succeeded', b: 'queued' });
+      expect((await store.getWorkflow('default', 'durable'))!.definition.name).toBe('durable');
+    });
+  });
+}
