@@ -6,7 +6,7 @@ export type Logger = Pick<pino.Logger, 'info' | 'warn' | 'error' | 'debug' | 'ch
 
 export function createLogger(opts: { level?: string; name?: string } = {}): Logger {
   const level = opts.level ?? process.env.GANTRY_LOG_LEVEL ?? 'info';
-  return pino({ name: opts.name ?? 'gantry', level, base: undefined }, pino.destination({ fd: 2, sync: false }));
+  return pino({ name: opts.name ?? 'gantry', level, base: undefined }, pino.destination({ fd: 2, sync: true }));
 }
 
 /** A logger that drops everything: for tests and embedded use that did not ask for logs. */

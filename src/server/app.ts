@@ -84,7 +84,8 @@ export interface AppOptions {
 }
 
 export async function buildApp({ store, logger }: AppOptions): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false, bodyLimit: 10 * 1024 * 1024 });
+  // forceCloseConnections: event streams and keep-alive sockets must not hold a shutdown.
+  const app = Fastify({ logger: false, bodyLimit: 10 * 1024 * 1024, forceCloseConnections: true });
 
   app.setErrorHandler((err: unknown, req, reply) => {
     if (err instanceof BadRequest) return reply.code(400).send({ error: err.message, issues: err.details });

@@ -1,0 +1,58 @@
+// The bundled examples are tests: each runs to success through the embedded
+// system, and the dumps example produces real, verifiable files.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import fs from 'node:fs';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { embedded, type Embedded } from '../helpers/embedded.js';
+import { loadDefinitionFiles } from '../../src/spec/parse.js';
+
+const examples = path.resolve(import.meta.dirname, '../../examples');
+let g: Embedded;
+
+beforeAll(async () => {
+  g = await embedded({ slots: 2 });
+  const { definitions, errors } = loadDefinitionFiles([examples]);
+  expect(errors).toEqual([]);
+  await g.up.store.putDefinitions(definitions);
+});
+afterAll(async () => {
+  await g?.close();
+});
+
+describe('examples', () => {
+  it('hello succeeds, and with fail=always fails in flaky but still runs its all_done summary', async () => {
+    const ok = await g.run({ workflow: 'hello', params: { who: 'Ada' } });
+    expect(ok.run.state).toBe('succeeded');
+    const bad = await g.run({ workflow: 'hello', params: { fail: 'always' } }, 60_000);
+    expect(bad.run.state).toBe('failed');
+    expect(bad.jobs.flaky!.state).toBe('failed');
+    expect(bad.jobs.flaky!.attempts).toBe(3);
+    expect(bad.jobs.summary!.state).toBe('succeeded');
+  });
+
+  it('dumps produces compressed dumps with matching checksums, published, and a rerun skips every stage', async () => {
+    const wiki = `testwiki${process.pid}`;
+    const params = { wiki, pages: 2000 };
+    const first = await g.run({ workflow: 'dumps', params }, 120_000);
+    expect(first.run.state).toBe('succeeded');
+    const dir = path.join(examples, 'dumps', 'out', wiki, first.run.logicalDate);
+    try {
+      const files = fs.readdirSync(dir).sort();
+      expect(files.some((f) => f.endsWith('-pages-articles.xml.bz2'))).toBe(true);
+      expect(files.some((f) => f.endsWith('-stub-articles.xml.gz'))).toBe(true);
+      // the checksum files verify against the real files
+      const sums = files.find((f) => f.includes('md5sums'))!;
+      execFileSync('md5sum', ['-c', sums], { cwd: dir });
+      const articles = files.find((f) => f.endsWith('-pages-articles.xml.bz2'))!;
+      const xml = execFileSync('bzip2', ['-dc', path.join(dir, articles)], { maxBuffer: 1 << 30 }).toString();
+      expect((xml.match(/<page>/g) ?? []).length).toBe(2000);
+      const again = await g.run({ workflow: 'dumps', params }, 60_000);
+      expect(again.run.state).toBe('succeeded');
+      for (const j of Object.values(again.jobs)) expect([j.task, j.state, j.skipReason]).toEqual([j.task, 'skipped', 'outputs_exist']);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.rmSync(path.join(examples, 'dumps', 'out', 'public', wiki), { recursive: true, force: true });
+    }
+  });
+});
