@@ -285,7 +285,11 @@ export class Worker {
       };
       try {
         const result = await runHandler(fn, hctx, this.o.killGraceMs);
-        return { state: 'succeeded', exitCode: null, result: result === undefined ? undefined : (result as unknown) };
+        if (result === undefined) return { state: 'succeeded', exitCode: null };
+        const size = Buffer.byteLength(JSON.stringify(result) ?? '');
+        if (size > this.o.maxResultBytes)
+          return { state: 'failed', exitCode: null, error: `result too large: the handler returned ${size} bytes of JSON, the limit is ${this.o.maxResultBytes}`, retryable: false };
+        return { state: 'succeeded', exitCode: null, result };
       } catch (e) {
         for (const line of (e instanceof Error && e.stack ? e.stack : String(e)).split('\n')) logs.push('stderr', line);
         return { state: 'failed', exitCode: null, error: errorMessage(e) };

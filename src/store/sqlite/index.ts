@@ -5,7 +5,7 @@
 import Database from 'better-sqlite3';
 import { EventEmitter } from 'node:events';
 import type { Definition, WorkflowSpec } from '../../spec/model.js';
-import { parseJobId } from '../jobId.js';
+import { formatJobId, parseJobId } from '../jobId.js';
 import {
   ConflictError,
   NotFoundError,
@@ -32,7 +32,22 @@ import {
   type WorkerRow,
 } from '../types.js';
 import { migrateSqlite } from './migrations.js';
-import { toAttempt, toJob, toLogLine, toRun, toWorker, type AttemptRowDb, type JobRowDb, type LogRowDb, type RunRowDb, type WorkerRowDb } from './rows.js';
+import {
+  toAttempt,
+  toDefinition,
+  toEvent,
+  toJob,
+  toLogLine,
+  toRun,
+  toWorker,
+  type AttemptRowDb,
+  type DefinitionRowDb,
+  type EventRowDb,
+  type JobRowDb,
+  type LogRowDb,
+  type RunRowDb,
+  type WorkerRowDb,
+} from '../rows.js';
 import { DependencyResolver } from './resolveDependents.js';
 
 const ACTIVE = `('pending','queued','running','retrying')`;
@@ -465,9 +480,7 @@ export class SqliteStore implements Store {
     return rows.map((r) =>
       toWorker(
         r,
-        (running.all(r.name) as { run_id: number; task: string; chunk: number | null }[]).map((j) =>
-          j.chunk === null ? `${j.run_id}:${j.task}` : `${j.run_id}:${j.task}#${j.chunk}`,
-        ),
+        (running.all(r.name) as { run_id: number; task: string; chunk: number | null }[]).map((j) => formatJobId(j.run_id, j.task, j.chunk)),
       ),
     );
   }
@@ -696,7 +709,7 @@ export class SqliteStore implements Store {
       this.signal({ type: 'queued' });
       return rows.map((r) => ({
         fence: r.fence,
-        jobId: r.chunk === null ? `${r.run_id}:${r.task}` : `${r.run_id}:${r.task}#${r.chunk}`,
+        jobId: formatJobId(r.run_id, r.task, r.chunk),
         host: r.host,
         pid: r.pid,
       }));
@@ -720,34 +733,7 @@ export class SqliteStore implements Store {
         : this.db
             .prepare(`SELECT e.*, j.task, j.chunk FROM events e LEFT JOIN jobs j ON j.id = e.job_id WHERE e.id > ? ORDER BY e.id LIMIT ?`)
             .all(afterId, limit)
-    ) as { id: number; ts: number; kind: 'run' | 'job'; run_id: number; job_id: number | null; state: string; task: string | null; chunk: number | null }[];
-    return rows.map((r) => ({
-      id: r.id,
-      ts: r.ts,
-      kind: r.kind,
-      runId: r.run_id,
-      jobId: r.task === null ? null : r.chunk === null ? `${r.run_id}:${r.task}` : `${r.run_id}:${r.task}#${r.chunk}`,
-      state: r.state,
-    }));
+    ) as EventRowDb[];
+    return rows.map(toEvent);
   }
-}
-
-interface DefinitionRowDb {
-  namespace: string;
-  name: string;
-  kind: Definition['kind'];
-  version: number;
-  spec: string;
-  updated_at: number;
-}
-
-function toDefinition(r: DefinitionRowDb): StoredDefinition {
-  return {
-    namespace: r.namespace,
-    name: r.name,
-    kind: r.kind,
-    version: r.version,
-    updatedAt: r.updated_at,
-    definition: JSON.parse(r.spec) as Definition,
-  };
 }

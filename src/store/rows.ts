@@ -1,6 +1,7 @@
-// Mapping of SQLite rows to the Store's plain objects.
-import type { Attempt, AttemptState, Job, JobState, Run, RunState, SkipReason, StoredLogLine, WorkerRow } from '../types.js';
-import { formatJobId } from '../jobId.js';
+// Mapping of database rows (same columns in SQLite and PostgreSQL) to the Store's plain objects.
+import type { Attempt, AttemptState, Job, JobState, Run, RunState, SkipReason, StoreEvent, StoredDefinition, StoredLogLine, WorkerRow } from './types.js';
+import type { Definition } from '../spec/model.js';
+import { formatJobId } from './jobId.js';
 
 export interface JobRowDb {
   id: number;
@@ -170,4 +171,32 @@ export function toWorker(r: WorkerRowDb, running: string[]): WorkerRow {
     heartbeatAt: r.heartbeat_at,
     running,
   };
+}
+
+export interface DefinitionRowDb {
+  namespace: string;
+  name: string;
+  kind: Definition['kind'];
+  version: number;
+  spec: string;
+  updated_at: number;
+}
+
+export function toDefinition(r: DefinitionRowDb): StoredDefinition {
+  return { namespace: r.namespace, name: r.name, kind: r.kind, version: r.version, updatedAt: r.updated_at, definition: JSON.parse(r.spec) as Definition };
+}
+
+export interface EventRowDb {
+  id: number;
+  ts: number;
+  kind: 'run' | 'job';
+  run_id: number;
+  job_id: number | null;
+  state: string;
+  task: string | null;
+  chunk: number | null;
+}
+
+export function toEvent(r: EventRowDb): StoreEvent {
+  return { id: r.id, ts: r.ts, kind: r.kind, runId: r.run_id, jobId: r.task === null ? null : formatJobId(r.run_id, r.task, r.chunk), state: r.state };
 }

@@ -1,0 +1,841 @@
+// The distributed store: PostgreSQL through node-postgres. Each transition is
+// one transaction of set-based statements (claims use FOR UPDATE SKIP LOCKED;
+// a run's jobs are inserted with unnest() in one statement). Wake-ups cross
+// processes with LISTEN/NOTIFY on one channel; NOTIFY is sent inside the
+// transaction, so listeners hear only what committed. Signals are also emitted
+// in-process after commit, so a process does not wait on its own round trip.
+import pg from 'pg';
+import { EventEmitter } from 'node:events';
+import { randomUUID } from 'node:crypto';
+import type { Definition, WorkflowSpec } from '../../spec/model.js';
+import { parseJobId, formatJobId } from '../jobId.js';
+import {
+  ConflictError,
+  NotFoundError,
+  StaleFenceError,
+  systemClock,
+  type Attempt,
+  type AttemptOutcome,
+  type ClaimedJob,
+  type Clock,
+  type CreateRunInput,
+  type Job,
+  type JobFilter,
+  type JobState,
+  type LogLine,
+  type Run,
+  type RunFilter,
+  type RunState,
+  type Store,
+  type StoreEvent,
+  type StoreSignal,
+  type StoredDefinition,
+  type StoredLogLine,
+  type WorkerInfo,
+  type WorkerRow,
+} from '../types.js';
+import {
+  toAttempt,
+  toDefinition,
+  toEvent,
+  toJob,
+  toLogLine,
+  toRun,
+  toWorker,
+  type AttemptRowDb,
+  type DefinitionRowDb,
+  type EventRowDb,
+  type JobRowDb,
+  type LogRowDb,
+  type RunRowDb,
+  type WorkerRowDb,
+} from '../rows.js';
+import { migratePostgres } from './migrations.js';
+
+const ACTIVE = `('pending','queued','running','retrying')`;
+const CHANNEL = 'gantry';
+/** NOTIFY payloads must stay under 8000 bytes */
+const MAX_FENCES_PER_NOTIFY = 500;
+
+type Q = pg.PoolClient;
+
+// int8 (bigint) columns hold epoch milliseconds and ids: well inside 2^53.
+const types = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    if (oid === 20) return (v: string) => Number(v);
+    return pg.types.getTypeParser(oid, format);
+  },
+} as pg.CustomTypesConfig;
+
+export interface PostgresStoreOptions {
+  clock?: Clock;
+  /** connections in the pool */
+  max?: number;
+  /** schema to use (tests isolate themselves in one schema each) */
+  schema?: string;
+}
+
+export class PostgresStore implements Store {
+  readonly dialect = 'postgres' as const;
+  private readonly pool: pg.Pool;
+  private readonly clock: Clock;
+  private readonly emitter = new EventEmitter();
+  private readonly instance = randomUUID().slice(0, 8);
+  private listener: pg.Client | null = null;
+  private listening: Promise<void> | null = null;
+  private closed = false;
+
+  constructor(private readonly url: string, private readonly opts: PostgresStoreOptions = {}) {
+    this.clock = opts.clock ?? systemClock;
+    this.pool = new pg.Pool({
+      connectionString: url,
+      max: opts.max ?? 10,
+      types,
+      options: opts.schema ? `-c search_path=${opts.schema}` : undefined,
+    });
+    // An idle client dying (server restart) must not crash the process: the pool replaces it.
+    this.pool.on('error', () => undefined);
+    this.emitter.setMaxListeners(0);
+  }
+
+  async migrate(): Promise<void> {
+    const c = await this.pool.connect();
+    try {
+      if (this.opts.schema) await c.query(`CREATE SCHEMA IF NOT EXISTS "${this.opts.schema.replace(/"/g, '')}"`);
+      await migratePostgres(c);
+    } finally {
+      c.release();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.emitter.removeAllListeners();
+    await this.listener?.end().catch(() => undefined);
+    this.listener = null;
+    await this.pool.end();
+  }
+
+  subscribe(listener: (signal: StoreSignal) => void): () => void {
+    this.emitter.on('signal', listener);
+    void this.listen();
+    return () => this.emitter.off('signal', listener);
+  }
+
+  /** One LISTEN connection per store, opened on first subscribe, reopened with backoff when lost. */
+  private listen(): Promise<void> {
+    if (this.listening) return this.listening;
+    this.listening = (async () => {
+      let delay = 100;
+      while (!this.closed) {
+        const client = new pg.Client({ connectionString: this.url, types });
+        try {
+          await client.connect();
+          client.on('notification', (m) => {
+            if (!m.payload) return;
+            const [from, ...rest] = m.payload.split('|');
+            if (from === this.instance) return; // emitted locally already
+            const s = JSON.parse(rest.join('|')) as StoreSignal;
+            this.emitter.emit('signal', s);
+          });
+          await client.query(`LISTEN ${CHANNEL}`);
+          this.listener = client;
+          delay = 100;
+          // Something may have changed while we were not listening.
+          this.emitter.emit('signal', { type: 'queued' } satisfies StoreSignal);
+          this.emitter.emit('signal', { type: 'events' } satisfies StoreSignal);
+          await new Promise<void>((resolve) => {
+            client.once('error', () => resolve());
+            client.once('end', () => resolve());
+          });
+        } catch {
+          // fall through to the backoff
+        }
+        await client.end().catch(() => undefined);
+        this.listener = null;
+        if (this.closed) break;
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 5_000);
+      }
+    })();
+    return this.listening;
+  }
+
+  /** Runs fn in one transaction; its signals are NOTIFYed inside it and emitted locally after commit. */
+  private async tx<T>(fn: (c: Q, signal: (s: StoreSignal) => void) => Promise<T>): Promise<T> {
+    const c = await this.pool.connect();
+    const signals: StoreSignal[] = [];
+    const signal = (s: StoreSignal) => {
+      if (s.type === 'revoked' || !signals.some((p) => p.type === s.type)) signals.push(s);
+    };
+    let result: T;
+    try {
+      await c.query('BEGIN');
+      result = await fn(c, signal);
+      for (const s of signals) {
+        const parts: StoreSignal[] =
+          s.type === 'revoked'
+            ? chunk(s.fences, MAX_FENCES_PER_NOTIFY).map((fences) => ({ type: 'revoked', fences }))
+            : [s];
+        for (const p of parts) await c.query('SELECT pg_notify($1, $2)', [CHANNEL, `${this.instance}|${JSON.stringify(p)}`]);
+      }
+      await c.query('COMMIT');
+    } catch (e) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      c.release();
+      throw e;
+    }
+    c.release();
+    for (const s of signals) this.emitter.emit('signal', s);
+    return result;
+  }
+
+  private async one<T>(sql: string, args: unknown[] = []): Promise<T | undefined> {
+    return (await this.pool.query(sql, args)).rows[0] as T | undefined;
+  }
+  private async all<T>(sql: string, args: unknown[] = []): Promise<T[]> {
+    return (await this.pool.query(sql, args)).rows as T[];
+  }
+
+  // ---------------------------------------------------------------- definitions
+
+  async putDefinitions(defs: Definition[]) {
+    const now = this.clock.now();
+    return this.tx(async (c) => {
+      const out = [];
+      for (const d of defs) {
+        const spec = JSON.stringify(d);
+        const old = (
+          await c.query<{ spec: string }>('SELECT spec FROM definitions WHERE namespace = $1 AND name = $2 AND kind = $3 FOR UPDATE', [
+            d.namespace,
+            d.name,
+            d.kind,
+          ])
+        ).rows[0];
+        if (old && old.spec === spec) {
+          out.push({ name: d.name, namespace: d.namespace, kind: d.kind, change: 'unchanged' as const });
+          continue;
+        }
+        await c.query(
+          `INSERT INTO definitions (namespace, name, kind, version, spec, updated_at) VALUES ($1, $2, $3, 1, $4, $5)
+           ON CONFLICT (namespace, name, kind) DO UPDATE SET version = definitions.version + 1, spec = excluded.spec, updated_at = excluded.updated_at`,
+          [d.namespace, d.name, d.kind, spec, now],
+        );
+        out.push({ name: d.name, namespace: d.namespace, kind: d.kind, change: old ? ('updated' as const) : ('created' as const) });
+      }
+      return out;
+    });
+  }
+
+  async getWorkflow(namespace: string, name: string): Promise<StoredDefinition | null> {
+    const r = await this.one<DefinitionRowDb>(`SELECT * FROM definitions WHERE namespace = $1 AND name = $2 AND kind = 'workflow'`, [namespace, name]);
+    return r ? toDefinition(r) : null;
+  }
+
+  async listDefinitions(): Promise<StoredDefinition[]> {
+    return (await this.all<DefinitionRowDb>('SELECT * FROM definitions ORDER BY namespace, name')).map(toDefinition);
+  }
+
+  // ---------------------------------------------------------------------- runs
+
+  async createRun(input: CreateRunInput): Promise<Run> {
+    const now = this.clock.now();
+    const { spec } = input;
+    const id = await this.tx(async (c, signal) => {
+      const runId = (
+        await c.query<{ id: number }>(
+          `INSERT INTO runs (namespace, workflow, state, params, labels, priority, force, logical_date, max_active, spec, created_at)
+           VALUES ($1, $2, 'queued', $3, '{}', $4, $5, $6, $7, $8, $9) RETURNING id`,
+          [spec.namespace, spec.name, JSON.stringify(input.params), input.priority, input.force ? 1 : 0, input.logicalDate, spec.maxActiveRuns, JSON.stringify(spec), now],
+        )
+      ).rows[0]!.id;
+      const plan = input.plan(runId);
+      await c.query('UPDATE runs SET labels = $1 WHERE id = $2', [JSON.stringify(plan.labels), runId]);
+      const labels = Object.entries(plan.labels);
+      if (labels.length)
+        await c.query('INSERT INTO run_labels (run_id, key, value) SELECT $1, * FROM unnest($2::text[], $3::text[])', [
+          runId,
+          labels.map((l) => l[0]),
+          labels.map((l) => l[1]),
+        ]);
+      const jobs = plan.jobs;
+      const inserted = await c.query<{ id: number; task: string }>(
+        `INSERT INTO jobs (run_id, task, state, trigger_rule, deps_total, priority, queue, pool, max_retries, retry_delay_ms,
+           retry_backoff, retry_max_delay_ms, outputs, refs)
+         SELECT $1, t.task, 'pending', t.trig, t.deps, t.prio, t.queue, t.pool, t.maxr, t.delay, t.backoff, t.maxdelay, t.outputs, t.refs
+         FROM unnest($2::text[], $3::text[], $4::int[], $5::int[], $6::text[], $7::text[], $8::int[], $9::bigint[], $10::float8[], $11::bigint[], $12::text[], $13::text[])
+           AS t(task, trig, deps, prio, queue, pool, maxr, delay, backoff, maxdelay, outputs, refs)
+         RETURNING id, task`,
+        [
+          runId,
+          jobs.map((j) => j.task),
+          jobs.map((j) => j.trigger),
+          jobs.map((j) => j.needs.length),
+          jobs.map((j) => j.priority),
+          jobs.map((j) => j.queue),
+          jobs.map((j) => j.pool),
+          jobs.map((j) => j.maxRetries),
+          jobs.map((j) => j.retryDelayMs),
+          jobs.map((j) => j.retryBackoff),
+          jobs.map((j) => j.retryMaxDelayMs),
+          jobs.map((j) => JSON.stringify(j.outputs)),
+          jobs.map((j) => JSON.stringify(j.refs)),
+        ],
+      );
+      const ids = new Map(inserted.rows.map((r) => [r.task, r.id]));
+      const ups: number[] = [];
+      const downs: number[] = [];
+      for (const j of jobs)
+        for (const n of j.needs) {
+          const up = ids.get(n);
+          if (up === undefined) throw new Error(`job plan: task '${j.task}' needs unknown task '${n}'`);
+          ups.push(up);
+          downs.push(ids.get(j.task)!);
+        }
+      if (ups.length) await c.query('INSERT INTO job_deps (upstream_id, job_id) SELECT * FROM unnest($1::bigint[], $2::bigint[])', [ups, downs]);
+      await c.query(`INSERT INTO events (ts, kind, run_id, job_id, state) VALUES ($1, 'run', $2, NULL, 'queued')`, [now, runId]);
+      signal({ type: 'events' });
+      await this.startQueuedRuns(c, signal, spec.namespace, spec.name, now);
+      return runId;
+    });
+    return (await this.getRun(id))!;
+  }
+
+  /** Starts the oldest queued runs of a workflow while its max_active_runs allows (serialized per workflow). */
+  private async startQueuedRuns(c: Q, signal: Sig, namespace: string, workflow: string, now: number): Promise<void> {
+    await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`gantry-workflow:${namespace}/${workflow}`]);
+    const queued = (
+      await c.query<{ id: number; max_active: number | null }>(
+        `SELECT id, max_active FROM runs WHERE namespace = $1 AND workflow = $2 AND state = 'queued' ORDER BY id`,
+        [namespace, workflow],
+      )
+    ).rows;
+    if (queued.length === 0) return;
+    let running = (
+      await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM runs WHERE namespace = $1 AND workflow = $2 AND state = 'running'`, [namespace, workflow])
+    ).rows[0]!.n;
+    for (const r of queued) {
+      if (r.max_active !== null && running >= r.max_active) break;
+      await this.startRun(c, signal, r.id, now);
+      running++;
+    }
+  }
+
+  private async startRun(c: Q, signal: Sig, runId: number, now: number): Promise<void> {
+    await c.query(`UPDATE runs SET state = 'running', started_at = $1 WHERE id = $2`, [now, runId]);
+    await this.runEvent(c, signal, runId, 'running', now);
+    const roots = (
+      await c.query<{ id: number }>(
+        `UPDATE jobs SET state = 'queued', enqueued_at = $1 WHERE run_id = $2 AND state = 'pending' AND deps_total = 0 RETURNING id`,
+        [now, runId],
+      )
+    ).rows.map((r) => r.id);
+    await this.jobEvents(c, signal, roots, now);
+    if (roots.length > 0) signal({ type: 'queued' });
+    await this.finishRunIfDone(c, signal, runId, now);
+  }
+
+  private async runEvent(c: Q, signal: Sig, runId: number, state: RunState, now: number): Promise<void> {
+    await c.query(`INSERT INTO events (ts, kind, run_id, job_id, state) VALUES ($1, 'run', $2, NULL, $3)`, [now, runId, state]);
+    signal({ type: 'events' });
+  }
+
+  private async jobEvents(c: Q, signal: Sig, ids: number[], now: number): Promise<void> {
+    if (ids.length === 0) return;
+    await c.query(
+      `INSERT INTO events (ts, kind, run_id, job_id, state) SELECT $1, 'job', run_id, id, state FROM jobs WHERE id = ANY($2::bigint[]) ORDER BY id`,
+      [now, ids],
+    );
+    signal({ type: 'events' });
+  }
+
+  /**
+   * When no job of the run is active any more, settles the run's state. The run
+   * row is locked first: of two transactions finishing a run's last jobs at once,
+   * the second to get the lock sees the first's commit and ends the run.
+   */
+  private async finishRunIfDone(c: Q, signal: Sig, runId: number, now: number): Promise<void> {
+    const run = (
+      await c.query<{ namespace: string; workflow: string; state: RunState }>(`SELECT namespace, workflow, state FROM runs WHERE id = $1 FOR UPDATE`, [runId])
+    ).rows[0];
+    if (!run || run.state !== 'running') return;
+    const active = await c.query(`SELECT 1 FROM jobs WHERE run_id = $1 AND state IN ${ACTIVE} LIMIT 1`, [runId]);
+    if (active.rowCount) return;
+    const counts = await this.countsFor(c, runId);
+    const state: RunState = (counts.failed ?? 0) > 0 ? 'failed' : (counts.cancelled ?? 0) > 0 ? 'cancelled' : 'succeeded';
+    await c.query(`UPDATE runs SET state = $1, finished_at = $2 WHERE id = $3`, [state, now, runId]);
+    await this.runEvent(c, signal, runId, state, now);
+    await this.startQueuedRuns(c, signal, run.namespace, run.workflow, now);
+  }
+
+  private async countsFor(c: Q | pg.Pool, runId: number): Promise<Partial<Record<JobState, number>>> {
+    const rows = (await c.query<{ state: JobState; n: number }>(`SELECT state, count(*)::int AS n FROM jobs WHERE run_id = $1 GROUP BY state`, [runId])).rows;
+    return Object.fromEntries(rows.map((r) => [r.state, r.n]));
+  }
+
+  async getRun(id: number): Promise<Run | null> {
+    const r = await this.one<RunRowDb>(`SELECT * FROM runs WHERE id = $1`, [id]);
+    return r ? toRun(r, await this.countsFor(this.pool, id)) : null;
+  }
+
+  async getRunSpec(id: number): Promise<WorkflowSpec> {
+    const r = await this.one<{ spec: string }>(`SELECT spec FROM runs WHERE id = $1`, [id]);
+    if (!r) throw new NotFoundError(`no run ${id}`);
+    return JSON.parse(r.spec) as WorkflowSpec;
+  }
+
+  async listRuns(f: RunFilter): Promise<Run[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    const arg = (v: unknown) => (args.push(v), `$${args.length}`);
+    if (f.namespace) where.push(`namespace = ${arg(f.namespace)}`);
+    if (f.workflow) where.push(`workflow = ${arg(f.workflow)}`);
+    if (f.state) where.push(`state = ${arg(f.state)}`);
+    for (const [k, v] of Object.entries(f.labels ?? {})) where.push(`id IN (SELECT run_id FROM run_labels WHERE key = ${arg(k)} AND value = ${arg(v)})`);
+    if (f.latest) where.push('id IN (SELECT max(id) FROM runs GROUP BY namespace, workflow)');
+    const sql = `SELECT * FROM runs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ${arg(f.limit ?? 50)} OFFSET ${arg(f.offset ?? 0)}`;
+    const rows = await this.all<RunRowDb>(sql, args);
+    const counts = await this.all<{ run_id: number; state: JobState; n: number }>(
+      `SELECT run_id, state, count(*)::int AS n FROM jobs WHERE run_id = ANY($1::bigint[]) GROUP BY run_id, state`,
+      [rows.map((r) => r.id)],
+    );
+    return rows.map((r) => toRun(r, Object.fromEntries(counts.filter((c) => c.run_id === r.id).map((c) => [c.state, c.n]))));
+  }
+
+  async cancelRun(id: number): Promise<Run> {
+    const now = this.clock.now();
+    await this.tx(async (c, signal) => {
+      const run = (await c.query<{ state: RunState; namespace: string; workflow: string }>(`SELECT state, namespace, workflow FROM runs WHERE id = $1 FOR UPDATE`, [id])).rows[0];
+      if (!run) throw new NotFoundError(`no run ${id}`);
+      if (run.state !== 'running' && run.state !== 'queued') throw new ConflictError(`run ${id} has already ${run.state}`);
+      const jobs = (
+        await c.query<{ id: number; fence: number | null; state: JobState }>(`SELECT id, fence, state FROM jobs WHERE run_id = $1 AND state IN ${ACTIVE} FOR UPDATE`, [id])
+      ).rows;
+      const fences = await this.cancelJobRows(c, signal, jobs, now);
+      await c.query(`UPDATE runs SET state = 'cancelled', finished_at = $1 WHERE id = $2`, [now, id]);
+      await this.runEvent(c, signal, id, 'cancelled', now);
+      if (fences.length) signal({ type: 'revoked', fences });
+      await this.startQueuedRuns(c, signal, run.namespace, run.workflow, now);
+    });
+    return (await this.getRun(id))!;
+  }
+
+  private async cancelJobRows(c: Q, signal: Sig, jobs: { id: number; fence: number | null; state: JobState }[], now: number): Promise<number[]> {
+    const ids = jobs.map((j) => j.id);
+    const fences = jobs.filter((j) => j.state === 'running' && j.fence !== null).map((j) => j.fence!);
+    if (fences.length)
+      await c.query(`UPDATE attempts SET state = 'cancelled', finished_at = $1, error = 'cancelled by request' WHERE id = ANY($2::bigint[])`, [now, fences]);
+    await c.query(
+      `UPDATE jobs SET state = 'cancelled', finished_at = $1, fence = NULL, lease_until = NULL, error = coalesce(error, 'cancelled by request')
+       WHERE id = ANY($2::bigint[])`,
+      [now, ids],
+    );
+    await this.jobEvents(c, signal, ids, now);
+    return fences;
+  }
+
+  async retryRun(id: number, opts: { failedOnly: boolean; force: boolean }): Promise<{ run: Run; reset: number }> {
+    const now = this.clock.now();
+    const reset = await this.tx(async (c, signal) => {
+      const run = (await c.query<{ state: RunState }>(`SELECT state FROM runs WHERE id = $1 FOR UPDATE`, [id])).rows[0];
+      if (!run) throw new NotFoundError(`no run ${id}`);
+      if (!opts.failedOnly && (run.state === 'running' || run.state === 'queued'))
+        throw new ConflictError(`run ${id} is still ${run.state}: cancel it first, or retry only its failed jobs with --failed`);
+      const cond = opts.failedOnly
+        ? `(state IN ('failed', 'cancelled') OR (state = 'skipped' AND skip_reason IN ('upstream', 'trigger')))`
+        : `state IN ('succeeded', 'failed', 'cancelled', 'skipped')`;
+      const ids = (
+        await c.query<{ id: number }>(
+          `UPDATE jobs SET state = 'pending', skip_reason = NULL, failures = 0, error = NULL, exit_code = NULL, run_after = NULL,
+             finished_at = NULL, result = NULL, progress = NULL, fence = NULL, lease_until = NULL, force = $1, enqueued_at = NULL
+           WHERE run_id = $2 AND ${cond} RETURNING id`,
+          [opts.force ? 1 : 0, id],
+        )
+      ).rows.map((r) => r.id);
+      if (ids.length === 0) return 0;
+      await c.query(
+        `UPDATE jobs SET
+           deps_ok = (SELECT count(*) FROM job_deps d JOIN jobs u ON u.id = d.upstream_id
+                      WHERE d.job_id = jobs.id AND (u.state = 'succeeded' OR (u.state = 'skipped' AND u.skip_reason = 'outputs_exist'))),
+           deps_bad = (SELECT count(*) FROM job_deps d JOIN jobs u ON u.id = d.upstream_id
+                       WHERE d.job_id = jobs.id AND (u.state IN ('failed', 'cancelled') OR (u.state = 'skipped' AND u.skip_reason <> 'outputs_exist')))
+         WHERE id = ANY($1::bigint[])`,
+        [ids],
+      );
+      await c.query(`UPDATE runs SET state = 'running', finished_at = NULL, started_at = coalesce(started_at, $1) WHERE id = $2`, [now, id]);
+      await this.runEvent(c, signal, id, 'running', now);
+      await this.jobEvents(c, signal, ids, now);
+      await this.settle(c, signal, [], [], ids, now);
+      await this.finishRunIfDone(c, signal, id, now);
+      return ids.length;
+    });
+    return { run: (await this.getRun(id))!, reset };
+  }
+
+  // ---------------------------------------------------------------------- jobs
+
+  async listJobs(f: JobFilter): Promise<Job[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    const arg = (v: unknown) => (args.push(v), `$${args.length}`);
+    if (f.runId !== undefined) where.push(`run_id = ${arg(f.runId)}`);
+    if (f.worker) where.push(`worker = ${arg(f.worker)}`);
+    if (f.state) where.push(`state = ${arg(f.state)}`);
+    if (f.stale) {
+      const now = this.clock.now();
+      where.push(`state = 'running' AND (lease_until < ${arg(now)} OR fence IN (SELECT id FROM attempts WHERE pid IS NULL AND started_at < ${arg(now - 10_000)}))`);
+    }
+    const order = f.runId !== undefined ? 'ORDER BY id' : 'ORDER BY id DESC';
+    const sql = `SELECT * FROM jobs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ${order} LIMIT ${arg(f.limit ?? 10_000)} OFFSET ${arg(f.offset ?? 0)}`;
+    return (await this.all<JobRowDb>(sql, args)).map(toJob);
+  }
+
+  private async jobRowByPublicId(c: Q | pg.Pool, id: string, lock = false): Promise<JobRowDb | undefined> {
+    const p = parseJobId(id);
+    if (!p) return undefined;
+    return (
+      await c.query<JobRowDb>(`SELECT * FROM jobs WHERE run_id = $1 AND task = $2 AND coalesce(chunk, -1) = $3 ${lock ? 'FOR UPDATE' : ''}`, [
+        p.runId,
+        p.task,
+        p.chunk ?? -1,
+      ])
+    ).rows[0];
+  }
+
+  async getJob(id: string): Promise<Job | null> {
+    const r = await this.jobRowByPublicId(this.pool, id);
+    return r ? toJob(r) : null;
+  }
+
+  async listAttempts(jobId: string): Promise<Attempt[]> {
+    const j = await this.jobRowByPublicId(this.pool, jobId);
+    if (!j) throw new NotFoundError(`no job ${jobId}`);
+    return (
+      await this.all<AttemptRowDb>(`SELECT a.*, j.run_id, j.task, j.chunk FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.job_id = $1 ORDER BY a.id`, [j.id])
+    ).map(toAttempt);
+  }
+
+  async cancelJob(id: string): Promise<Job> {
+    const now = this.clock.now();
+    await this.tx(async (c, signal) => {
+      const j = await this.jobRowByPublicId(c, id, true);
+      if (!j) throw new NotFoundError(`no job ${id}`);
+      if (!['pending', 'queued', 'running', 'retrying'].includes(j.state)) throw new ConflictError(`job ${id} has already ${j.state}`);
+      const fences = await this.cancelJobRows(c, signal, [{ id: j.id, fence: j.fence, state: j.state }], now);
+      if (fences.length) signal({ type: 'revoked', fences });
+      await this.settle(c, signal, [], [j.id], [], now);
+      await this.finishRunIfDone(c, signal, j.run_id, now);
+    });
+    return (await this.getJob(id))!;
+  }
+
+  // --------------------------------------------------------- worker transitions
+
+  async registerWorker(w: WorkerInfo): Promise<void> {
+    const now = this.clock.now();
+    await this.pool.query(
+      `INSERT INTO workers (name, host, pid, queues, slots, state, started_at, heartbeat_at) VALUES ($1, $2, $3, $4, $5, 'active', $6, $6)
+       ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid, queues = excluded.queues, slots = excluded.slots,
+         state = 'active', started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at`,
+      [w.name, w.host, w.pid, JSON.stringify(w.queues), w.slots, now],
+    );
+  }
+
+  async heartbeat(worker: string, fences: { fence: number; progress: number | null }[], leaseMs: number): Promise<number[]> {
+    const now = this.clock.now();
+    return this.tx(async (c) => {
+      await c.query(`UPDATE workers SET heartbeat_at = $1 WHERE name = $2`, [now, worker]);
+      if (fences.length === 0) return [];
+      const renewed = new Set(
+        (
+          await c.query<{ fence: number }>(
+            `UPDATE jobs SET lease_until = $1, progress = coalesce(v.progress, jobs.progress)
+             FROM unnest($2::bigint[], $3::float8[]) AS v(fence, progress)
+             WHERE jobs.fence = v.fence AND jobs.worker = $4 AND jobs.state = 'running' RETURNING jobs.fence`,
+            [now + leaseMs, fences.map((f) => f.fence), fences.map((f) => f.progress), worker],
+          )
+        ).rows.map((r) => r.fence),
+      );
+      return fences.map((f) => f.fence).filter((f) => !renewed.has(f));
+    });
+  }
+
+  async stopWorker(worker: string): Promise<void> {
+    await this.pool.query(`UPDATE workers SET state = 'stopped', heartbeat_at = $1 WHERE name = $2`, [this.clock.now(), worker]);
+  }
+
+  async listWorkers(): Promise<WorkerRow[]> {
+    const rows = await this.all<WorkerRowDb>(`SELECT * FROM workers ORDER BY name`);
+    const running = await this.all<{ worker: string; run_id: number; task: string; chunk: number | null }>(
+      `SELECT worker, run_id, task, chunk FROM jobs WHERE state = 'running' AND worker = ANY($1::text[]) ORDER BY id`,
+      [rows.map((r) => r.name)],
+    );
+    return rows.map((r) => toWorker(r, running.filter((j) => j.worker === r.name).map((j) => formatJobId(j.run_id, j.task, j.chunk))));
+  }
+
+  async claimJobs(worker: { name: string; host: string; queues: string[] }, limit: number, leaseMs: number): Promise<ClaimedJob[]> {
+    if (limit <= 0) return [];
+    const now = this.clock.now();
+    return this.tx(async (c, signal) => {
+      const taken = (
+        await c.query<JobRowDb>(
+          `WITH picked AS (
+             SELECT id FROM jobs WHERE state = 'queued' AND queue = ANY($1::text[])
+             ORDER BY priority DESC, enqueued_at, id LIMIT $2 FOR UPDATE SKIP LOCKED
+           ), att AS (
+             INSERT INTO attempts (job_id, number, worker, host, state, started_at)
+             SELECT j.id, j.attempts + 1, $3, $4, 'running', $5 FROM jobs j JOIN picked p ON p.id = j.id
+             RETURNING id, job_id
+           )
+           UPDATE jobs SET state = 'running', attempts = jobs.attempts + 1, fence = att.id, worker = $3, lease_until = $6, started_at = $5, progress = NULL
+           FROM att WHERE jobs.id = att.job_id RETURNING jobs.*`,
+          [worker.queues, limit, worker.name, worker.host, now, now + leaseMs],
+        )
+      ).rows;
+      if (taken.length === 0) return [];
+      taken.sort((a, b) => b.priority - a.priority || (a.enqueued_at ?? 0) - (b.enqueued_at ?? 0) || a.id - b.id);
+      const ids = taken.map((t) => t.id);
+      const runs = new Map(
+        (
+          await c.query<{ id: number; params: string; logical_date: string; force: number }>(
+            `SELECT id, params, logical_date, force FROM runs WHERE id = ANY($1::bigint[])`,
+            [[...new Set(taken.map((t) => t.run_id))]],
+          )
+        ).rows.map((r) => [r.id, { params: JSON.parse(r.params) as Record<string, unknown>, logicalDate: r.logical_date, force: r.force === 1 }]),
+      );
+      const ups = (
+        await c.query<{ for_job: number; task: string; outputs: string; result: string | null }>(
+          `SELECT j.id AS for_job, u.task, u.outputs, u.result
+           FROM jobs j CROSS JOIN LATERAL jsonb_array_elements_text(j.refs::jsonb) AS r(task)
+           JOIN jobs u ON u.run_id = j.run_id AND u.task = r.task AND u.chunk IS NULL
+           WHERE j.id = ANY($1::bigint[])`,
+          [ids],
+        )
+      ).rows;
+      await this.jobEvents(c, signal, ids, now);
+      return taken.map((row) => {
+        const upstream: ClaimedJob['upstream'] = {};
+        for (const u of ups)
+          if (u.for_job === row.id)
+            upstream[u.task] = { outputs: JSON.parse(u.outputs) as Record<string, string>, result: u.result === null ? null : (JSON.parse(u.result) as unknown) };
+        return { fence: row.fence!, job: toJob(row), run: { id: row.run_id, ...runs.get(row.run_id)! }, upstream };
+      });
+    });
+  }
+
+  async setAttemptPid(fence: number, pid: number): Promise<void> {
+    await this.pool.query(`UPDATE attempts SET pid = $1 WHERE id = $2`, [pid, fence]);
+  }
+
+  async assertCurrent(fence: number): Promise<void> {
+    const j = await this.one<{ state: JobState }>(`SELECT state FROM jobs WHERE fence = $1`, [fence]);
+    if (!j || j.state !== 'running') throw new StaleFenceError(fence, 'its job was cancelled, reaped or taken over');
+  }
+
+  async completeAttempt(fence: number, outcome: AttemptOutcome): Promise<Job> {
+    const now = this.clock.now();
+    const row = await this.tx(async (c, signal) => {
+      const j = (await c.query<JobRowDb>(`SELECT * FROM jobs WHERE fence = $1 FOR UPDATE`, [fence])).rows[0];
+      if (!j || j.state !== 'running') throw new StaleFenceError(fence, 'its job was cancelled, reaped or taken over');
+      const exitCode = outcome.state === 'skipped' ? null : outcome.exitCode;
+      const error = outcome.state === 'failed' || outcome.state === 'timed_out' ? outcome.error : null;
+      await c.query(`UPDATE attempts SET state = $1, finished_at = $2, exit_code = $3, error = $4 WHERE id = $5`, [outcome.state, now, exitCode, error, fence]);
+      if (outcome.state === 'succeeded' || outcome.state === 'skipped') {
+        const result = outcome.state === 'succeeded' && outcome.result !== undefined ? JSON.stringify(outcome.result) : null;
+        await c.query(
+          `UPDATE jobs SET state = $1, skip_reason = $2, finished_at = $3, exit_code = $4, result = $5, error = NULL, fence = NULL, lease_until = NULL WHERE id = $6`,
+          [outcome.state, outcome.state === 'skipped' ? 'outputs_exist' : null, now, exitCode, result, j.id],
+        );
+        await this.jobEvents(c, signal, [j.id], now);
+        await this.settle(c, signal, [j.id], [], [], now);
+      } else {
+        const failures = j.failures + 1;
+        if (outcome.retryable !== false && failures <= j.max_retries) {
+          const delay = Math.min(j.retry_delay_ms * Math.pow(j.retry_backoff, failures - 1), j.retry_max_delay_ms);
+          await c.query(
+            `UPDATE jobs SET state = 'retrying', failures = $1, run_after = $2, exit_code = $3, error = $4, fence = NULL, lease_until = NULL WHERE id = $5`,
+            [failures, now + Math.round(delay), exitCode, error, j.id],
+          );
+          await this.jobEvents(c, signal, [j.id], now);
+          signal({ type: 'queued' });
+        } else {
+          await c.query(
+            `UPDATE jobs SET state = 'failed', failures = $1, finished_at = $2, exit_code = $3, error = $4, fence = NULL, lease_until = NULL WHERE id = $5`,
+            [failures, now, exitCode, error, j.id],
+          );
+          await this.jobEvents(c, signal, [j.id], now);
+          await this.settle(c, signal, [], [j.id], [], now);
+        }
+      }
+      await this.finishRunIfDone(c, signal, j.run_id, now);
+      return (await c.query<JobRowDb>(`SELECT * FROM jobs WHERE id = $1`, [j.id])).rows[0]!;
+    });
+    return toJob(row);
+  }
+
+  /**
+   * Counts finished upstreams into their dependents (one grouped update each),
+   * then queues or skips dependents whose upstreams have all settled; skips
+   * cascade. Trigger rules as in the SQLite store (see resolveDependents.ts).
+   */
+  private async settle(c: Q, signal: Sig, good: number[], bad: number[], candidates: number[], now: number): Promise<void> {
+    let touched = candidates;
+    while (good.length || bad.length || touched.length) {
+      for (const [col, ids] of [
+        ['deps_ok', good],
+        ['deps_bad', bad],
+      ] as const) {
+        if (ids.length === 0) continue;
+        const r = await c.query<{ id: number }>(
+          `UPDATE jobs SET ${col} = jobs.${col} + d.n
+           FROM (SELECT job_id, count(*)::int AS n FROM job_deps WHERE upstream_id = ANY($1::bigint[]) GROUP BY job_id) AS d
+           WHERE jobs.id = d.job_id RETURNING jobs.id`,
+          [ids],
+        );
+        touched = [...touched, ...r.rows.map((x) => x.id)];
+      }
+      const settled = (
+        await c.query<{ id: number; trigger_rule: string; deps_bad: number }>(
+          `SELECT j.id, j.trigger_rule, j.deps_bad FROM jobs j JOIN runs r ON r.id = j.run_id
+           WHERE j.id = ANY($1::bigint[]) AND j.state = 'pending' AND j.deps_ok + j.deps_bad = j.deps_total AND r.state = 'running'`,
+          [[...new Set(touched)]],
+        )
+      ).rows;
+      const queued: number[] = [];
+      const skipUp: number[] = [];
+      const skipTrig: number[] = [];
+      for (const r of settled) {
+        if (r.trigger_rule === 'all_done') queued.push(r.id);
+        else if (r.trigger_rule === 'any_failed') (r.deps_bad > 0 ? queued : skipTrig).push(r.id);
+        else (r.deps_bad === 0 ? queued : skipUp).push(r.id);
+      }
+      if (queued.length) await c.query(`UPDATE jobs SET state = 'queued', enqueued_at = $1 WHERE id = ANY($2::bigint[]) AND state = 'pending'`, [now, queued]);
+      for (const [reason, ids, msg] of [
+        ['upstream', skipUp, 'an upstream job did not succeed'],
+        ['trigger', skipTrig, 'no upstream job failed (trigger: any_failed)'],
+      ] as const)
+        if (ids.length)
+          await c.query(`UPDATE jobs SET state = 'skipped', skip_reason = $1, finished_at = $2, error = $3 WHERE id = ANY($4::bigint[]) AND state = 'pending'`, [
+            reason,
+            now,
+            msg,
+            ids,
+          ]);
+      const skipped = [...skipUp, ...skipTrig];
+      await this.jobEvents(c, signal, [...queued, ...skipped], now);
+      if (queued.length) signal({ type: 'queued' });
+      good = [];
+      bad = skipped;
+      touched = [];
+    }
+  }
+
+  async appendLogs(fence: number, lines: LogLine[]): Promise<void> {
+    if (lines.length === 0) return;
+    await this.tx(async (c, signal) => {
+      // FOR SHARE: a concurrent cancel or reap waits for these lines, or these wait and are refused.
+      const j = (await c.query<{ id: number; run_id: number; state: JobState }>(`SELECT id, run_id, state FROM jobs WHERE fence = $1 FOR SHARE`, [fence])).rows[0];
+      if (!j || j.state !== 'running') throw new StaleFenceError(fence, 'log lines of an attempt that no longer owns its job');
+      await c.query(
+        `INSERT INTO logs (run_id, job_id, attempt_id, stream, ts, line) SELECT $1, $2, $3, * FROM unnest($4::text[], $5::bigint[], $6::text[])`,
+        [j.run_id, j.id, fence, lines.map((l) => l.stream), lines.map((l) => l.ts), lines.map((l) => l.line.replace(/\0/g, ''))],
+      );
+      signal({ type: 'logs' });
+    });
+  }
+
+  async readLogs(q: { runId?: number; jobId?: string; afterId?: number; limit?: number }): Promise<StoredLogLine[]> {
+    const base = `SELECT l.id, l.stream, l.ts, l.line, j.run_id, j.task, j.chunk, a.number
+      FROM logs l JOIN jobs j ON j.id = l.job_id JOIN attempts a ON a.id = l.attempt_id`;
+    const after = q.afterId ?? 0;
+    const limit = q.limit ?? 10_000;
+    if (q.jobId !== undefined) {
+      const j = await this.jobRowByPublicId(this.pool, q.jobId);
+      if (!j) throw new NotFoundError(`no job ${q.jobId}`);
+      return (await this.all<LogRowDb>(`${base} WHERE l.job_id = $1 AND l.id > $2 ORDER BY l.id LIMIT $3`, [j.id, after, limit])).map(toLogLine);
+    }
+    if (q.runId !== undefined) return (await this.all<LogRowDb>(`${base} WHERE l.run_id = $1 AND l.id > $2 ORDER BY l.id LIMIT $3`, [q.runId, after, limit])).map(toLogLine);
+    throw new Error('readLogs needs a runId or a jobId');
+  }
+
+  // ---------------------------------------------------------- scheduler duties
+
+  async promoteDueRetries(): Promise<number> {
+    const now = this.clock.now();
+    return this.tx(async (c, signal) => {
+      const ids = (
+        await c.query<{ id: number }>(`UPDATE jobs SET state = 'queued', enqueued_at = $1, run_after = NULL WHERE state = 'retrying' AND run_after <= $1 RETURNING id`, [now])
+      ).rows.map((r) => r.id);
+      if (ids.length) {
+        await this.jobEvents(c, signal, ids, now);
+        signal({ type: 'queued' });
+      }
+      return ids.length;
+    });
+  }
+
+  async nextRetryAt(): Promise<number | null> {
+    return (await this.one<{ t: number | null }>(`SELECT min(run_after) AS t FROM jobs WHERE state = 'retrying'`))!.t;
+  }
+
+  async reapLostAttempts(deadWorkers: string[]) {
+    const now = this.clock.now();
+    return this.tx(async (c, signal) => {
+      if (deadWorkers.length) await c.query(`UPDATE workers SET state = 'stopped' WHERE name = ANY($1::text[])`, [deadWorkers]);
+      const rows = (
+        await c.query<{ id: number; fence: number; run_id: number; task: string; chunk: number | null; worker: string; lease_until: number; host: string; pid: number | null }>(
+          `SELECT j.id, j.fence, j.run_id, j.task, j.chunk, j.worker, j.lease_until, a.host, a.pid FROM jobs j JOIN attempts a ON a.id = j.fence
+           WHERE j.state = 'running' AND (j.lease_until < $1 OR j.worker = ANY($2::text[])
+             OR j.worker IN (SELECT name FROM workers WHERE state = 'stopped'))
+           FOR UPDATE OF j SKIP LOCKED`,
+          [now, deadWorkers],
+        )
+      ).rows;
+      if (rows.length === 0) return [];
+      const lease = rows.filter((r) => r.lease_until < now);
+      const died = rows.filter((r) => r.lease_until >= now);
+      for (const [set, why] of [
+        [lease, 'lease expired (worker stopped heartbeating)'],
+        [died, 'worker died or stopped'],
+      ] as const)
+        if (set.length)
+          await c.query(`UPDATE attempts SET state = 'lost', finished_at = $1, error = $2 WHERE id = ANY($3::bigint[])`, [now, why, set.map((r) => r.fence)]);
+      // The job goes back to the queue with its original enqueue time, so it is taken again first.
+      await c.query(`UPDATE jobs SET state = 'queued', fence = NULL, lease_until = NULL, worker = NULL WHERE id = ANY($1::bigint[])`, [rows.map((r) => r.id)]);
+      await this.jobEvents(
+        c,
+        signal,
+        rows.map((r) => r.id),
+        now,
+      );
+      signal({ type: 'revoked', fences: rows.map((r) => r.fence) });
+      signal({ type: 'queued' });
+      return rows.map((r) => ({ fence: r.fence, jobId: formatJobId(r.run_id, r.task, r.chunk), host: r.host, pid: r.pid }));
+    });
+  }
+
+  // --------------------------------------------------------------------- events
+
+  async lastEventId(): Promise<number> {
+    return (await this.one<{ id: number }>(`SELECT coalesce(max(id), 0)::bigint AS id FROM events`))!.id;
+  }
+
+  async readEvents(afterId: number, filter: { runId?: number }, limit = 1000): Promise<StoreEvent[]> {
+    const rows =
+      filter.runId !== undefined
+        ? await this.all<EventRowDb>(
+            `SELECT e.*, j.task, j.chunk FROM events e LEFT JOIN jobs j ON j.id = e.job_id WHERE e.run_id = $1 AND e.id > $2 ORDER BY e.id LIMIT $3`,
+            [filter.runId, afterId, limit],
+          )
+        : await this.all<EventRowDb>(`SELECT e.*, j.task, j.chunk FROM events e LEFT JOIN jobs j ON j.id = e.job_id WHERE e.id > $1 ORDER BY e.id LIMIT $2`, [afterId, limit]);
+    return rows.map(toEvent);
+  }
+}
+
+type Sig = (s: StoreSignal) => void;
+
+function chunk<T>(xs: T[], n: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n));
+  return out;
+}
