@@ -46,11 +46,7 @@ export async function startUp(o: UpOptions): Promise<Up> {
       await store.putDefinitions(definitions);
     }
     const leaseMs = o.leaseMs ?? WORKER_DEFAULTS.leaseMs;
-    const scheduler = new Scheduler(store, {
-      reapIntervalMs: Math.max(200, Math.floor(leaseMs / 3)),
-      workerTimeoutMs: leaseMs * 2,
-      logger: o.logger.child({ part: 'scheduler' }),
-    });
+    const scheduler = schedulerFor(store, leaseMs, o.logger);
     // Reap what a previous crash left running before any worker claims.
     await scheduler.tick();
     scheduler.start();
@@ -62,16 +58,12 @@ export async function startUp(o: UpOptions): Promise<Up> {
     const workers: Worker[] = [];
     const base = `${os.hostname()}-${process.pid}`;
     for (let i = 1; i <= o.workers; i++) {
-      const w = new Worker(store, {
+      const w = workerFor(store, {
         name: o.workers === 1 ? base : `${base}-${i}`,
         queues: o.queues ?? WORKER_DEFAULTS.queues,
         slots: o.slots,
         leaseMs,
-        heartbeatMs: Math.max(100, Math.floor(leaseMs / 3)),
-        killGraceMs: o.killGraceMs ?? WORKER_DEFAULTS.killGraceMs,
-        pollMs: WORKER_DEFAULTS.pollMs,
-        maxResultBytes: WORKER_DEFAULTS.maxResultBytes,
-        maxLogBytes: WORKER_DEFAULTS.maxLogBytes,
+        killGraceMs: o.killGraceMs,
         logger: o.logger.child({ part: 'worker', worker: i }),
       });
       await w.start();
@@ -102,4 +94,32 @@ export async function startUp(o: UpOptions): Promise<Up> {
     await store.close();
     throw e;
   }
+}
+
+/** The scheduler with its timings derived from the lease length. */
+export function schedulerFor(store: Store, leaseMs: number, logger: Logger): Scheduler {
+  return new Scheduler(store, {
+    reapIntervalMs: Math.max(200, Math.floor(leaseMs / 3)),
+    workerTimeoutMs: leaseMs * 2,
+    logger: logger.child({ part: 'scheduler' }),
+  });
+}
+
+/** A worker with the defaults filled in; heartbeats three times per lease. */
+export function workerFor(
+  store: Store,
+  o: { name: string; queues: string[]; slots: number; leaseMs: number; killGraceMs?: number; logger: Logger },
+): Worker {
+  return new Worker(store, {
+    name: o.name,
+    queues: o.queues,
+    slots: o.slots,
+    leaseMs: o.leaseMs,
+    heartbeatMs: Math.max(100, Math.floor(o.leaseMs / 3)),
+    killGraceMs: o.killGraceMs ?? WORKER_DEFAULTS.killGraceMs,
+    pollMs: WORKER_DEFAULTS.pollMs,
+    maxResultBytes: WORKER_DEFAULTS.maxResultBytes,
+    maxLogBytes: WORKER_DEFAULTS.maxLogBytes,
+    logger: o.logger,
+  });
 }

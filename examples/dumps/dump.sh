@@ -26,7 +26,7 @@ failed() { echo "dump.sh: $stage: $*" >&2; exit 1; }
 progress() { echo "gantry-progress $1" >&2; }
 # A small JSON result for Gantry ({{ tasks.<id>.result }}); optional.
 result() { if [ -n "${GANTRY_RESULT:-}" ]; then printf '%s\n' "$1" > "$GANTRY_RESULT"; fi; }
-size() { wc -c < "$1" | tr -d ' '; }
+size() { if [ -f "$1" ]; then wc -c < "$1" | tr -d ' '; else echo null; fi; }
 
 [ $# -ge 1 ] || die "usage: dump.sh stubs|articles|abstracts|recompress|checksums [options]"
 stage=$1; shift

@@ -3,13 +3,17 @@
 // failed, 2 bad usage or input, 3 cannot reach the server or store.
 import fs from 'node:fs';
 import os from 'node:os';
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { ApiError, GantryClient, UnreachableError } from '../client/client.js';
 import { formatSpecError, SpecValidationError } from '../spec/model.js';
 import { loadDefinitionFiles } from '../spec/parse.js';
 import { parseTarget } from '../store/jobId.js';
 import { createLogger } from '../log.js';
-import { startUp } from '../up.js';
+import { schedulerFor, startUp, workerFor } from '../up.js';
+import { openStore } from '../store/open.js';
+import { buildApp } from '../server/app.js';
+import { WORKER_DEFAULTS } from '../worker/worker.js';
+import type { Logger } from '../log.js';
 import { JOB_HEADERS, RUN_HEADERS, jobLine, kv, runLine, table, time, elapsed, TERMINAL_RUN } from './format.js';
 import { watchRun } from './watchRun.js';
 
@@ -37,7 +41,7 @@ function keyValues(list: string[] | undefined, what: string): Record<string, str
 }
 
 function intOption(v: string): number {
-  if (!/^-?\d+$/.test(v)) throw new CommanderError(2, 'gantry.badNumber', `'${v}' is not a whole number`);
+  if (!/^-?\d+$/.test(v)) throw new InvalidArgumentError(`'${v}' is not a whole number`);
   return Number(v);
 }
 
@@ -53,7 +57,14 @@ interface Globals {
 
 function clientOf(cmd: Command): GantryClient {
   const g = cmd.optsWithGlobals<Globals>();
-  const server = g.server ?? process.env.GANTRY_SERVER ?? 'http://127.0.0.1:7070';
+  const server = g.server || process.env.GANTRY_SERVER || 'http://127.0.0.1:7070';
+  let parsed: URL | null = null;
+  try {
+    parsed = new URL(server);
+  } catch {
+    // reported below
+  }
+  if (!parsed || !/^https?:$/.test(parsed.protocol)) throw usage(`'${server}' is not a server URL (e.g. http://127.0.0.1:7070), from ${g.server ? '--server' : 'GANTRY_SERVER'}`);
   let token = g.token ?? process.env.GANTRY_TOKEN;
   if (!token && fs.existsSync('gantry.token')) token = fs.readFileSync('gantry.token', 'utf8').trim();
   return new GantryClient(server, token);
@@ -130,6 +141,73 @@ export function buildProgram(): Command {
       printRunSummary(done);
       await up.stop(0);
       if (done.state !== 'succeeded') throw new Exit(1, `run ${done.id} ${done.state}`);
+    });
+
+  program
+    .command('server')
+    .description('the HTTP API on its own (run any number against one PostgreSQL store)')
+    .option('--db <url>', 'store: postgres://… or a SQLite file (env GANTRY_DB)', process.env.GANTRY_DB ?? 'gantry.db')
+    .option('--host <host>', 'address to bind', '127.0.0.1')
+    .option('--port <port>', 'port to listen on', intOption, 7070)
+    .action(async (o: { db: string; host: string; port: number }) => {
+      const logger = createLogger({ name: 'gantry-server' });
+      const store = await openStoreOrExit(o.db);
+      const app = await buildApp({ store, logger });
+      await app.listen({ host: o.host, port: o.port });
+      const addr = app.server.address();
+      process.stdout.write(`gantry server listening at http://${o.host}:${typeof addr === 'object' && addr ? addr.port : o.port} (store: ${redact(o.db)})\n`);
+      await untilSignal(logger, async () => {
+        await app.close();
+        await store.close();
+      });
+    });
+
+  program
+    .command('scheduler')
+    .description('the scheduler on its own: due retries, lost leases (safe to run several)')
+    .option('--db <url>', 'store: postgres://… or a SQLite file (env GANTRY_DB)', process.env.GANTRY_DB ?? 'gantry.db')
+    .option('--lease <ms>', 'lease length the workers use', intOption, WORKER_DEFAULTS.leaseMs)
+    .action(async (o: { db: string; lease: number }) => {
+      const logger = createLogger({ name: 'gantry-scheduler' });
+      const store = await openStoreOrExit(o.db);
+      const scheduler = schedulerFor(store, o.lease, logger);
+      scheduler.start();
+      process.stdout.write(`gantry scheduler running (store: ${redact(o.db)})\n`);
+      await untilSignal(logger, async () => {
+        await scheduler.stop();
+        await store.close();
+      });
+    });
+
+  program
+    .command('worker')
+    .description('a worker on its own: claims and runs jobs of its queues; SIGTERM drains it')
+    .option('--db <url>', 'store: postgres://… or a SQLite file (env GANTRY_DB)', process.env.GANTRY_DB ?? 'gantry.db')
+    .option('--name <name>', 'unique worker name (default: host-pid)')
+    .option('--queues <list>', 'queues to listen on, comma-separated', 'default')
+    .option('--slots <n>', 'jobs run at once (default: cpu count)', intOption)
+    .option('--lease <ms>', 'lease of a claimed job, renewed by heartbeats', intOption, WORKER_DEFAULTS.leaseMs)
+    .option('--grace <ms>', 'on SIGTERM/SIGINT: how long running jobs may finish before they are killed and requeued', intOption, 60_000)
+    .action(async (o: { db: string; name?: string; queues: string; slots?: number; lease: number; grace: number }) => {
+      const logger = createLogger({ name: 'gantry-worker' });
+      const store = await openStoreOrExit(o.db);
+      const name = o.name ?? `${os.hostname()}-${process.pid}`;
+      const worker = workerFor(store, {
+        name,
+        queues: o.queues.split(',').map((q) => q.trim()).filter(Boolean),
+        slots: o.slots ?? os.cpus().length,
+        leaseMs: o.lease,
+        logger,
+      });
+      await worker.start();
+      process.stdout.write(`gantry worker ${name} running (queues: ${o.queues}; store: ${redact(o.db)})\n`);
+      await untilSignal(logger, async () => {
+        const graceful = worker.stop({ graceful: true });
+        const timer = setTimeout(() => void worker.stop({ graceful: false }), o.grace);
+        await graceful;
+        clearTimeout(timer);
+        await store.close();
+      });
     });
 
   program
@@ -261,26 +339,14 @@ export function buildProgram(): Command {
       const t = parseTarget(target);
       if (!t) throw usage(`'${target}' is neither a run id (17) nor a job id (17:stubs)`);
       const q = t.kind === 'run' ? { run: t.runId } : { job: t.jobId };
-      const prefix = t.kind === 'run';
+      const show = (l: { jobId: string; stream: string; line: string }) =>
+        process.stdout.write(o.json ? JSON.stringify(l) + '\n' : `${t.kind === 'run' ? `${l.jobId}: ` : ''}${l.stream === 'stderr' ? '! ' : ''}${l.line}\n`);
       let after = 0;
-      const finished = async () => {
-        if (t.kind === 'run') return TERMINAL_RUN.has((await client.run(t.runId)).state);
-        return ['succeeded', 'failed', 'cancelled', 'skipped'].includes((await client.job(t.jobId)).state);
-      };
-      if (t.kind === 'run') await client.run(t.runId);
-      else await client.job(t.jobId);
       for (;;) {
-        const r = await client.logs({ ...q, after, wait: o.follow ? 5 : undefined });
-        for (const l of r.lines)
-          process.stdout.write(o.json ? JSON.stringify(l) + '\n' : `${prefix ? `${l.jobId}: ` : ''}${l.stream === 'stderr' ? '! ' : ''}${l.line}\n`);
+        const r = await client.logs({ ...q, after, wait: o.follow ? 10 : undefined });
+        for (const l of r.lines) show(l);
         after = r.next;
-        if (r.lines.length) continue;
-        if (!o.follow || (await finished())) {
-          // one last read: lines shipped between the check and now
-          const tail = await client.logs({ ...q, after });
-          for (const l of tail.lines) process.stdout.write(o.json ? JSON.stringify(l) + '\n' : `${prefix ? `${l.jobId}: ` : ''}${l.line}\n`);
-          return;
-        }
+        if (r.finished || (!o.follow && r.lines.length === 0)) return;
       }
     });
 
@@ -356,6 +422,34 @@ function printRunSummary(run: import('../client/client.js').RunWithJobs): void {
   process.stdout.write(statusText(run) + '\n');
 }
 
+async function openStoreOrExit(db: string) {
+  try {
+    return await openStore(db);
+  } catch (e) {
+    throw new Exit(3, `gantry: cannot open the store ${redact(db)}: ${(e as Error).message}`);
+  }
+}
+
+/** Hides the password of a database URL in messages. */
+function redact(db: string): string {
+  return db.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
+}
+
+/** Waits for SIGINT/SIGTERM, then runs the shutdown once; a second signal exits at once. */
+function untilSignal(logger: Logger, shutdown: () => Promise<void>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let stopping = false;
+    const on = (sig: string) => {
+      if (stopping) process.exit(130);
+      stopping = true;
+      logger.info({ signal: sig }, 'stopping');
+      shutdown().then(resolve, reject);
+    };
+    process.on('SIGINT', () => on('SIGINT'));
+    process.on('SIGTERM', () => on('SIGTERM'));
+  });
+}
+
 /** Runs the CLI; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
@@ -377,8 +471,13 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`gantry: ${specErrors.length ? specErrors.map(formatSpecError).join('\n') : e.message}\n`);
       return e.status >= 500 ? 1 : 2;
     }
-    if (e instanceof Error && 'code' in e && (e as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-      process.stderr.write(`gantry: ${e.message} (is another gantry running? use --port)\n`);
+    const code = (e as NodeJS.ErrnoException | undefined)?.code;
+    if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ETIMEDOUT') {
+      process.stderr.write(`gantry: cannot reach the store: ${(e as Error).message}\n`);
+      return 3;
+    }
+    if (code === 'EADDRINUSE') {
+      process.stderr.write(`gantry: ${(e as Error).message} (is another gantry running? use --port)\n`);
       return 3;
     }
     process.stderr.write(`gantry: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);

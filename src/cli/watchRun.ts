@@ -8,7 +8,10 @@ import { TERMINAL_RUN, time } from './format.js';
 export async function watchRun(client: GantryClient, runId: number, o: { tty: boolean; quiet?: boolean }): Promise<RunWithJobs> {
   const ac = new AbortController();
   let run = await client.run(runId);
-  if (TERMINAL_RUN.has(run.state)) return run;
+  if (TERMINAL_RUN.has(run.state)) {
+    if (!o.quiet) process.stdout.write(`run ${runId} ${run.state}\n`);
+    return run;
+  }
   const total = () => run.jobs.length;
   const done = () => run.jobs.filter((j) => ['succeeded', 'failed', 'cancelled', 'skipped'].includes(j.state)).length;
   const running = () =>

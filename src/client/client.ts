@@ -116,7 +116,7 @@ export class GantryClient {
     return this.request<Job>('POST', `/api/v1/jobs/${encodeURIComponent(id)}/cancel`, { body: {} });
   }
   logs(q: { run?: number; job?: string; after?: number; limit?: number; wait?: number }, signal?: AbortSignal) {
-    return this.request<{ lines: StoredLogLine[]; next: number }>('GET', '/api/v1/logs', { query: q, signal });
+    return this.request<{ lines: StoredLogLine[]; next: number; finished: boolean }>('GET', '/api/v1/logs', { query: q, signal });
   }
   workers() {
     return this.request<{ workers: WorkerRow[] }>('GET', '/api/v1/workers');

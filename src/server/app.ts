@@ -11,10 +11,12 @@ import { validateDefinitionSet } from '../spec/validate-set.js';
 import { ConflictError, NotFoundError, type JobState, type RunState, type Store } from '../store/types.js';
 import type { Logger } from '../log.js';
 import { InvalidRunRequest, startRun } from './runs.js';
-import { streamEvents, waitForSignal } from './events.js';
+import { signalWaiter, streamEvents } from './events.js';
 
 const JOB_STATES = ['pending', 'queued', 'running', 'retrying', 'succeeded', 'failed', 'cancelled', 'skipped'] as const;
 const RUN_STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
+const TERMINAL_JOB = new Set<string>(['succeeded', 'failed', 'cancelled', 'skipped']);
+const TERMINAL_RUN = new Set<string>(['succeeded', 'failed', 'cancelled']);
 
 const applyBody = z.object({ files: z.array(z.object({ path: z.string().min(1), source: z.string() })).min(1) }).strict();
 const runBody = z
@@ -211,13 +213,26 @@ export async function buildApp({ store, logger }: AppOptions): Promise<FastifyIn
   app.get('/api/v1/logs', async (req) => {
     const q = parse(logsQuery, req.query, 'query');
     if ((q.run === undefined) === (q.job === undefined)) throw new BadRequest('query: give exactly one of run or job');
-    const read = () => store.readLogs({ runId: q.run, jobId: q.job, afterId: q.after, limit: q.limit });
+    const limit = q.limit ?? 10_000;
+    const read = () => store.readLogs({ runId: q.run, jobId: q.job, afterId: q.after, limit });
+    // Finished is checked before reading: once it holds, every line of the target is already stored.
+    const finished = async () =>
+      q.job !== undefined
+        ? TERMINAL_JOB.has((await store.getJob(q.job))?.state ?? 'succeeded')
+        : TERMINAL_RUN.has((await store.getRun(q.run!))?.state ?? 'succeeded');
+    if (q.job !== undefined ? !(await store.getJob(q.job)) : !(await store.getRun(q.run!)))
+      throw new NotFoundError(q.job !== undefined ? `no job ${q.job}` : `no run ${q.run}`);
+    // Long poll: listen before reading, so a line or a state change between the two is not missed.
+    const waiter = q.wait ? signalWaiter(store, ['logs', 'events'], q.wait * 1000, req.raw) : null;
+    let done = await finished();
     let lines = await read();
-    if (lines.length === 0 && q.wait) {
-      await waitForSignal(store, 'logs', q.wait * 1000, req.raw);
+    if (waiter && lines.length === 0 && !done) {
+      await waiter.promise;
+      done = await finished();
       lines = await read();
     }
-    return { lines, next: lines.length ? lines[lines.length - 1]!.id : (q.after ?? 0) };
+    waiter?.cancel();
+    return { lines, next: lines.length ? lines[lines.length - 1]!.id : (q.after ?? 0), finished: done && lines.length < limit };
   });
 
   app.get('/api/v1/workers', async () => ({ workers: await store.listWorkers() }));

@@ -9,21 +9,32 @@ import type { Store, StoreSignal } from '../store/types.js';
 const FALLBACK_MS = 2_000;
 const KEEPALIVE_MS = 15_000;
 
-/** Resolves on the next signal of the given type, after timeoutMs, or when the request closes. */
-export function waitForSignal(store: Store, type: StoreSignal['type'], timeoutMs: number, req?: IncomingMessage): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
+/**
+ * Starts listening now for the next signal of one of the given types; `promise`
+ * resolves on it, after timeoutMs, or when the request closes. Created before a
+ * read, it catches a change that lands between the read and the wait.
+ */
+export function signalWaiter(
+  store: Store,
+  types: StoreSignal['type'][],
+  timeoutMs: number,
+  req?: IncomingMessage,
+): { promise: Promise<void>; cancel: () => void } {
+  let done!: () => void;
+  const promise = new Promise<void>((resolve) => {
+    done = () => {
       clearTimeout(t);
       off();
       req?.off('close', done);
       resolve();
     };
-    const t = setTimeout(done, timeoutMs);
-    const off = store.subscribe((s) => {
-      if (s.type === type) done();
-    });
-    req?.on('close', done);
   });
+  const t = setTimeout(done, timeoutMs);
+  const off = store.subscribe((s) => {
+    if (types.includes(s.type)) done();
+  });
+  req?.on('close', done);
+  return { promise, cancel: done };
 }
 
 export async function streamEvents(store: Store, reply: FastifyReply, o: { runId?: number; after?: number }): Promise<void> {

@@ -1,12 +1,26 @@
-// Opens the store a `--db` value names: a file path (SQLite, the default) or,
-// from the distributed issue on, a postgres:// URL. Migrates before returning.
+// Opens the store a `--db` value names: a postgres:// URL (the distributed
+// store) or a file path (the embedded SQLite store). Migrates before returning.
 import path from 'node:path';
 import fs from 'node:fs';
 import type { Store } from './types.js';
 import { SqliteStore } from './sqlite/index.js';
+import { PostgresStore } from './postgres/index.js';
+
+export function isPostgresUrl(db: string): boolean {
+  return /^postgres(ql)?:\/\//.test(db);
+}
 
 export async function openStore(db: string): Promise<Store> {
-  if (/^postgres(ql)?:\/\//.test(db)) throw new Error(`PostgreSQL stores are not supported yet: ${db}`);
+  if (isPostgresUrl(db)) {
+    const store = new PostgresStore(db);
+    try {
+      await store.migrate();
+    } catch (e) {
+      await store.close().catch(() => undefined);
+      throw e;
+    }
+    return store;
+  }
   const file = path.resolve(db);
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const store = new SqliteStore(file);
