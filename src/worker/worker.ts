@@ -50,6 +50,7 @@ interface ActiveAttempt {
   done: Promise<void>;
 }
 
+const PROGRESS_INTERVAL_MS = 1000;
 const PROGRESS_LINE = /^gantry-progress\s+(\d+(?:\.\d+)?)\s*$/;
 
 export class Worker {
@@ -86,6 +87,7 @@ export class Worker {
     await this.loopDone;
     await Promise.all([...this.active.values()].map((a) => a.done));
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    if (this.progressTimer) clearTimeout(this.progressTimer);
     this.unsubscribe?.();
     await this.store.stopWorker(this.o.name).catch(() => undefined);
   }
@@ -115,6 +117,17 @@ export class Worker {
         };
       });
     }
+  }
+
+  private progressTimer: NodeJS.Timeout | null = null;
+
+  /** Progress is shipped with the heartbeat; a change brings the next one forward, at most once a second. */
+  private heartbeatSoon(): void {
+    if (this.progressTimer || this.stopping) return;
+    this.progressTimer = setTimeout(() => {
+      this.progressTimer = null;
+      void this.heartbeat();
+    }, PROGRESS_INTERVAL_MS);
   }
 
   private async heartbeat(): Promise<void> {
@@ -266,6 +279,7 @@ export class Worker {
     const command = task.command!;
     const setProgress = (n: number) => {
       a.progress = Math.max(0, Math.min(100, n));
+      this.heartbeatSoon();
     };
     if (command.kind === 'handler') {
       const fn = await loadHandler(command.module, command.exportName);
