@@ -1,6 +1,7 @@
 // Killing a job means killing its whole process tree: every job runs as the
 // leader of its own process group, so one signal to -pgid reaches the shell,
 // its children and their children (unless they deliberately setsid away).
+import { readFileSync } from 'node:fs';
 
 export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
   try {
@@ -11,11 +12,21 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
   }
 }
 
+/**
+ * Whether a process exists and is not a zombie: in containers whose PID 1 does
+ * not reap orphans, a dead orphan can stay a zombie indefinitely.
+ */
 export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat[stat.lastIndexOf(')') + 2];
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return true; // no /proc: trust kill(0)
   }
 }

@@ -555,7 +555,7 @@ tasks:
     });
 
     it('a --server that is not a URL is bad usage: exit 2 with a message, no stack trace', async () => {
-      for (const env of [{}, { GANTRY_SERVER: 'not-a-url' }]) {
+      for (const env of [{}, { GANTRY_SERVER: 'not-a-url' }] as Record<string, string>[]) {
         const r = await gantry(env.GANTRY_SERVER ? ['runs'] : ['--server', 'not-a-url', 'runs'], { env, cwd: dir });
         expect(r.code).toBe(2);
         expect(r.stderr).toContain('not-a-url');

@@ -3,6 +3,7 @@
 // jobs. Every process started here is tracked and killed by `cleanup()`
 // (call it from afterEach/afterAll), together with the job processes a test
 // registered with `trackPid` (orphans of a `kill -9`, say).
+import { processAlive } from '../../src/worker/processTree.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -49,24 +50,8 @@ export function lines(file: string): string[] {
 
 // -------------------------------------------------------------- processes
 
-/**
- * Whether a process is alive. A zombie counts as dead: in containers whose
- * PID 1 does not reap orphans, a killed orphan stays a zombie forever.
- */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return true; // no /proc: trust kill(0)
-  }
-}
+/** Whether a process is alive; a zombie counts as dead (see processAlive). */
+export const isAlive = processAlive;
 
 /** Registers a pid (a job's process, a process-group leader) to be SIGKILLed by `cleanup()` if still alive. */
 export function trackPid(pid: number): void {

@@ -1,5 +1,6 @@
 // Test helpers: an embedded Gantry (store + scheduler + workers + API) on a
 // real SQLite file in a temp dir, and waiting for runs to end without polling.
+import { processAlive } from '../../src/worker/processTree.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -102,17 +103,5 @@ export function waitFor<T>(store: Store, probe: () => Promise<T | null | undefin
   });
 }
 
-/** Whether a process exists and is not a zombie (an orphan's exit may not be reaped at once in a container). */
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
+/** Whether a process is alive; a zombie counts as dead (see processAlive). */
+export const alive = processAlive;

@@ -51,6 +51,7 @@ import {
   type WorkerRowDb,
 } from '../rows.js';
 import { migratePostgres } from './migrations.js';
+import { partitionSettled, retryDelayMs, runOutcome, SKIP_MESSAGES } from '../rules.js';
 
 const ACTIVE = `('pending','queued','running','retrying')`;
 const CHANNEL = 'gantry';
@@ -362,7 +363,7 @@ export class PostgresStore implements Store {
     const active = await c.query(`SELECT 1 FROM jobs WHERE run_id = $1 AND state IN ${ACTIVE} LIMIT 1`, [runId]);
     if (active.rowCount) return;
     const counts = await this.countsFor(c, runId);
-    const state: RunState = (counts.failed ?? 0) > 0 ? 'failed' : (counts.cancelled ?? 0) > 0 ? 'cancelled' : 'succeeded';
+    const state = runOutcome(counts);
     await c.query(`UPDATE runs SET state = $1, finished_at = $2 WHERE id = $3`, [state, now, runId]);
     await this.runEvent(c, signal, runId, state, now);
     await this.startQueuedRuns(c, signal, run.namespace, run.workflow, now);
@@ -651,10 +652,10 @@ export class PostgresStore implements Store {
       } else {
         const failures = j.failures + 1;
         if (outcome.retryable !== false && failures <= j.max_retries) {
-          const delay = Math.min(j.retry_delay_ms * Math.pow(j.retry_backoff, failures - 1), j.retry_max_delay_ms);
+          const delay = retryDelayMs(j, failures);
           await c.query(
             `UPDATE jobs SET state = 'retrying', failures = $1, run_after = $2, exit_code = $3, error = $4, fence = NULL, lease_until = NULL WHERE id = $5`,
-            [failures, now + Math.round(delay), exitCode, error, j.id],
+            [failures, now + delay, exitCode, error, j.id],
           );
           await this.jobEvents(c, signal, [j.id], now);
           signal({ type: 'queued' });
@@ -676,7 +677,7 @@ export class PostgresStore implements Store {
   /**
    * Counts finished upstreams into their dependents (one grouped update each),
    * then queues or skips dependents whose upstreams have all settled; skips
-   * cascade. Trigger rules as in the SQLite store (see resolveDependents.ts).
+   * cascade. Trigger rules: partitionSettled in ../rules.ts.
    */
   private async settle(c: Q, signal: Sig, good: number[], bad: number[], candidates: number[], now: number): Promise<void> {
     let touched = candidates;
@@ -701,24 +702,17 @@ export class PostgresStore implements Store {
           [[...new Set(touched)]],
         )
       ).rows;
-      const queued: number[] = [];
-      const skipUp: number[] = [];
-      const skipTrig: number[] = [];
-      for (const r of settled) {
-        if (r.trigger_rule === 'all_done') queued.push(r.id);
-        else if (r.trigger_rule === 'any_failed') (r.deps_bad > 0 ? queued : skipTrig).push(r.id);
-        else (r.deps_bad === 0 ? queued : skipUp).push(r.id);
-      }
+      const { queued, skipUpstream: skipUp, skipTrigger: skipTrig } = partitionSettled(settled);
       if (queued.length) await c.query(`UPDATE jobs SET state = 'queued', enqueued_at = $1 WHERE id = ANY($2::bigint[]) AND state = 'pending'`, [now, queued]);
-      for (const [reason, ids, msg] of [
-        ['upstream', skipUp, 'an upstream job did not succeed'],
-        ['trigger', skipTrig, 'no upstream job failed (trigger: any_failed)'],
+      for (const [reason, ids] of [
+        ['upstream', skipUp],
+        ['trigger', skipTrig],
       ] as const)
         if (ids.length)
           await c.query(`UPDATE jobs SET state = 'skipped', skip_reason = $1, finished_at = $2, error = $3 WHERE id = ANY($4::bigint[]) AND state = 'pending'`, [
             reason,
             now,
-            msg,
+            SKIP_MESSAGES[reason],
             ids,
           ]);
       const skipped = [...skipUp, ...skipTrig];

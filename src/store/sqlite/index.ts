@@ -49,6 +49,7 @@ import {
   type WorkerRowDb,
 } from '../rows.js';
 import { DependencyResolver } from './resolveDependents.js';
+import { retryDelayMs, runOutcome } from '../rules.js';
 
 const ACTIVE = `('pending','queued','running','retrying')`;
 
@@ -271,7 +272,7 @@ export class SqliteStore implements Store {
       | undefined;
     if (!run || run.state !== 'running') return;
     const counts = this.countsFor(runId);
-    const state: RunState = (counts.failed ?? 0) > 0 ? 'failed' : (counts.cancelled ?? 0) > 0 ? 'cancelled' : 'succeeded';
+    const state = runOutcome(counts);
     this.db.prepare(`UPDATE runs SET state = ?, finished_at = ? WHERE id = ?`).run(state, now, runId);
     this.runEvent(runId, state, now);
     this.startQueuedRuns(run.namespace, run.workflow, now);
@@ -570,13 +571,13 @@ export class SqliteStore implements Store {
       } else {
         const failures = j.failures + 1;
         if (outcome.retryable !== false && failures <= j.max_retries) {
-          const delay = Math.min(j.retry_delay_ms * Math.pow(j.retry_backoff, failures - 1), j.retry_max_delay_ms);
+          const delay = retryDelayMs(j, failures);
           this.db
             .prepare(
               `UPDATE jobs SET state = 'retrying', failures = ?, run_after = ?, exit_code = ?, error = ?, fence = NULL, lease_until = NULL
                WHERE id = ?`,
             )
-            .run(failures, now + Math.round(delay), exitCode, error, j.id);
+            .run(failures, now + delay, exitCode, error, j.id);
           this.jobEvents([j.id], now);
           this.signal({ type: 'queued' }); // wakes the scheduler to plan the retry
         } else {

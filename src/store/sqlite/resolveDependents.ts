@@ -3,12 +3,9 @@
 // dependents' counters with one indexed update, and only dependents whose
 // counters are complete are looked at. Runs inside the caller's transaction.
 //
-// Trigger rules, evaluated once every upstream has settled:
-//   all_success  queue if no upstream is bad, else skip (reason: upstream)
-//   all_done     always queue
-//   any_failed   queue if some upstream is bad, else skip (reason: trigger)
-// "bad" = failed, cancelled, or skipped for a reason other than outputs_exist.
+// Trigger rules: see partitionSettled in ../rules.ts.
 import type Database from 'better-sqlite3';
+import { partitionSettled, SKIP_MESSAGES } from '../rules.js';
 
 export class DependencyResolver {
   private readonly bumpOk: Database.Statement;
@@ -34,9 +31,7 @@ export class DependencyResolver {
     );
     this.queue = db.prepare(`UPDATE jobs SET state = 'queued', enqueued_at = ? WHERE id IN (SELECT value FROM json_each(?))`);
     this.skip = db.prepare(
-      `UPDATE jobs SET state = 'skipped', skip_reason = ?, finished_at = ?,
-         error = CASE WHEN ? = 'upstream' THEN 'an upstream job did not succeed' ELSE 'no upstream job failed (trigger: any_failed)' END
-       WHERE id IN (SELECT value FROM json_each(?))`,
+      `UPDATE jobs SET state = 'skipped', skip_reason = ?, finished_at = ?, error = ? WHERE id IN (SELECT value FROM json_each(?))`,
     );
     // Recomputes counters from the current states of upstreams (after a retry reset).
     this.recountStmt = db.prepare(
@@ -59,19 +54,13 @@ export class DependencyResolver {
 
   /** Queues or skips the given jobs whose upstreams have all settled. */
   resolve(ids: number[], now: number): { queued: number[]; skipped: number[] } {
-    const queued: number[] = [];
-    const skippedUpstream: number[] = [];
-    const skippedTrigger: number[] = [];
-    if (ids.length === 0) return { queued, skipped: [] };
-    for (const r of this.settled.all(JSON.stringify([...new Set(ids)])) as { id: number; trigger_rule: string; deps_bad: number }[]) {
-      if (r.trigger_rule === 'all_done') queued.push(r.id);
-      else if (r.trigger_rule === 'any_failed') (r.deps_bad > 0 ? queued : skippedTrigger).push(r.id);
-      else (r.deps_bad === 0 ? queued : skippedUpstream).push(r.id);
-    }
+    if (ids.length === 0) return { queued: [], skipped: [] };
+    const rows = this.settled.all(JSON.stringify([...new Set(ids)])) as { id: number; trigger_rule: string; deps_bad: number }[];
+    const { queued, skipUpstream, skipTrigger } = partitionSettled(rows);
     if (queued.length) this.queue.run(now, JSON.stringify(queued));
-    if (skippedUpstream.length) this.skip.run('upstream', now, 'upstream', JSON.stringify(skippedUpstream));
-    if (skippedTrigger.length) this.skip.run('trigger', now, 'trigger', JSON.stringify(skippedTrigger));
-    return { queued, skipped: [...skippedUpstream, ...skippedTrigger] };
+    if (skipUpstream.length) this.skip.run('upstream', now, SKIP_MESSAGES.upstream, JSON.stringify(skipUpstream));
+    if (skipTrigger.length) this.skip.run('trigger', now, SKIP_MESSAGES.trigger, JSON.stringify(skipTrigger));
+    return { queued, skipped: [...skipUpstream, ...skipTrigger] };
   }
 
   recount(ids: number[]): void {

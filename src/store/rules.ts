@@ -1,0 +1,39 @@
+// The pure rules of the state machine, shared by every Store implementation so
+// the dialects differ only in SQL: trigger rules, retry delays, run outcomes.
+import type { JobState, RunState } from './types.js';
+
+/**
+ * Once every upstream of a pending job has settled ("bad" = failed, cancelled,
+ * or skipped for any reason but outputs_exist):
+ *   all_success  queue if no upstream is bad, else skip (reason: upstream)
+ *   all_done     always queue
+ *   any_failed   queue if some upstream is bad, else skip (reason: trigger)
+ */
+export function partitionSettled<T extends { id: number; trigger_rule: string; deps_bad: number }>(
+  rows: T[],
+): { queued: number[]; skipUpstream: number[]; skipTrigger: number[] } {
+  const queued: number[] = [];
+  const skipUpstream: number[] = [];
+  const skipTrigger: number[] = [];
+  for (const r of rows) {
+    if (r.trigger_rule === 'all_done') queued.push(r.id);
+    else if (r.trigger_rule === 'any_failed') (r.deps_bad > 0 ? queued : skipTrigger).push(r.id);
+    else (r.deps_bad === 0 ? queued : skipUpstream).push(r.id);
+  }
+  return { queued, skipUpstream, skipTrigger };
+}
+
+export const SKIP_MESSAGES = {
+  upstream: 'an upstream job did not succeed',
+  trigger: 'no upstream job failed (trigger: any_failed)',
+} as const;
+
+/** Delay before retry number `failures` (1-based): delay × backoff^(failures−1), at most maxDelay. */
+export function retryDelayMs(j: { retry_delay_ms: number; retry_backoff: number; retry_max_delay_ms: number }, failures: number): number {
+  return Math.round(Math.min(j.retry_delay_ms * Math.pow(j.retry_backoff, failures - 1), j.retry_max_delay_ms));
+}
+
+/** A run whose jobs have all ended: failed if any failed, else cancelled if any was cancelled, else succeeded. */
+export function runOutcome(counts: Partial<Record<JobState, number>>): RunState {
+  return (counts.failed ?? 0) > 0 ? 'failed' : (counts.cancelled ?? 0) > 0 ? 'cancelled' : 'succeeded';
+}
