@@ -28,7 +28,8 @@ export class Scheduler {
 
   start(): void {
     this.unsubscribe = this.store.subscribe((s) => {
-      if (s.type === 'queued') this.wake?.();
+      // only a new retry changes when the next duty is due; other changes need no pass
+      if (s.type === 'retrying') this.wake?.();
     });
     this.loopDone = this.loop();
   }

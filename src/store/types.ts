@@ -197,7 +197,10 @@ export interface StoreEvent {
 
 /** What woke-up listeners care about; emitted after commit. */
 export type StoreSignal =
+  /** jobs became claimable: wakes workers */
   | { type: 'queued' }
+  /** a job is waiting out a retry delay: wakes the scheduler to plan it */
+  | { type: 'retrying' }
   | { type: 'revoked'; fences: number[] }
   | { type: 'events' }
   | { type: 'logs' };
@@ -254,7 +257,8 @@ export interface Store {
   setAttemptPid(fence: number, pid: number): Promise<void>;
   /** throws StaleFenceError unless the attempt still owns its job */
   assertCurrent(fence: number): Promise<void>;
-  completeAttempt(fence: number, outcome: AttemptOutcome): Promise<Job>;
+  /** ends the attempt; `lines` are its last log lines, stored in the same transaction */
+  completeAttempt(fence: number, outcome: AttemptOutcome, lines?: LogLine[]): Promise<Job>;
   appendLogs(fence: number, lines: LogLine[]): Promise<void>;
   readLogs(q: { runId?: number; jobId?: string; afterId?: number; limit?: number }): Promise<StoredLogLine[]>;
 

@@ -35,6 +35,21 @@ export class LogShipper {
     else if (!this.timer) this.timer = setTimeout(() => void this.flush(), this.o.intervalMs);
   }
 
+  /**
+   * Waits for batches in flight and hands back what is still buffered, to be
+   * stored with the attempt's completion (one transaction instead of two).
+   */
+  async drain(): Promise<LogLine[]> {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    await this.flushing;
+    const rest = this.buffer;
+    this.buffer = [];
+    return this.stale ? [] : rest;
+  }
+
   /** Sends what is buffered; resolves when every earlier batch has been written. */
   flush(): Promise<void> {
     if (this.timer) {

@@ -11,7 +11,7 @@ import fs from 'node:fs/promises';
 import type { TaskSpec, TemplateContext, WorkflowSpec } from '../spec/model.js';
 import { paramEnv, renderArgv, renderLiteral, renderShell, TemplateError } from '../spec/template.js';
 import { formatDuration } from '../spec/duration.js';
-import { StaleFenceError, type AttemptOutcome, type ClaimedJob, type Store } from '../store/types.js';
+import { StaleFenceError, type AttemptOutcome, type ClaimedJob, type LogLine, type Store } from '../store/types.js';
 import type { Logger } from '../log.js';
 import { LogShipper } from './logShipper.js';
 import { allOutputsExist, commitOutputs, discardStaging, missingStagedOutputs, prepareStaging } from './outputs.js';
@@ -192,8 +192,8 @@ export class Worker {
     system(`attempt ${job.attempts} of ${job.id} on worker ${this.o.name} (${this.host})`);
 
     const staged = await prepareStaging(job.outputs, fence);
-    const scratch = await fs.mkdtemp(path.join(os.tmpdir(), `gantry-${fence}-`));
-    const resultFile = path.join(scratch, 'result.json');
+    // Not created up front: most jobs never write a result.
+    const resultFile = path.join(os.tmpdir(), `gantry-result-${fence}-${process.pid}-${Math.random().toString(36).slice(2)}.json`);
     let timer: NodeJS.Timeout | null = null;
     if (task.timeoutMs !== null) {
       timer = setTimeout(() => {
@@ -232,29 +232,30 @@ export class Worker {
         if ('error' in r) outcome = { state: 'failed', exitCode: outcome.exitCode, error: r.error, retryable: false };
         else if (r.value !== undefined) outcome = { ...outcome, result: r.value };
       }
-      if (outcome.state === 'succeeded') {
+      if (outcome.state === 'succeeded' && Object.keys(job.outputs).length > 0) {
         // Only a still-current attempt may put files in place (fencing), then it reports success.
         await this.store.assertCurrent(fence);
         await commitOutputs(job.outputs, fence);
-        system(`succeeded${Object.keys(job.outputs).length ? `; outputs in place: ${Object.values(job.outputs).join(', ')}` : ''}`);
+        system(`succeeded; outputs in place: ${Object.values(job.outputs).join(', ')}`);
+      } else if (outcome.state === 'succeeded') {
+        system('succeeded');
       } else {
         await discardStaging(job.outputs, fence);
         if (outcome.state === 'failed' || outcome.state === 'timed_out') system(`failed: ${outcome.error}`);
       }
-      await logs.flush();
-      await this.finish(c, outcome);
+      await this.finish(c, outcome, await logs.drain());
     } catch (e) {
       if (!(e instanceof StaleFenceError)) throw e;
       await discardStaging(job.outputs, fence);
       this.o.logger.warn({ job: job.id, fence }, 'attempt no longer owns its job; its result was discarded');
     } finally {
-      await fs.rm(scratch, { recursive: true, force: true });
+      await fs.rm(resultFile, { force: true });
     }
   }
 
-  private async finish(c: ClaimedJob, outcome: AttemptOutcome): Promise<void> {
+  private async finish(c: ClaimedJob, outcome: AttemptOutcome, lines: LogLine[] = []): Promise<void> {
     try {
-      await this.store.completeAttempt(c.fence, outcome);
+      await this.store.completeAttempt(c.fence, outcome, lines);
     } catch (e) {
       if (e instanceof StaleFenceError) this.o.logger.warn({ job: c.job.id, fence: c.fence }, 'completion refused: attempt is stale');
       else throw e;
@@ -347,10 +348,21 @@ export class Worker {
 }
 
 async function readResult(file: string, maxBytes: number): Promise<{ value: unknown } | { error: string }> {
-  const st = await fs.stat(file).catch(() => null);
-  if (!st || st.size === 0) return { value: undefined };
-  if (st.size > maxBytes) return { error: `result too large: $GANTRY_RESULT holds ${st.size} bytes, the limit is ${maxBytes}` };
-  const text = await fs.readFile(file, 'utf8');
+  let text: string;
+  try {
+    const fh = await fs.open(file, 'r');
+    try {
+      const { size } = await fh.stat();
+      if (size > maxBytes) return { error: `result too large: $GANTRY_RESULT holds ${size} bytes, the limit is ${maxBytes}` };
+      text = await fh.readFile('utf8');
+    } finally {
+      await fh.close();
+    }
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { value: undefined };
+    throw e;
+  }
+  if (text.trim() === '') return { value: undefined };
   try {
     return { value: JSON.parse(text) as unknown };
   } catch {

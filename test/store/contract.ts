@@ -315,6 +315,12 @@ tasks:
       expect(all.map((l) => `${l.jobId} ${l.stream} ${l.line}`)).toEqual([`${run.id}:a stdout a1`, `${run.id}:a stderr a2`, `${run.id}:b stdout b1`]);
       const onlyA = await store.readLogs({ jobId: `${run.id}:a`, afterId: all[0]!.id });
       expect(onlyA.map((l) => l.line)).toEqual(['a2']);
+      // the last lines travel with the completion, in its transaction; a stale completion stores none
+      await store.completeAttempt(a!.fence, { state: 'succeeded', exitCode: 0 }, [{ stream: 'system', ts: 4, line: 'a done' }]);
+      await expect(store.completeAttempt(a!.fence, { state: 'succeeded', exitCode: 0 }, [{ stream: 'stdout', ts: 5, line: 'zombie' }])).rejects.toBeInstanceOf(
+        StaleFenceError,
+      );
+      expect((await store.readLogs({ jobId: `${run.id}:a` })).map((l) => l.line)).toEqual(['a1', 'a2', 'a done']);
     });
 
     it('records every state change in the event outbox, in order', async () => {

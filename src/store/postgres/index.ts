@@ -633,11 +633,12 @@ export class PostgresStore implements Store {
     if (!j || j.state !== 'running') throw new StaleFenceError(fence, 'its job was cancelled, reaped or taken over');
   }
 
-  async completeAttempt(fence: number, outcome: AttemptOutcome): Promise<Job> {
+  async completeAttempt(fence: number, outcome: AttemptOutcome, lines: LogLine[] = []): Promise<Job> {
     const now = this.clock.now();
     const row = await this.tx(async (c, signal) => {
       const j = (await c.query<JobRowDb>(`SELECT * FROM jobs WHERE fence = $1 FOR UPDATE`, [fence])).rows[0];
       if (!j || j.state !== 'running') throw new StaleFenceError(fence, 'its job was cancelled, reaped or taken over');
+      await this.insertLogs(c, signal, j, fence, lines);
       const exitCode = outcome.state === 'skipped' ? null : outcome.exitCode;
       const error = outcome.state === 'failed' || outcome.state === 'timed_out' ? outcome.error : null;
       await c.query(`UPDATE attempts SET state = $1, finished_at = $2, exit_code = $3, error = $4 WHERE id = $5`, [outcome.state, now, exitCode, error, fence]);
@@ -658,7 +659,7 @@ export class PostgresStore implements Store {
             [failures, now + delay, exitCode, error, j.id],
           );
           await this.jobEvents(c, signal, [j.id], now);
-          signal({ type: 'queued' });
+          signal({ type: 'retrying' });
         } else {
           await c.query(
             `UPDATE jobs SET state = 'failed', failures = $1, finished_at = $2, exit_code = $3, error = $4, fence = NULL, lease_until = NULL WHERE id = $5`,
@@ -730,12 +731,18 @@ export class PostgresStore implements Store {
       // FOR SHARE: a concurrent cancel or reap waits for these lines, or these wait and are refused.
       const j = (await c.query<{ id: number; run_id: number; state: JobState }>(`SELECT id, run_id, state FROM jobs WHERE fence = $1 FOR SHARE`, [fence])).rows[0];
       if (!j || j.state !== 'running') throw new StaleFenceError(fence, 'log lines of an attempt that no longer owns its job');
-      await c.query(
-        `INSERT INTO logs (run_id, job_id, attempt_id, stream, ts, line) SELECT $1, $2, $3, * FROM unnest($4::text[], $5::bigint[], $6::text[])`,
-        [j.run_id, j.id, fence, lines.map((l) => l.stream), lines.map((l) => l.ts), lines.map((l) => l.line.replace(/\0/g, ''))],
-      );
-      signal({ type: 'logs' });
+      await this.insertLogs(c, signal, j, fence, lines);
     });
+  }
+
+  private async insertLogs(c: Q, signal: Sig, j: { id: number; run_id: number }, fence: number, lines: LogLine[]): Promise<void> {
+    if (lines.length === 0) return;
+    await c.query(
+      `INSERT INTO logs (run_id, job_id, attempt_id, stream, ts, line) SELECT $1, $2, $3, * FROM unnest($4::text[], $5::bigint[], $6::text[])`,
+      // PostgreSQL text cannot hold NUL bytes
+      [j.run_id, j.id, fence, lines.map((l) => l.stream), lines.map((l) => l.ts), lines.map((l) => l.line.replace(/\0/g, ''))],
+    );
+    signal({ type: 'logs' });
   }
 
   async readLogs(q: { runId?: number; jobId?: string; afterId?: number; limit?: number }): Promise<StoredLogLine[]> {

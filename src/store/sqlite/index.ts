@@ -75,6 +75,18 @@ export class SqliteStore implements Store {
     this.emitter.setMaxListeners(0);
   }
 
+  private readonly statements = new Map<string, Database.Statement>();
+
+  /** Prepared statements, cached by their text: preparing costs more than most of these queries. */
+  private sql(text: string): Database.Statement {
+    let st = this.statements.get(text);
+    if (!st) {
+      st = this.db.prepare(text);
+      this.statements.set(text, st);
+    }
+    return st;
+  }
+
   async migrate(): Promise<void> {
     migrateSqlite(this.db);
   }
@@ -145,7 +157,7 @@ export class SqliteStore implements Store {
   }
 
   async listDefinitions(): Promise<StoredDefinition[]> {
-    const rows = this.db.prepare('SELECT * FROM definitions ORDER BY namespace, name').all() as DefinitionRowDb[];
+    const rows = this.sql('SELECT * FROM definitions ORDER BY namespace, name').all() as DefinitionRowDb[];
     return rows.map(toDefinition);
   }
 
@@ -174,11 +186,11 @@ export class SqliteStore implements Store {
         );
       const runId = Number(info.lastInsertRowid);
       const plan = input.plan(runId);
-      this.db.prepare('UPDATE runs SET labels = ? WHERE id = ?').run(JSON.stringify(plan.labels), runId);
-      const insLabel = this.db.prepare('INSERT INTO run_labels (run_id, key, value) VALUES (?, ?, ?)');
+      this.sql('UPDATE runs SET labels = ? WHERE id = ?').run(JSON.stringify(plan.labels), runId);
+      const insLabel = this.sql('INSERT INTO run_labels (run_id, key, value) VALUES (?, ?, ?)');
       for (const [k, v] of Object.entries(plan.labels)) insLabel.run(runId, k, v);
 
-      const insJob = this.db.prepare(
+      const insJob = this.sql(
         `INSERT INTO jobs (run_id, task, chunk, state, trigger_rule, deps_total, priority, queue, pool, max_retries,
            retry_delay_ms, retry_backoff, retry_max_delay_ms, force, outputs, refs)
          VALUES (?, ?, NULL, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
@@ -202,7 +214,7 @@ export class SqliteStore implements Store {
         );
         ids.set(j.task, Number(r.lastInsertRowid));
       }
-      const insDep = this.db.prepare('INSERT INTO job_deps (upstream_id, job_id) VALUES (?, ?)');
+      const insDep = this.sql('INSERT INTO job_deps (upstream_id, job_id) VALUES (?, ?)');
       for (const j of plan.jobs) {
         for (const n of j.needs) {
           const up = ids.get(n);
@@ -210,7 +222,7 @@ export class SqliteStore implements Store {
           insDep.run(up, ids.get(j.task)!);
         }
       }
-      this.db.prepare(`INSERT INTO events (ts, kind, run_id, job_id, state) VALUES (?, 'run', ?, NULL, 'queued')`).run(now, runId);
+      this.sql(`INSERT INTO events (ts, kind, run_id, job_id, state) VALUES (?, 'run', ?, NULL, 'queued')`).run(now, runId);
       this.startQueuedRuns(spec.namespace, spec.name, now);
       this.signal({ type: 'events' });
       return runId;
@@ -225,7 +237,7 @@ export class SqliteStore implements Store {
       .all(namespace, workflow) as { id: number; max_active: number | null }[];
     if (queued.length === 0) return;
     let running = (
-      this.db.prepare(`SELECT count(*) AS n FROM runs WHERE namespace = ? AND workflow = ? AND state = 'running'`).get(namespace, workflow) as {
+      this.sql(`SELECT count(*) AS n FROM runs WHERE namespace = ? AND workflow = ? AND state = 'running'`).get(namespace, workflow) as {
         n: number;
       }
     ).n;
@@ -237,7 +249,7 @@ export class SqliteStore implements Store {
   }
 
   private startRun(runId: number, now: number): void {
-    this.db.prepare(`UPDATE runs SET state = 'running', started_at = ? WHERE id = ?`).run(now, runId);
+    this.sql(`UPDATE runs SET state = 'running', started_at = ? WHERE id = ?`).run(now, runId);
     this.runEvent(runId, 'running', now);
     const roots = this.db
       .prepare(`UPDATE jobs SET state = 'queued', enqueued_at = ? WHERE run_id = ? AND state = 'pending' AND deps_total = 0 RETURNING id`)
@@ -248,7 +260,7 @@ export class SqliteStore implements Store {
   }
 
   private runEvent(runId: number, state: RunState, now: number): void {
-    this.db.prepare(`INSERT INTO events (ts, kind, run_id, job_id, state) VALUES (?, 'run', ?, NULL, ?)`).run(now, runId, state);
+    this.sql(`INSERT INTO events (ts, kind, run_id, job_id, state) VALUES (?, 'run', ?, NULL, ?)`).run(now, runId, state);
     this.signal({ type: 'events' });
   }
 
@@ -265,21 +277,21 @@ export class SqliteStore implements Store {
 
   /** When no job of the run is active any more, settles the run's state and starts the next queued run. */
   private finishRunIfDone(runId: number, now: number): void {
-    const active = this.db.prepare(`SELECT 1 FROM jobs WHERE run_id = ? AND state IN ${ACTIVE} LIMIT 1`).get(runId);
+    const active = this.sql(`SELECT 1 FROM jobs WHERE run_id = ? AND state IN ${ACTIVE} LIMIT 1`).get(runId);
     if (active) return;
-    const run = this.db.prepare(`SELECT namespace, workflow, state FROM runs WHERE id = ?`).get(runId) as
+    const run = this.sql(`SELECT namespace, workflow, state FROM runs WHERE id = ?`).get(runId) as
       | { namespace: string; workflow: string; state: RunState }
       | undefined;
     if (!run || run.state !== 'running') return;
     const counts = this.countsFor(runId);
     const state = runOutcome(counts);
-    this.db.prepare(`UPDATE runs SET state = ?, finished_at = ? WHERE id = ?`).run(state, now, runId);
+    this.sql(`UPDATE runs SET state = ?, finished_at = ? WHERE id = ?`).run(state, now, runId);
     this.runEvent(runId, state, now);
     this.startQueuedRuns(run.namespace, run.workflow, now);
   }
 
   private countsFor(runId: number): Partial<Record<JobState, number>> {
-    const rows = this.db.prepare(`SELECT state, count(*) AS n FROM jobs WHERE run_id = ? GROUP BY state`).all(runId) as {
+    const rows = this.sql(`SELECT state, count(*) AS n FROM jobs WHERE run_id = ? GROUP BY state`).all(runId) as {
       state: JobState;
       n: number;
     }[];
@@ -287,12 +299,12 @@ export class SqliteStore implements Store {
   }
 
   async getRun(id: number): Promise<Run | null> {
-    const r = this.db.prepare(`SELECT * FROM runs WHERE id = ?`).get(id) as RunRowDb | undefined;
+    const r = this.sql(`SELECT * FROM runs WHERE id = ?`).get(id) as RunRowDb | undefined;
     return r ? toRun(r, this.countsFor(id)) : null;
   }
 
   async getRunSpec(id: number): Promise<WorkflowSpec> {
-    const r = this.db.prepare(`SELECT spec FROM runs WHERE id = ?`).get(id) as { spec: string } | undefined;
+    const r = this.sql(`SELECT spec FROM runs WHERE id = ?`).get(id) as { spec: string } | undefined;
     if (!r) throw new NotFoundError(`no run ${id}`);
     return JSON.parse(r.spec) as WorkflowSpec;
   }
@@ -309,26 +321,26 @@ export class SqliteStore implements Store {
     }
     if (f.latest) where.push('id IN (SELECT max(id) FROM runs GROUP BY namespace, workflow)');
     const sql = `SELECT * FROM runs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ? OFFSET ?`;
-    const rows = this.db.prepare(sql).all(...args, f.limit ?? 50, f.offset ?? 0) as RunRowDb[];
+    const rows = this.sql(sql).all(...args, f.limit ?? 50, f.offset ?? 0) as RunRowDb[];
     return rows.map((r) => toRun(r, this.countsFor(r.id)));
   }
 
   async cancelRun(id: number): Promise<Run> {
     const now = this.clock.now();
     this.tx(() => {
-      const run = this.db.prepare(`SELECT state FROM runs WHERE id = ?`).get(id) as { state: RunState } | undefined;
+      const run = this.sql(`SELECT state FROM runs WHERE id = ?`).get(id) as { state: RunState } | undefined;
       if (!run) throw new NotFoundError(`no run ${id}`);
       if (run.state !== 'running' && run.state !== 'queued') throw new ConflictError(`run ${id} has already ${run.state}`);
-      const jobs = this.db.prepare(`SELECT id, fence, state FROM jobs WHERE run_id = ? AND state IN ${ACTIVE}`).all(id) as {
+      const jobs = this.sql(`SELECT id, fence, state FROM jobs WHERE run_id = ? AND state IN ${ACTIVE}`).all(id) as {
         id: number;
         fence: number | null;
         state: JobState;
       }[];
       const fences = this.cancelJobRows(jobs, now);
-      this.db.prepare(`UPDATE runs SET state = 'cancelled', finished_at = ? WHERE id = ?`).run(now, id);
+      this.sql(`UPDATE runs SET state = 'cancelled', finished_at = ? WHERE id = ?`).run(now, id);
       this.runEvent(id, 'cancelled', now);
       if (fences.length) this.signal({ type: 'revoked', fences });
-      const ns = this.db.prepare(`SELECT namespace, workflow FROM runs WHERE id = ?`).get(id) as { namespace: string; workflow: string };
+      const ns = this.sql(`SELECT namespace, workflow FROM runs WHERE id = ?`).get(id) as { namespace: string; workflow: string };
       this.startQueuedRuns(ns.namespace, ns.workflow, now);
     });
     return (await this.getRun(id))!;
@@ -357,7 +369,7 @@ export class SqliteStore implements Store {
   async retryRun(id: number, opts: { failedOnly: boolean; force: boolean }): Promise<{ run: Run; reset: number }> {
     const now = this.clock.now();
     const reset = this.tx(() => {
-      const run = this.db.prepare(`SELECT state FROM runs WHERE id = ?`).get(id) as { state: RunState } | undefined;
+      const run = this.sql(`SELECT state FROM runs WHERE id = ?`).get(id) as { state: RunState } | undefined;
       if (!run) throw new NotFoundError(`no run ${id}`);
       if (!opts.failedOnly && (run.state === 'running' || run.state === 'queued'))
         throw new ConflictError(`run ${id} is still ${run.state}: cancel it first, or retry only its failed jobs with --failed`);
@@ -375,7 +387,7 @@ export class SqliteStore implements Store {
       ).map((r) => r.id);
       if (ids.length === 0) return 0;
       this.deps.recount(ids);
-      this.db.prepare(`UPDATE runs SET state = 'running', finished_at = NULL, started_at = coalesce(started_at, ?) WHERE id = ?`).run(now, id);
+      this.sql(`UPDATE runs SET state = 'running', finished_at = NULL, started_at = coalesce(started_at, ?) WHERE id = ?`).run(now, id);
       this.runEvent(id, 'running', now);
       this.jobEvents(ids, now);
       this.settle([], [], ids, now);
@@ -401,7 +413,7 @@ export class SqliteStore implements Store {
     }
     const order = f.runId !== undefined ? 'ORDER BY id' : 'ORDER BY id DESC';
     const sql = `SELECT * FROM jobs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ${order} LIMIT ? OFFSET ?`;
-    const rows = this.db.prepare(sql).all(...args, f.limit ?? 10_000, f.offset ?? 0) as JobRowDb[];
+    const rows = this.sql(sql).all(...args, f.limit ?? 10_000, f.offset ?? 0) as JobRowDb[];
     return rows.map(toJob);
   }
 
@@ -459,8 +471,8 @@ export class SqliteStore implements Store {
   async heartbeat(worker: string, fences: { fence: number; progress: number | null }[], leaseMs: number): Promise<number[]> {
     const now = this.clock.now();
     return this.tx(() => {
-      this.db.prepare(`UPDATE workers SET heartbeat_at = ? WHERE name = ?`).run(now, worker);
-      const renew = this.db.prepare(
+      this.sql(`UPDATE workers SET heartbeat_at = ? WHERE name = ?`).run(now, worker);
+      const renew = this.sql(
         `UPDATE jobs SET lease_until = ?, progress = coalesce(?, progress) WHERE fence = ? AND worker = ? AND state = 'running'`,
       );
       const lost: number[] = [];
@@ -471,13 +483,13 @@ export class SqliteStore implements Store {
 
   async stopWorker(worker: string): Promise<void> {
     this.tx(() => {
-      this.db.prepare(`UPDATE workers SET state = 'stopped', heartbeat_at = ? WHERE name = ?`).run(this.clock.now(), worker);
+      this.sql(`UPDATE workers SET state = 'stopped', heartbeat_at = ? WHERE name = ?`).run(this.clock.now(), worker);
     });
   }
 
   async listWorkers(): Promise<WorkerRow[]> {
-    const rows = this.db.prepare(`SELECT * FROM workers ORDER BY name`).all() as WorkerRowDb[];
-    const running = this.db.prepare(`SELECT run_id, task, chunk FROM jobs WHERE worker = ? AND state = 'running' ORDER BY id`);
+    const rows = this.sql(`SELECT * FROM workers ORDER BY name`).all() as WorkerRowDb[];
+    const running = this.sql(`SELECT run_id, task, chunk FROM jobs WHERE worker = ? AND state = 'running' ORDER BY id`);
     return rows.map((r) =>
       toWorker(
         r,
@@ -497,16 +509,16 @@ export class SqliteStore implements Store {
         )
         .all(JSON.stringify(worker.queues), limit) as { id: number }[];
       if (picked.length === 0) return [];
-      const insAttempt = this.db.prepare(
+      const insAttempt = this.sql(
         `INSERT INTO attempts (job_id, number, worker, host, state, started_at) SELECT id, attempts + 1, ?, ?, 'running', ? FROM jobs WHERE id = ?`,
       );
-      const take = this.db.prepare(
+      const take = this.sql(
         `UPDATE jobs SET state = 'running', attempts = attempts + 1, fence = ?, worker = ?, lease_until = ?, started_at = ?, progress = NULL
          WHERE id = ? RETURNING *`,
       );
       const runs = new Map<number, { params: Record<string, unknown>; logicalDate: string; force: boolean }>();
-      const runStmt = this.db.prepare(`SELECT params, logical_date, force FROM runs WHERE id = ?`);
-      const upstreamStmt = this.db.prepare(
+      const runStmt = this.sql(`SELECT params, logical_date, force FROM runs WHERE id = ?`);
+      const upstreamStmt = this.sql(
         `SELECT task, outputs, result FROM jobs WHERE run_id = ? AND chunk IS NULL AND task IN (SELECT value FROM json_each(?))`,
       );
       const claimed: ClaimedJob[] = [];
@@ -540,19 +552,20 @@ export class SqliteStore implements Store {
   }
 
   async setAttemptPid(fence: number, pid: number): Promise<void> {
-    this.db.prepare(`UPDATE attempts SET pid = ? WHERE id = ?`).run(pid, fence);
+    this.sql(`UPDATE attempts SET pid = ? WHERE id = ?`).run(pid, fence);
   }
 
   async assertCurrent(fence: number): Promise<void> {
-    const j = this.db.prepare(`SELECT state FROM jobs WHERE fence = ?`).get(fence) as { state: JobState } | undefined;
+    const j = this.sql(`SELECT state FROM jobs WHERE fence = ?`).get(fence) as { state: JobState } | undefined;
     if (!j || j.state !== 'running') throw new StaleFenceError(fence, 'its job was cancelled, reaped or taken over');
   }
 
-  async completeAttempt(fence: number, outcome: AttemptOutcome): Promise<Job> {
+  async completeAttempt(fence: number, outcome: AttemptOutcome, lines: LogLine[] = []): Promise<Job> {
     const now = this.clock.now();
     const row = this.tx(() => {
-      const j = this.db.prepare(`SELECT * FROM jobs WHERE fence = ?`).get(fence) as JobRowDb | undefined;
+      const j = this.sql(`SELECT * FROM jobs WHERE fence = ?`).get(fence) as JobRowDb | undefined;
       if (!j || j.state !== 'running') throw new StaleFenceError(fence, 'its job was cancelled, reaped or taken over');
+      this.insertLogs(j, fence, lines);
       const exitCode = outcome.state === 'skipped' ? null : outcome.exitCode;
       const error = outcome.state === 'failed' || outcome.state === 'timed_out' ? outcome.error : null;
       this.db
@@ -579,7 +592,7 @@ export class SqliteStore implements Store {
             )
             .run(failures, now + delay, exitCode, error, j.id);
           this.jobEvents([j.id], now);
-          this.signal({ type: 'queued' }); // wakes the scheduler to plan the retry
+          this.signal({ type: 'retrying' });
         } else {
           this.db
             .prepare(
@@ -592,7 +605,7 @@ export class SqliteStore implements Store {
         }
       }
       this.finishRunIfDone(j.run_id, now);
-      return this.db.prepare(`SELECT * FROM jobs WHERE id = ?`).get(j.id) as JobRowDb;
+      return this.sql(`SELECT * FROM jobs WHERE id = ?`).get(j.id) as JobRowDb;
     });
     return toJob(row);
   }
@@ -618,14 +631,19 @@ export class SqliteStore implements Store {
   async appendLogs(fence: number, lines: LogLine[]): Promise<void> {
     if (lines.length === 0) return;
     this.tx(() => {
-      const j = this.db.prepare(`SELECT id, run_id, state FROM jobs WHERE fence = ?`).get(fence) as
+      const j = this.sql(`SELECT id, run_id, state FROM jobs WHERE fence = ?`).get(fence) as
         | { id: number; run_id: number; state: JobState }
         | undefined;
       if (!j || j.state !== 'running') throw new StaleFenceError(fence, 'log lines of an attempt that no longer owns its job');
-      const ins = this.db.prepare(`INSERT INTO logs (run_id, job_id, attempt_id, stream, ts, line) VALUES (?, ?, ?, ?, ?, ?)`);
-      for (const l of lines) ins.run(j.run_id, j.id, fence, l.stream, l.ts, l.line);
-      this.signal({ type: 'logs' });
+      this.insertLogs(j, fence, lines);
     });
+  }
+
+  private insertLogs(j: { id: number; run_id: number }, fence: number, lines: LogLine[]): void {
+    if (lines.length === 0) return;
+    const ins = this.sql(`INSERT INTO logs (run_id, job_id, attempt_id, stream, ts, line) VALUES (?, ?, ?, ?, ?, ?)`);
+    for (const l of lines) ins.run(j.run_id, j.id, fence, l.stream, l.ts, l.line);
+    this.signal({ type: 'logs' });
   }
 
   async readLogs(q: { runId?: number; jobId?: string; afterId?: number; limit?: number }): Promise<StoredLogLine[]> {
@@ -636,12 +654,12 @@ export class SqliteStore implements Store {
     if (q.jobId !== undefined) {
       const j = this.jobRowByPublicId(q.jobId);
       if (!j) throw new NotFoundError(`no job ${q.jobId}`);
-      return (this.db.prepare(`${base} WHERE l.job_id = ? AND l.id > ? ORDER BY l.id LIMIT ?`).all(j.id, after, limit) as LogRowDb[]).map(
+      return (this.sql(`${base} WHERE l.job_id = ? AND l.id > ? ORDER BY l.id LIMIT ?`).all(j.id, after, limit) as LogRowDb[]).map(
         toLogLine,
       );
     }
     if (q.runId !== undefined)
-      return (this.db.prepare(`${base} WHERE l.run_id = ? AND l.id > ? ORDER BY l.id LIMIT ?`).all(q.runId, after, limit) as LogRowDb[]).map(
+      return (this.sql(`${base} WHERE l.run_id = ? AND l.id > ? ORDER BY l.id LIMIT ?`).all(q.runId, after, limit) as LogRowDb[]).map(
         toLogLine,
       );
     throw new Error('readLogs needs a runId or a jobId');
@@ -667,7 +685,7 @@ export class SqliteStore implements Store {
   }
 
   async nextRetryAt(): Promise<number | null> {
-    const r = this.db.prepare(`SELECT min(run_after) AS t FROM jobs WHERE state = 'retrying'`).get() as { t: number | null };
+    const r = this.sql(`SELECT min(run_after) AS t FROM jobs WHERE state = 'retrying'`).get() as { t: number | null };
     return r.t;
   }
 
@@ -692,11 +710,11 @@ export class SqliteStore implements Store {
         pid: number | null;
       }[];
       if (deadWorkers.length)
-        this.db.prepare(`UPDATE workers SET state = 'stopped' WHERE name IN (SELECT value FROM json_each(?))`).run(JSON.stringify(deadWorkers));
+        this.sql(`UPDATE workers SET state = 'stopped' WHERE name IN (SELECT value FROM json_each(?))`).run(JSON.stringify(deadWorkers));
       if (rows.length === 0) return [];
-      const markLost = this.db.prepare(`UPDATE attempts SET state = 'lost', finished_at = ?, error = ? WHERE id = ?`);
+      const markLost = this.sql(`UPDATE attempts SET state = 'lost', finished_at = ?, error = ? WHERE id = ?`);
       // The job goes back to the queue with its original enqueue time, so it is taken again first.
-      const requeue = this.db.prepare(`UPDATE jobs SET state = 'queued', fence = NULL, lease_until = NULL, worker = NULL WHERE id = ?`);
+      const requeue = this.sql(`UPDATE jobs SET state = 'queued', fence = NULL, lease_until = NULL, worker = NULL WHERE id = ?`);
       for (const r of rows) {
         const why = r.lease_until < now ? `lease expired (worker ${r.worker} stopped heartbeating)` : `worker ${r.worker} died or stopped`;
         markLost.run(now, why, r.fence);
@@ -720,7 +738,7 @@ export class SqliteStore implements Store {
   // --------------------------------------------------------------------- events
 
   async lastEventId(): Promise<number> {
-    return (this.db.prepare(`SELECT ifnull(max(id), 0) AS id FROM events`).get() as { id: number }).id;
+    return (this.sql(`SELECT ifnull(max(id), 0) AS id FROM events`).get() as { id: number }).id;
   }
 
   async readEvents(afterId: number, filter: { runId?: number }, limit = 1000): Promise<StoreEvent[]> {
