@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { loadDefinitionFiles } from './spec/parse.js';
 import { SpecValidationError } from './spec/model.js';
-import type { Store } from './store/types.js';
+import type { Capacity, Store } from './store/types.js';
 import { openStore } from './store/open.js';
 import { Scheduler } from './scheduler/scheduler.js';
 import { Worker, WORKER_DEFAULTS } from './worker/worker.js';
@@ -24,6 +24,8 @@ export interface UpOptions {
   apply?: string[];
   leaseMs?: number;
   killGraceMs?: number;
+  /** what each local worker offers (default: the machine) */
+  resources?: Partial<Capacity>;
   logger: Logger;
 }
 
@@ -64,6 +66,7 @@ export async function startUp(o: UpOptions): Promise<Up> {
         slots: o.slots,
         leaseMs,
         killGraceMs: o.killGraceMs,
+        resources: o.resources,
         logger: o.logger.child({ part: 'worker', worker: i }),
       });
       await w.start();
@@ -108,12 +111,19 @@ export function schedulerFor(store: Store, leaseMs: number, logger: Logger): Sch
 /** A worker with the defaults filled in; heartbeats three times per lease. */
 export function workerFor(
   store: Store,
-  o: { name: string; queues: string[]; slots: number; leaseMs: number; killGraceMs?: number; logger: Logger },
+  o: { name: string; queues: string[]; slots: number; leaseMs: number; killGraceMs?: number; resources?: Partial<Capacity>; logger: Logger },
 ): Worker {
   return new Worker(store, {
     name: o.name,
     queues: o.queues,
     slots: o.slots,
+    // Unless told otherwise a worker offers the machine: its memory, and at least as many cpus as slots,
+    // so that `--slots` alone limits how many default (cpu: 1) jobs run at once.
+    resources: {
+      cpu: o.resources?.cpu ?? Math.max(os.cpus().length, o.slots),
+      memoryBytes: o.resources?.memoryBytes ?? os.totalmem(),
+      custom: o.resources?.custom ?? {},
+    },
     leaseMs: o.leaseMs,
     heartbeatMs: Math.max(100, Math.floor(o.leaseMs / 3)),
     killGraceMs: o.killGraceMs ?? WORKER_DEFAULTS.killGraceMs,

@@ -14,6 +14,8 @@ import { openStore } from '../store/open.js';
 import { buildApp } from '../server/app.js';
 import { WORKER_DEFAULTS } from '../worker/worker.js';
 import type { Logger } from '../log.js';
+import type { Capacity } from '../store/types.js';
+import { parseMemory } from '../spec/duration.js';
 import { JOB_HEADERS, RUN_HEADERS, jobLine, kv, runLine, table, time, elapsed, TERMINAL_RUN } from './format.js';
 import { watchRun } from './watchRun.js';
 
@@ -43,6 +45,41 @@ function keyValues(list: string[] | undefined, what: string): Record<string, str
 function intOption(v: string): number {
   if (!/^-?\d+$/.test(v)) throw new InvalidArgumentError(`'${v}' is not a whole number`);
   return Number(v);
+}
+
+function numberOption(v: string): number {
+  if (!/^\d+(\.\d+)?$/.test(v)) throw new InvalidArgumentError(`'${v}' is not a number`);
+  return Number(v);
+}
+
+/** `--cpu`, `--memory`, `--resource k=n` of a worker, checked. */
+function offeredResources(o: { cpu?: number; memory?: string; resource?: string[] }): Partial<Capacity> {
+  const out: Partial<Capacity> = {};
+  if (o.cpu !== undefined) out.cpu = o.cpu;
+  if (o.memory !== undefined) {
+    try {
+      out.memoryBytes = parseMemory(o.memory);
+    } catch (e) {
+      throw usage(`--memory: ${(e as Error).message}`);
+    }
+  }
+  const custom: Record<string, number> = {};
+  for (const [k, v] of Object.entries(keyValues(o.resource, 'resource'))) {
+    if (!/^\d+(\.\d+)?$/.test(v)) throw usage(`--resource ${k}=${v}: '${v}' is not a number`);
+    if (k === 'cpu' || k === 'memory') throw usage(`--resource ${k}: use --${k} instead`);
+    custom[k] = Number(v);
+  }
+  if (o.resource) out.custom = custom;
+  return out;
+}
+
+function round(n: number): string {
+  return String(Math.round(n * 100) / 100);
+}
+
+function bytes(n: number): string {
+  for (const [unit, size] of [['T', 2 ** 40], ['G', 2 ** 30], ['M', 2 ** 20], ['K', 2 ** 10]] as const) if (n >= size) return `${round(n / size)}${unit}`;
+  return `${n}`;
 }
 
 function runId(s: string): number {
@@ -92,13 +129,17 @@ export function buildProgram(): Command {
     .option('--workers <n>', 'local workers', intOption, 1)
     .option('--slots <m>', 'jobs each worker runs at once (default: cpu count)', intOption)
     .option('--queues <list>', 'queues the local workers listen on', 'default')
+    .option('--cpu <n>', 'cpus each local worker offers (default: the cpu count, at least --slots)', numberOption)
+    .option('--memory <size>', 'memory each local worker offers, e.g. 32G (default: the machine\'s)')
+    .option('--resource <name=n>', 'a custom resource each local worker offers, e.g. dbconn=4 (repeatable)', collect)
     .option('--lease <ms>', 'lease of a claimed job, renewed by heartbeats', intOption)
     .option('--run <workflow>', 'start a run of this workflow once up, and show its progress')
     .option('-p, --param <k=v>', 'parameter for --run (repeatable)', collect)
     .option('--force', 'with --run: rerun jobs even if their outputs exist')
     .option('--once', 'with --run: stop when the run has finished, exiting with its outcome')
-    .action(async (dirs: string[], o: { db: string; host: string; port: number; workers: number; slots?: number; queues: string; lease?: number; run?: string; param?: string[]; force?: boolean; once?: boolean }) => {
+    .action(async (dirs: string[], o: { db: string; host: string; port: number; workers: number; slots?: number; queues: string; cpu?: number; memory?: string; resource?: string[]; lease?: number; run?: string; param?: string[]; force?: boolean; once?: boolean }) => {
       if (o.once && !o.run) throw usage('--once needs --run WORKFLOW');
+      const resources = offeredResources(o);
       const logger = createLogger();
       let up;
       try {
@@ -111,6 +152,7 @@ export function buildProgram(): Command {
           queues: o.queues.split(',').map((q) => q.trim()).filter(Boolean),
           apply: dirs,
           leaseMs: o.lease,
+          resources,
           logger,
         });
       } catch (e) {
@@ -186,10 +228,14 @@ export function buildProgram(): Command {
     .option('--name <name>', 'unique worker name (default: host-pid)')
     .option('--queues <list>', 'queues to listen on, comma-separated', 'default')
     .option('--slots <n>', 'jobs run at once (default: cpu count)', intOption)
+    .option('--cpu <n>', 'cpus offered to jobs (default: the cpu count, at least --slots)', numberOption)
+    .option('--memory <size>', 'memory offered to jobs, e.g. 32G (default: the machine\'s)')
+    .option('--resource <name=n>', 'a custom resource offered, e.g. dbconn=4 (repeatable)', collect)
     .option('--lease <ms>', 'lease of a claimed job, renewed by heartbeats', intOption, WORKER_DEFAULTS.leaseMs)
     .option('--grace <ms>', 'on SIGTERM/SIGINT: how long running jobs may finish before they are killed and requeued', intOption, 60_000)
-    .action(async (o: { db: string; name?: string; queues: string; slots?: number; lease: number; grace: number }) => {
+    .action(async (o: { db: string; name?: string; queues: string; slots?: number; cpu?: number; memory?: string; resource?: string[]; lease: number; grace: number }) => {
       const logger = createLogger({ name: 'gantry-worker' });
+      const resources = offeredResources(o);
       const store = await openStoreOrExit(o.db);
       const name = o.name ?? `${os.hostname()}-${process.pid}`;
       const worker = workerFor(store, {
@@ -197,6 +243,7 @@ export function buildProgram(): Command {
         queues: o.queues.split(',').map((q) => q.trim()).filter(Boolean),
         slots: o.slots ?? os.cpus().length,
         leaseMs: o.lease,
+        resources,
         logger,
       });
       await worker.start();
@@ -388,17 +435,57 @@ export function buildProgram(): Command {
 
   program
     .command('workers')
-    .description('workers: queues, slots, heartbeat, running jobs')
+    .description('workers: queues, slots and resources offered / used, heartbeat, running jobs')
     .option('--json', 'machine-readable output')
     .action(async (o: { json?: boolean }, cmd: Command) => {
       const r = await clientOf(cmd).workers();
       print(o.json, r.workers, () =>
         table(
-          ['WORKER', 'STATE', 'HOST', 'QUEUES', 'SLOTS', 'HEARTBEAT', 'RUNNING'],
-          r.workers.map((w) => [w.name, w.state, w.host, w.queues.join(','), `${w.running.length}/${w.slots}`, time(w.heartbeatAt), w.running.join(' ')]),
+          ['WORKER', 'STATE', 'HOST', 'QUEUES', 'SLOTS', 'CPU', 'MEMORY', 'RESOURCES', 'HEARTBEAT', 'RUNNING'],
+          r.workers.map((w) => [
+            w.name,
+            w.state,
+            w.host,
+            w.queues.join(','),
+            `${w.running.length}/${w.slots}`,
+            `${round(w.used.cpu)}/${round(w.resources.cpu)}`,
+            w.resources.memoryBytes === null ? '' : `${bytes(w.used.memoryBytes ?? 0)}/${bytes(w.resources.memoryBytes)}`,
+            Object.entries(w.resources.custom)
+              .map(([k, v]) => `${k} ${w.used.custom[k] ?? 0}/${v}`)
+              .join(', '),
+            time(w.heartbeatAt),
+            w.running.join(' '),
+          ]),
         ),
       );
     });
+
+  program
+    .command('pools')
+    .description('pools: slots, running, queued')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { json?: boolean }, cmd: Command) => {
+      const r = await clientOf(cmd).pools();
+      print(o.json, r.pools, () =>
+        r.pools.length
+          ? table(['POOL', 'SLOTS', 'RUNNING', 'QUEUED'], r.pools.map((p) => [p.name, p.slots ?? 'unlimited', p.running, p.queued]))
+          : 'no pools',
+      );
+    });
+
+  const pool = program.command('pool').description('change a pool');
+  pool
+    .command('set')
+    .description('set the slots of a pool (cluster-wide, at once; lowering never kills running jobs); "unlimited" lifts the limit')
+    .argument('<name>')
+    .argument('<slots>')
+    .option('--json', 'machine-readable output')
+    .action(async (name: string, slots: string, o: { json?: boolean }, cmd: Command) => {
+      if (!/^\d+$/.test(slots) && slots !== 'unlimited') throw usage(`'${slots}' is not a number of slots (or 'unlimited')`);
+      const p = await clientOf(cmd).setPool(name, slots === 'unlimited' ? null : Number(slots));
+      print(o.json, p, () => `pool ${p.name}: ${p.slots ?? 'unlimited'} slots, ${p.running} running, ${p.queued} queued`);
+    });
+  pool.exitOverride();
 
   for (const c of program.commands) c.exitOverride();
   return program;

@@ -1,7 +1,7 @@
 // The typed HTTP client of Gantry's API: used by the CLI, and exported for
 // programs (the SDK). Errors are typed so callers can map them to exit codes:
 // ApiError (the server answered 4xx/5xx) and UnreachableError (no answer).
-import type { Attempt, Job, Run, StoreEvent, StoredLogLine, WorkerRow } from '../store/types.js';
+import type { Attempt, Job, PoolRow, Run, StoreEvent, StoredLogLine, WorkerRow } from '../store/types.js';
 import type { SpecError } from '../spec/model.js';
 
 export class ApiError extends Error {
@@ -120,6 +120,12 @@ export class GantryClient {
   }
   workers() {
     return this.request<{ workers: WorkerRow[] }>('GET', '/api/v1/workers');
+  }
+  pools() {
+    return this.request<{ pools: PoolRow[] }>('GET', '/api/v1/pools');
+  }
+  setPool(name: string, slots: number | null) {
+    return this.request<PoolRow>('PUT', `/api/v1/pools/${encodeURIComponent(name)}`, { body: { slots } });
   }
 
   /** Follows the event stream (SSE) until the signal aborts; yields each state change. */

@@ -1,9 +1,12 @@
-// The scheduler: a loop of small duties over the store. Today: move retrying
-// jobs whose delay is over back to the queue, and reap attempts whose lease
-// expired or whose worker is known dead (killing their orphaned process groups
-// and staging folders when they ran on this host). It sleeps until the next
-// retry is due, a store signal, or the lease-check interval, whichever is first.
+// The scheduler: a loop of small duties over the store — move retrying jobs
+// whose delay is over back to the queue, reap attempts whose lease expired or
+// whose worker is known dead, and note queued jobs no live worker could ever
+// fit. Safe to run as several copies: one leads (a lease row in the store,
+// renewed every second), the others wait and take over within `leaderTtlMs`
+// when it dies. It sleeps until the next retry is due, a new retry, the
+// lease-check interval or the leadership renewal, whichever is first.
 import os from 'node:os';
+import { randomUUID } from 'node:crypto';
 import type { Store } from '../store/types.js';
 import type { Logger } from '../log.js';
 import { processAlive, signalGroup } from '../worker/processTree.js';
@@ -14,17 +17,34 @@ export interface SchedulerOptions {
   reapIntervalMs: number;
   /** a worker silent for this long is dead */
   workerTimeoutMs: number;
+  /** a leader silent for this long is replaced */
+  leaderTtlMs?: number;
   logger: Logger;
 }
 
+const ROLE = 'scheduler';
+
 export class Scheduler {
+  readonly id = `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 6)}`;
   private stopping = false;
   private wake: (() => void) | null = null;
   private loopDone: Promise<void> | null = null;
   private unsubscribe: (() => void) | null = null;
   private readonly host = os.hostname();
+  private leading = false;
 
   constructor(private readonly store: Store, private readonly o: SchedulerOptions) {}
+
+  private get ttl(): number {
+    return this.o.leaderTtlMs ?? 4_000;
+  }
+  private get renewMs(): number {
+    return Math.max(100, Math.floor(this.ttl / 4));
+  }
+
+  get isLeader(): boolean {
+    return this.leading;
+  }
 
   start(): void {
     this.unsubscribe = this.store.subscribe((s) => {
@@ -39,24 +59,50 @@ export class Scheduler {
     this.wake?.();
     this.unsubscribe?.();
     await this.loopDone;
+    if (this.leading) await this.store.releaseLeadership(ROLE, this.id).catch(() => undefined);
+    this.leading = false;
   }
 
-  /** One pass of every duty; returns when the next pass is due. */
+  /** Takes or keeps leadership; a follower does nothing else. */
+  private async lead(): Promise<boolean> {
+    const was = this.leading;
+    this.leading = await this.store.acquireLeadership(ROLE, this.id, this.ttl);
+    if (!this.leading) {
+      // A leader of this host whose process is gone (kill -9, then a restart) need not be waited out.
+      const current = await this.store.currentLeader(ROLE);
+      const m = current && /^(.*)-(\d+)-[0-9a-f]{6}$/.exec(current.holder);
+      if (m && m[1] === this.host && !processAlive(Number(m[2])))
+        this.leading = await this.store.acquireLeadership(ROLE, this.id, this.ttl, current!.holder);
+    }
+    if (this.leading && !was) this.o.logger.info({ scheduler: this.id }, 'leading the scheduler duties');
+    if (!this.leading && was) this.o.logger.warn({ scheduler: this.id }, 'lost the scheduler leadership');
+    return this.leading;
+  }
+
+  /** One pass of every duty (if leading); returns when the next pass is due. */
   async tick(): Promise<number> {
     const now = Date.now();
+    const nextRenew = now + this.renewMs;
+    if (!(await this.lead())) return nextRenew;
     await this.store.promoteDueRetries();
     await this.reap();
+    await this.store.updateWaitingReasons(this.o.workerTimeoutMs);
     const nextRetry = await this.store.nextRetryAt();
-    const nextReap = now + this.o.reapIntervalMs;
-    return nextRetry === null ? nextReap : Math.min(nextRetry, nextReap);
+    const next = Math.min(now + this.o.reapIntervalMs, nextRenew);
+    return nextRetry === null ? next : Math.min(nextRetry, next);
   }
 
   private async loop(): Promise<void> {
+    let failures = 0;
     while (!this.stopping) {
-      let next = Date.now() + this.o.reapIntervalMs;
+      let next = Date.now() + this.renewMs;
       try {
         next = await this.tick();
+        failures = 0;
       } catch (e) {
+        // e.g. the database restarting: back off, keep going
+        failures++;
+        next = Date.now() + Math.min(this.renewMs * 2 ** Math.min(failures, 4), 5_000);
         this.o.logger.error({ err: e }, 'scheduler duty failed; continuing');
       }
       const delay = Math.max(0, next - Date.now());
@@ -78,14 +124,19 @@ export class Scheduler {
       .filter((w) => w.state !== 'stopped')
       .filter((w) => (w.host === this.host && !processAlive(w.pid)) || now - w.heartbeatAt > this.o.workerTimeoutMs)
       .map((w) => w.name);
-    const reaped = await this.store.reapLostAttempts(dead);
-    for (const r of reaped) {
-      this.o.logger.warn({ job: r.jobId, fence: r.fence }, 'attempt lost: job requeued');
-      if (r.host !== this.host) continue;
-      // The attempt's processes may have outlived their worker (kill -9): stop them and drop their staging.
-      if (r.pid !== null) signalGroup(r.pid, 'SIGKILL');
-      const job = await this.store.getJob(r.jobId);
-      if (job) await discardStaging(job.outputs, r.fence).catch(() => undefined);
+    const lost = await this.store.findLostAttempts(dead);
+    if (lost.length === 0) return;
+    // Before a job goes back to the queue, the processes of its lost attempt must be gone:
+    // on this host we kill them here; elsewhere the attempt's supervisor has (see worker/supervise).
+    for (const l of lost) {
+      if (l.host !== this.host || l.pid === null) continue;
+      if (processAlive(l.pid)) signalGroup(l.pid, 'SIGKILL');
+      await discardStaging(l.outputs, l.fence).catch(() => undefined);
     }
+    const reaped = await this.store.reapLostAttempts(
+      dead,
+      lost.map((l) => l.fence),
+    );
+    for (const r of reaped) this.o.logger.warn({ job: r.jobId, fence: r.fence, host: r.host }, 'attempt lost: job requeued');
   }
 }

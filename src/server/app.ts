@@ -237,6 +237,14 @@ export async function buildApp({ store, logger }: AppOptions): Promise<FastifyIn
 
   app.get('/api/v1/workers', async () => ({ workers: await store.listWorkers() }));
 
+  app.get('/api/v1/pools', async () => ({ pools: await store.listPools() }));
+
+  app.put('/api/v1/pools/:name', async (req) => {
+    const { name } = parse(z.object({ name: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, 'a pool name: letters, digits, _ . -') }), req.params, 'path');
+    const body = parse(z.object({ slots: z.number().int().min(0).nullable() }).strict(), req.body, 'body');
+    return store.setPool(name, body.slots);
+  });
+
   app.get('/api/v1/events', async (req, reply: FastifyReply) => {
     const q = parse(z.object({ run: intParam.optional(), after: intParam.optional() }), req.query, 'query');
     const header = req.headers['last-event-id'];

@@ -1,6 +1,7 @@
 // Mapping of database rows (same columns in SQLite and PostgreSQL) to the Store's plain objects.
-import type { Attempt, AttemptState, Job, JobState, Run, RunState, SkipReason, StoreEvent, StoredDefinition, StoredLogLine, WorkerRow } from './types.js';
+import type { Attempt, AttemptState, Capacity, LostAttempt, Job, JobState, Run, RunState, SkipReason, StoreEvent, StoredDefinition, StoredLogLine, WorkerRow } from './types.js';
 import type { Definition } from '../spec/model.js';
+import { addCapacity, freeOf, NO_CAPACITY, type LiveWorker } from './claimSelection.js';
 import { formatJobId } from './jobId.js';
 
 export interface JobRowDb {
@@ -37,6 +38,17 @@ export interface JobRowDb {
   finished_at: number | null;
   error: string | null;
   exit_code: number | null;
+  queues: string;
+  has_fallback: number;
+  cpu: number;
+  memory: number | null;
+  resources: string;
+  waiting_reason: string | null;
+}
+
+/** The resources a job row needs. */
+export function needOf(r: { cpu: number; memory: number | null; resources: string }): Capacity {
+  return { cpu: r.cpu, memoryBytes: r.memory, custom: JSON.parse(r.resources) as Record<string, number> };
 }
 
 export function toJob(r: JobRowDb): Job {
@@ -50,6 +62,10 @@ export function toJob(r: JobRowDb): Job {
     skipReason: r.skip_reason,
     priority: r.priority,
     queue: r.queue,
+    queues: JSON.parse(r.queues) as string[],
+    pool: r.pool,
+    resources: needOf(r),
+    waitingReason: r.waiting_reason,
     attempts: r.attempts,
     failures: r.failures,
     maxRetries: r.max_retries,
@@ -157,10 +173,15 @@ export interface WorkerRowDb {
   state: WorkerRow['state'];
   started_at: number;
   heartbeat_at: number;
+  cpu: number;
+  memory: number | null;
+  resources: string;
 }
 
-export function toWorker(r: WorkerRowDb, running: string[]): WorkerRow {
+export function toWorker(r: WorkerRowDb, running: string[], used: Capacity): WorkerRow {
   return {
+    resources: { cpu: r.cpu, memoryBytes: r.memory, custom: JSON.parse(r.resources) as Record<string, number> },
+    used,
     name: r.name,
     host: r.host,
     pid: r.pid,
@@ -199,4 +220,89 @@ export interface EventRowDb {
 
 export function toEvent(r: EventRowDb): StoreEvent {
   return { id: r.id, ts: r.ts, kind: r.kind, runId: r.run_id, jobId: r.task === null ? null : formatJobId(r.run_id, r.task, r.chunk), state: r.state };
+}
+
+/** A claim candidate as fetched (both stores). */
+export interface CandidateRowDb {
+  id: number;
+  priority: number;
+  enqueued_at: number | null;
+  queues: string;
+  pool: string | null;
+  cpu: number;
+  memory: number | null;
+  resources: string;
+}
+
+/** Primary-queue and fallback candidates merged back into claim order. */
+export function mergeCandidates(a: CandidateRowDb[], b: CandidateRowDb[]): CandidateRowDb[] {
+  if (b.length === 0) return a;
+  return [...a, ...b].sort((x, y) => y.priority - x.priority || (x.enqueued_at ?? 0) - (y.enqueued_at ?? 0) || x.id - y.id);
+}
+
+export interface RunningRowDb {
+  worker: string;
+  run_id: number;
+  task: string;
+  chunk: number | null;
+  cpu: number;
+  memory: number | null;
+  resources: string;
+}
+
+/** What a set of running jobs uses. */
+export function usedBy(running: RunningRowDb[]): Capacity {
+  return running.reduce((acc, j) => addCapacity(acc, needOf(j)), NO_CAPACITY);
+}
+
+export function offeredBy(w: WorkerRowDb): { name: string; queues: string[]; offered: Capacity } {
+  return { name: w.name, queues: JSON.parse(w.queues) as string[], offered: { cpu: w.cpu, memoryBytes: w.memory, custom: JSON.parse(w.resources) as Record<string, number> } };
+}
+
+export function liveWorkersFrom(workers: WorkerRowDb[], running: RunningRowDb[]): LiveWorker[] {
+  return workers.map((w) => {
+    const mine = running.filter((j) => j.worker === w.name);
+    const o = offeredBy(w);
+    return { name: w.name, queues: o.queues, freeSlots: w.slots - mine.length, free: freeOf(o.offered, usedBy(mine)) };
+  });
+}
+
+export interface WaitingGroupDb {
+  queues: string;
+  cpu: number;
+  memory: number | null;
+  resources: string;
+  waiting_reason: string | null;
+  n: number;
+}
+
+export interface LostRowDb {
+  id: number;
+  pid: number | null;
+  run_id: number;
+  task: string;
+  chunk: number | null;
+  outputs: string;
+}
+
+export function toLost(r: LostRowDb): { fence: number; jobId: string; pid: number | null; outputs: Record<string, string> } {
+  return { fence: r.id, jobId: formatJobId(r.run_id, r.task, r.chunk), pid: r.pid, outputs: JSON.parse(r.outputs) as Record<string, string> };
+}
+
+/** A running attempt found lost (lease expired, worker dead or stopped). */
+export interface LostCandidateDb {
+  id: number;
+  fence: number;
+  run_id: number;
+  task: string;
+  chunk: number | null;
+  worker: string;
+  lease_until: number;
+  host: string;
+  pid: number | null;
+  outputs: string;
+}
+
+export function toLostCandidate(r: LostCandidateDb): LostAttempt {
+  return { fence: r.fence, jobId: formatJobId(r.run_id, r.task, r.chunk), host: r.host, pid: r.pid, outputs: JSON.parse(r.outputs) as Record<string, string> };
 }

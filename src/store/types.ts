@@ -32,12 +32,21 @@ export interface Clock {
 export const systemClock: Clock = { now: () => Date.now() };
 
 /** One job of a run as planned before insertion (see scheduler/planRun.ts). */
+/** What a job needs, or a worker offers (memory null: not limited / not declared). */
+export interface Capacity {
+  cpu: number;
+  memoryBytes: number | null;
+  custom: Record<string, number>;
+}
+
 export interface JobPlan {
   task: string;
   needs: string[];
   trigger: TriggerRule;
   priority: number;
-  queue: string;
+  /** queues in order of preference; workers of a later one take the job only when no live worker of an earlier one could */
+  queues: string[];
+  resources: Capacity;
   pool: string | null;
   /** output name → absolute final path */
   outputs: Record<string, string>;
@@ -88,6 +97,11 @@ export interface Job {
   skipReason: SkipReason | null;
   priority: number;
   queue: string;
+  queues: string[];
+  pool: string | null;
+  resources: Capacity;
+  /** why a queued job is not being taken (e.g. no live worker could ever fit it); null when nothing is known to hold it */
+  waitingReason: string | null;
   attempts: number;
   failures: number;
   maxRetries: number;
@@ -150,12 +164,35 @@ export interface WorkerInfo {
   pid: number;
   queues: string[];
   slots: number;
+  /** what it offers */
+  resources: Capacity;
 }
 export interface WorkerRow extends WorkerInfo {
   state: 'active' | 'draining' | 'stopped';
   startedAt: number;
   heartbeatAt: number;
   running: string[];
+  /** summed over its running jobs */
+  used: Capacity;
+}
+
+/** What a claiming worker has free right now (slots are the claim's limit). */
+export type FreeCapacity = Capacity;
+
+export interface PoolRow {
+  name: string;
+  /** null: no limit set */
+  slots: number | null;
+  running: number;
+  queued: number;
+}
+
+export interface LostAttempt {
+  fence: number;
+  jobId: string;
+  host: string;
+  pid: number | null;
+  outputs: Record<string, string>;
 }
 
 export interface StoredDefinition {
@@ -253,10 +290,17 @@ export interface Store {
   heartbeat(worker: string, fences: { fence: number; progress: number | null }[], leaseMs: number): Promise<number[]>;
   stopWorker(worker: string): Promise<void>;
   listWorkers(): Promise<WorkerRow[]>;
-  claimJobs(worker: { name: string; host: string; queues: string[] }, limit: number, leaseMs: number): Promise<ClaimedJob[]>;
+  /**
+   * Claims up to `limit` jobs of the worker's queues, in priority then enqueue order,
+   * that fit `free` (unlimited when absent) and whose pool has a free slot.
+   */
+  claimJobs(worker: { name: string; host: string; queues: string[] }, limit: number, leaseMs: number, free?: FreeCapacity): Promise<ClaimedJob[]>;
   setAttemptPid(fence: number, pid: number): Promise<void>;
-  /** throws StaleFenceError unless the attempt still owns its job */
-  assertCurrent(fence: number): Promise<void>;
+  /**
+   * Throws StaleFenceError unless the attempt still owns its job. With `renewLeaseMs`
+   * the lease is renewed too, so a following output commit cannot race the reaper.
+   */
+  assertCurrent(fence: number, renewLeaseMs?: number): Promise<void>;
   /** ends the attempt; `lines` are its last log lines, stored in the same transaction */
   completeAttempt(fence: number, outcome: AttemptOutcome, lines?: LogLine[]): Promise<Job>;
   appendLogs(fence: number, lines: LogLine[]): Promise<void>;
@@ -264,9 +308,29 @@ export interface Store {
 
   // scheduler duties
   promoteDueRetries(): Promise<number>;
-  /** leases past their deadline, or held by a worker known dead; returns reaped attempts */
-  reapLostAttempts(deadWorkers: string[]): Promise<{ fence: number; jobId: string; host: string; pid: number | null }[]>;
+  /** running attempts whose lease is past its deadline, or whose worker is known dead or stopped (read only) */
+  findLostAttempts(deadWorkers: string[]): Promise<LostAttempt[]>;
+  /**
+   * Records those attempts lost and requeues their jobs (a lost attempt is not a
+   * failed try). With `onlyFences`, only those (the caller killed their processes first).
+   */
+  reapLostAttempts(deadWorkers: string[], onlyFences?: number[]): Promise<LostAttempt[]>;
   nextRetryAt(): Promise<number | null>;
+  /** attempts on `host` recorded lost since `since`: their processes may have outlived their worker */
+  listLostAttempts(host: string, since: number): Promise<{ fence: number; jobId: string; pid: number | null; outputs: Record<string, string> }[]>;
+  /** notes on queued jobs that no live worker could ever fit (and clears notes that no longer hold) */
+  updateWaitingReasons(workerTimeoutMs: number): Promise<number>;
+  /**
+   * Takes or renews a leadership lease; true while `holder` leads `role`. With
+   * `takeoverFrom`, also takes it from that holder before its lease ends (it is known dead).
+   */
+  acquireLeadership(role: string, holder: string, ttlMs: number, takeoverFrom?: string): Promise<boolean>;
+  currentLeader(role: string): Promise<{ holder: string; until: number } | null>;
+  releaseLeadership(role: string, holder: string): Promise<void>;
+
+  // pools
+  setPool(name: string, slots: number | null): Promise<PoolRow>;
+  listPools(): Promise<PoolRow[]>;
 
   // events (outbox)
   readEvents(afterId: number, filter: { runId?: number }, limit?: number): Promise<StoreEvent[]>;

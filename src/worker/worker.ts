@@ -11,17 +11,21 @@ import fs from 'node:fs/promises';
 import type { TaskSpec, TemplateContext, WorkflowSpec } from '../spec/model.js';
 import { paramEnv, renderArgv, renderLiteral, renderShell, TemplateError } from '../spec/template.js';
 import { formatDuration } from '../spec/duration.js';
-import { StaleFenceError, type AttemptOutcome, type ClaimedJob, type LogLine, type Store } from '../store/types.js';
+import { ConflictError, NotFoundError, StaleFenceError, type AttemptOutcome, type Capacity, type ClaimedJob, type LogLine, type Store } from '../store/types.js';
+import { addCapacity, freeOf, NO_CAPACITY } from '../store/claimSelection.js';
 import type { Logger } from '../log.js';
 import { LogShipper } from './logShipper.js';
 import { allOutputsExist, commitOutputs, discardStaging, missingStagedOutputs, prepareStaging } from './outputs.js';
 import { runCommand } from './runCommand.js';
+import { processAlive, signalGroup } from './processTree.js';
 import { loadHandler, runHandler, type HandlerContext } from './runHandler.js';
 
 export interface WorkerOptions {
   name: string;
   queues: string[];
   slots: number;
+  /** what this worker offers; a job is claimed only if it fits what is free */
+  resources: Capacity;
   leaseMs: number;
   heartbeatMs: number;
   killGraceMs: number;
@@ -43,6 +47,7 @@ export const WORKER_DEFAULTS = {
 interface ActiveAttempt {
   fence: number;
   jobId: string;
+  need: Capacity;
   abort: AbortController;
   /** why it was aborted: decides how the attempt ends */
   abortReason: 'timeout' | 'revoked' | 'shutdown' | null;
@@ -51,6 +56,9 @@ interface ActiveAttempt {
 }
 
 const PROGRESS_INTERVAL_MS = 1000;
+const ORPHAN_CHECK_MS = 2_000;
+/** how far back lost attempts are looked at (pids are reused eventually) */
+const ORPHAN_WINDOW_MS = 60 * 60_000;
 const PROGRESS_LINE = /^gantry-progress\s+(\d+(?:\.\d+)?)\s*$/;
 
 export class Worker {
@@ -70,12 +78,21 @@ export class Worker {
   }
 
   async start(): Promise<void> {
-    await this.store.registerWorker({ name: this.o.name, host: this.host, pid: process.pid, queues: this.o.queues, slots: this.o.slots });
+    await this.store.registerWorker({
+      name: this.o.name,
+      host: this.host,
+      pid: process.pid,
+      queues: this.o.queues,
+      slots: this.o.slots,
+      resources: this.o.resources,
+    });
     this.unsubscribe = this.store.subscribe((s) => {
       if (s.type === 'queued') this.wake?.();
       else if (s.type === 'revoked') for (const f of s.fences) this.abortAttempt(f, 'revoked');
     });
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.o.heartbeatMs);
+    await this.killOrphans();
+    this.orphanTimer = setInterval(() => void this.killOrphans(), ORPHAN_CHECK_MS);
     this.loopDone = this.claimLoop();
   }
 
@@ -88,6 +105,7 @@ export class Worker {
     await Promise.all([...this.active.values()].map((a) => a.done));
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     if (this.progressTimer) clearTimeout(this.progressTimer);
+    if (this.orphanTimer) clearInterval(this.orphanTimer);
     this.unsubscribe?.();
     await this.store.stopWorker(this.o.name).catch(() => undefined);
   }
@@ -101,7 +119,13 @@ export class Worker {
       const free = this.o.slots - this.active.size;
       if (free > 0) {
         try {
-          const claimed = await this.store.claimJobs({ name: this.o.name, host: this.host, queues: this.o.queues }, free, this.o.leaseMs);
+          const used = [...this.active.values()].reduce((acc, a) => addCapacity(acc, a.need), NO_CAPACITY);
+          const claimed = await this.store.claimJobs(
+            { name: this.o.name, host: this.host, queues: this.o.queues },
+            free,
+            this.o.leaseMs,
+            freeOf(this.o.resources, used),
+          );
           for (const c of claimed) this.startAttempt(c);
           if (claimed.length > 0) continue;
         } catch (e) {
@@ -120,6 +144,29 @@ export class Worker {
   }
 
   private progressTimer: NodeJS.Timeout | null = null;
+  private orphanTimer: NodeJS.Timeout | null = null;
+  private readonly orphansHandled = new Set<number>();
+
+  /**
+   * Attempts of this host that the store declared lost (their worker was
+   * killed, or paused past its lease) may still have processes running: kill
+   * their process groups and drop their staged outputs, so a job never runs
+   * twice at once. Any worker on the host does it for every worker of the host.
+   */
+  private async killOrphans(): Promise<void> {
+    try {
+      const lost = await this.store.listLostAttempts(this.host, Date.now() - ORPHAN_WINDOW_MS);
+      for (const l of lost) {
+        if (this.orphansHandled.has(l.fence) || this.active.has(l.fence)) continue;
+        this.orphansHandled.add(l.fence);
+        if (l.pid !== null && processAlive(l.pid) && signalGroup(l.pid, 'SIGKILL'))
+          this.o.logger.warn({ job: l.jobId, fence: l.fence, pid: l.pid }, 'killed the processes of a lost attempt');
+        await discardStaging(l.outputs, l.fence).catch(() => undefined);
+      }
+    } catch (e) {
+      this.o.logger.error({ err: e }, 'looking for orphaned attempts failed');
+    }
+  }
 
   /** Progress is shipped with the heartbeat; a change brings the next one forward, at most once a second. */
   private heartbeatSoon(): void {
@@ -148,7 +195,15 @@ export class Worker {
   }
 
   private startAttempt(c: ClaimedJob): void {
-    const a: ActiveAttempt = { fence: c.fence, jobId: c.job.id, abort: new AbortController(), abortReason: null, progress: null, done: Promise.resolve() };
+    const a: ActiveAttempt = {
+      fence: c.fence,
+      jobId: c.job.id,
+      need: c.job.resources,
+      abort: new AbortController(),
+      abortReason: null,
+      progress: null,
+      done: Promise.resolve(),
+    };
     this.active.set(c.fence, a);
     a.done = this.runAttempt(c, a)
       .catch((e) => this.o.logger.error({ err: e, job: c.job.id }, 'attempt crashed in the worker'))
@@ -234,7 +289,8 @@ export class Worker {
       }
       if (outcome.state === 'succeeded' && Object.keys(job.outputs).length > 0) {
         // Only a still-current attempt may put files in place (fencing), then it reports success.
-        await this.store.assertCurrent(fence);
+        // The check renews the lease, so the reaper cannot take the job back while the renames run.
+        await this.withStoreRetry(() => this.store.assertCurrent(fence, this.o.leaseMs));
         await commitOutputs(job.outputs, fence);
         system(`succeeded; outputs in place: ${Object.values(job.outputs).join(', ')}`);
       } else if (outcome.state === 'succeeded') {
@@ -253,9 +309,30 @@ export class Worker {
     }
   }
 
+  /**
+   * Retries a store call through transient failures (a lost connection, a
+   * restarting database) with backoff, for up to two leases; after that the
+   * lease is gone anyway and the reaper hands the job to someone else.
+   * Answers the store gave (stale fence, not found, conflict) are not retried.
+   */
+  private async withStoreRetry<T>(fn: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + 2 * this.o.leaseMs;
+    let delay = 100;
+    for (;;) {
+      try {
+        return await fn();
+      } catch (e) {
+        if (e instanceof StaleFenceError || e instanceof NotFoundError || e instanceof ConflictError || Date.now() + delay > deadline) throw e;
+        this.o.logger.warn({ err: e, retryInMs: delay }, 'store call failed; retrying');
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 5_000);
+      }
+    }
+  }
+
   private async finish(c: ClaimedJob, outcome: AttemptOutcome, lines: LogLine[] = []): Promise<void> {
     try {
-      await this.store.completeAttempt(c.fence, outcome, lines);
+      await this.withStoreRetry(() => this.store.completeAttempt(c.fence, outcome, lines));
     } catch (e) {
       if (e instanceof StaleFenceError) this.o.logger.warn({ job: c.job.id, fence: c.fence }, 'completion refused: attempt is stale');
       else throw e;

@@ -239,7 +239,7 @@ tasks:
     it('reaps the attempts of a worker known dead without waiting for its lease', async () => {
       await define(`name: dead\ntasks:\n  a: { run: "true" }\n`);
       const run = await startRun(store, { workflow: 'dead' });
-      await store.registerWorker({ name: 'w1', host: 'test-host', pid: 1, queues: ['default'], slots: 1 });
+      await store.registerWorker({ name: 'w1', host: 'test-host', pid: 1, queues: ['default'], slots: 1, resources: { cpu: 1, memoryBytes: null, custom: {} } });
       await claim();
       expect(await store.reapLostAttempts([])).toEqual([]); // lease still valid
       const reaped = await store.reapLostAttempts(['w1']);
@@ -348,6 +348,113 @@ tasks:
       expect((await store.listRuns({ labels: { kind: 'xml' } })).map((r) => r.id)).toEqual([de.id, en.id]);
       expect((await store.listRuns({ latest: true })).map((r) => r.id)).toEqual([de.id]);
       expect((await store.listRuns({ state: 'succeeded' })).length).toBe(0);
+    });
+
+    it('claims only what fits the free capacity, letting smaller jobs pass a big one that does not fit', async () => {
+      await define(`name: fit
+tasks:
+  big: { run: "true", priority: 9, resources: { cpu: 4 } }
+  two: { run: "true", priority: 5, resources: { cpu: 2, memory: 1G } }
+  one: { run: "true", priority: 1 }
+  db: { run: "true", resources: { dbconn: 1 } }
+`);
+      const run = await startRun(store, { workflow: 'fit' });
+      const free = { cpu: 3, memoryBytes: 2 * 2 ** 30, custom: {} };
+      const got = await store.claimJobs(W, 10, LEASE, free);
+      expect(got.map((c) => c.job.task)).toEqual(['two', 'one']); // big needs 4 cpus; db needs a dbconn this worker lacks
+      expect(got[0]!.job.resources).toEqual({ cpu: 2, memoryBytes: 2 ** 30, custom: {} });
+      const withDb = await store.claimJobs({ ...W, name: 'w-db' }, 10, LEASE, { cpu: 8, memoryBytes: null, custom: { dbconn: 1 } });
+      expect(withDb.map((c) => c.job.task)).toEqual(['big', 'db']);
+      expect(await states(run.id)).toMatchObject({ big: 'running', two: 'running', one: 'running', db: 'running' });
+    });
+
+    it('caps a pool cluster-wide; lowering it stops new claims without touching running jobs', async () => {
+      await define(`name: pooled
+tasks:
+${[1, 2, 3, 4, 5].map((i) => `  p${i}: { run: "true", pool: dbstore }`).join('\n')}
+  free: { run: "true" }
+`);
+      const run = await startRun(store, { workflow: 'pooled' });
+      expect((await store.setPool('dbstore', 2)).slots).toBe(2);
+      const first = await store.claimJobs(W, 10, LEASE);
+      expect(first.map((c) => c.job.task).sort()).toEqual(['free', 'p1', 'p2']);
+      expect(await store.claimJobs({ ...W, name: 'w2' }, 10, LEASE)).toEqual([]); // another worker: the pool is full cluster-wide
+      expect(await store.listPools()).toEqual([{ name: 'dbstore', slots: 2, running: 2, queued: 3 }]);
+      await store.setPool('dbstore', 1);
+      await succeed(first.find((c) => c.job.task === 'p1')!);
+      expect(await store.claimJobs(W, 10, LEASE)).toEqual([]); // 1 running = the new limit
+      await succeed(first.find((c) => c.job.task === 'p2')!);
+      expect((await store.claimJobs(W, 10, LEASE)).map((c) => c.job.task)).toEqual(['p3']);
+      await store.setPool('dbstore', null);
+      expect((await store.claimJobs(W, 10, LEASE)).map((c) => c.job.task)).toEqual(['p4', 'p5']);
+      expect((await store.getJob(`${run.id}:p5`))!.pool).toBe('dbstore');
+    });
+
+    it('gives a job with a queue preference list to a later queue only when no live worker of an earlier one could take it', async () => {
+      await define(`name: prefer\ntasks:\n  job: { run: "true", queue: [bigmem, default] }\n`);
+      const run = await startRun(store, { workflow: 'prefer' });
+      const bigmem = { name: 'w-big', host: 'h', pid: 1, queues: ['bigmem'], slots: 1, resources: { cpu: 4, memoryBytes: null, custom: {} } };
+      await store.registerWorker(bigmem);
+      const dflt = { name: 'w-default', host: 'h', queues: ['default'] };
+      expect(await store.claimJobs(dflt, 5, LEASE)).toEqual([]); // a live bigmem worker with a free slot could
+      clock.advance(3 * LEASE); // the bigmem worker falls silent
+      const got = await store.claimJobs(dflt, 5, LEASE);
+      expect(got.map((c) => c.job.id)).toEqual([`${run.id}:job`]);
+      expect(got[0]!.job.queues).toEqual(['bigmem', 'default']);
+      // and a bigmem worker takes it directly when it is free
+      const run2 = await startRun(store, { workflow: 'prefer' });
+      await store.registerWorker(bigmem); // back, heartbeating
+      expect((await store.claimJobs({ name: 'w-big', host: 'h', queues: ['bigmem'] }, 1, LEASE)).map((c) => c.job.id)).toEqual([`${run2.id}:job`]);
+      // full now: the default worker may take the next one
+      const run3 = await startRun(store, { workflow: 'prefer' });
+      expect((await store.claimJobs(dflt, 5, LEASE)).map((c) => c.job.id)).toEqual([`${run3.id}:job`]);
+    });
+
+    it('notes queued jobs that no live worker could ever fit, and clears the note when one can', async () => {
+      await define(`name: huge\ntasks:\n  job: { run: "true", resources: { cpu: 16 } }\n  other: { run: "true", queue: nowhere }\n`);
+      const run = await startRun(store, { workflow: 'huge' });
+      await store.registerWorker({ name: 'small', host: 'h', pid: 1, queues: ['default'], slots: 4, resources: { cpu: 8, memoryBytes: null, custom: {} } });
+      expect(await store.updateWaitingReasons(60_000)).toBe(2);
+      const job = (await store.getJob(`${run.id}:job`))!;
+      expect(job.waitingReason).toMatch(/^no live worker of queue default could ever fit it \(needs cpu 16; offered small: cpu 8\)$/);
+      expect((await store.getJob(`${run.id}:other`))!.waitingReason).toBe('no live worker listens on queue nowhere');
+      await store.registerWorker({ name: 'big', host: 'h', pid: 2, queues: ['default'], slots: 4, resources: { cpu: 32, memoryBytes: null, custom: {} } });
+      await store.updateWaitingReasons(60_000);
+      expect((await store.getJob(`${run.id}:job`))!.waitingReason).toBeNull();
+    });
+
+    it('lets one scheduler lead at a time, and another take over when the leader falls silent', async () => {
+      expect(await store.acquireLeadership('scheduler', 'a', 4000)).toBe(true);
+      expect(await store.acquireLeadership('scheduler', 'b', 4000)).toBe(false);
+      clock.advance(3000);
+      expect(await store.acquireLeadership('scheduler', 'a', 4000)).toBe(true); // renewed
+      clock.advance(3000);
+      expect(await store.acquireLeadership('scheduler', 'b', 4000)).toBe(false);
+      clock.advance(1001);
+      expect(await store.acquireLeadership('scheduler', 'b', 4000)).toBe(true);
+      expect(await store.acquireLeadership('scheduler', 'a', 4000)).toBe(false);
+      await store.releaseLeadership('scheduler', 'b');
+      expect(await store.acquireLeadership('scheduler', 'a', 4000)).toBe(true);
+      // a holder known dead can be replaced before its lease ends; a wrong guess changes nothing
+      expect(await store.acquireLeadership('scheduler', 'c', 4000, 'b')).toBe(false);
+      expect(await store.acquireLeadership('scheduler', 'c', 4000, 'a')).toBe(true);
+      expect(await store.currentLeader('scheduler')).toEqual({ holder: 'c', until: clock.now() + 4000 });
+    });
+
+    it('renews the lease when asked before an output commit, and lists lost attempts of a host', async () => {
+      await define(`name: commit\ntasks:\n  a: { run: "true" }\n`);
+      const run = await startRun(store, { workflow: 'commit' });
+      const [c] = await claim(1, { ...W, host: 'host-a' });
+      await store.setAttemptPid(c!.fence, 4242);
+      clock.advance(LEASE - 100);
+      await store.assertCurrent(c!.fence, LEASE);
+      clock.advance(200); // past the original lease, inside the renewed one
+      expect(await store.reapLostAttempts([])).toEqual([]);
+      clock.advance(LEASE);
+      expect((await store.reapLostAttempts([])).map((r) => [r.jobId, r.host, r.pid])).toEqual([[`${run.id}:a`, 'host-a', 4242]]);
+      const lost = await store.listLostAttempts('host-a', clock.now() - 1000);
+      expect(lost).toEqual([{ fence: c!.fence, jobId: `${run.id}:a`, pid: 4242, outputs: {} }]);
+      expect(await store.listLostAttempts('host-b', 0)).toEqual([]);
     });
 
     it('keeps everything across a close and reopen of the database', async () => {

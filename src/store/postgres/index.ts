@@ -33,7 +33,10 @@ import {
   type StoredLogLine,
   type WorkerInfo,
   type WorkerRow,
+  type FreeCapacity,
+  type PoolRow,
 } from '../types.js';
+import { selectClaims, unfittableReason, type LiveWorker } from '../claimSelection.js';
 import {
   toAttempt,
   toDefinition,
@@ -49,11 +52,27 @@ import {
   type LogRowDb,
   type RunRowDb,
   type WorkerRowDb,
+  type CandidateRowDb,
+  type RunningRowDb,
+  type WaitingGroupDb,
+  type LostRowDb,
+  toLost,
+  type LostCandidateDb,
+  toLostCandidate,
+  needOf,
+  usedBy,
+  offeredBy,
+  liveWorkersFrom,
+  mergeCandidates,
 } from '../rows.js';
 import { migratePostgres } from './migrations.js';
 import { partitionSettled, retryDelayMs, runOutcome, SKIP_MESSAGES } from '../rules.js';
 
 const ACTIVE = `('pending','queued','running','retrying')`;
+/** Running attempts whose lease expired, or whose worker is dead or stopped. */
+const LOST_SQL = `SELECT j.id, j.fence, j.run_id, j.task, j.chunk, j.worker, j.lease_until, a.host, a.pid, j.outputs FROM jobs j JOIN attempts a ON a.id = j.fence
+  WHERE j.state = 'running' AND (j.lease_until < $1 OR j.worker = ANY($2::text[])
+    OR j.worker IN (SELECT name FROM workers WHERE state = 'stopped'))`;
 const CHANNEL = 'gantry';
 /** NOTIFY payloads must stay under 8000 bytes */
 const MAX_FENCES_PER_NOTIFY = 500;
@@ -262,10 +281,12 @@ export class PostgresStore implements Store {
       const jobs = plan.jobs;
       const inserted = await c.query<{ id: number; task: string }>(
         `INSERT INTO jobs (run_id, task, state, trigger_rule, deps_total, priority, queue, pool, max_retries, retry_delay_ms,
-           retry_backoff, retry_max_delay_ms, outputs, refs)
-         SELECT $1, t.task, 'pending', t.trig, t.deps, t.prio, t.queue, t.pool, t.maxr, t.delay, t.backoff, t.maxdelay, t.outputs, t.refs
-         FROM unnest($2::text[], $3::text[], $4::int[], $5::int[], $6::text[], $7::text[], $8::int[], $9::bigint[], $10::float8[], $11::bigint[], $12::text[], $13::text[])
-           AS t(task, trig, deps, prio, queue, pool, maxr, delay, backoff, maxdelay, outputs, refs)
+           retry_backoff, retry_max_delay_ms, outputs, refs, queues, has_fallback, cpu, memory, resources)
+         SELECT $1, t.task, 'pending', t.trig, t.deps, t.prio, t.queue, t.pool, t.maxr, t.delay, t.backoff, t.maxdelay, t.outputs, t.refs,
+           t.queues, t.fallback, t.cpu, t.memory, t.resources
+         FROM unnest($2::text[], $3::text[], $4::int[], $5::int[], $6::text[], $7::text[], $8::int[], $9::bigint[], $10::float8[], $11::bigint[],
+           $12::text[], $13::text[], $14::text[], $15::int[], $16::float8[], $17::bigint[], $18::text[])
+           AS t(task, trig, deps, prio, queue, pool, maxr, delay, backoff, maxdelay, outputs, refs, queues, fallback, cpu, memory, resources)
          RETURNING id, task`,
         [
           runId,
@@ -273,7 +294,7 @@ export class PostgresStore implements Store {
           jobs.map((j) => j.trigger),
           jobs.map((j) => j.needs.length),
           jobs.map((j) => j.priority),
-          jobs.map((j) => j.queue),
+          jobs.map((j) => j.queues[0]!),
           jobs.map((j) => j.pool),
           jobs.map((j) => j.maxRetries),
           jobs.map((j) => j.retryDelayMs),
@@ -281,6 +302,11 @@ export class PostgresStore implements Store {
           jobs.map((j) => j.retryMaxDelayMs),
           jobs.map((j) => JSON.stringify(j.outputs)),
           jobs.map((j) => JSON.stringify(j.refs)),
+          jobs.map((j) => JSON.stringify(j.queues)),
+          jobs.map((j) => (j.queues.length > 1 ? 1 : 0)),
+          jobs.map((j) => j.resources.cpu),
+          jobs.map((j) => j.resources.memoryBytes),
+          jobs.map((j) => JSON.stringify(j.resources.custom)),
         ],
       );
       const ids = new Map(inserted.rows.map((r) => [r.task, r.id]));
@@ -535,10 +561,12 @@ export class PostgresStore implements Store {
   async registerWorker(w: WorkerInfo): Promise<void> {
     const now = this.clock.now();
     await this.pool.query(
-      `INSERT INTO workers (name, host, pid, queues, slots, state, started_at, heartbeat_at) VALUES ($1, $2, $3, $4, $5, 'active', $6, $6)
+      `INSERT INTO workers (name, host, pid, queues, slots, cpu, memory, resources, state, started_at, heartbeat_at)
+       VALUES ($1, $2, $3, $4, $5, $7, $8, $9, 'active', $6, $6)
        ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid, queues = excluded.queues, slots = excluded.slots,
+         cpu = excluded.cpu, memory = excluded.memory, resources = excluded.resources,
          state = 'active', started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at`,
-      [w.name, w.host, w.pid, JSON.stringify(w.queues), w.slots, now],
+      [w.name, w.host, w.pid, JSON.stringify(w.queues), w.slots, now, w.resources.cpu, w.resources.memoryBytes, JSON.stringify(w.resources.custom)],
     );
   }
 
@@ -567,30 +595,72 @@ export class PostgresStore implements Store {
 
   async listWorkers(): Promise<WorkerRow[]> {
     const rows = await this.all<WorkerRowDb>(`SELECT * FROM workers ORDER BY name`);
-    const running = await this.all<{ worker: string; run_id: number; task: string; chunk: number | null }>(
-      `SELECT worker, run_id, task, chunk FROM jobs WHERE state = 'running' AND worker = ANY($1::text[]) ORDER BY id`,
-      [rows.map((r) => r.name)],
-    );
-    return rows.map((r) => toWorker(r, running.filter((j) => j.worker === r.name).map((j) => formatJobId(j.run_id, j.task, j.chunk))));
+    const running = await this.all<RunningRowDb>(`SELECT worker, run_id, task, chunk, cpu, memory, resources FROM jobs WHERE state = 'running' ORDER BY id`);
+    return rows.map((r) => {
+      const mine = running.filter((j) => j.worker === r.name);
+      return toWorker(r, mine.map((j) => formatJobId(j.run_id, j.task, j.chunk)), usedBy(mine));
+    });
   }
 
-  async claimJobs(worker: { name: string; host: string; queues: string[] }, limit: number, leaseMs: number): Promise<ClaimedJob[]> {
+  async claimJobs(worker: { name: string; host: string; queues: string[] }, limit: number, leaseMs: number, free?: FreeCapacity): Promise<ClaimedJob[]> {
     if (limit <= 0) return [];
     const now = this.clock.now();
     return this.tx(async (c, signal) => {
+      const window = Math.max(limit * 8, 64);
+      const cols = `id, priority, enqueued_at, queues, pool, cpu, memory, resources`;
+      const primary = (
+        await c.query<CandidateRowDb>(
+          `SELECT ${cols} FROM jobs WHERE state = 'queued' AND queue = ANY($1::text[])
+           ORDER BY priority DESC, enqueued_at, id LIMIT $2 FOR UPDATE SKIP LOCKED`,
+          [worker.queues, window],
+        )
+      ).rows;
+      const fallback = (
+        await c.query<CandidateRowDb>(
+          `SELECT ${cols} FROM jobs WHERE state = 'queued' AND has_fallback = 1 AND NOT (queue = ANY($1::text[]))
+             AND queues::jsonb ?| $1::text[]
+           ORDER BY priority DESC, enqueued_at, id LIMIT $2 FOR UPDATE SKIP LOCKED`,
+          [worker.queues, window],
+        )
+      ).rows;
+      const candidates = mergeCandidates(primary, fallback).slice(0, window);
+      if (candidates.length === 0) return [];
+      const poolNames = [...new Set(candidates.map((x) => x.pool).filter((p): p is string => p !== null))].sort();
+      const pools = new Map<string, { slots: number | null; running: number }>();
+      if (poolNames.length) {
+        // Locking the pool rows serializes claims into one pool across workers; the count after the lock sees every earlier claim.
+        for (const p of (await c.query<{ name: string; slots: number | null }>(`SELECT name, slots FROM pools WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE`, [poolNames])).rows)
+          pools.set(p.name, { slots: p.slots, running: 0 });
+        for (const r of (
+          await c.query<{ pool: string; n: number }>(`SELECT pool, count(*)::int AS n FROM jobs WHERE state = 'running' AND pool = ANY($1::text[]) GROUP BY pool`, [poolNames])
+        ).rows) {
+          const p = pools.get(r.pool);
+          if (p) p.running = r.n;
+        }
+      }
+      let live: LiveWorker[] = [];
+      const needsLive = candidates.some((x) => (JSON.parse(x.queues) as string[]).findIndex((q) => worker.queues.includes(q)) > 0);
+      if (needsLive) {
+        const ws = (await c.query<WorkerRowDb>(`SELECT * FROM workers WHERE state = 'active' AND heartbeat_at >= $1`, [now - 2 * leaseMs])).rows;
+        const running = (await c.query<RunningRowDb>(`SELECT worker, run_id, task, chunk, cpu, memory, resources FROM jobs WHERE state = 'running'`)).rows;
+        live = liveWorkersFrom(ws, running);
+      }
+      const chosen = selectClaims(
+        candidates.map((x) => ({ id: x.id, queues: JSON.parse(x.queues) as string[], pool: x.pool, need: needOf(x) })),
+        { worker, limit, free: free ?? null, pools, liveWorkers: () => live },
+      );
+      if (chosen.length === 0) return [];
       const taken = (
         await c.query<JobRowDb>(
-          `WITH picked AS (
-             SELECT id FROM jobs WHERE state = 'queued' AND queue = ANY($1::text[])
-             ORDER BY priority DESC, enqueued_at, id LIMIT $2 FOR UPDATE SKIP LOCKED
-           ), att AS (
+          `WITH att AS (
              INSERT INTO attempts (job_id, number, worker, host, state, started_at)
-             SELECT j.id, j.attempts + 1, $3, $4, 'running', $5 FROM jobs j JOIN picked p ON p.id = j.id
+             SELECT j.id, j.attempts + 1, $2, $3, 'running', $4 FROM jobs j WHERE j.id = ANY($1::bigint[])
              RETURNING id, job_id
            )
-           UPDATE jobs SET state = 'running', attempts = jobs.attempts + 1, fence = att.id, worker = $3, lease_until = $6, started_at = $5, progress = NULL
+           UPDATE jobs SET state = 'running', attempts = jobs.attempts + 1, fence = att.id, worker = $2, lease_until = $5, started_at = $4,
+             progress = NULL, waiting_reason = NULL
            FROM att WHERE jobs.id = att.job_id RETURNING jobs.*`,
-          [worker.queues, limit, worker.name, worker.host, now, now + leaseMs],
+          [chosen, worker.name, worker.host, now, now + leaseMs],
         )
       ).rows;
       if (taken.length === 0) return [];
@@ -628,9 +698,12 @@ export class PostgresStore implements Store {
     await this.pool.query(`UPDATE attempts SET pid = $1 WHERE id = $2`, [pid, fence]);
   }
 
-  async assertCurrent(fence: number): Promise<void> {
-    const j = await this.one<{ state: JobState }>(`SELECT state FROM jobs WHERE fence = $1`, [fence]);
-    if (!j || j.state !== 'running') throw new StaleFenceError(fence, 'its job was cancelled, reaped or taken over');
+  async assertCurrent(fence: number, renewLeaseMs?: number): Promise<void> {
+    const ok =
+      renewLeaseMs === undefined
+        ? (await this.one<{ state: JobState }>(`SELECT state FROM jobs WHERE fence = $1`, [fence]))?.state === 'running'
+        : ((await this.pool.query(`UPDATE jobs SET lease_until = $1 WHERE fence = $2 AND state = 'running'`, [this.clock.now() + renewLeaseMs, fence])).rowCount ?? 0) === 1;
+    if (!ok) throw new StaleFenceError(fence, 'its job was cancelled, reaped or taken over');
   }
 
   async completeAttempt(fence: number, outcome: AttemptOutcome, lines: LogLine[] = []): Promise<Job> {
@@ -779,19 +852,17 @@ export class PostgresStore implements Store {
     return (await this.one<{ t: number | null }>(`SELECT min(run_after) AS t FROM jobs WHERE state = 'retrying'`))!.t;
   }
 
-  async reapLostAttempts(deadWorkers: string[]) {
+  async findLostAttempts(deadWorkers: string[]) {
+    return (await this.all<LostCandidateDb>(LOST_SQL, [this.clock.now(), deadWorkers])).map(toLostCandidate);
+  }
+
+  async reapLostAttempts(deadWorkers: string[], onlyFences?: number[]) {
     const now = this.clock.now();
     return this.tx(async (c, signal) => {
       if (deadWorkers.length) await c.query(`UPDATE workers SET state = 'stopped' WHERE name = ANY($1::text[])`, [deadWorkers]);
-      const rows = (
-        await c.query<{ id: number; fence: number; run_id: number; task: string; chunk: number | null; worker: string; lease_until: number; host: string; pid: number | null }>(
-          `SELECT j.id, j.fence, j.run_id, j.task, j.chunk, j.worker, j.lease_until, a.host, a.pid FROM jobs j JOIN attempts a ON a.id = j.fence
-           WHERE j.state = 'running' AND (j.lease_until < $1 OR j.worker = ANY($2::text[])
-             OR j.worker IN (SELECT name FROM workers WHERE state = 'stopped'))
-           FOR UPDATE OF j SKIP LOCKED`,
-          [now, deadWorkers],
-        )
-      ).rows;
+      const rows = (await c.query<LostCandidateDb>(`${LOST_SQL} FOR UPDATE OF j SKIP LOCKED`, [now, deadWorkers])).rows.filter(
+        (r) => !onlyFences || onlyFences.includes(r.fence),
+      );
       if (rows.length === 0) return [];
       const lease = rows.filter((r) => r.lease_until < now);
       const died = rows.filter((r) => r.lease_until >= now);
@@ -811,8 +882,83 @@ export class PostgresStore implements Store {
       );
       signal({ type: 'revoked', fences: rows.map((r) => r.fence) });
       signal({ type: 'queued' });
-      return rows.map((r) => ({ fence: r.fence, jobId: formatJobId(r.run_id, r.task, r.chunk), host: r.host, pid: r.pid }));
+      return rows.map(toLostCandidate);
     });
+  }
+
+  async listLostAttempts(host: string, since: number) {
+    const rows = await this.all<LostRowDb>(
+      `SELECT a.id, a.pid, j.run_id, j.task, j.chunk, j.outputs FROM attempts a JOIN jobs j ON j.id = a.job_id
+       WHERE a.host = $1 AND a.state = 'lost' AND a.finished_at >= $2 ORDER BY a.id`,
+      [host, since],
+    );
+    return rows.map(toLost);
+  }
+
+  async updateWaitingReasons(workerTimeoutMs: number): Promise<number> {
+    const now = this.clock.now();
+    const workers = (await this.all<WorkerRowDb>(`SELECT * FROM workers WHERE state = 'active' AND heartbeat_at >= $1`, [now - workerTimeoutMs])).map(offeredBy);
+    const groups = await this.all<WaitingGroupDb>(
+      `SELECT queues, cpu, memory, resources, waiting_reason, count(*)::int AS n FROM jobs WHERE state = 'queued'
+       GROUP BY queues, cpu, memory, resources, waiting_reason`,
+    );
+    let changed = 0;
+    for (const g of groups) {
+      const reason = unfittableReason(JSON.parse(g.queues) as string[], needOf(g), workers);
+      if (reason === g.waiting_reason) continue;
+      const r = await this.pool.query(
+        `UPDATE jobs SET waiting_reason = $1 WHERE state = 'queued' AND queues = $2 AND cpu = $3 AND memory IS NOT DISTINCT FROM $4
+           AND resources = $5 AND waiting_reason IS NOT DISTINCT FROM $6`,
+        [reason, g.queues, g.cpu, g.memory, g.resources, g.waiting_reason],
+      );
+      changed += r.rowCount ?? 0;
+    }
+    return changed;
+  }
+
+  async acquireLeadership(role: string, holder: string, ttlMs: number, takeoverFrom?: string): Promise<boolean> {
+    const now = this.clock.now();
+    const r = await this.pool.query(
+      `INSERT INTO leaders (role, holder, until) VALUES ($1, $2, $3)
+       ON CONFLICT (role) DO UPDATE SET holder = excluded.holder, until = excluded.until
+       WHERE leaders.holder = excluded.holder OR leaders.until < $4 OR leaders.holder = $5`,
+      [role, holder, now + ttlMs, now, takeoverFrom ?? null],
+    );
+    return (r.rowCount ?? 0) === 1;
+  }
+
+  async currentLeader(role: string): Promise<{ holder: string; until: number } | null> {
+    return (await this.one<{ holder: string; until: number }>(`SELECT holder, until FROM leaders WHERE role = $1`, [role])) ?? null;
+  }
+
+  async releaseLeadership(role: string, holder: string): Promise<void> {
+    await this.pool.query(`DELETE FROM leaders WHERE role = $1 AND holder = $2`, [role, holder]);
+  }
+
+  // ---------------------------------------------------------------------- pools
+
+  async setPool(name: string, slots: number | null): Promise<PoolRow> {
+    const now = this.clock.now();
+    await this.tx(async (c, signal) => {
+      await c.query(
+        `INSERT INTO pools (name, slots, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET slots = excluded.slots, updated_at = excluded.updated_at`,
+        [name, slots, now],
+      );
+      // A raised limit may let queued jobs run now.
+      signal({ type: 'queued' });
+    });
+    return (await this.listPools()).find((p) => p.name === name)!;
+  }
+
+  async listPools(): Promise<PoolRow[]> {
+    return this.all<PoolRow>(
+      `SELECT name, max(slots) AS slots, sum(running)::int AS running, sum(queued)::int AS queued FROM (
+         SELECT name, slots, 0 AS running, 0 AS queued FROM pools
+         UNION ALL
+         SELECT pool, NULL, count(*) FILTER (WHERE state = 'running'), count(*) FILTER (WHERE state = 'queued')
+         FROM jobs WHERE pool IS NOT NULL AND state IN ('running', 'queued') GROUP BY pool
+       ) p GROUP BY name ORDER BY name`,
+    );
   }
 
   // --------------------------------------------------------------------- events

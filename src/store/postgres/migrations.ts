@@ -143,6 +143,33 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX events_by_run ON events (run_id, id);
   `,
+  // 2: resources, queue preference lists, pools, scheduler leadership
+  `
+  ALTER TABLE jobs ADD COLUMN queues text NOT NULL DEFAULT '[]';
+  ALTER TABLE jobs ADD COLUMN has_fallback integer NOT NULL DEFAULT 0;
+  ALTER TABLE jobs ADD COLUMN cpu double precision NOT NULL DEFAULT 1;
+  ALTER TABLE jobs ADD COLUMN memory bigint;
+  ALTER TABLE jobs ADD COLUMN resources text NOT NULL DEFAULT '{}';
+  ALTER TABLE jobs ADD COLUMN waiting_reason text;
+  CREATE INDEX jobs_fallback ON jobs (priority DESC, enqueued_at, id) WHERE state = 'queued' AND has_fallback = 1;
+  CREATE INDEX jobs_running_by_pool ON jobs (pool) WHERE state = 'running';
+
+  ALTER TABLE workers ADD COLUMN cpu double precision NOT NULL DEFAULT 0;
+  ALTER TABLE workers ADD COLUMN memory bigint;
+  ALTER TABLE workers ADD COLUMN resources text NOT NULL DEFAULT '{}';
+
+  CREATE TABLE pools (
+    name text PRIMARY KEY,
+    slots integer,
+    updated_at bigint NOT NULL
+  );
+
+  CREATE TABLE leaders (
+    role text PRIMARY KEY,
+    holder text NOT NULL,
+    until bigint NOT NULL
+  );
+  `,
 ];
 
 /** Arbitrary constant naming Gantry's migration lock. */

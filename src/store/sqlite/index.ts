@@ -30,7 +30,10 @@ import {
   type StoredLogLine,
   type WorkerInfo,
   type WorkerRow,
+  type FreeCapacity,
+  type PoolRow,
 } from '../types.js';
+import { selectClaims, unfittableReason, type LiveWorker } from '../claimSelection.js';
 import { migrateSqlite } from './migrations.js';
 import {
   toAttempt,
@@ -47,11 +50,27 @@ import {
   type LogRowDb,
   type RunRowDb,
   type WorkerRowDb,
+  type CandidateRowDb,
+  type RunningRowDb,
+  type WaitingGroupDb,
+  type LostRowDb,
+  toLost,
+  type LostCandidateDb,
+  toLostCandidate,
+  needOf,
+  usedBy,
+  offeredBy,
+  liveWorkersFrom,
+  mergeCandidates,
 } from '../rows.js';
 import { DependencyResolver } from './resolveDependents.js';
 import { retryDelayMs, runOutcome } from '../rules.js';
 
 const ACTIVE = `('pending','queued','running','retrying')`;
+/** Running attempts whose lease expired, or whose worker is dead or stopped. */
+const LOST_SQL = `SELECT j.id, j.fence, j.run_id, j.task, j.chunk, j.worker, j.lease_until, a.host, a.pid, j.outputs FROM jobs j JOIN attempts a ON a.id = j.fence
+  WHERE j.state = 'running' AND (j.lease_until < ? OR j.worker IN (SELECT value FROM json_each(?))
+    OR j.worker IN (SELECT name FROM workers WHERE state = 'stopped'))`;
 
 export interface SqliteStoreOptions {
   clock?: Clock;
@@ -134,12 +153,10 @@ export class SqliteStore implements Store {
     return this.tx(() =>
       defs.map((d) => {
         const spec = JSON.stringify(d);
-        const old = this.db
-          .prepare('SELECT version, spec FROM definitions WHERE namespace = ? AND name = ? AND kind = ?')
+        const old = this.sql('SELECT version, spec FROM definitions WHERE namespace = ? AND name = ? AND kind = ?')
           .get(d.namespace, d.name, d.kind) as { version: number; spec: string } | undefined;
         if (old && old.spec === spec) return { name: d.name, namespace: d.namespace, kind: d.kind, change: 'unchanged' as const };
-        this.db
-          .prepare(
+        this.sql(
             `INSERT INTO definitions (namespace, name, kind, version, spec, updated_at) VALUES (?, ?, ?, 1, ?, ?)
              ON CONFLICT (namespace, name, kind) DO UPDATE SET version = version + 1, spec = excluded.spec, updated_at = excluded.updated_at`,
           )
@@ -150,8 +167,7 @@ export class SqliteStore implements Store {
   }
 
   async getWorkflow(namespace: string, name: string): Promise<StoredDefinition | null> {
-    const r = this.db
-      .prepare(`SELECT * FROM definitions WHERE namespace = ? AND name = ? AND kind = 'workflow'`)
+    const r = this.sql(`SELECT * FROM definitions WHERE namespace = ? AND name = ? AND kind = 'workflow'`)
       .get(namespace, name) as DefinitionRowDb | undefined;
     return r ? toDefinition(r) : null;
   }
@@ -167,8 +183,7 @@ export class SqliteStore implements Store {
     const now = this.clock.now();
     const id = this.tx(() => {
       const { spec } = input;
-      const info = this.db
-        .prepare(
+      const info = this.sql(
           `INSERT INTO runs (namespace, workflow, state, params, labels, priority, force, logical_date, max_active, spec, created_at)
            VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
@@ -191,9 +206,9 @@ export class SqliteStore implements Store {
       for (const [k, v] of Object.entries(plan.labels)) insLabel.run(runId, k, v);
 
       const insJob = this.sql(
-        `INSERT INTO jobs (run_id, task, chunk, state, trigger_rule, deps_total, priority, queue, pool, max_retries,
-           retry_delay_ms, retry_backoff, retry_max_delay_ms, force, outputs, refs)
-         VALUES (?, ?, NULL, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
+        `INSERT INTO jobs (run_id, task, chunk, state, trigger_rule, deps_total, priority, queue, queues, has_fallback, cpu, memory,
+           resources, pool, max_retries, retry_delay_ms, retry_backoff, retry_max_delay_ms, force, outputs, refs)
+         VALUES (?, ?, NULL, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
       );
       const ids = new Map<string, number>();
       for (const j of plan.jobs) {
@@ -203,7 +218,12 @@ export class SqliteStore implements Store {
           j.trigger,
           j.needs.length,
           j.priority,
-          j.queue,
+          j.queues[0]!,
+          JSON.stringify(j.queues),
+          j.queues.length > 1 ? 1 : 0,
+          j.resources.cpu,
+          j.resources.memoryBytes,
+          JSON.stringify(j.resources.custom),
           j.pool,
           j.maxRetries,
           j.retryDelayMs,
@@ -232,8 +252,7 @@ export class SqliteStore implements Store {
 
   /** Starts the oldest queued runs of a workflow while its max_active_runs allows. */
   private startQueuedRuns(namespace: string, workflow: string, now: number): void {
-    const queued = this.db
-      .prepare(`SELECT id, max_active FROM runs WHERE namespace = ? AND workflow = ? AND state = 'queued' ORDER BY id`)
+    const queued = this.sql(`SELECT id, max_active FROM runs WHERE namespace = ? AND workflow = ? AND state = 'queued' ORDER BY id`)
       .all(namespace, workflow) as { id: number; max_active: number | null }[];
     if (queued.length === 0) return;
     let running = (
@@ -251,8 +270,7 @@ export class SqliteStore implements Store {
   private startRun(runId: number, now: number): void {
     this.sql(`UPDATE runs SET state = 'running', started_at = ? WHERE id = ?`).run(now, runId);
     this.runEvent(runId, 'running', now);
-    const roots = this.db
-      .prepare(`UPDATE jobs SET state = 'queued', enqueued_at = ? WHERE run_id = ? AND state = 'pending' AND deps_total = 0 RETURNING id`)
+    const roots = this.sql(`UPDATE jobs SET state = 'queued', enqueued_at = ? WHERE run_id = ? AND state = 'pending' AND deps_total = 0 RETURNING id`)
       .all(now, runId) as { id: number }[];
     this.jobEvents(roots.map((r) => r.id), now);
     if (roots.length > 0) this.signal({ type: 'queued' });
@@ -266,8 +284,7 @@ export class SqliteStore implements Store {
 
   private jobEvents(ids: number[], now: number): void {
     if (ids.length === 0) return;
-    this.db
-      .prepare(
+    this.sql(
         `INSERT INTO events (ts, kind, run_id, job_id, state)
          SELECT ?, 'job', run_id, id, state FROM jobs WHERE id IN (SELECT value FROM json_each(?))`,
       )
@@ -351,13 +368,11 @@ export class SqliteStore implements Store {
     const ids = jobs.map((j) => j.id);
     const fences = jobs.filter((j) => j.state === 'running' && j.fence !== null).map((j) => j.fence!);
     if (fences.length)
-      this.db
-        .prepare(
+      this.sql(
           `UPDATE attempts SET state = 'cancelled', finished_at = ?, error = 'cancelled by request' WHERE id IN (SELECT value FROM json_each(?))`,
         )
         .run(now, JSON.stringify(fences));
-    this.db
-      .prepare(
+    this.sql(
         `UPDATE jobs SET state = 'cancelled', finished_at = ?, fence = NULL, lease_until = NULL, error = coalesce(error, 'cancelled by request')
          WHERE id IN (SELECT value FROM json_each(?))`,
       )
@@ -377,8 +392,7 @@ export class SqliteStore implements Store {
         ? `(state IN ('failed', 'cancelled') OR (state = 'skipped' AND skip_reason IN ('upstream', 'trigger')))`
         : `state IN ('succeeded', 'failed', 'cancelled', 'skipped')`;
       const ids = (
-        this.db
-          .prepare(
+        this.sql(
             `UPDATE jobs SET state = 'pending', skip_reason = NULL, failures = 0, error = NULL, exit_code = NULL, run_after = NULL,
                finished_at = NULL, result = NULL, progress = NULL, fence = NULL, lease_until = NULL, force = ?, enqueued_at = NULL
              WHERE run_id = ? AND ${cond} RETURNING id`,
@@ -420,8 +434,7 @@ export class SqliteStore implements Store {
   private jobRowByPublicId(id: string): JobRowDb | undefined {
     const p = parseJobId(id);
     if (!p) return undefined;
-    return this.db
-      .prepare(`SELECT * FROM jobs WHERE run_id = ? AND task = ? AND ifnull(chunk, -1) = ?`)
+    return this.sql(`SELECT * FROM jobs WHERE run_id = ? AND task = ? AND ifnull(chunk, -1) = ?`)
       .get(p.runId, p.task, p.chunk ?? -1) as JobRowDb | undefined;
   }
 
@@ -433,8 +446,7 @@ export class SqliteStore implements Store {
   async listAttempts(jobId: string): Promise<Attempt[]> {
     const j = this.jobRowByPublicId(jobId);
     if (!j) throw new NotFoundError(`no job ${jobId}`);
-    const rows = this.db
-      .prepare(`SELECT a.*, j.run_id, j.task, j.chunk FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.job_id = ? ORDER BY a.id`)
+    const rows = this.sql(`SELECT a.*, j.run_id, j.task, j.chunk FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.job_id = ? ORDER BY a.id`)
       .all(j.id) as AttemptRowDb[];
     return rows.map(toAttempt);
   }
@@ -458,13 +470,14 @@ export class SqliteStore implements Store {
   async registerWorker(w: WorkerInfo): Promise<void> {
     const now = this.clock.now();
     this.tx(() => {
-      this.db
-        .prepare(
-          `INSERT INTO workers (name, host, pid, queues, slots, state, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, 'active', ?, ?)
+      this.sql(
+          `INSERT INTO workers (name, host, pid, queues, slots, cpu, memory, resources, state, started_at, heartbeat_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)
            ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid, queues = excluded.queues, slots = excluded.slots,
+             cpu = excluded.cpu, memory = excluded.memory, resources = excluded.resources,
              state = 'active', started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at`,
         )
-        .run(w.name, w.host, w.pid, JSON.stringify(w.queues), w.slots, now, now);
+        .run(w.name, w.host, w.pid, JSON.stringify(w.queues), w.slots, w.resources.cpu, w.resources.memoryBytes, JSON.stringify(w.resources.custom), now, now);
     });
   }
 
@@ -489,32 +502,55 @@ export class SqliteStore implements Store {
 
   async listWorkers(): Promise<WorkerRow[]> {
     const rows = this.sql(`SELECT * FROM workers ORDER BY name`).all() as WorkerRowDb[];
-    const running = this.sql(`SELECT run_id, task, chunk FROM jobs WHERE worker = ? AND state = 'running' ORDER BY id`);
-    return rows.map((r) =>
-      toWorker(
-        r,
-        (running.all(r.name) as { run_id: number; task: string; chunk: number | null }[]).map((j) => formatJobId(j.run_id, j.task, j.chunk)),
-      ),
-    );
+    const running = this.sql(`SELECT worker, run_id, task, chunk, cpu, memory, resources FROM jobs WHERE state = 'running' ORDER BY id`).all() as RunningRowDb[];
+    return rows.map((r) => {
+      const mine = running.filter((j) => j.worker === r.name);
+      return toWorker(r, mine.map((j) => formatJobId(j.run_id, j.task, j.chunk)), usedBy(mine));
+    });
   }
 
-  async claimJobs(worker: { name: string; host: string; queues: string[] }, limit: number, leaseMs: number): Promise<ClaimedJob[]> {
+  async claimJobs(worker: { name: string; host: string; queues: string[] }, limit: number, leaseMs: number, free?: FreeCapacity): Promise<ClaimedJob[]> {
     if (limit <= 0) return [];
     const now = this.clock.now();
     return this.tx(() => {
-      const picked = this.db
-        .prepare(
-          `SELECT id FROM jobs WHERE state = 'queued' AND queue IN (SELECT value FROM json_each(?))
-           ORDER BY priority DESC, enqueued_at, id LIMIT ?`,
-        )
-        .all(JSON.stringify(worker.queues), limit) as { id: number }[];
-      if (picked.length === 0) return [];
+      const window = Math.max(limit * 8, 64);
+      const queues = JSON.stringify(worker.queues);
+      const primary = this.sql(
+        `SELECT id, priority, enqueued_at, queues, pool, cpu, memory, resources FROM jobs
+         WHERE state = 'queued' AND queue IN (SELECT value FROM json_each(?)) ORDER BY priority DESC, enqueued_at, id LIMIT ?`,
+      ).all(queues, window) as CandidateRowDb[];
+      const fallback = this.sql(
+        `SELECT id, priority, enqueued_at, queues, pool, cpu, memory, resources FROM jobs
+         WHERE state = 'queued' AND has_fallback = 1 AND queue NOT IN (SELECT value FROM json_each(?))
+           AND EXISTS (SELECT 1 FROM json_each(jobs.queues) q WHERE q.value IN (SELECT value FROM json_each(?)))
+         ORDER BY priority DESC, enqueued_at, id LIMIT ?`,
+      ).all(queues, queues, window) as CandidateRowDb[];
+      const candidates = mergeCandidates(primary, fallback).slice(0, window);
+      if (candidates.length === 0) return [];
+      const poolNames = [...new Set(candidates.map((c) => c.pool).filter((p): p is string => p !== null))];
+      const pools = new Map<string, { slots: number | null; running: number }>();
+      if (poolNames.length) {
+        const names = JSON.stringify(poolNames);
+        for (const p of this.sql(`SELECT name, slots FROM pools WHERE name IN (SELECT value FROM json_each(?))`).all(names) as { name: string; slots: number | null }[])
+          pools.set(p.name, { slots: p.slots, running: 0 });
+        for (const r of this.sql(
+          `SELECT pool, count(*) AS n FROM jobs WHERE state = 'running' AND pool IN (SELECT value FROM json_each(?)) GROUP BY pool`,
+        ).all(names) as { pool: string; n: number }[]) {
+          const p = pools.get(r.pool);
+          if (p) p.running = r.n;
+        }
+      }
+      const chosen = selectClaims(
+        candidates.map((c) => ({ id: c.id, queues: JSON.parse(c.queues) as string[], pool: c.pool, need: needOf(c) })),
+        { worker, limit, free: free ?? null, pools, liveWorkers: () => this.liveWorkers(now - 2 * leaseMs) },
+      );
+      if (chosen.length === 0) return [];
       const insAttempt = this.sql(
         `INSERT INTO attempts (job_id, number, worker, host, state, started_at) SELECT id, attempts + 1, ?, ?, 'running', ? FROM jobs WHERE id = ?`,
       );
       const take = this.sql(
-        `UPDATE jobs SET state = 'running', attempts = attempts + 1, fence = ?, worker = ?, lease_until = ?, started_at = ?, progress = NULL
-         WHERE id = ? RETURNING *`,
+        `UPDATE jobs SET state = 'running', attempts = attempts + 1, fence = ?, worker = ?, lease_until = ?, started_at = ?, progress = NULL,
+           waiting_reason = NULL WHERE id = ? RETURNING *`,
       );
       const runs = new Map<number, { params: Record<string, unknown>; logicalDate: string; force: boolean }>();
       const runStmt = this.sql(`SELECT params, logical_date, force FROM runs WHERE id = ?`);
@@ -522,7 +558,7 @@ export class SqliteStore implements Store {
         `SELECT task, outputs, result FROM jobs WHERE run_id = ? AND chunk IS NULL AND task IN (SELECT value FROM json_each(?))`,
       );
       const claimed: ClaimedJob[] = [];
-      for (const { id } of picked) {
+      for (const id of chosen) {
         const fence = Number(insAttempt.run(worker.name, worker.host, now, id).lastInsertRowid);
         const row = take.get(fence, worker.name, now + leaseMs, now, id) as JobRowDb;
         let run = runs.get(row.run_id);
@@ -532,9 +568,8 @@ export class SqliteStore implements Store {
           runs.set(row.run_id, run);
         }
         const upstream: ClaimedJob['upstream'] = {};
-        const refs = row.refs;
-        if (refs !== '[]') {
-          for (const u of upstreamStmt.all(row.run_id, refs) as { task: string; outputs: string; result: string | null }[]) {
+        if (row.refs !== '[]') {
+          for (const u of upstreamStmt.all(row.run_id, row.refs) as { task: string; outputs: string; result: string | null }[]) {
             upstream[u.task] = {
               outputs: JSON.parse(u.outputs) as Record<string, string>,
               result: u.result === null ? null : (JSON.parse(u.result) as unknown),
@@ -543,21 +578,28 @@ export class SqliteStore implements Store {
         }
         claimed.push({ fence, job: toJob(row), run: { id: row.run_id, ...run }, upstream });
       }
-      this.jobEvents(
-        picked.map((p) => p.id),
-        now,
-      );
+      this.jobEvents(chosen, now);
       return claimed;
     });
+  }
+
+  /** Active workers heard from since `since`, with what they have free (for queue preference). */
+  private liveWorkers(since: number): LiveWorker[] {
+    const rows = this.sql(`SELECT * FROM workers WHERE state = 'active' AND heartbeat_at >= ?`).all(since) as WorkerRowDb[];
+    const running = this.sql(`SELECT worker, run_id, task, chunk, cpu, memory, resources FROM jobs WHERE state = 'running'`).all() as RunningRowDb[];
+    return liveWorkersFrom(rows, running);
   }
 
   async setAttemptPid(fence: number, pid: number): Promise<void> {
     this.sql(`UPDATE attempts SET pid = ? WHERE id = ?`).run(pid, fence);
   }
 
-  async assertCurrent(fence: number): Promise<void> {
-    const j = this.sql(`SELECT state FROM jobs WHERE fence = ?`).get(fence) as { state: JobState } | undefined;
-    if (!j || j.state !== 'running') throw new StaleFenceError(fence, 'its job was cancelled, reaped or taken over');
+  async assertCurrent(fence: number, renewLeaseMs?: number): Promise<void> {
+    const ok =
+      renewLeaseMs === undefined
+        ? (this.sql(`SELECT state FROM jobs WHERE fence = ?`).get(fence) as { state: JobState } | undefined)?.state === 'running'
+        : this.sql(`UPDATE jobs SET lease_until = ? WHERE fence = ? AND state = 'running'`).run(this.clock.now() + renewLeaseMs, fence).changes === 1;
+    if (!ok) throw new StaleFenceError(fence, 'its job was cancelled, reaped or taken over');
   }
 
   async completeAttempt(fence: number, outcome: AttemptOutcome, lines: LogLine[] = []): Promise<Job> {
@@ -568,13 +610,11 @@ export class SqliteStore implements Store {
       this.insertLogs(j, fence, lines);
       const exitCode = outcome.state === 'skipped' ? null : outcome.exitCode;
       const error = outcome.state === 'failed' || outcome.state === 'timed_out' ? outcome.error : null;
-      this.db
-        .prepare(`UPDATE attempts SET state = ?, finished_at = ?, exit_code = ?, error = ? WHERE id = ?`)
+      this.sql(`UPDATE attempts SET state = ?, finished_at = ?, exit_code = ?, error = ? WHERE id = ?`)
         .run(outcome.state, now, exitCode, error, fence);
       if (outcome.state === 'succeeded' || outcome.state === 'skipped') {
         const result = outcome.state === 'succeeded' && outcome.result !== undefined ? JSON.stringify(outcome.result) : null;
-        this.db
-          .prepare(
+        this.sql(
             `UPDATE jobs SET state = ?, skip_reason = ?, finished_at = ?, exit_code = ?, result = ?, error = NULL, fence = NULL,
                lease_until = NULL WHERE id = ?`,
           )
@@ -585,8 +625,7 @@ export class SqliteStore implements Store {
         const failures = j.failures + 1;
         if (outcome.retryable !== false && failures <= j.max_retries) {
           const delay = retryDelayMs(j, failures);
-          this.db
-            .prepare(
+          this.sql(
               `UPDATE jobs SET state = 'retrying', failures = ?, run_after = ?, exit_code = ?, error = ?, fence = NULL, lease_until = NULL
                WHERE id = ?`,
             )
@@ -594,8 +633,7 @@ export class SqliteStore implements Store {
           this.jobEvents([j.id], now);
           this.signal({ type: 'retrying' });
         } else {
-          this.db
-            .prepare(
+          this.sql(
               `UPDATE jobs SET state = 'failed', failures = ?, finished_at = ?, exit_code = ?, error = ?, fence = NULL, lease_until = NULL
                WHERE id = ?`,
             )
@@ -670,8 +708,7 @@ export class SqliteStore implements Store {
   async promoteDueRetries(): Promise<number> {
     const now = this.clock.now();
     return this.tx(() => {
-      const rows = this.db
-        .prepare(`UPDATE jobs SET state = 'queued', enqueued_at = ?, run_after = NULL WHERE state = 'retrying' AND run_after <= ? RETURNING id`)
+      const rows = this.sql(`UPDATE jobs SET state = 'queued', enqueued_at = ?, run_after = NULL WHERE state = 'retrying' AND run_after <= ? RETURNING id`)
         .all(now, now) as { id: number }[];
       if (rows.length) {
         this.jobEvents(
@@ -689,26 +726,16 @@ export class SqliteStore implements Store {
     return r.t;
   }
 
-  async reapLostAttempts(deadWorkers: string[]) {
+  async findLostAttempts(deadWorkers: string[]) {
+    return (this.sql(LOST_SQL).all(this.clock.now(), JSON.stringify(deadWorkers)) as LostCandidateDb[]).map(toLostCandidate);
+  }
+
+  async reapLostAttempts(deadWorkers: string[], onlyFences?: number[]) {
     const now = this.clock.now();
     return this.tx(() => {
-      const rows = this.db
-        .prepare(
-          `SELECT j.id, j.fence, j.run_id, j.task, j.chunk, j.worker, j.lease_until, a.host, a.pid FROM jobs j JOIN attempts a ON a.id = j.fence
-           WHERE j.state = 'running' AND (j.lease_until < ? OR j.worker IN (SELECT value FROM json_each(?))
-             OR j.worker IN (SELECT name FROM workers WHERE state = 'stopped'))`,
-        )
-        .all(now, JSON.stringify(deadWorkers)) as {
-        id: number;
-        fence: number;
-        run_id: number;
-        task: string;
-        chunk: number | null;
-        worker: string;
-        lease_until: number;
-        host: string;
-        pid: number | null;
-      }[];
+      const rows = (this.sql(LOST_SQL).all(now, JSON.stringify(deadWorkers)) as LostCandidateDb[]).filter(
+        (r) => !onlyFences || onlyFences.includes(r.fence),
+      );
       if (deadWorkers.length)
         this.sql(`UPDATE workers SET state = 'stopped' WHERE name IN (SELECT value FROM json_each(?))`).run(JSON.stringify(deadWorkers));
       if (rows.length === 0) return [];
@@ -726,13 +753,83 @@ export class SqliteStore implements Store {
       );
       this.signal({ type: 'revoked', fences: rows.map((r) => r.fence) });
       this.signal({ type: 'queued' });
-      return rows.map((r) => ({
-        fence: r.fence,
-        jobId: formatJobId(r.run_id, r.task, r.chunk),
-        host: r.host,
-        pid: r.pid,
-      }));
+      return rows.map(toLostCandidate);
     });
+  }
+
+  async listLostAttempts(host: string, since: number) {
+    const rows = this.sql(
+      `SELECT a.id, a.pid, j.run_id, j.task, j.chunk, j.outputs FROM attempts a JOIN jobs j ON j.id = a.job_id
+       WHERE a.host = ? AND a.state = 'lost' AND a.finished_at >= ? ORDER BY a.id`,
+    ).all(host, since) as LostRowDb[];
+    return rows.map(toLost);
+  }
+
+  async updateWaitingReasons(workerTimeoutMs: number): Promise<number> {
+    const now = this.clock.now();
+    return this.tx(() => {
+      const workers = (this.sql(`SELECT * FROM workers WHERE state = 'active' AND heartbeat_at >= ?`).all(now - workerTimeoutMs) as WorkerRowDb[]).map(offeredBy);
+      const groups = this.sql(
+        `SELECT queues, cpu, memory, resources, waiting_reason, count(*) AS n FROM jobs WHERE state = 'queued'
+         GROUP BY queues, cpu, memory, resources, waiting_reason`,
+      ).all() as WaitingGroupDb[];
+      const set = this.sql(
+        `UPDATE jobs SET waiting_reason = ? WHERE state = 'queued' AND queues = ? AND cpu = ? AND memory IS ? AND resources = ? AND waiting_reason IS ?`,
+      );
+      let changed = 0;
+      for (const g of groups) {
+        const reason = unfittableReason(JSON.parse(g.queues) as string[], needOf(g), workers);
+        if (reason !== g.waiting_reason) changed += set.run(reason, g.queues, g.cpu, g.memory, g.resources, g.waiting_reason).changes;
+      }
+      return changed;
+    });
+  }
+
+  async acquireLeadership(role: string, holder: string, ttlMs: number, takeoverFrom?: string): Promise<boolean> {
+    const now = this.clock.now();
+    return this.tx(
+      () =>
+        this.sql(
+          `INSERT INTO leaders (role, holder, until) VALUES (?, ?, ?)
+           ON CONFLICT (role) DO UPDATE SET holder = excluded.holder, until = excluded.until
+           WHERE leaders.holder = excluded.holder OR leaders.until < ? OR leaders.holder = ?`,
+        ).run(role, holder, now + ttlMs, now, takeoverFrom ?? null).changes === 1,
+    );
+  }
+
+  async currentLeader(role: string): Promise<{ holder: string; until: number } | null> {
+    return (this.sql(`SELECT holder, until FROM leaders WHERE role = ?`).get(role) as { holder: string; until: number } | undefined) ?? null;
+  }
+
+  async releaseLeadership(role: string, holder: string): Promise<void> {
+    this.sql(`DELETE FROM leaders WHERE role = ? AND holder = ?`).run(role, holder);
+  }
+
+  // ---------------------------------------------------------------------- pools
+
+  async setPool(name: string, slots: number | null): Promise<PoolRow> {
+    const now = this.clock.now();
+    this.tx(() => {
+      this.sql(`INSERT INTO pools (name, slots, updated_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET slots = excluded.slots, updated_at = excluded.updated_at`).run(
+        name,
+        slots,
+        now,
+      );
+      // A raised limit may let queued jobs run now.
+      this.signal({ type: 'queued' });
+    });
+    return (await this.listPools()).find((p) => p.name === name)!;
+  }
+
+  async listPools(): Promise<PoolRow[]> {
+    const rows = this.sql(
+      `SELECT name, max(slots) AS slots, sum(running) AS running, sum(queued) AS queued FROM (
+         SELECT name, slots, 0 AS running, 0 AS queued FROM pools
+         UNION ALL
+         SELECT pool, NULL, sum(state = 'running'), sum(state = 'queued') FROM jobs WHERE pool IS NOT NULL AND state IN ('running', 'queued') GROUP BY pool
+       ) GROUP BY name ORDER BY name`,
+    ).all() as { name: string; slots: number | null; running: number; queued: number }[];
+    return rows.map((r) => ({ name: r.name, slots: r.slots, running: r.running, queued: r.queued }));
   }
 
   // --------------------------------------------------------------------- events
@@ -744,13 +841,11 @@ export class SqliteStore implements Store {
   async readEvents(afterId: number, filter: { runId?: number }, limit = 1000): Promise<StoreEvent[]> {
     const rows = (
       filter.runId !== undefined
-        ? this.db
-            .prepare(
+        ? this.sql(
               `SELECT e.*, j.task, j.chunk FROM events e LEFT JOIN jobs j ON j.id = e.job_id WHERE e.run_id = ? AND e.id > ? ORDER BY e.id LIMIT ?`,
             )
             .all(filter.runId, afterId, limit)
-        : this.db
-            .prepare(`SELECT e.*, j.task, j.chunk FROM events e LEFT JOIN jobs j ON j.id = e.job_id WHERE e.id > ? ORDER BY e.id LIMIT ?`)
+        : this.sql(`SELECT e.*, j.task, j.chunk FROM events e LEFT JOIN jobs j ON j.id = e.job_id WHERE e.id > ? ORDER BY e.id LIMIT ?`)
             .all(afterId, limit)
     ) as EventRowDb[];
     return rows.map(toEvent);

@@ -144,6 +144,35 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX events_by_run ON events (run_id, id);
   `,
+  // 2: resources, queue preference lists, pools, scheduler leadership
+  `
+  ALTER TABLE jobs ADD COLUMN queues TEXT NOT NULL DEFAULT '[]';
+  ALTER TABLE jobs ADD COLUMN has_fallback INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE jobs ADD COLUMN cpu REAL NOT NULL DEFAULT 1;
+  ALTER TABLE jobs ADD COLUMN memory INTEGER;
+  ALTER TABLE jobs ADD COLUMN resources TEXT NOT NULL DEFAULT '{}';
+  ALTER TABLE jobs ADD COLUMN waiting_reason TEXT;
+  -- jobs that later queues may take as a fallback, in claim order
+  CREATE INDEX jobs_fallback ON jobs (priority DESC, enqueued_at, id) WHERE state = 'queued' AND has_fallback = 1;
+  CREATE INDEX jobs_running_by_pool ON jobs (pool) WHERE state = 'running';
+
+  ALTER TABLE workers ADD COLUMN cpu REAL NOT NULL DEFAULT 0;
+  ALTER TABLE workers ADD COLUMN memory INTEGER;
+  ALTER TABLE workers ADD COLUMN resources TEXT NOT NULL DEFAULT '{}';
+
+  CREATE TABLE pools (
+    name TEXT PRIMARY KEY,
+    slots INTEGER,
+    updated_at INTEGER NOT NULL
+  );
+
+  -- one row per role (the scheduler): who leads, and until when unless renewed
+  CREATE TABLE leaders (
+    role TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    until INTEGER NOT NULL
+  );
+  `,
 ];
 
 export function migrateSqlite(db: Database.Database): number {
