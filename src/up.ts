@@ -26,6 +26,8 @@ export interface UpOptions {
   killGraceMs?: number;
   /** what each local worker offers (default: the machine) */
   resources?: Partial<Capacity>;
+  /** run commands under gantry-supervise (default: on for PostgreSQL) */
+  supervise?: boolean;
   logger: Logger;
 }
 
@@ -67,6 +69,7 @@ export async function startUp(o: UpOptions): Promise<Up> {
         leaseMs,
         killGraceMs: o.killGraceMs,
         resources: o.resources,
+        supervise: o.supervise,
         logger: o.logger.child({ part: 'worker', worker: i }),
       });
       await w.start();
@@ -111,7 +114,17 @@ export function schedulerFor(store: Store, leaseMs: number, logger: Logger): Sch
 /** A worker with the defaults filled in; heartbeats three times per lease. */
 export function workerFor(
   store: Store,
-  o: { name: string; queues: string[]; slots: number; leaseMs: number; killGraceMs?: number; resources?: Partial<Capacity>; logger: Logger },
+  o: {
+    name: string;
+    queues: string[];
+    slots: number;
+    leaseMs: number;
+    killGraceMs?: number;
+    resources?: Partial<Capacity>;
+    /** default: on for PostgreSQL (other hosts may take over a job), off for SQLite */
+    supervise?: boolean;
+    logger: Logger;
+  },
 ): Worker {
   return new Worker(store, {
     name: o.name,
@@ -130,6 +143,7 @@ export function workerFor(
     pollMs: WORKER_DEFAULTS.pollMs,
     maxResultBytes: WORKER_DEFAULTS.maxResultBytes,
     maxLogBytes: WORKER_DEFAULTS.maxLogBytes,
+    supervise: o.supervise ?? store.dialect === 'postgres',
     logger: o.logger,
   });
 }

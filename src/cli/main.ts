@@ -133,11 +133,13 @@ export function buildProgram(): Command {
     .option('--memory <size>', 'memory each local worker offers, e.g. 32G (default: the machine\'s)')
     .option('--resource <name=n>', 'a custom resource each local worker offers, e.g. dbconn=4 (repeatable)', collect)
     .option('--lease <ms>', 'lease of a claimed job, renewed by heartbeats', intOption)
+    .option('--supervise', 'run commands under gantry-supervise: killed when their worker stops renewing (default with PostgreSQL)')
+    .option('--no-supervise', 'do not')
     .option('--run <workflow>', 'start a run of this workflow once up, and show its progress')
     .option('-p, --param <k=v>', 'parameter for --run (repeatable)', collect)
     .option('--force', 'with --run: rerun jobs even if their outputs exist')
     .option('--once', 'with --run: stop when the run has finished, exiting with its outcome')
-    .action(async (dirs: string[], o: { db: string; host: string; port: number; workers: number; slots?: number; queues: string; cpu?: number; memory?: string; resource?: string[]; lease?: number; run?: string; param?: string[]; force?: boolean; once?: boolean }) => {
+    .action(async (dirs: string[], o: { db: string; host: string; port: number; workers: number; slots?: number; queues: string; cpu?: number; memory?: string; resource?: string[]; lease?: number; supervise?: boolean; run?: string; param?: string[]; force?: boolean; once?: boolean }) => {
       if (o.once && !o.run) throw usage('--once needs --run WORKFLOW');
       const resources = offeredResources(o);
       const logger = createLogger();
@@ -153,6 +155,7 @@ export function buildProgram(): Command {
           apply: dirs,
           leaseMs: o.lease,
           resources,
+          supervise: o.supervise,
           logger,
         });
       } catch (e) {
@@ -232,8 +235,10 @@ export function buildProgram(): Command {
     .option('--memory <size>', 'memory offered to jobs, e.g. 32G (default: the machine\'s)')
     .option('--resource <name=n>', 'a custom resource offered, e.g. dbconn=4 (repeatable)', collect)
     .option('--lease <ms>', 'lease of a claimed job, renewed by heartbeats', intOption, WORKER_DEFAULTS.leaseMs)
+    .option('--supervise', 'run commands under gantry-supervise: killed when this worker stops renewing (default with PostgreSQL)')
+    .option('--no-supervise', 'do not')
     .option('--grace <ms>', 'on SIGTERM/SIGINT: how long running jobs may finish before they are killed and requeued', intOption, 60_000)
-    .action(async (o: { db: string; name?: string; queues: string; slots?: number; cpu?: number; memory?: string; resource?: string[]; lease: number; grace: number }) => {
+    .action(async (o: { db: string; name?: string; queues: string; slots?: number; cpu?: number; memory?: string; resource?: string[]; lease: number; supervise?: boolean; grace: number }) => {
       const logger = createLogger({ name: 'gantry-worker' });
       const resources = offeredResources(o);
       const store = await openStoreOrExit(o.db);
@@ -244,6 +249,7 @@ export function buildProgram(): Command {
         slots: o.slots ?? os.cpus().length,
         leaseMs: o.lease,
         resources,
+        supervise: o.supervise,
         logger,
       });
       await worker.start();

@@ -2,8 +2,10 @@
 // line by line, and kills the whole group on abort (timeout, cancel, lost
 // lease): SIGTERM first, SIGKILL after a grace period. Whatever the command
 // left running in its group when it exits is killed too: a job's processes do
-// not outlive the job.
+// not outlive the job. Under gantry-supervise (distributed stores) the job is
+// also killed by its supervisor when the worker stops renewing its lease.
 import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { signalGroup } from './processTree.js';
 
 export interface CommandResult {
@@ -20,12 +22,21 @@ export interface RunCommandOptions {
   signal: AbortSignal;
   killGraceMs: number;
   onLine: (stream: 'stdout' | 'stderr', line: string) => void;
-  onSpawn?: (pid: number) => void;
+  /** `renew`, when the command runs under gantry-supervise: tells it the lease was renewed */
+  onSpawn?: (pid: number, renew: (() => void) | null) => void;
+  /** seconds without a renewal after which gantry-supervise kills the job; null: not supervised */
+  superviseSeconds?: number | null;
 }
+
+/** The supervisor script shipped with the package (bin/gantry-supervise). */
+export const SUPERVISE_SCRIPT = fileURLToPath(new URL('../../bin/gantry-supervise', import.meta.url));
 
 export function runCommand(o: RunCommandOptions): Promise<CommandResult> {
   return new Promise((resolve) => {
-    const child = spawn(o.argv[0]!, o.argv.slice(1), { cwd: o.cwd, env: o.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const supervised = o.superviseSeconds !== undefined && o.superviseSeconds !== null;
+    const argv = supervised ? ['bash', SUPERVISE_SCRIPT, o.superviseSeconds!.toFixed(3), ...o.argv] : o.argv;
+    const child = spawn(argv[0]!, argv.slice(1), { cwd: o.cwd, env: o.env, detached: true, stdio: [supervised ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+    child.stdin?.on('error', () => undefined); // the job may be gone when a renewal is written
     let spawnError: string | null = null;
     let exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
     let killTimer: NodeJS.Timeout | null = null;
@@ -56,7 +67,7 @@ export function runCommand(o: RunCommandOptions): Promise<CommandResult> {
     else o.signal.addEventListener('abort', kill, { once: true });
 
     child.on('spawn', () => {
-      if (child.pid !== undefined) o.onSpawn?.(child.pid);
+      if (child.pid !== undefined) o.onSpawn?.(child.pid, supervised ? () => child.stdin?.write('\n') : null);
     });
     child.on('error', (e) => {
       spawnError = `cannot start ${o.argv[0]}: ${e.message}`;

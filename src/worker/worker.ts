@@ -32,6 +32,11 @@ export interface WorkerOptions {
   pollMs: number;
   maxResultBytes: number;
   maxLogBytes: number;
+  /**
+   * Run commands under gantry-supervise, which kills a job whose worker stopped
+   * renewing its lease (paused, cut off, dead) before another worker can take it.
+   */
+  supervise: boolean;
   logger: Logger;
 }
 
@@ -52,10 +57,18 @@ interface ActiveAttempt {
   /** why it was aborted: decides how the attempt ends */
   abortReason: 'timeout' | 'revoked' | 'shutdown' | null;
   progress: number | null;
+  /** tells the job's supervisor the lease was renewed */
+  renew: (() => void) | null;
+  /** when the lease was last renewed (by claim or heartbeat) */
+  renewedAt: number;
   done: Promise<void>;
 }
 
 const PROGRESS_INTERVAL_MS = 1000;
+/** a supervised job dies when no renewal came for this share of its lease: before the lease can be handed on */
+const SUPERVISE_FRACTION = 0.8;
+/** what bin/gantry-supervise prints before it kills a job */
+const SUPERVISOR_KILL_LINE = 'gantry-supervise: the worker stopped renewing';
 const ORPHAN_CHECK_MS = 2_000;
 /** how far back lost attempts are looked at (pids are reused eventually) */
 const ORPHAN_WINDOW_MS = 60 * 60_000;
@@ -182,6 +195,12 @@ export class Worker {
       const fences = [...this.active.values()].map((a) => ({ fence: a.fence, progress: a.progress }));
       const lost = await this.store.heartbeat(this.o.name, fences, this.o.leaseMs);
       for (const f of lost) this.abortAttempt(f, 'revoked');
+      for (const { fence } of fences) {
+        const a = lost.includes(fence) ? undefined : this.active.get(fence);
+        if (!a) continue;
+        a.renewedAt = Date.now();
+        a.renew?.();
+      }
     } catch (e) {
       this.o.logger.error({ err: e }, 'heartbeat failed');
     }
@@ -202,6 +221,8 @@ export class Worker {
       abort: new AbortController(),
       abortReason: null,
       progress: null,
+      renew: null,
+      renewedAt: Date.now(),
       done: Promise.resolve(),
     };
     this.active.set(c.fence, a);
@@ -401,17 +422,23 @@ export class Worker {
     for (const [name, p] of Object.entries(staged)) env[`GANTRY_OUTPUT_${name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`] = p;
     for (const [k, v] of Object.entries(task.env)) env[k] = renderLiteral(v, ctx);
     let lastErr = '';
+    let supervisorKilled = false;
     const r = await runCommand({
       argv,
       cwd: spec.baseDir,
       env,
       signal: a.abort.signal,
       killGraceMs: this.o.killGraceMs,
-      onSpawn: (pid) => void this.store.setAttemptPid(c.fence, pid).catch(() => undefined),
+      superviseSeconds: this.o.supervise ? (this.o.leaseMs * SUPERVISE_FRACTION) / 1000 : null,
+      onSpawn: (pid, renew) => {
+        a.renew = renew;
+        void this.store.setAttemptPid(c.fence, pid).catch(() => undefined);
+      },
       onLine: (stream, line) => {
         if (stream === 'stderr') {
           const m = PROGRESS_LINE.exec(line);
           if (m) return setProgress(Number(m[1]));
+          if (this.o.supervise && line.startsWith(SUPERVISOR_KILL_LINE)) supervisorKilled = true;
           if (line.trim()) lastErr = line.trim();
         }
         logs.push(stream, line);
@@ -419,6 +446,8 @@ export class Worker {
     });
     if (r.spawnError) return { state: 'failed', exitCode: null, error: r.spawnError };
     if (r.exitCode === 0) return { state: 'succeeded', exitCode: 0 };
+    if (supervisorKilled)
+      return { state: 'failed', exitCode: r.exitCode, error: `killed by its supervisor: the lease was not renewed for ${formatDuration(Date.now() - a.renewedAt)}` };
     const how = r.signal ? `killed by ${r.signal}` : `exit code ${r.exitCode}`;
     return { state: 'failed', exitCode: r.exitCode, error: lastErr ? `${how}: ${lastErr.slice(0, 500)}` : how };
   }
