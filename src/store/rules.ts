@@ -28,9 +28,20 @@ export const SKIP_MESSAGES = {
   trigger: 'no upstream job failed (trigger: any_failed)',
 } as const;
 
-/** Delay before retry number `failures` (1-based): delay × backoff^(failures−1), at most maxDelay. */
-export function retryDelayMs(j: { retry_delay_ms: number; retry_backoff: number; retry_max_delay_ms: number }, failures: number): number {
-  return Math.round(Math.min(j.retry_delay_ms * Math.pow(j.retry_backoff, failures - 1), j.retry_max_delay_ms));
+/** Retry delays are spread by ±RETRY_JITTER so that many jobs failing at once do not all come back at once. */
+export const RETRY_JITTER = 0.1;
+
+/**
+ * Delay before retry number `failures` (1-based): delay × backoff^(failures−1),
+ * at most max_delay, then spread by ±10 % (never past max_delay).
+ */
+export function retryDelayMs(
+  j: { retry_delay_ms: number; retry_backoff: number; retry_max_delay_ms: number },
+  failures: number,
+  random: () => number = Math.random,
+): number {
+  const base = Math.min(j.retry_delay_ms * Math.pow(j.retry_backoff, failures - 1), j.retry_max_delay_ms);
+  return Math.round(Math.min(base * (1 - RETRY_JITTER + 2 * RETRY_JITTER * random()), j.retry_max_delay_ms));
 }
 
 /** A run whose jobs have all ended: failed if any failed, else cancelled if any was cancelled, else succeeded. */

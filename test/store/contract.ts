@@ -133,14 +133,16 @@ tasks:
     it('retries with delay, exponential backoff and max_delay, then fails for good', async () => {
       await define(`name: retry\ntasks:\n  a: { run: "false", retries: { max: 3, delay: 10s, backoff: 3, max_delay: 60s } }\n  b: { run: "true", needs: [a] }\n`);
       const run = await startRun(store, { workflow: 'retry' });
-      const expectedDelays = [10_000, 30_000, 60_000]; // 10s, 30s, then 90s capped at 60s
+      const expectedDelays = [10_000, 30_000, 60_000]; // 10s, 30s, then 90s capped at 60s; each spread by ±10 %
       for (const delay of expectedDelays) {
         const [c] = await claim();
         const j = await fail(c!);
         expect(j.state).toBe('retrying');
-        expect(j.runAfter).toBe(clock.now() + delay);
-        expect(await store.nextRetryAt()).toBe(clock.now() + delay);
-        clock.advance(delay - 1);
+        const wait = j.runAfter! - clock.now();
+        expect(wait).toBeGreaterThanOrEqual(delay * 0.9);
+        expect(wait).toBeLessThanOrEqual(Math.min(delay * 1.1, 60_000));
+        expect(await store.nextRetryAt()).toBe(j.runAfter);
+        clock.advance(wait - 1);
         expect(await store.promoteDueRetries()).toBe(0);
         expect(await claim()).toEqual([]);
         clock.advance(1);
