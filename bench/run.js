@@ -1,10 +1,17 @@
 #!/usr/bin/env node
 // Gantry's benchmark: scheduling overhead of the embedded system (`gantry up`
 // in-process: API server, scheduler, one worker) against plain process
-// launchers. See bench/README.md for what each workload measures.
+// launchers, and throughput on PostgreSQL against graphile-worker and pg-boss
+// (W1-PG, bench/w1pg.js). See bench/README.md for what each workload measures.
 //
-//   npm run bench              # build, then 3 repetitions per workload (medians)
-//   node bench/run.js --quick  # one repetition, against the current dist/
+//   npm run bench                # build, then 3 repetitions per workload (medians)
+//   node bench/run.js --quick    # one repetition, against the current dist/
+//   node bench/run.js --skip-pg  # without W1-PG (no PostgreSQL needed)
+//
+// W1-PG needs PostgreSQL (GANTRY_BENCH_PG, default postgres://postgres@127.0.0.1:5432/test;
+// skipped with a loud message when there is none) and the peers, dev dependencies
+// of the bench only: bench/package.json, installed into bench/node_modules by
+// `npm ci --prefix bench` the first time.
 //
 // Writes bench/results/latest.json and bench/results/latest.md.
 import { spawn, spawnSync } from 'node:child_process';
@@ -16,9 +23,11 @@ import { fileURLToPath } from 'node:url';
 import { startUp } from '../dist/up.js';
 import { startRun } from '../dist/server/runs.js';
 import { silentLogger } from '../dist/log.js';
+import { w1pg, W1_CONCURRENCY, W1_JOBS, W1_WORKERS } from './w1pg.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const quick = process.argv.includes('--quick');
+const skipPg = process.argv.includes('--skip-pg');
 const REPS = quick ? 1 : 3;
 const SHELL_JOBS = 1000;
 const PARALLELISM = 4;
@@ -302,6 +311,34 @@ function log(s) {
 const fmtS = (ms) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(ms < 10 ? 2 : 0)} ms`);
 const fmtMs = (ms) => `${Number.isInteger(ms) ? ms : ms.toFixed(1)} ms`;
 const fmtX = (x) => `${x.toFixed(2)}×`;
+const fmtRate = (x) => `${Math.round(x).toLocaleString('en-US')} jobs/s`;
+const PEER_NAMES = { graphile: 'graphile-worker', pgboss: 'pg-boss' };
+const peerLabel = (w, s) => `${PEER_NAMES[s]} ${s === 'graphile' ? w.versions.graphileWorker : w.versions.pgBoss}`;
+
+function w1pgRows(w) {
+  const head = `W1-PG: ${W1_JOBS.toLocaleString('en-US')} no-op jobs, ${W1_WORKERS} worker processes × ${W1_CONCURRENCY}, PostgreSQL`;
+  if (!w || w.skipped) return [[head, '—', `skipped: ${w?.skipped ?? 'not run (--skip-pg)'}`, '—']];
+  const rows = [];
+  for (const s of ['graphile', 'pgboss']) {
+    if (!w[s]) continue;
+    const best = s === w.bestPeer;
+    const ratio = w.gantry.jobsPerSec / w[s].jobsPerSec;
+    rows.push([
+      `${head} ${w.versions.postgres.split(' ')[0]}: Gantry vs ${peerLabel(w, s)}`,
+      fmtRate(w.gantry.jobsPerSec),
+      `${fmtRate(w[s].jobsPerSec)} (${PEER_NAMES[s]}${best ? ', the faster peer' : ''})`,
+      best ? `${fmtX(ratio)} of its rate (target ≥ 1.00×)` : `${fmtX(ratio)} of its rate`,
+    ]);
+  }
+  if (w.peersSkipped) rows.push([`${head}: Gantry`, fmtRate(w.gantry.jobsPerSec), `peers skipped: ${w.peersSkipped}`, '—']);
+  rows.push([
+    `W1-PG: putting the ${w.jobs.toLocaleString('en-US')} jobs in (not in the rates)`,
+    `${fmtS(w.gantry.insertMs)} run creation; ${fmtS(w.gantry.validateMs)} validating the ${w.jobs.toLocaleString('en-US')}-task file`,
+    ['graphile', 'pgboss'].filter((s) => w[s]).map((s) => `${PEER_NAMES[s]} ${fmtS(w[s].insertMs)}`).join(', ') || '—',
+    '—',
+  ]);
+  return rows;
+}
 
 function table(res) {
   const { w4, chainShell, chainHandler } = res.workloads;
@@ -314,9 +351,25 @@ function table(res) {
     [`Chain of ${CHAIN}, shell: hop median / p95`, `${fmtMs(chainShell.hopMedianMs)} / ${fmtMs(chainShell.hopP95Ms)}`, 'target < 10 ms', '—'],
     [`Chain of ${CHAIN}, no-op handler: total`, fmtS(chainHandler.wallMs), `${fmtS(chainHandler.baselineMs)} (${CHAIN} awaited calls)`, '—'],
     [`Chain of ${CHAIN}, handler: hop median / p95`, `${fmtMs(chainHandler.hopMedianMs)} / ${fmtMs(chainHandler.hopP95Ms)}`, 'target < 10 ms', '—'],
+    ...w1pgRows(res.workloads.w1pg),
   ];
   return rows.map((r) => `| ${r.join(' | ')} |`).join('\n');
 }
+
+function w1pgNotes(w) {
+  if (!w || w.skipped) return [];
+  const systems = ['gantry', 'graphile', 'pgboss'].filter((s) => w[s]);
+  const name = (s) => (s === 'gantry' ? 'Gantry' : PEER_NAMES[s]);
+  return [
+    `- W1-PG: rate = ${w.jobs.toLocaleString('en-US')} ÷ drain time, from the end of the insertion to the moment the bench's observer (one query every ${w.pollMs} ms on its own connection) sees every job done; ` +
+      `each system on a fresh database of the same server (${w.server}), its ${w.workers} worker processes started and idle before the insertion. ` +
+      `Drain: ${systems.map((s) => `${name(s)} ${fmtS(w[s].drainMs)}`).join(', ')}; insertion + drain: ${systems.map((s) => `${name(s)} ${fmtRate(w[s].totalJobsPerSec)}`).join(', ')}.`,
+    `- W1-PG CPU per job during the drain (worker processes / PostgreSQL server processes of their sessions): ` +
+      systems.map((s) => `${name(s)} ${fmtMs(round2(w[s].workerCpuMsPerJob))} / ${fmtMs(round2(w[s].serverCpuMsPerJob))}`).join('; ') +
+      `. Gantry's store: applying the 10,000-task definition ${fmtS(w.gantry.putDefinitionsMs)}.`,
+  ];
+}
+const round2 = (x) => Math.round(x * 100) / 100;
 
 function notes(res) {
   const { w4, chainShell, chainHandler } = res.workloads;
@@ -327,6 +380,7 @@ function notes(res) {
     `- Chain, shell: ${fmtS(chainShell.perJobMs)} per link; median attempt (claim → completion recorded) ${fmtMs(chainShell.attemptMedianMs)}, hop max ${fmtMs(chainShell.hopMaxMs)}.`,
     `- Chain, handler: ${fmtS(chainHandler.perJobMs)} per link; median attempt ${fmtMs(chainHandler.attemptMedianMs)}, hop max ${fmtMs(chainHandler.hopMaxMs)}.`,
     `- Hops come from the store's attempt timestamps (ms resolution): start of t(i+1) − finish of t(i).`,
+    ...w1pgNotes(res.workloads.w1pg),
   ].join('\n');
 }
 
@@ -354,7 +408,12 @@ async function main() {
   const chainShell = await chain('shell');
   log('Chain of 200: handler');
   const chainHandler = await chain('handler');
-  const res = { ...machine, repetitions: REPS, quick, workloads: { w4, chainShell, chainHandler }, totalSeconds: 0 };
+  let w1 = null;
+  if (!skipPg) {
+    log('W1-PG: 10,000 no-op jobs, 4 worker processes, PostgreSQL: Gantry, graphile-worker, pg-boss');
+    w1 = await w1pg({ reps: REPS, log });
+  }
+  const res = { ...machine, repetitions: REPS, quick, workloads: { w4, chainShell, chainHandler, w1pg: w1 }, totalSeconds: 0 };
   res.totalSeconds = Math.round((performance.now() - started) / 100) / 10;
 
   const md = [
