@@ -322,16 +322,16 @@ function w1pgRows(w) {
   for (const s of ['graphile', 'pgboss']) {
     if (!w[s]) continue;
     const best = s === w.bestPeer;
-    const ratio = w.gantry.jobsPerSec / w[s].jobsPerSec;
+    const ratio = w.gantry ? w.gantry.jobsPerSec / w[s].jobsPerSec : NaN;
     rows.push([
       `${head} ${w.versions.postgres.split(' ')[0]}: Gantry vs ${peerLabel(w, s)}`,
-      fmtRate(w.gantry.jobsPerSec),
+      w.gantry ? fmtRate(w.gantry.jobsPerSec) : '— (not run)',
       `${fmtRate(w[s].jobsPerSec)} (${PEER_NAMES[s]}${best ? ', the faster peer' : ''})`,
-      best ? `${fmtX(ratio)} of its rate (target ≥ 1.00×)` : `${fmtX(ratio)} of its rate`,
+      !Number.isFinite(ratio) ? '—' : best ? `${fmtX(ratio)} of its rate (target ≥ 1.00×)` : `${fmtX(ratio)} of its rate`,
     ]);
   }
   if (w.peersSkipped) rows.push([`${head}: Gantry`, fmtRate(w.gantry.jobsPerSec), `peers skipped: ${w.peersSkipped}`, '—']);
-  rows.push([
+  if (w.gantry) rows.push([
     `W1-PG: putting the ${w.jobs.toLocaleString('en-US')} jobs in (not in the rates)`,
     `${fmtS(w.gantry.insertMs)} run creation; ${fmtS(w.gantry.validateMs)} validating the ${w.jobs.toLocaleString('en-US')}-task file`,
     ['graphile', 'pgboss'].filter((s) => w[s]).map((s) => `${PEER_NAMES[s]} ${fmtS(w[s].insertMs)}`).join(', ') || '—',
@@ -366,7 +366,7 @@ function w1pgNotes(w) {
       `Drain: ${systems.map((s) => `${name(s)} ${fmtS(w[s].drainMs)}`).join(', ')}; insertion + drain: ${systems.map((s) => `${name(s)} ${fmtRate(w[s].totalJobsPerSec)}`).join(', ')}.`,
     `- W1-PG CPU per job during the drain (worker processes / PostgreSQL server processes of their sessions): ` +
       systems.map((s) => `${name(s)} ${fmtMs(round2(w[s].workerCpuMsPerJob))} / ${fmtMs(round2(w[s].serverCpuMsPerJob))}`).join('; ') +
-      `. Gantry's store: applying the 10,000-task definition ${fmtS(w.gantry.putDefinitionsMs)}.`,
+      (w.gantry ? `. Gantry's store: applying the ${w.jobs.toLocaleString('en-US')}-task definition ${fmtS(w.gantry.putDefinitionsMs)}.` : '.'),
   ];
 }
 const round2 = (x) => Math.round(x * 100) / 100;

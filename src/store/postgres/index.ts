@@ -432,12 +432,16 @@ export class PostgresStore implements Store {
   async cancelRun(id: number): Promise<Run> {
     const now = this.clock.now();
     await this.tx(async (c, signal) => {
+      // Job rows first, then the run row: the order completions take them in, so the two cannot deadlock.
+      const jobs = (
+        await c.query<{ id: number; fence: number | null; state: JobState }>(
+          `SELECT id, fence, state FROM jobs WHERE run_id = $1 AND state IN ${ACTIVE} ORDER BY id FOR UPDATE`,
+          [id],
+        )
+      ).rows;
       const run = (await c.query<{ state: RunState; namespace: string; workflow: string }>(`SELECT state, namespace, workflow FROM runs WHERE id = $1 FOR UPDATE`, [id])).rows[0];
       if (!run) throw new NotFoundError(`no run ${id}`);
       if (run.state !== 'running' && run.state !== 'queued') throw new ConflictError(`run ${id} has already ${run.state}`);
-      const jobs = (
-        await c.query<{ id: number; fence: number | null; state: JobState }>(`SELECT id, fence, state FROM jobs WHERE run_id = $1 AND state IN ${ACTIVE} FOR UPDATE`, [id])
-      ).rows;
       const fences = await this.cancelJobRows(c, signal, jobs, now);
       await c.query(`UPDATE runs SET state = 'cancelled', finished_at = $1 WHERE id = $2`, [now, id]);
       await this.runEvent(c, signal, id, 'cancelled', now);
