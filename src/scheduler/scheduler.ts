@@ -86,6 +86,7 @@ export class Scheduler {
     if (!(await this.lead())) return nextRenew;
     await this.store.promoteDueRetries();
     await this.reap();
+    await this.store.finishIdleRuns();
     await this.store.updateWaitingReasons(this.o.workerTimeoutMs);
     const nextRetry = await this.store.nextRetryAt();
     const next = Math.min(now + this.o.reapIntervalMs, nextRenew);

@@ -234,9 +234,8 @@ export interface CandidateRowDb {
   resources: string;
 }
 
-/** Primary-queue and fallback candidates merged back into claim order. */
+/** Candidates of several queues (and fallbacks) merged back into claim order. */
 export function mergeCandidates(a: CandidateRowDb[], b: CandidateRowDb[]): CandidateRowDb[] {
-  if (b.length === 0) return a;
   return [...a, ...b].sort((x, y) => y.priority - x.priority || (x.enqueued_at ?? 0) - (y.enqueued_at ?? 0) || x.id - y.id);
 }
 

@@ -318,6 +318,8 @@ export interface Store {
   nextRetryAt(): Promise<number | null>;
   /** attempts on `host` recorded lost since `since`: their processes may have outlived their worker */
   listLostAttempts(host: string, since: number): Promise<{ fence: number; jobId: string; pid: number | null; outputs: Record<string, string> }[]>;
+  /** ends running runs that have no active job left (a safety net: completions end their run themselves) */
+  finishIdleRuns(): Promise<number>;
   /** notes on queued jobs that no live worker could ever fit (and clears notes that no longer hold) */
   updateWaitingReasons(workerTimeoutMs: number): Promise<number>;
   /**

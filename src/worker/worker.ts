@@ -248,7 +248,7 @@ export class Worker {
   private async runAttempt(c: ClaimedJob, a: ActiveAttempt): Promise<void> {
     const { job, fence } = c;
     const spec = await this.spec(c.run.id);
-    const task = spec.tasks.find((t) => t.id === job.task);
+    const task = taskOf(spec, job.task);
     if (!task?.command) {
       await this.finish(c, { state: 'failed', exitCode: null, error: `task '${job.task}' has nothing to run in this run's snapshot`, retryable: false });
       return;
@@ -451,6 +451,18 @@ export class Worker {
     const how = r.signal ? `killed by ${r.signal}` : `exit code ${r.exitCode}`;
     return { state: 'failed', exitCode: r.exitCode, error: lastErr ? `${how}: ${lastErr.slice(0, 500)}` : how };
   }
+}
+
+const taskIndexes = new WeakMap<WorkflowSpec, Map<string, TaskSpec>>();
+
+/** A run's task by id, through an index built once per run snapshot (runs may hold many thousands of tasks). */
+function taskOf(spec: WorkflowSpec, id: string): TaskSpec | undefined {
+  let index = taskIndexes.get(spec);
+  if (!index) {
+    index = new Map(spec.tasks.map((t) => [t.id, t]));
+    taskIndexes.set(spec, index);
+  }
+  return index.get(id);
 }
 
 async function readResult(file: string, maxBytes: number): Promise<{ value: unknown } | { error: string }> {

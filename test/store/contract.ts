@@ -459,6 +459,18 @@ ${[1, 2, 3, 4, 5].map((i) => `  p${i}: { run: "true", pool: dbstore }`).join('\n
       expect(await store.listLostAttempts('host-b', 0)).toEqual([]);
     });
 
+    it('ends a run exactly once when its last jobs complete at the same time', async () => {
+      await define(`name: wide\ntasks:\n${Array.from({ length: 20 }, (_, i) => `  t${i}: { run: "true" }`).join('\n')}\n`);
+      const run = await startRun(store, { workflow: 'wide' });
+      const claimed = await claim(20);
+      expect(claimed).toHaveLength(20);
+      await Promise.all(claimed.map((c) => succeed(c)));
+      expect((await store.getRun(run.id))!.state).toBe('succeeded');
+      const ends = (await store.readEvents(0, { runId: run.id })).filter((e) => e.kind === 'run' && e.state === 'succeeded');
+      expect(ends).toHaveLength(1);
+      expect(await store.finishIdleRuns()).toBe(0);
+    });
+
     it('keeps everything across a close and reopen of the database', async () => {
       await define(`name: durable\ntasks:\n  a: { run: "true" }\n  b: { run: "true", needs: [a] }\n`);
       const run = await startRun(store, { workflow: 'durable' });

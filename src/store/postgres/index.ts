@@ -76,6 +76,8 @@ const LOST_SQL = `SELECT j.id, j.fence, j.run_id, j.task, j.chunk, j.worker, j.l
 const CHANNEL = 'gantry';
 /** NOTIFY payloads must stay under 8000 bytes */
 const MAX_FENCES_PER_NOTIFY = 500;
+const READER_HINT_MS = 25;
+const ANALYZE_AFTER_JOBS = 1000;
 
 type Q = pg.PoolClient;
 
@@ -130,6 +132,7 @@ export class PostgresStore implements Store {
 
   async close(): Promise<void> {
     this.closed = true;
+    for (const t of this.readerHints.values()) if (t) clearTimeout(t);
     this.emitter.removeAllListeners();
     await this.listener?.end().catch(() => undefined);
     this.listener = null;
@@ -193,6 +196,7 @@ export class PostgresStore implements Store {
       await c.query('BEGIN');
       result = await fn(c, signal);
       for (const s of signals) {
+        if (s.type === 'events' || s.type === 'logs') continue; // hints for readers: sent after commit, coalesced (notifyReaders)
         const parts: StoreSignal[] =
           s.type === 'revoked'
             ? chunk(s.fences, MAX_FENCES_PER_NOTIFY).map((fences) => ({ type: 'revoked', fences }))
@@ -206,8 +210,31 @@ export class PostgresStore implements Store {
       throw e;
     }
     c.release();
-    for (const s of signals) this.emitter.emit('signal', s);
+    for (const s of signals) {
+      this.emitter.emit('signal', s);
+      if (s.type === 'events' || s.type === 'logs') this.notifyReaders(s.type);
+    }
     return result;
+  }
+
+  private readerHints = new Map<'events' | 'logs', NodeJS.Timeout | null>();
+
+  /**
+   * 'events' and 'logs' only tell readers in other processes (event streams, log
+   * followers) to look at the outbox: sent outside the job transactions (a NOTIFY
+   * inside makes commits take a global lock in turn) and at most once per
+   * READER_HINT_MS per kind, trailing edge, so the last change is always announced.
+   */
+  private notifyReaders(kind: 'events' | 'logs'): void {
+    if (this.readerHints.get(kind) || this.closed) return;
+    this.readerHints.set(
+      kind,
+      setTimeout(() => {
+        this.readerHints.set(kind, null);
+        if (this.closed) return;
+        this.pool.query('SELECT pg_notify($1, $2)', [CHANNEL, `${this.instance}|${JSON.stringify({ type: kind })}`]).catch(() => undefined);
+      }, READER_HINT_MS),
+    );
   }
 
   private async one<T>(sql: string, args: unknown[] = []): Promise<T | undefined> {
@@ -261,6 +288,7 @@ export class PostgresStore implements Store {
   async createRun(input: CreateRunInput): Promise<Run> {
     const now = this.clock.now();
     const { spec } = input;
+    let jobCount = 0;
     const id = await this.tx(async (c, signal) => {
       const runId = (
         await c.query<{ id: number }>(
@@ -323,8 +351,11 @@ export class PostgresStore implements Store {
       await c.query(`INSERT INTO events (ts, kind, run_id, job_id, state) VALUES ($1, 'run', $2, NULL, 'queued')`, [now, runId]);
       signal({ type: 'events' });
       await this.startQueuedRuns(c, signal, spec.namespace, spec.name, now);
+      jobCount = jobs.length;
       return runId;
     });
+    // A big insert can leave the planner with stale statistics (bad plans for claims): refresh them, off the hot path.
+    if (jobCount >= ANALYZE_AFTER_JOBS) void this.pool.query('ANALYZE jobs').catch(() => undefined);
     return (await this.getRun(id))!;
   }
 
@@ -393,6 +424,28 @@ export class PostgresStore implements Store {
     await c.query(`UPDATE runs SET state = $1, finished_at = $2 WHERE id = $3`, [state, now, runId]);
     await this.runEvent(c, signal, runId, state, now);
     await this.startQueuedRuns(c, signal, run.namespace, run.workflow, now);
+  }
+
+  /**
+   * Ending a run without serializing every completion of the run on its row:
+   * after its own commit, a completion checks (in a new snapshot) whether any
+   * job of the run is still active. Of the run's last completions, the one that
+   * commits last sees every other commit in that check, so it is the one that
+   * ends the run (under the run row lock, rechecked there). Should a process
+   * die between commit and check, the scheduler's finishIdleRuns duty ends it.
+   */
+  private async finishRunAfterCommit(runId: number): Promise<void> {
+    const active = await this.pool.query(`SELECT 1 FROM jobs WHERE run_id = $1 AND state IN ${ACTIVE} LIMIT 1`, [runId]);
+    if (active.rowCount) return;
+    await this.tx(async (c, signal) => this.finishRunIfDone(c, signal, runId, this.clock.now()));
+  }
+
+  async finishIdleRuns(): Promise<number> {
+    const idle = await this.all<{ id: number }>(
+      `SELECT id FROM runs r WHERE state = 'running' AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = r.id AND j.state IN ${ACTIVE})`,
+    );
+    for (const r of idle) await this.tx(async (c, signal) => this.finishRunIfDone(c, signal, r.id, this.clock.now()));
+    return idle.length;
   }
 
   private async countsFor(c: Q | pg.Pool, runId: number): Promise<Partial<Record<JobState, number>>> {
@@ -555,8 +608,8 @@ export class PostgresStore implements Store {
       const fences = await this.cancelJobRows(c, signal, [{ id: j.id, fence: j.fence, state: j.state }], now);
       if (fences.length) signal({ type: 'revoked', fences });
       await this.settle(c, signal, [], [j.id], [], now);
-      await this.finishRunIfDone(c, signal, j.run_id, now);
-    });
+      return j.run_id;
+    }).then((runId) => this.finishRunAfterCommit(runId));
     return (await this.getJob(id))!;
   }
 
@@ -610,15 +663,20 @@ export class PostgresStore implements Store {
     if (limit <= 0) return [];
     const now = this.clock.now();
     return this.tx(async (c, signal) => {
-      const window = Math.max(limit * 8, 64);
+      const window = Math.max(limit * 2, 8);
       const cols = `id, priority, enqueued_at, queues, pool, cpu, memory, resources`;
-      const primary = (
-        await c.query<CandidateRowDb>(
-          `SELECT ${cols} FROM jobs WHERE state = 'queued' AND queue = ANY($1::text[])
-           ORDER BY priority DESC, enqueued_at, id LIMIT $2 FOR UPDATE SKIP LOCKED`,
-          [worker.queues, window],
-        )
-      ).rows;
+      // One ordered range scan of the claim index per queue (an IN list would sort every queued row).
+      const primary: CandidateRowDb[] = [];
+      for (const queue of worker.queues)
+        primary.push(
+          ...(
+            await c.query<CandidateRowDb>(
+              `SELECT ${cols} FROM jobs WHERE state = 'queued' AND queue = $1
+               ORDER BY priority DESC, enqueued_at, id LIMIT $2 FOR UPDATE SKIP LOCKED`,
+              [queue, window],
+            )
+          ).rows,
+        );
       const fallback = (
         await c.query<CandidateRowDb>(
           `SELECT ${cols} FROM jobs WHERE state = 'queued' AND has_fallback = 1 AND NOT (queue = ANY($1::text[]))
@@ -678,20 +736,23 @@ export class PostgresStore implements Store {
           )
         ).rows.map((r) => [r.id, { params: JSON.parse(r.params) as Record<string, unknown>, logicalDate: r.logical_date, force: r.force === 1 }]),
       );
-      const ups = (
-        await c.query<{ for_job: number; task: string; outputs: string; result: string | null }>(
-          `SELECT j.id AS for_job, u.task, u.outputs, u.result
-           FROM jobs j CROSS JOIN LATERAL jsonb_array_elements_text(j.refs::jsonb) AS r(task)
-           JOIN jobs u ON u.run_id = j.run_id AND u.task = r.task AND u.chunk IS NULL
-           WHERE j.id = ANY($1::bigint[])`,
-          [ids],
-        )
-      ).rows;
+      // Outputs and results of the tasks each claimed job reads (none for most jobs).
+      const wanted = taken.flatMap((t) => (JSON.parse(t.refs) as string[]).map((task) => [t.run_id, task] as const));
+      const ups = wanted.length
+        ? (
+            await c.query<{ run_id: number; task: string; outputs: string; result: string | null }>(
+              `SELECT j.run_id, j.task, j.outputs, j.result FROM jobs j JOIN unnest($1::bigint[], $2::text[]) AS w(run_id, task)
+                 ON j.run_id = w.run_id AND j.task = w.task AND coalesce(j.chunk, -1) = -1`,
+              [wanted.map((w) => w[0]), wanted.map((w) => w[1])],
+            )
+          ).rows
+        : [];
       await this.jobEvents(c, signal, ids, now);
       return taken.map((row) => {
         const upstream: ClaimedJob['upstream'] = {};
+        const refs = JSON.parse(row.refs) as string[];
         for (const u of ups)
-          if (u.for_job === row.id)
+          if (u.run_id === row.run_id && refs.includes(u.task))
             upstream[u.task] = { outputs: JSON.parse(u.outputs) as Record<string, string>, result: u.result === null ? null : (JSON.parse(u.result) as unknown) };
         return { fence: row.fence!, job: toJob(row), run: { id: row.run_id, ...runs.get(row.run_id)! }, upstream };
       });
@@ -746,9 +807,9 @@ export class PostgresStore implements Store {
           await this.settle(c, signal, [], [j.id], [], now);
         }
       }
-      await this.finishRunIfDone(c, signal, j.run_id, now);
       return (await c.query<JobRowDb>(`SELECT * FROM jobs WHERE id = $1`, [j.id])).rows[0]!;
     });
+    await this.finishRunAfterCommit(row.run_id);
     return toJob(row);
   }
 

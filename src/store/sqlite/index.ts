@@ -513,12 +513,14 @@ export class SqliteStore implements Store {
     if (limit <= 0) return [];
     const now = this.clock.now();
     return this.tx(() => {
-      const window = Math.max(limit * 8, 64);
+      const window = Math.max(limit * 2, 8);
       const queues = JSON.stringify(worker.queues);
-      const primary = this.sql(
+      // One ordered range scan of the claim index per queue (an IN list would sort every queued row).
+      const perQueue = this.sql(
         `SELECT id, priority, enqueued_at, queues, pool, cpu, memory, resources FROM jobs
-         WHERE state = 'queued' AND queue IN (SELECT value FROM json_each(?)) ORDER BY priority DESC, enqueued_at, id LIMIT ?`,
-      ).all(queues, window) as CandidateRowDb[];
+         WHERE state = 'queued' AND queue = ? ORDER BY priority DESC, enqueued_at, id LIMIT ?`,
+      );
+      const primary = worker.queues.flatMap((q) => perQueue.all(q, window) as CandidateRowDb[]);
       const fallback = this.sql(
         `SELECT id, priority, enqueued_at, queues, pool, cpu, memory, resources FROM jobs
          WHERE state = 'queued' AND has_fallback = 1 AND queue NOT IN (SELECT value FROM json_each(?))
@@ -763,6 +765,17 @@ export class SqliteStore implements Store {
        WHERE a.host = ? AND a.state = 'lost' AND a.finished_at >= ? ORDER BY a.id`,
     ).all(host, since) as LostRowDb[];
     return rows.map(toLost);
+  }
+
+  async finishIdleRuns(): Promise<number> {
+    const now = this.clock.now();
+    return this.tx(() => {
+      const idle = this.sql(
+        `SELECT id FROM runs r WHERE state = 'running' AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = r.id AND j.state IN ${ACTIVE})`,
+      ).all() as { id: number }[];
+      for (const r of idle) this.finishRunIfDone(r.id, now);
+      return idle.length;
+    });
   }
 
   async updateWaitingReasons(workerTimeoutMs: number): Promise<number> {
