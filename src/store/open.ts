@@ -10,16 +10,30 @@ export function isPostgresUrl(db: string): boolean {
   return /^postgres(ql)?:\/\//.test(db);
 }
 
-export async function openStore(db: string): Promise<Store> {
+/** PostgreSQL errors that mean "not now" rather than "never": the server is starting, restarting or full. */
+function isTransientPgError(e: unknown): boolean {
+  const code = (e as { code?: string } | null)?.code ?? '';
+  return ['ECONNREFUSED', 'ECONNRESET', '57P03', '57P01', '53300', '08006', '08001'].includes(code) || /Connection terminated/.test(String(e));
+}
+
+/**
+ * Opens the store; a PostgreSQL server that is starting or restarting is waited
+ * for, with backoff, up to `waitMs` (a worker started with its database should not exit).
+ */
+export async function openStore(db: string, waitMs = 30_000): Promise<Store> {
   if (isPostgresUrl(db)) {
-    const store = new PostgresStore(db);
-    try {
-      await store.migrate();
-    } catch (e) {
-      await store.close().catch(() => undefined);
-      throw e;
+    const deadline = Date.now() + waitMs;
+    for (let delay = 200; ; delay = Math.min(delay * 2, 3_000)) {
+      const store = new PostgresStore(db);
+      try {
+        await store.migrate();
+        return store;
+      } catch (e) {
+        await store.close().catch(() => undefined);
+        if (!isTransientPgError(e) || Date.now() + delay > deadline) throw e;
+        await new Promise((r) => setTimeout(r, delay));
+      }
     }
-    return store;
   }
   const file = path.resolve(db);
   fs.mkdirSync(path.dirname(file), { recursive: true });

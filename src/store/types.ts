@@ -297,6 +297,12 @@ export interface Store {
   claimJobs(worker: { name: string; host: string; queues: string[] }, limit: number, leaseMs: number, free?: FreeCapacity): Promise<ClaimedJob[]>;
   setAttemptPid(fence: number, pid: number): Promise<void>;
   /**
+   * The attempt gave its job up without an outcome (its lease could not be
+   * renewed, so its supervisor killed it): recorded lost, the job requeued at
+   * its old place, not counted as a failed try. False if it was no longer current.
+   */
+  releaseAttempt(fence: number, reason: string): Promise<boolean>;
+  /**
    * Throws StaleFenceError unless the attempt still owns its job. With `renewLeaseMs`
    * the lease is renewed too, so a following output commit cannot race the reaper.
    */

@@ -446,8 +446,15 @@ export class Worker {
     });
     if (r.spawnError) return { state: 'failed', exitCode: null, error: r.spawnError };
     if (r.exitCode === 0) return { state: 'succeeded', exitCode: 0 };
-    if (supervisorKilled)
-      return { state: 'failed', exitCode: r.exitCode, error: `killed by its supervisor: the lease was not renewed for ${formatDuration(Date.now() - a.renewedAt)}` };
+    if (supervisorKilled) {
+      // Not a failed try: the job lost its lease. Give it back (lost, requeued), report no outcome.
+      a.abortReason = 'revoked';
+      const reason = `killed by its supervisor: the lease was not renewed for ${formatDuration(Date.now() - a.renewedAt)}`;
+      await this.withStoreRetry(() => this.store.releaseAttempt(c.fence, reason)).catch((e) =>
+        this.o.logger.warn({ err: e, job: c.job.id }, 'could not give the job back; the reaper will'),
+      );
+      return { state: 'failed', exitCode: r.exitCode, error: reason };
+    }
     const how = r.signal ? `killed by ${r.signal}` : `exit code ${r.exitCode}`;
     return { state: 'failed', exitCode: r.exitCode, error: lastErr ? `${how}: ${lastErr.slice(0, 500)}` : how };
   }

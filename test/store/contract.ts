@@ -471,6 +471,18 @@ ${[1, 2, 3, 4, 5].map((i) => `  p${i}: { run: "true", pool: dbstore }`).join('\n
       expect(await store.finishIdleRuns()).toBe(0);
     });
 
+    it('takes a job given back by its attempt as lost, not failed, and requeues it at its old place', async () => {
+      await define(`name: giveback\ntasks:\n  a: { run: "true" }\n  b: { run: "true" }\n`);
+      const run = await startRun(store, { workflow: 'giveback' });
+      const [a] = await claim(1);
+      expect(await store.releaseAttempt(a!.fence, 'killed by its supervisor')).toBe(true);
+      expect(await store.releaseAttempt(a!.fence, 'again')).toBe(false);
+      const job = (await store.getJob(`${run.id}:a`))!;
+      expect([job.state, job.failures]).toEqual(['queued', 0]);
+      expect((await store.listAttempts(`${run.id}:a`)).map((x) => [x.state, x.error])).toEqual([['lost', 'killed by its supervisor']]);
+      expect((await claim(1))[0]!.job.task).toBe('a'); // still ahead of b
+    });
+
     it('keeps everything across a close and reopen of the database', async () => {
       await define(`name: durable\ntasks:\n  a: { run: "true" }\n  b: { run: "true", needs: [a] }\n`);
       const run = await startRun(store, { workflow: 'durable' });

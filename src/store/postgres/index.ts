@@ -121,7 +121,7 @@ export class PostgresStore implements Store {
   }
 
   async migrate(): Promise<void> {
-    const c = await this.pool.connect();
+    const c = await this.checkout();
     try {
       if (this.opts.schema) await c.query(`CREATE SCHEMA IF NOT EXISTS "${this.opts.schema.replace(/"/g, '')}"`);
       await migratePostgres(c);
@@ -184,9 +184,22 @@ export class PostgresStore implements Store {
     return this.listening;
   }
 
+  /**
+   * A pooled client for a transaction. While checked out, the pool does not
+   * listen to its errors: a connection cut between two statements (a database
+   * restart, pg_terminate_backend) would be an unhandled 'error' and end the
+   * process. The statement in flight fails instead, and the pool drops the
+   * broken client when it is released.
+   */
+  private async checkout(): Promise<pg.PoolClient> {
+    const c = await this.pool.connect();
+    if (c.listenerCount('error') === 0) c.on('error', () => undefined);
+    return c;
+  }
+
   /** Runs fn in one transaction; its signals are NOTIFYed inside it and emitted locally after commit. */
   private async tx<T>(fn: (c: Q, signal: (s: StoreSignal) => void) => Promise<T>): Promise<T> {
-    const c = await this.pool.connect();
+    const c = await this.checkout();
     const signals: StoreSignal[] = [];
     const signal = (s: StoreSignal) => {
       if (s.type === 'revoked' || !signals.some((p) => p.type === s.type)) signals.push(s);
@@ -756,6 +769,19 @@ export class PostgresStore implements Store {
             upstream[u.task] = { outputs: JSON.parse(u.outputs) as Record<string, string>, result: u.result === null ? null : (JSON.parse(u.result) as unknown) };
         return { fence: row.fence!, job: toJob(row), run: { id: row.run_id, ...runs.get(row.run_id)! }, upstream };
       });
+    });
+  }
+
+  async releaseAttempt(fence: number, reason: string): Promise<boolean> {
+    const now = this.clock.now();
+    return this.tx(async (c, signal) => {
+      const j = (await c.query<{ id: number }>(`SELECT id FROM jobs WHERE fence = $1 AND state = 'running' FOR UPDATE`, [fence])).rows[0];
+      if (!j) return false;
+      await c.query(`UPDATE attempts SET state = 'lost', finished_at = $1, error = $2 WHERE id = $3`, [now, reason, fence]);
+      await c.query(`UPDATE jobs SET state = 'queued', fence = NULL, lease_until = NULL, worker = NULL WHERE id = $1`, [j.id]);
+      await this.jobEvents(c, signal, [j.id], now);
+      signal({ type: 'queued' });
+      return true;
     });
   }
 

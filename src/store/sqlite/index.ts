@@ -592,6 +592,19 @@ export class SqliteStore implements Store {
     return liveWorkersFrom(rows, running);
   }
 
+  async releaseAttempt(fence: number, reason: string): Promise<boolean> {
+    const now = this.clock.now();
+    return this.tx(() => {
+      const j = this.sql(`SELECT id FROM jobs WHERE fence = ? AND state = 'running'`).get(fence) as { id: number } | undefined;
+      if (!j) return false;
+      this.sql(`UPDATE attempts SET state = 'lost', finished_at = ?, error = ? WHERE id = ?`).run(now, reason, fence);
+      this.sql(`UPDATE jobs SET state = 'queued', fence = NULL, lease_until = NULL, worker = NULL WHERE id = ?`).run(j.id);
+      this.jobEvents([j.id], now);
+      this.signal({ type: 'queued' });
+      return true;
+    });
+  }
+
   async setAttemptPid(fence: number, pid: number): Promise<void> {
     this.sql(`UPDATE attempts SET pid = ? WHERE id = ?`).run(pid, fence);
   }
