@@ -309,6 +309,8 @@ export interface Store {
   assertCurrent(fence: number, renewLeaseMs?: number): Promise<void>;
   /** ends the attempt; `lines` are its last log lines, stored in the same transaction */
   completeAttempt(fence: number, outcome: AttemptOutcome, lines?: LogLine[]): Promise<Job>;
+  /** several attempts' outcomes in one transaction; a stale one yields its StaleFenceError, the others still land */
+  completeAttempts(items: { fence: number; outcome: AttemptOutcome; lines?: LogLine[] }[]): Promise<(Job | StaleFenceError)[]>;
   appendLogs(fence: number, lines: LogLine[]): Promise<void>;
   readLogs(q: { runId?: number; jobId?: string; afterId?: number; limit?: number }): Promise<StoredLogLine[]>;
 

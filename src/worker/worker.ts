@@ -17,6 +17,7 @@ import type { Logger } from '../log.js';
 import { LogShipper } from './logShipper.js';
 import { allOutputsExist, commitOutputs, discardStaging, missingStagedOutputs, prepareStaging } from './outputs.js';
 import { runCommand } from './runCommand.js';
+import { CompletionBatcher } from './completionBatcher.js';
 import { processAlive, signalGroup } from './processTree.js';
 import { loadHandler, runHandler, type HandlerContext } from './runHandler.js';
 
@@ -84,7 +85,11 @@ export class Worker {
   private unsubscribe: (() => void) | null = null;
   private readonly host = os.hostname();
 
-  constructor(private readonly store: Store, private readonly o: WorkerOptions) {}
+  private readonly completions: CompletionBatcher;
+
+  constructor(private readonly store: Store, private readonly o: WorkerOptions) {
+    this.completions = new CompletionBatcher(store, (fn) => this.withStoreRetry(fn));
+  }
 
   get name(): string {
     return this.o.name;
@@ -353,7 +358,7 @@ export class Worker {
 
   private async finish(c: ClaimedJob, outcome: AttemptOutcome, lines: LogLine[] = []): Promise<void> {
     try {
-      await this.withStoreRetry(() => this.store.completeAttempt(c.fence, outcome, lines));
+      await this.completions.complete(c.fence, outcome, lines);
     } catch (e) {
       if (e instanceof StaleFenceError) this.o.logger.warn({ job: c.job.id, fence: c.fence }, 'completion refused: attempt is stale');
       else throw e;

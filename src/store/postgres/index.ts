@@ -798,45 +798,70 @@ export class PostgresStore implements Store {
   }
 
   async completeAttempt(fence: number, outcome: AttemptOutcome, lines: LogLine[] = []): Promise<Job> {
+    const [r] = await this.completeAttempts([{ fence, outcome, lines }]);
+    if (r instanceof StaleFenceError) throw r;
+    return r!;
+  }
+
+  async completeAttempts(items: { fence: number; outcome: AttemptOutcome; lines?: LogLine[] }[]): Promise<(Job | StaleFenceError)[]> {
     const now = this.clock.now();
-    const row = await this.tx(async (c, signal) => {
-      const j = (await c.query<JobRowDb>(`SELECT * FROM jobs WHERE fence = $1 FOR UPDATE`, [fence])).rows[0];
-      if (!j || j.state !== 'running') throw new StaleFenceError(fence, 'its job was cancelled, reaped or taken over');
-      await this.insertLogs(c, signal, j, fence, lines);
-      const exitCode = outcome.state === 'skipped' ? null : outcome.exitCode;
-      const error = outcome.state === 'failed' || outcome.state === 'timed_out' ? outcome.error : null;
-      await c.query(`UPDATE attempts SET state = $1, finished_at = $2, exit_code = $3, error = $4 WHERE id = $5`, [outcome.state, now, exitCode, error, fence]);
-      if (outcome.state === 'succeeded' || outcome.state === 'skipped') {
-        const result = outcome.state === 'succeeded' && outcome.result !== undefined ? JSON.stringify(outcome.result) : null;
-        await c.query(
-          `UPDATE jobs SET state = $1, skip_reason = $2, finished_at = $3, exit_code = $4, result = $5, error = NULL, fence = NULL, lease_until = NULL WHERE id = $6`,
-          [outcome.state, outcome.state === 'skipped' ? 'outputs_exist' : null, now, exitCode, result, j.id],
-        );
-        await this.jobEvents(c, signal, [j.id], now);
-        await this.settle(c, signal, [j.id], [], [], now);
-      } else {
-        const failures = j.failures + 1;
-        if (outcome.retryable !== false && failures <= j.max_retries) {
-          const delay = retryDelayMs(j, failures);
-          await c.query(
-            `UPDATE jobs SET state = 'retrying', failures = $1, run_after = $2, exit_code = $3, error = $4, fence = NULL, lease_until = NULL WHERE id = $5`,
-            [failures, now + delay, exitCode, error, j.id],
-          );
-          await this.jobEvents(c, signal, [j.id], now);
-          signal({ type: 'retrying' });
-        } else {
-          await c.query(
-            `UPDATE jobs SET state = 'failed', failures = $1, finished_at = $2, exit_code = $3, error = $4, fence = NULL, lease_until = NULL WHERE id = $5`,
-            [failures, now, exitCode, error, j.id],
-          );
-          await this.jobEvents(c, signal, [j.id], now);
-          await this.settle(c, signal, [], [j.id], [], now);
+    const rows = await this.tx(async (c, signal) => {
+      const out: (JobRowDb | StaleFenceError)[] = [];
+      for (const it of items) {
+        try {
+          out.push(await this.completeOne(c, signal, it.fence, it.outcome, it.lines ?? [], now));
+        } catch (e) {
+          if (!(e instanceof StaleFenceError)) throw e;
+          out.push(e);
         }
       }
-      return (await c.query<JobRowDb>(`SELECT * FROM jobs WHERE id = $1`, [j.id])).rows[0]!;
+      return out;
     });
-    await this.finishRunAfterCommit(row.run_id);
-    return toJob(row);
+    for (const runId of new Set(rows.flatMap((r) => (r instanceof StaleFenceError ? [] : [r.run_id])))) await this.finishRunAfterCommit(runId);
+    return rows.map((r) => (r instanceof StaleFenceError ? r : toJob(r)));
+  }
+
+  /** One attempt's outcome, inside the caller's transaction; throws StaleFenceError (before writing anything) if it is not current. */
+  private async completeOne(c: Q, signal: Sig, fence: number, outcome: AttemptOutcome, lines: LogLine[], now: number): Promise<JobRowDb> {
+    const j = (await c.query<JobRowDb>(`SELECT * FROM jobs WHERE fence = $1 FOR UPDATE`, [fence])).rows[0];
+    if (!j || j.state !== 'running') throw new StaleFenceError(fence, 'its job was cancelled, reaped or taken over');
+    await this.insertLogs(c, signal, j, fence, lines);
+    const exitCode = outcome.state === 'skipped' ? null : outcome.exitCode;
+    const error = outcome.state === 'failed' || outcome.state === 'timed_out' ? outcome.error : null;
+    let row: pg.QueryResult<JobRowDb>;
+    await c.query(`UPDATE attempts SET state = $1, finished_at = $2, exit_code = $3, error = $4 WHERE id = $5`, [outcome.state, now, exitCode, error, fence]);
+    if (outcome.state === 'succeeded' || outcome.state === 'skipped') {
+      const result = outcome.state === 'succeeded' && outcome.result !== undefined ? JSON.stringify(outcome.result) : null;
+      row = await c.query<JobRowDb>(
+        `UPDATE jobs SET state = $1, skip_reason = $2, finished_at = $3, exit_code = $4, result = $5, error = NULL, fence = NULL, lease_until = NULL
+         WHERE id = $6 RETURNING *`,
+        [outcome.state, outcome.state === 'skipped' ? 'outputs_exist' : null, now, exitCode, result, j.id],
+      );
+      await this.jobEvents(c, signal, [j.id], now);
+      await this.settle(c, signal, [j.id], [], [], now);
+    } else {
+      const failures = j.failures + 1;
+      if (outcome.retryable !== false && failures <= j.max_retries) {
+        const delay = retryDelayMs(j, failures);
+        row = await c.query<JobRowDb>(
+          `UPDATE jobs SET state = 'retrying', failures = $1, run_after = $2, exit_code = $3, error = $4, fence = NULL, lease_until = NULL
+           WHERE id = $5 RETURNING *`,
+          [failures, now + delay, exitCode, error, j.id],
+        );
+        await this.jobEvents(c, signal, [j.id], now);
+        signal({ type: 'retrying' });
+      } else {
+        row = await c.query<JobRowDb>(
+          `UPDATE jobs SET state = 'failed', failures = $1, finished_at = $2, exit_code = $3, error = $4, fence = NULL, lease_until = NULL
+           WHERE id = $5 RETURNING *`,
+          [failures, now, exitCode, error, j.id],
+        );
+        await this.jobEvents(c, signal, [j.id], now);
+        await this.settle(c, signal, [], [j.id], [], now);
+      }
+    }
+    // settling touches only dependents: the row the update returned is final
+    return row.rows[0]!;
   }
 
   /**
@@ -860,6 +885,7 @@ export class PostgresStore implements Store {
         );
         touched = [...touched, ...r.rows.map((x) => x.id)];
       }
+      if (touched.length === 0) break;
       const settled = (
         await c.query<{ id: number; trigger_rule: string; deps_bad: number }>(
           `SELECT j.id, j.trigger_rule, j.deps_bad FROM jobs j JOIN runs r ON r.id = j.run_id

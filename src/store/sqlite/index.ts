@@ -618,49 +618,67 @@ export class SqliteStore implements Store {
   }
 
   async completeAttempt(fence: number, outcome: AttemptOutcome, lines: LogLine[] = []): Promise<Job> {
+    const [r] = await this.completeAttempts([{ fence, outcome, lines }]);
+    if (r instanceof StaleFenceError) throw r;
+    return r!;
+  }
+
+  async completeAttempts(items: { fence: number; outcome: AttemptOutcome; lines?: LogLine[] }[]): Promise<(Job | StaleFenceError)[]> {
     const now = this.clock.now();
-    const row = this.tx(() => {
-      const j = this.sql(`SELECT * FROM jobs WHERE fence = ?`).get(fence) as JobRowDb | undefined;
-      if (!j || j.state !== 'running') throw new StaleFenceError(fence, 'its job was cancelled, reaped or taken over');
-      this.insertLogs(j, fence, lines);
-      const exitCode = outcome.state === 'skipped' ? null : outcome.exitCode;
-      const error = outcome.state === 'failed' || outcome.state === 'timed_out' ? outcome.error : null;
-      this.sql(`UPDATE attempts SET state = ?, finished_at = ?, exit_code = ?, error = ? WHERE id = ?`)
-        .run(outcome.state, now, exitCode, error, fence);
-      if (outcome.state === 'succeeded' || outcome.state === 'skipped') {
-        const result = outcome.state === 'succeeded' && outcome.result !== undefined ? JSON.stringify(outcome.result) : null;
-        this.sql(
-            `UPDATE jobs SET state = ?, skip_reason = ?, finished_at = ?, exit_code = ?, result = ?, error = NULL, fence = NULL,
-               lease_until = NULL WHERE id = ?`,
-          )
-          .run(outcome.state, outcome.state === 'skipped' ? 'outputs_exist' : null, now, exitCode, result, j.id);
-        this.jobEvents([j.id], now);
-        this.settle([j.id], [], [], now);
-      } else {
-        const failures = j.failures + 1;
-        if (outcome.retryable !== false && failures <= j.max_retries) {
-          const delay = retryDelayMs(j, failures);
-          this.sql(
-              `UPDATE jobs SET state = 'retrying', failures = ?, run_after = ?, exit_code = ?, error = ?, fence = NULL, lease_until = NULL
-               WHERE id = ?`,
-            )
-            .run(failures, now + delay, exitCode, error, j.id);
-          this.jobEvents([j.id], now);
-          this.signal({ type: 'retrying' });
-        } else {
-          this.sql(
-              `UPDATE jobs SET state = 'failed', failures = ?, finished_at = ?, exit_code = ?, error = ?, fence = NULL, lease_until = NULL
-               WHERE id = ?`,
-            )
-            .run(failures, now, exitCode, error, j.id);
-          this.jobEvents([j.id], now);
-          this.settle([], [j.id], [], now);
+    const rows = this.tx(() =>
+      items.map((it) => {
+        try {
+          return this.completeOne(it.fence, it.outcome, it.lines ?? [], now);
+        } catch (e) {
+          if (e instanceof StaleFenceError) return e;
+          throw e;
         }
+      }),
+    );
+    return rows.map((r) => (r instanceof StaleFenceError ? r : toJob(r)));
+  }
+
+  /** One attempt's outcome, inside the caller's transaction; throws StaleFenceError (before writing anything) if it is not current. */
+  private completeOne(fence: number, outcome: AttemptOutcome, lines: LogLine[], now: number): JobRowDb {
+    const j = this.sql(`SELECT * FROM jobs WHERE fence = ?`).get(fence) as JobRowDb | undefined;
+    if (!j || j.state !== 'running') throw new StaleFenceError(fence, 'its job was cancelled, reaped or taken over');
+    this.insertLogs(j, fence, lines);
+    const exitCode = outcome.state === 'skipped' ? null : outcome.exitCode;
+    const error = outcome.state === 'failed' || outcome.state === 'timed_out' ? outcome.error : null;
+    this.sql(`UPDATE attempts SET state = ?, finished_at = ?, exit_code = ?, error = ? WHERE id = ?`)
+      .run(outcome.state, now, exitCode, error, fence);
+    if (outcome.state === 'succeeded' || outcome.state === 'skipped') {
+      const result = outcome.state === 'succeeded' && outcome.result !== undefined ? JSON.stringify(outcome.result) : null;
+      this.sql(
+          `UPDATE jobs SET state = ?, skip_reason = ?, finished_at = ?, exit_code = ?, result = ?, error = NULL, fence = NULL,
+             lease_until = NULL WHERE id = ?`,
+        )
+        .run(outcome.state, outcome.state === 'skipped' ? 'outputs_exist' : null, now, exitCode, result, j.id);
+      this.jobEvents([j.id], now);
+      this.settle([j.id], [], [], now);
+    } else {
+      const failures = j.failures + 1;
+      if (outcome.retryable !== false && failures <= j.max_retries) {
+        const delay = retryDelayMs(j, failures);
+        this.sql(
+            `UPDATE jobs SET state = 'retrying', failures = ?, run_after = ?, exit_code = ?, error = ?, fence = NULL, lease_until = NULL
+             WHERE id = ?`,
+          )
+          .run(failures, now + delay, exitCode, error, j.id);
+        this.jobEvents([j.id], now);
+        this.signal({ type: 'retrying' });
+      } else {
+        this.sql(
+            `UPDATE jobs SET state = 'failed', failures = ?, finished_at = ?, exit_code = ?, error = ?, fence = NULL, lease_until = NULL
+             WHERE id = ?`,
+          )
+          .run(failures, now, exitCode, error, j.id);
+        this.jobEvents([j.id], now);
+        this.settle([], [j.id], [], now);
       }
-      this.finishRunIfDone(j.run_id, now);
-      return this.sql(`SELECT * FROM jobs WHERE id = ?`).get(j.id) as JobRowDb;
-    });
-    return toJob(row);
+    }
+    this.finishRunIfDone(j.run_id, now);
+    return this.sql(`SELECT * FROM jobs WHERE id = ?`).get(j.id) as JobRowDb;
   }
 
   /**
@@ -672,6 +690,7 @@ export class SqliteStore implements Store {
     let touched = candidates;
     while (good.length || bad.length || touched.length) {
       touched = [...touched, ...this.deps.countInto(good, bad)];
+      if (touched.length === 0) break;
       const { queued, skipped } = this.deps.resolve(touched, now);
       this.jobEvents([...queued, ...skipped], now);
       if (queued.length) this.signal({ type: 'queued' });
