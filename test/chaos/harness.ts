@@ -17,7 +17,6 @@
 // An execution killed before its end is taken to have ended at its last stamp.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +25,7 @@ import pg from 'pg';
 import { expect } from 'vitest';
 import { PostgresStore } from '../../src/store/postgres/index.js';
 import { processAlive } from '../../src/worker/processTree.js';
+import { freePort } from '../e2e/helpers.js';
 import type { Attempt, Job, Run } from '../../src/store/types.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -115,13 +115,7 @@ function cleanEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-export async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
+export { freePort };
 
 /** One `gantry <role>` process; its stdout and stderr go to `<dir>/logs/<label>.log`. */
 export class GantryProcess {
