@@ -23,6 +23,7 @@ export interface SchedulerOptions {
 }
 
 const ROLE = 'scheduler';
+const WAITING_NOTES_MS = 5_000;
 
 export class Scheduler {
   readonly id = `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 6)}`;
@@ -32,6 +33,7 @@ export class Scheduler {
   private unsubscribe: (() => void) | null = null;
   private readonly host = os.hostname();
   private leading = false;
+  private lastWaitingNotes = 0;
 
   constructor(private readonly store: Store, private readonly o: SchedulerOptions) {}
 
@@ -87,7 +89,11 @@ export class Scheduler {
     await this.store.promoteDueRetries();
     await this.reap();
     await this.store.finishIdleRuns();
-    await this.store.updateWaitingReasons(this.o.workerTimeoutMs);
+    // Grouping every queued job is not free on a deep queue: now and then is enough for a note meant for people.
+    if (now - this.lastWaitingNotes >= WAITING_NOTES_MS) {
+      this.lastWaitingNotes = now;
+      await this.store.updateWaitingReasons(this.o.workerTimeoutMs);
+    }
     const nextRetry = await this.store.nextRetryAt();
     const next = Math.min(now + this.o.reapIntervalMs, nextRenew);
     return nextRetry === null ? next : Math.min(nextRetry, next);
