@@ -230,6 +230,9 @@ export class PostgresStore implements Store {
     return result;
   }
 
+  /** how many jobs settle() has skipped, ever: tells a caller whether its settle skipped any */
+  private skippedBySettle = 0;
+
   private readerHints = new Map<'events' | 'logs', NodeJS.Timeout | null>();
 
   /**
@@ -690,7 +693,11 @@ export class PostgresStore implements Store {
             )
           ).rows,
         );
-      const fallback = (
+      // Jobs this worker may take as a fallback; not needed while its own queues fill the window.
+      const fallback =
+        primary.length >= window
+          ? []
+          : (
         await c.query<CandidateRowDb>(
           `SELECT ${cols} FROM jobs WHERE state = 'queued' AND has_fallback = 1 AND NOT (queue = ANY($1::text[]))
              AND queues::jsonb ?| $1::text[]
@@ -725,30 +732,27 @@ export class PostgresStore implements Store {
         { worker, limit, free: free ?? null, pools, liveWorkers: () => live },
       );
       if (chosen.length === 0) return [];
+      // Attempts, job rows, outbox events and the runs' parameters in one statement.
       const taken = (
-        await c.query<JobRowDb>(
+        await c.query<JobRowDb & { run_params: string; run_logical_date: string; run_force: number }>(
           `WITH att AS (
              INSERT INTO attempts (job_id, number, worker, host, state, started_at)
              SELECT j.id, j.attempts + 1, $2, $3, 'running', $4 FROM jobs j WHERE j.id = ANY($1::bigint[])
              RETURNING id, job_id
+           ), upd AS (
+             UPDATE jobs SET state = 'running', attempts = jobs.attempts + 1, fence = att.id, worker = $2, lease_until = $5, started_at = $4,
+               progress = NULL, waiting_reason = NULL
+             FROM att WHERE jobs.id = att.job_id RETURNING jobs.*
+           ), ev AS (
+             INSERT INTO events (ts, kind, run_id, job_id, state) SELECT $4, 'job', run_id, id, 'running' FROM upd
            )
-           UPDATE jobs SET state = 'running', attempts = jobs.attempts + 1, fence = att.id, worker = $2, lease_until = $5, started_at = $4,
-             progress = NULL, waiting_reason = NULL
-           FROM att WHERE jobs.id = att.job_id RETURNING jobs.*`,
+           SELECT upd.*, r.params AS run_params, r.logical_date AS run_logical_date, r.force AS run_force FROM upd JOIN runs r ON r.id = upd.run_id`,
           [chosen, worker.name, worker.host, now, now + leaseMs],
         )
       ).rows;
       if (taken.length === 0) return [];
+      signal({ type: 'events' });
       taken.sort((a, b) => b.priority - a.priority || (a.enqueued_at ?? 0) - (b.enqueued_at ?? 0) || a.id - b.id);
-      const ids = taken.map((t) => t.id);
-      const runs = new Map(
-        (
-          await c.query<{ id: number; params: string; logical_date: string; force: number }>(
-            `SELECT id, params, logical_date, force FROM runs WHERE id = ANY($1::bigint[])`,
-            [[...new Set(taken.map((t) => t.run_id))]],
-          )
-        ).rows.map((r) => [r.id, { params: JSON.parse(r.params) as Record<string, unknown>, logicalDate: r.logical_date, force: r.force === 1 }]),
-      );
       // Outputs and results of the tasks each claimed job reads (none for most jobs).
       const wanted = taken.flatMap((t) => (JSON.parse(t.refs) as string[]).map((task) => [t.run_id, task] as const));
       const ups = wanted.length
@@ -760,14 +764,19 @@ export class PostgresStore implements Store {
             )
           ).rows
         : [];
-      await this.jobEvents(c, signal, ids, now);
       return taken.map((row) => {
         const upstream: ClaimedJob['upstream'] = {};
         const refs = JSON.parse(row.refs) as string[];
         for (const u of ups)
           if (u.run_id === row.run_id && refs.includes(u.task))
             upstream[u.task] = { outputs: JSON.parse(u.outputs) as Record<string, string>, result: u.result === null ? null : (JSON.parse(u.result) as unknown) };
-        return { fence: row.fence!, job: toJob(row), run: { id: row.run_id, ...runs.get(row.run_id)! }, upstream };
+        const { run_params, run_logical_date, run_force, ...jobRow } = row;
+        return {
+          fence: row.fence!,
+          job: toJob(jobRow as JobRowDb),
+          run: { id: row.run_id, params: JSON.parse(run_params) as Record<string, unknown>, logicalDate: run_logical_date, force: run_force === 1 },
+          upstream,
+        };
       });
     });
   }
@@ -805,11 +814,18 @@ export class PostgresStore implements Store {
 
   async completeAttempts(items: { fence: number; outcome: AttemptOutcome; lines?: LogLine[] }[]): Promise<(Job | StaleFenceError)[]> {
     const now = this.clock.now();
+    const checkRuns = new Set<number>();
     const rows = await this.tx(async (c, signal) => {
       const out: (JobRowDb | StaleFenceError)[] = [];
       for (const it of items) {
         try {
-          out.push(await this.completeOne(c, signal, it.fence, it.outcome, it.lines ?? [], now));
+          const lines = it.lines ?? [];
+          const done =
+            it.outcome.state === 'succeeded' || it.outcome.state === 'skipped'
+              ? await this.completeDone(c, signal, it.fence, it.outcome, lines, now)
+              : { row: await this.completeOne(c, signal, it.fence, it.outcome, lines, now), checkRun: true };
+          out.push(done.row);
+          if (done.checkRun) checkRuns.add(done.row.run_id);
         } catch (e) {
           if (!(e instanceof StaleFenceError)) throw e;
           out.push(e);
@@ -817,8 +833,60 @@ export class PostgresStore implements Store {
       }
       return out;
     });
-    for (const runId of new Set(rows.flatMap((r) => (r instanceof StaleFenceError ? [] : [r.run_id])))) await this.finishRunAfterCommit(runId);
+    for (const runId of checkRuns) await this.finishRunAfterCommit(runId);
     return rows.map((r) => (r instanceof StaleFenceError ? r : toJob(r)));
+  }
+
+  /**
+   * The common case, succeeded or skipped as done, in one statement: fence check
+   * and lock, attempt, job, log lines, outbox event and the dependents' counters.
+   * `checkRun` is false when the run still had jobs waiting in this snapshot:
+   * a later completion (or the scheduler's sweep) will see the run end.
+   */
+  private async completeDone(
+    c: Q,
+    signal: Sig,
+    fence: number,
+    outcome: Extract<AttemptOutcome, { state: 'succeeded' | 'skipped' }>,
+    lines: LogLine[],
+    now: number,
+  ): Promise<{ row: JobRowDb; checkRun: boolean }> {
+    const exitCode = outcome.state === 'skipped' ? null : outcome.exitCode;
+    const result = outcome.state === 'succeeded' && outcome.result !== undefined ? JSON.stringify(outcome.result) : null;
+    const r = await c.query<JobRowDb & { touched: number[]; others_waiting: boolean }>(
+      `WITH j AS (SELECT id FROM jobs WHERE fence = $1 AND state = 'running' FOR UPDATE),
+       a AS (UPDATE attempts SET state = $2, finished_at = $3, exit_code = $4, error = NULL WHERE id = $1 AND EXISTS (SELECT 1 FROM j)),
+       u AS (UPDATE jobs SET state = $2, skip_reason = $5, finished_at = $3, exit_code = $4, result = $6, error = NULL, fence = NULL, lease_until = NULL
+             FROM j WHERE jobs.id = j.id RETURNING jobs.*),
+       l AS (INSERT INTO logs (run_id, job_id, attempt_id, stream, ts, line)
+             SELECT u.run_id, u.id, $1, x.stream, x.ts, x.line FROM u, unnest($7::text[], $8::bigint[], $9::text[]) AS x(stream, ts, line)),
+       e AS (INSERT INTO events (ts, kind, run_id, job_id, state) SELECT $3, 'job', run_id, id, state FROM u),
+       d AS (UPDATE jobs SET deps_ok = jobs.deps_ok + 1 FROM job_deps jd, u WHERE jd.upstream_id = u.id AND jobs.id = jd.job_id RETURNING jobs.id)
+       SELECT u.*, (SELECT coalesce(array_agg(id), '{}') FROM d) AS touched,
+         EXISTS (SELECT 1 FROM jobs w WHERE w.run_id = u.run_id AND w.state IN ('pending', 'queued', 'retrying')) AS others_waiting
+       FROM u`,
+      [
+        fence,
+        outcome.state,
+        now,
+        exitCode,
+        outcome.state === 'skipped' ? 'outputs_exist' : null,
+        result,
+        lines.map((l) => l.stream),
+        lines.map((l) => l.ts),
+        lines.map((l) => l.line.replace(/\0/g, '')),
+      ],
+    );
+    const row = r.rows[0];
+    if (!row) throw new StaleFenceError(fence, 'its job was cancelled, reaped or taken over');
+    signal({ type: 'events' });
+    if (lines.length) signal({ type: 'logs' });
+    const skippedBefore = this.skippedBySettle;
+    if (row.touched.length) await this.settle(c, signal, [], [], row.touched, now);
+    // Dependents skipped just now (any_failed with nothing failed) may have ended the run here.
+    const checkRun = !row.others_waiting || this.skippedBySettle !== skippedBefore;
+    const { touched: _t, others_waiting: _o, ...job } = row;
+    return { row: job as JobRowDb, checkRun };
   }
 
   /** One attempt's outcome, inside the caller's transaction; throws StaleFenceError (before writing anything) if it is not current. */
@@ -907,6 +975,7 @@ export class PostgresStore implements Store {
             ids,
           ]);
       const skipped = [...skipUp, ...skipTrig];
+      this.skippedBySettle += skipped.length;
       await this.jobEvents(c, signal, [...queued, ...skipped], now);
       if (queued.length) signal({ type: 'queued' });
       good = [];
