@@ -127,16 +127,23 @@ export class Scheduler {
 
   private async reap(): Promise<void> {
     const now = Date.now();
-    const dead = (await this.store.listWorkers())
+    const workers = await this.store.listWorkers();
+    const dead = workers
       .filter((w) => w.state !== 'stopped')
       .filter((w) => (w.host === this.host && !processAlive(w.pid)) || now - w.heartbeatAt > this.o.workerTimeoutMs)
       .map((w) => w.name);
     const lost = await this.store.findLostAttempts(dead);
     if (lost.length === 0) return;
-    // Before a job goes back to the queue, the processes of its lost attempt must be gone:
-    // on this host we kill them here; elsewhere the attempt's supervisor has (see worker/supervise).
+    // Before a job goes back to the queue, the processes of its lost attempt must be gone. A worker
+    // process that is gone from this host left orphans: kill them here. A worker still alive (slow,
+    // paused, cut off) is not second-guessed: its job's supervisor kills the job before the lease
+    // runs out, and the worker gives it back as lost (a kill from here would read as a failure).
+    const processGone = (name: string) => {
+      const w = workers.find((x) => x.name === name);
+      return !w || w.host !== this.host || !processAlive(w.pid);
+    };
     for (const l of lost) {
-      if (l.host !== this.host || l.pid === null) continue;
+      if (l.host !== this.host || l.pid === null || !processGone(l.worker)) continue;
       if (processAlive(l.pid)) signalGroup(l.pid, 'SIGKILL');
       await discardStaging(l.outputs, l.fence).catch(() => undefined);
     }

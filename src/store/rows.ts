@@ -303,5 +303,5 @@ export interface LostCandidateDb {
 }
 
 export function toLostCandidate(r: LostCandidateDb): LostAttempt {
-  return { fence: r.fence, jobId: formatJobId(r.run_id, r.task, r.chunk), host: r.host, pid: r.pid, outputs: JSON.parse(r.outputs) as Record<string, string> };
+  return { fence: r.fence, jobId: formatJobId(r.run_id, r.task, r.chunk), worker: r.worker, host: r.host, pid: r.pid, outputs: JSON.parse(r.outputs) as Record<string, string> };
 }

@@ -190,6 +190,7 @@ export interface PoolRow {
 export interface LostAttempt {
   fence: number;
   jobId: string;
+  worker: string;
   host: string;
   pid: number | null;
   outputs: Record<string, string>;
