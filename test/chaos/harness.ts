@@ -77,7 +77,9 @@ export async function dropDatabase(name: string): Promise<void> {
  */
 export async function restartPostgres(o: { downMs?: number } = {}): Promise<{ tookMs: number; downMs: number }> {
   const t0 = Date.now();
-  const ctl = (action: string) => run('pg_ctlcluster', ['--skip-systemctl-redirect', '15', 'main', action], { timeout: 60_000 });
+  // the installed major version, as .ci/run finds it (`ls /etc/postgresql`)
+  const version = fs.readdirSync('/etc/postgresql').sort().at(-1) ?? '15';
+  const ctl = (action: string) => run('pg_ctlcluster', ['--skip-systemctl-redirect', version, 'main', action], { timeout: 60_000 });
   let down = 0;
   if (o.downMs === undefined) await ctl('restart');
   else {
