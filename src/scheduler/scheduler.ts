@@ -9,8 +9,7 @@ import os from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Store } from '../store/types.js';
 import type { Logger } from '../log.js';
-import { processAlive, signalGroup } from '../worker/processTree.js';
-import { discardStaging } from '../worker/outputs.js';
+import { killLostAttempt, processAlive } from '../worker/processTree.js';
 
 export interface SchedulerOptions {
   /** how often leases are checked */
@@ -144,8 +143,7 @@ export class Scheduler {
     };
     for (const l of lost) {
       if (l.host !== this.host || l.pid === null || !processGone(l.worker)) continue;
-      if (processAlive(l.pid)) signalGroup(l.pid, 'SIGKILL');
-      await discardStaging(l.outputs, l.fence).catch(() => undefined);
+      await killLostAttempt(l);
     }
     const reaped = await this.store.reapLostAttempts(
       dead,

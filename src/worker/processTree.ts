@@ -2,6 +2,7 @@
 // leader of its own process group, so one signal to -pgid reaches the shell,
 // its children and their children (unless they deliberately setsid away).
 import { readFileSync } from 'node:fs';
+import { discardStaging } from './outputs.js';
 
 export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
   try {
@@ -29,4 +30,14 @@ export function processAlive(pid: number): boolean {
   } catch {
     return true; // no /proc: trust kill(0)
   }
+}
+
+/**
+ * Stops what a lost attempt may have left running on this host: its process
+ * group, then its staged outputs. True if processes were still there.
+ */
+export async function killLostAttempt(l: { fence: number; pid: number | null; outputs: Record<string, string> }): Promise<boolean> {
+  const killed = l.pid !== null && processAlive(l.pid) && signalGroup(l.pid, 'SIGKILL');
+  await discardStaging(l.outputs, l.fence).catch(() => undefined);
+  return killed;
 }

@@ -18,7 +18,7 @@ import { LogShipper } from './logShipper.js';
 import { allOutputsExist, commitOutputs, discardStaging, missingStagedOutputs, prepareStaging } from './outputs.js';
 import { runCommand } from './runCommand.js';
 import { CompletionBatcher } from './completionBatcher.js';
-import { processAlive, signalGroup } from './processTree.js';
+import { killLostAttempt } from './processTree.js';
 import { loadHandler, runHandler, type HandlerContext } from './runHandler.js';
 
 export interface WorkerOptions {
@@ -177,9 +177,7 @@ export class Worker {
       for (const l of lost) {
         if (this.orphansHandled.has(l.fence) || this.active.has(l.fence)) continue;
         this.orphansHandled.add(l.fence);
-        if (l.pid !== null && processAlive(l.pid) && signalGroup(l.pid, 'SIGKILL'))
-          this.o.logger.warn({ job: l.jobId, fence: l.fence, pid: l.pid }, 'killed the processes of a lost attempt');
-        await discardStaging(l.outputs, l.fence).catch(() => undefined);
+        if (await killLostAttempt(l)) this.o.logger.warn({ job: l.jobId, fence: l.fence, pid: l.pid }, 'killed the processes of a lost attempt');
       }
     } catch (e) {
       this.o.logger.error({ err: e }, 'looking for orphaned attempts failed');

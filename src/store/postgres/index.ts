@@ -823,7 +823,7 @@ export class PostgresStore implements Store {
           const done =
             it.outcome.state === 'succeeded' || it.outcome.state === 'skipped'
               ? await this.completeDone(c, signal, it.fence, it.outcome, lines, now)
-              : { row: await this.completeOne(c, signal, it.fence, it.outcome, lines, now), checkRun: true };
+              : { row: await this.completeFailed(c, signal, it.fence, it.outcome, lines, now), checkRun: true };
           out.push(done.row);
           if (done.checkRun) checkRuns.add(done.row.run_id);
         } catch (e) {
@@ -889,44 +889,42 @@ export class PostgresStore implements Store {
     return { row: job as JobRowDb, checkRun };
   }
 
-  /** One attempt's outcome, inside the caller's transaction; throws StaleFenceError (before writing anything) if it is not current. */
-  private async completeOne(c: Q, signal: Sig, fence: number, outcome: AttemptOutcome, lines: LogLine[], now: number): Promise<JobRowDb> {
+  /**
+   * A failed or timed-out attempt, inside the caller's transaction: to `retrying`
+   * while retries are left, else `failed` with its dependents settled. Throws
+   * StaleFenceError (before writing anything) if the attempt is not current.
+   */
+  private async completeFailed(
+    c: Q,
+    signal: Sig,
+    fence: number,
+    outcome: Extract<AttemptOutcome, { state: 'failed' | 'timed_out' }>,
+    lines: LogLine[],
+    now: number,
+  ): Promise<JobRowDb> {
     const j = (await c.query<JobRowDb>(`SELECT * FROM jobs WHERE fence = $1 FOR UPDATE`, [fence])).rows[0];
     if (!j || j.state !== 'running') throw new StaleFenceError(fence, 'its job was cancelled, reaped or taken over');
     await this.insertLogs(c, signal, j, fence, lines);
-    const exitCode = outcome.state === 'skipped' ? null : outcome.exitCode;
-    const error = outcome.state === 'failed' || outcome.state === 'timed_out' ? outcome.error : null;
-    let row: pg.QueryResult<JobRowDb>;
+    const { exitCode, error } = outcome;
     await c.query(`UPDATE attempts SET state = $1, finished_at = $2, exit_code = $3, error = $4 WHERE id = $5`, [outcome.state, now, exitCode, error, fence]);
-    if (outcome.state === 'succeeded' || outcome.state === 'skipped') {
-      const result = outcome.state === 'succeeded' && outcome.result !== undefined ? JSON.stringify(outcome.result) : null;
+    const failures = j.failures + 1;
+    let row: pg.QueryResult<JobRowDb>;
+    if (outcome.retryable !== false && failures <= j.max_retries) {
       row = await c.query<JobRowDb>(
-        `UPDATE jobs SET state = $1, skip_reason = $2, finished_at = $3, exit_code = $4, result = $5, error = NULL, fence = NULL, lease_until = NULL
-         WHERE id = $6 RETURNING *`,
-        [outcome.state, outcome.state === 'skipped' ? 'outputs_exist' : null, now, exitCode, result, j.id],
+        `UPDATE jobs SET state = 'retrying', failures = $1, run_after = $2, exit_code = $3, error = $4, fence = NULL, lease_until = NULL
+         WHERE id = $5 RETURNING *`,
+        [failures, now + retryDelayMs(j, failures), exitCode, error, j.id],
       );
       await this.jobEvents(c, signal, [j.id], now);
-      await this.settle(c, signal, [j.id], [], [], now);
+      signal({ type: 'retrying' });
     } else {
-      const failures = j.failures + 1;
-      if (outcome.retryable !== false && failures <= j.max_retries) {
-        const delay = retryDelayMs(j, failures);
-        row = await c.query<JobRowDb>(
-          `UPDATE jobs SET state = 'retrying', failures = $1, run_after = $2, exit_code = $3, error = $4, fence = NULL, lease_until = NULL
-           WHERE id = $5 RETURNING *`,
-          [failures, now + delay, exitCode, error, j.id],
-        );
-        await this.jobEvents(c, signal, [j.id], now);
-        signal({ type: 'retrying' });
-      } else {
-        row = await c.query<JobRowDb>(
-          `UPDATE jobs SET state = 'failed', failures = $1, finished_at = $2, exit_code = $3, error = $4, fence = NULL, lease_until = NULL
-           WHERE id = $5 RETURNING *`,
-          [failures, now, exitCode, error, j.id],
-        );
-        await this.jobEvents(c, signal, [j.id], now);
-        await this.settle(c, signal, [], [j.id], [], now);
-      }
+      row = await c.query<JobRowDb>(
+        `UPDATE jobs SET state = 'failed', failures = $1, finished_at = $2, exit_code = $3, error = $4, fence = NULL, lease_until = NULL
+         WHERE id = $5 RETURNING *`,
+        [failures, now, exitCode, error, j.id],
+      );
+      await this.jobEvents(c, signal, [j.id], now);
+      await this.settle(c, signal, [], [j.id], [], now);
     }
     // settling touches only dependents: the row the update returned is final
     return row.rows[0]!;
