@@ -114,6 +114,16 @@ export interface WorkflowSpec {
   line?: number;
 }
 
+/**
+ * What a run stores as its definition: the workflow as it was when the run was
+ * created, plus every workflow its sub-workflow tasks use at any depth, as they
+ * were then (a snapshot: later edits of a child change only later runs).
+ */
+export interface RunSnapshot extends WorkflowSpec {
+  /** by `namespace/name`; absent when the workflow uses no sub-workflow */
+  subworkflows?: Record<string, WorkflowSpec>;
+}
+
 export interface ServiceSpec {
   kind: 'service';
   name: string;

@@ -99,6 +99,16 @@ export function renderLiteral(template: string, ctx: TemplateContext): string {
   return parseTemplate(template).map((p) => (p.kind === 'text' ? p.text : text(lookup(ctx, p)))).join('');
 }
 
+/**
+ * A value that is exactly one reference keeps its type (a list stays a list, a
+ * number a number: `with: { wikis: "{{ params.wikis }}" }`); anything else renders as text.
+ */
+export function renderValue(template: string, ctx: TemplateContext): unknown {
+  const parts = parseTemplate(template.trim());
+  const only = parts.length === 1 ? parts[0] : undefined;
+  return only?.kind === 'ref' ? lookup(ctx, only) : renderLiteral(template, ctx);
+}
+
 /** Render an argv array; an element that is exactly one reference to a list expands into one element per item. */
 export function renderArgv(argv: string[], ctx: TemplateContext): string[] {
   return argv.flatMap((arg) => {

@@ -24,7 +24,7 @@ export function resolveWorkflowRef(ref: string, fromNamespace: string): string {
 }
 
 /** How a name is shown: bare in the default namespace. */
-function display(q: string): string {
+export function display(q: string): string {
   return q.startsWith('default/') ? q.slice('default/'.length) : q;
 }
 
@@ -94,7 +94,19 @@ function checkWith(
   }
 }
 
-type Hop = { from: string; task: string };
+/** One step of a chain of sub-workflow references: task `task` of workflow `from` (qualified name). */
+export type Hop = { from: string; task: string };
+
+/**
+ * `sub-workflow cycle: nightly → dumps.stubs → nightly (nightly.dumps runs dumpwiki, dumpwiki.stubs runs nightly)`:
+ * the path as task ids would read once inlined, then each reference. `hops[0].from` is where the cycle starts and ends.
+ */
+export function describeSubWorkflowCycle(hops: readonly Hop[]): string {
+  const head = hops[0]!;
+  const path = `${display(head.from)} → ${hops.map((h) => h.task).join('.')} → ${display(head.from)}`;
+  const via = hops.map((h, i) => `${display(h.from)}.${h.task} runs ${display((hops[i + 1] ?? head).from)}`).join(', ');
+  return `sub-workflow cycle: ${path} (${via})`;
+}
 
 function reportSubWorkflowCycles(
   workflows: Map<string, WorkflowSpec>,
@@ -123,10 +135,7 @@ function reportSubWorkflowCycles(
           const head = rotated[0]!;
           const headWf = workflows.get(head.from)!;
           const headTask = headWf.tasks.find((x) => x.id === head.task)!;
-          // the path as task ids would read once inlined: nightly → dumps.stubs → nightly
-          const path = `${display(head.from)} → ${rotated.map((h) => h.task).join('.')} → ${display(head.from)}`;
-          const via = rotated.map((h, i) => `${display(h.from)}.${h.task} runs ${display((rotated[i + 1] ?? head).from)}`).join(', ');
-          add(headWf, ['tasks', head.task, 'workflow'], headTask.workflow?.line ?? headTask.line, `sub-workflow cycle: ${path} (${via})`);
+          add(headWf, ['tasks', head.task, 'workflow'], headTask.workflow?.line ?? headTask.line, describeSubWorkflowCycle(rotated));
         }
       } else if (!state.has(target)) {
         visit(target);

@@ -132,9 +132,10 @@ function checkRef(
       const other = tasks.get(a);
       if (!other) return `unknown task '${a}' in ${ref.text} (tasks are: ${[...tasks.keys()].join(', ')})`;
       if (!up(t.id).has(a)) return `task '${t.id}' uses tasks.${a} but does not depend on it (add it to needs)`;
+      // its tasks are inlined under `a.`; it has no job, so no outputs or result of its own
+      if (other.isWorkflow) return `${ref.text}: '${a}' is a sub-workflow task; it has no outputs or result of its own (read a file its tasks write)`;
       if (b === 'result') return null;
       if (b !== 'outputs') return `${ref.text}: use tasks.${a}.outputs.<name> or tasks.${a}.result`;
-      if (other.isWorkflow) return null;
       // downstream, a task with a combine step exposes the combine's outputs
       const outs = has(other.raw, 'combine') ? other.combineOutputs : other.outputs;
       if (c === undefined || !outs.includes(c)) {
