@@ -1,9 +1,12 @@
-// Turns a validated workflow plus concrete parameters into the jobs of a run.
-// Pure: no I/O. Output paths are rendered here (they may use params, run.id and
-// run.date) and made absolute against the workflow file's folder.
+// Turns a run's snapshot plus concrete parameters into the jobs of a run.
+// Pure: no I/O. Sub-workflows are inlined here (spec/expand.ts); output paths
+// are rendered (they may use the copy's params, item, run.id and run.date) and
+// made absolute against the folder of the file the task is written in.
 import path from 'node:path';
-import type { Command, TaskSpec, TemplateContext, WorkflowSpec } from '../spec/model.js';
-import { renderLiteral, templateRefs } from '../spec/template.js';
+import type { Command, RunSnapshot, TaskSpec, TemplateContext } from '../spec/model.js';
+import { expandWorkflow, type ExpandedTask, type TaskScope } from '../spec/expand.js';
+import { snapshotLookup } from '../spec/snapshot.js';
+import { renderLiteral, templateRefs, TemplateError } from '../spec/template.js';
 import type { JobPlan } from '../store/types.js';
 
 export function logicalDateOf(ms: number): string {
@@ -11,41 +14,71 @@ export function logicalDateOf(ms: number): string {
 }
 
 export function planRun(
-  spec: WorkflowSpec,
+  spec: RunSnapshot,
   params: Record<string, unknown>,
   run: { id: number; date: string; priority: number; extraLabels: Record<string, string> },
 ): { jobs: JobPlan[]; labels: Record<string, string> } {
-  const base: TemplateContext = { params, run: { id: String(run.id), date: run.date }, outputs: {}, tasks: {} };
+  const runCtx = { id: String(run.id), date: run.date };
+  const base: TemplateContext = { params, run: runCtx, outputs: {}, tasks: {} };
   const labels: Record<string, string> = {};
   for (const [k, v] of Object.entries(spec.labels)) labels[k] = renderLiteral(v, base);
   Object.assign(labels, run.extraLabels);
-  const jobs = spec.tasks.map((t): JobPlan => {
-    const outputs: Record<string, string> = {};
-    for (const [name, tpl] of Object.entries(t.outputs)) outputs[name] = path.resolve(spec.baseDir, renderLiteral(tpl, base));
-    return {
-      task: t.id,
-      needs: t.needs,
-      trigger: t.trigger,
-      priority: t.priority + run.priority,
-      queues: t.queue.length ? t.queue : ['default'],
-      resources: { cpu: t.resources.cpu, memoryBytes: t.resources.memoryBytes, custom: t.resources.custom },
-      pool: t.pool,
-      outputs,
-      refs: [...new Set([...t.needs, ...referencedTasks(t)])],
-      maxRetries: t.retries.max,
-      retryDelayMs: t.retries.delayMs,
-      retryBackoff: t.retries.backoff,
-      retryMaxDelayMs: t.retries.maxDelayMs,
-    };
+  const contexts = new Map<TaskScope, TemplateContext>();
+  const jobs = expandWorkflow(spec, snapshotLookup(spec), params, runCtx).map((e): JobPlan => {
+    let ctx = contexts.get(e.scope);
+    if (!ctx) contexts.set(e.scope, (ctx = scopeContext(e.scope, runCtx)));
+    return planJob(e, ctx, run.priority);
   });
   return { jobs, labels };
 }
 
-/** Task ids a task's command and env templates read through `tasks.<id>…`. */
+/** What templates of a task in `scope` see before it runs (no outputs or upstream yet). */
+export function scopeContext(scope: TaskScope, run: { id: string; date: string }): TemplateContext {
+  const ctx: TemplateContext = { params: scope.params, run, outputs: {}, tasks: {} };
+  if (scope.item) ctx.item = scope.item.value;
+  return ctx;
+}
+
+function planJob(e: ExpandedTask, ctx: TemplateContext, runPriority: number): JobPlan {
+  const t = e.task;
+  const outputs: Record<string, string> = {};
+  for (const [name, tpl] of Object.entries(t.outputs)) {
+    try {
+      outputs[name] = path.resolve(e.scope.baseDir, renderLiteral(tpl, ctx));
+    } catch (err) {
+      // name the task: in a run of inlined sub-workflows the local id alone is ambiguous
+      if (err instanceof TemplateError && e.scope.prefix) throw new TemplateError(`task '${e.id}': outputs.${name}: ${err.message}`);
+      throw err;
+    }
+  }
+  const refs = referencedTasks(t).flatMap((local) => e.scope.taskIds[local] ?? []);
+  return {
+    task: e.id,
+    needs: e.needs,
+    trigger: e.trigger,
+    priority: t.priority + runPriority,
+    queues: t.queue.length ? t.queue : ['default'],
+    resources: { cpu: t.resources.cpu, memoryBytes: t.resources.memoryBytes, custom: t.resources.custom },
+    pool: t.pool,
+    outputs,
+    refs: [...new Set([...e.needs, ...refs])],
+    maxRetries: t.retries.max,
+    retryDelayMs: t.retries.delayMs,
+    retryBackoff: t.retries.backoff,
+    retryMaxDelayMs: t.retries.maxDelayMs,
+  };
+}
+
+const referenced = new WeakMap<TaskSpec, string[]>();
+
+/** Local task ids a task's command and env templates read through `tasks.<id>…` (parsed once per definition, not per copy). */
 export function referencedTasks(t: TaskSpec): string[] {
+  const cached = referenced.get(t);
+  if (cached) return cached;
   const found = new Set<string>();
   for (const tpl of [...commandTemplates(t.command), ...Object.values(t.env)])
     for (const ref of templateRefs(tpl)) if (ref.path[0] === 'tasks' && ref.path[1]) found.add(ref.path[1]);
+  referenced.set(t, [...found]);
   return [...found];
 }
 

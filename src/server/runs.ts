@@ -1,7 +1,10 @@
 // Starting a run: the one path shared by the API, `gantry up --run` and (later)
-// schedules: resolve parameters, plan the jobs, create the run in one transaction.
+// schedules: resolve parameters, snapshot the workflow with the sub-workflows it
+// uses, plan the jobs (inlining those sub-workflows), create the run in one transaction.
 import type { WorkflowSpec } from '../spec/model.js';
 import { resolveParams } from '../spec/params.js';
+import { ExpansionError } from '../spec/expand.js';
+import { takeSnapshot } from '../spec/snapshot.js';
 import { logicalDateOf, planRun } from '../scheduler/planRun.js';
 import { NotFoundError, type Run, type Store } from '../store/types.js';
 
@@ -29,18 +32,26 @@ export async function startRun(store: Store, req: StartRunRequest, now = Date.no
   const spec = stored.definition as WorkflowSpec;
   const { params, errors } = resolveParams(spec, req.params ?? {});
   if (errors.length) throw new InvalidRunRequest(errors.map((e) => `${req.workflow}: ${e}`));
+  // Children are checked again here: one may have changed (or gone) since the parent was applied.
+  const { snapshot, errors: refErrors } = await takeSnapshot(spec, async (key) => {
+    const i = key.indexOf('/');
+    const child = await store.getWorkflow(key.slice(0, i), key.slice(i + 1));
+    return child?.definition.kind === 'workflow' ? child.definition : null;
+  });
+  if (refErrors.length) throw new InvalidRunRequest(refErrors.map((e) => `${req.workflow}: ${e}`));
   const priority = req.priority ?? 0;
   const date = logicalDateOf(now);
   try {
     return await store.createRun({
-      spec,
+      spec: snapshot,
       params,
       priority,
       force: req.force ?? false,
       logicalDate: date,
-      plan: (id) => planRun(spec, params, { id, date, priority, extraLabels: req.labels ?? {} }),
+      plan: (id) => planRun(snapshot, params, { id, date, priority, extraLabels: req.labels ?? {} }),
     });
   } catch (e) {
+    if (e instanceof ExpansionError) throw new InvalidRunRequest(e.errors.map((m) => `${req.workflow}: ${m}`));
     if (e instanceof Error && e.name === 'TemplateError') throw new InvalidRunRequest([`${req.workflow}: ${e.message}`]);
     throw e;
   }

@@ -8,8 +8,10 @@
 import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs/promises';
-import type { TaskSpec, TemplateContext, WorkflowSpec } from '../spec/model.js';
+import type { RunSnapshot, TemplateContext } from '../spec/model.js';
 import { paramEnv, renderArgv, renderLiteral, renderShell, TemplateError } from '../spec/template.js';
+import { expandWorkflow, type ExpandedTask, type TaskScope } from '../spec/expand.js';
+import { snapshotLookup } from '../spec/snapshot.js';
 import { formatDuration } from '../spec/duration.js';
 import { ConflictError, NotFoundError, StaleFenceError, type AttemptOutcome, type Capacity, type ClaimedJob, type LogLine, type Store } from '../store/types.js';
 import { addCapacity, freeOf, NO_CAPACITY } from '../store/claimSelection.js';
@@ -77,7 +79,8 @@ const PROGRESS_LINE = /^gantry-progress\s+(\d+(?:\.\d+)?)\s*$/;
 
 export class Worker {
   private readonly active = new Map<number, ActiveAttempt>();
-  private readonly specs = new Map<number, Promise<WorkflowSpec>>();
+  /** per run: its snapshot expanded once (sub-workflows inlined), by task id in the run */
+  private readonly plans = new Map<number, Promise<Map<string, ExpandedTask>>>();
   private stopping = false;
   private wake: (() => void) | null = null;
   private loopDone: Promise<void> | null = null;
@@ -237,22 +240,38 @@ export class Worker {
       });
   }
 
-  private spec(runId: number): Promise<WorkflowSpec> {
-    let p = this.specs.get(runId);
+  /**
+   * The run's tasks as planned: its snapshot expanded the way planRun did when
+   * the run was created (same snapshot, params, id and date), once per run.
+   */
+  private plan(c: ClaimedJob): Promise<Map<string, ExpandedTask>> {
+    const runId = c.run.id;
+    let p = this.plans.get(runId);
     if (!p) {
-      p = this.store.getRunSpec(runId);
-      this.specs.set(runId, p);
-      p.catch(() => this.specs.delete(runId));
-      if (this.specs.size > 200) this.specs.delete(this.specs.keys().next().value!);
+      p = this.store.getRunSpec(runId).then((spec) => {
+        const snapshot = spec as RunSnapshot;
+        const tasks = expandWorkflow(snapshot, snapshotLookup(snapshot), c.run.params, { id: String(runId), date: c.run.logicalDate });
+        return new Map(tasks.map((t) => [t.id, t]));
+      });
+      this.plans.set(runId, p);
+      p.catch(() => this.plans.delete(runId));
+      if (this.plans.size > 200) this.plans.delete(this.plans.keys().next().value!);
     }
     return p;
   }
 
   private async runAttempt(c: ClaimedJob, a: ActiveAttempt): Promise<void> {
     const { job, fence } = c;
-    const spec = await this.spec(c.run.id);
-    const task = taskOf(spec, job.task);
-    if (!task?.command) {
+    let expanded: ExpandedTask | undefined;
+    try {
+      expanded = (await this.plan(c)).get(job.task);
+    } catch (e) {
+      if (!(e instanceof Error && (e.name === 'ExpansionError' || e.name === 'TemplateError'))) throw e;
+      await this.finish(c, { state: 'failed', exitCode: null, error: `this run's snapshot cannot be expanded: ${e.message}`, retryable: false });
+      return;
+    }
+    const task = expanded?.task;
+    if (!expanded || !task?.command) {
       await this.finish(c, { state: 'failed', exitCode: null, error: `task '${job.task}' has nothing to run in this run's snapshot`, retryable: false });
       return;
     }
@@ -282,7 +301,7 @@ export class Worker {
     }
     let outcome: AttemptOutcome;
     try {
-      outcome = await this.execute(c, a, spec, task, staged, resultFile, logs);
+      outcome = await this.execute(c, a, expanded, staged, resultFile, logs);
     } catch (e) {
       outcome = { state: 'failed', exitCode: null, error: errorMessage(e), retryable: !(e instanceof TemplateError) };
     } finally {
@@ -366,18 +385,19 @@ export class Worker {
   private async execute(
     c: ClaimedJob,
     a: ActiveAttempt,
-    spec: WorkflowSpec,
-    task: TaskSpec,
+    expanded: ExpandedTask,
     staged: Record<string, string>,
     resultFile: string,
     logs: LogShipper,
   ): Promise<AttemptOutcome> {
+    const { task, scope } = expanded;
     const ctx: TemplateContext = {
-      params: c.run.params,
+      params: scope.params,
       run: { id: String(c.run.id), date: c.run.logicalDate },
       outputs: staged,
-      tasks: c.upstream,
+      tasks: localUpstream(c.upstream, scope),
     };
+    if (scope.item) ctx.item = scope.item.value;
     const command = task.command!;
     const setProgress = (n: number) => {
       a.progress = Math.max(0, Math.min(100, n));
@@ -389,9 +409,9 @@ export class Worker {
         for (const line of String(m).split('\n')) logs.push(stream, line);
       };
       const hctx: HandlerContext = {
-        params: c.run.params,
+        params: scope.params,
         outputs: staged,
-        tasks: c.upstream,
+        tasks: ctx.tasks,
         run: ctx.run,
         job: { id: c.job.id, attempt: c.job.attempts },
         signal: a.abort.signal,
@@ -399,6 +419,7 @@ export class Worker {
         logger: { info: log('stdout'), warn: log('stderr'), error: log('stderr') },
         progress: setProgress,
       };
+      if (scope.item) hctx.item = scope.item.value;
       try {
         const result = await runHandler(fn, hctx, this.o.killGraceMs);
         if (result === undefined) return { state: 'succeeded', exitCode: null };
@@ -415,7 +436,8 @@ export class Worker {
     const argv = command.kind === 'shell' ? ['/bin/sh', '-c', renderShell(command.script, ctx)] : renderArgv(command.argv, ctx);
     const env: NodeJS.ProcessEnv = {
       ...process.env,
-      ...paramEnv(c.run.params),
+      ...paramEnv(scope.params),
+      ...(scope.item ? { GANTRY_ITEM: typeof scope.item.value === 'string' ? scope.item.value : JSON.stringify(scope.item.value) } : {}),
       GANTRY_RUN_ID: String(c.run.id),
       GANTRY_RUN_DATE: c.run.logicalDate,
       GANTRY_JOB_ID: c.job.id,
@@ -428,7 +450,7 @@ export class Worker {
     let supervisorKilled = false;
     const r = await runCommand({
       argv,
-      cwd: spec.baseDir,
+      cwd: scope.baseDir,
       env,
       signal: a.abort.signal,
       killGraceMs: this.o.killGraceMs,
@@ -463,16 +485,20 @@ export class Worker {
   }
 }
 
-const taskIndexes = new WeakMap<WorkflowSpec, Map<string, TaskSpec>>();
-
-/** A run's task by id, through an index built once per run snapshot (runs may hold many thousands of tasks). */
-function taskOf(spec: WorkflowSpec, id: string): TaskSpec | undefined {
-  let index = taskIndexes.get(spec);
-  if (!index) {
-    index = new Map(spec.tasks.map((t) => [t.id, t]));
-    taskIndexes.set(spec, index);
+/**
+ * Upstream tasks as the job's templates name them: by their id in the job's own
+ * workflow (`tasks.stubs` inside the copy `dump[enwiki]` is `dump[enwiki].stubs`).
+ */
+function localUpstream(upstream: ClaimedJob['upstream'], scope: TaskScope): ClaimedJob['upstream'] {
+  if (!scope.prefix) return upstream;
+  const local: ClaimedJob['upstream'] = {};
+  // walk the job's few upstreams, not the copy's tasks (a root workflow may hold thousands)
+  for (const [global, u] of Object.entries(upstream)) {
+    if (!global.startsWith(scope.prefix)) continue; // an entry task's needs belong to the parent
+    const id = global.slice(scope.prefix.length);
+    if (scope.taskIds[id] === global) local[id] = u;
   }
-  return index.get(id);
+  return local;
 }
 
 async function readResult(file: string, maxBytes: number): Promise<{ value: unknown } | { error: string }> {
