@@ -114,8 +114,9 @@ export async function buildApp({ store, logger }: AppOptions): Promise<FastifyIn
       if (r.definition) defs.push(r.definition);
     }
     if (errors.length === 0) {
-      const known = (await store.listDefinitions()).filter((d) => d.kind === 'workflow').map((d) => `${d.namespace}/${d.name}`);
-      errors.push(...validateDefinitionSet(defs, { knownWorkflows: known }));
+      // stored workflows count too: a child applied alone may close a cycle through a stored parent
+      const stored = (await store.listDefinitions()).flatMap((d) => (d.definition.kind === 'workflow' ? [d.definition] : []));
+      errors.push(...validateDefinitionSet(defs, { stored }));
     }
     if (errors.length) throw new SpecValidationError(errors);
     return { applied: await store.putDefinitions(defs) };

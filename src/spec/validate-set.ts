@@ -11,6 +11,12 @@ export interface DefinitionSetOptions {
   knownWorkflows?: Iterable<string>;
   /** positions inside a definition's file, when it came from one (see loadDefinitionFiles) */
   locate?: (def: Definition) => Locate | undefined;
+  /**
+   * Workflows already stored, which `defs` may use or replace: `with:` is checked
+   * against them, and a cycle that closes through them is reported on the
+   * definition of `defs` it passes through. Errors are only ever reported on `defs`.
+   */
+  stored?: Iterable<WorkflowSpec>;
 }
 
 /** `namespace/name` — the key workflows and services are unique by. */
@@ -55,12 +61,19 @@ export function validateDefinitionSet(defs: readonly Definition[], opts: Definit
   }
   const known = new Set<string>(workflows.keys());
   for (const k of opts.knownWorkflows ?? []) known.add(k.includes('/') ? k : qualifiedName('default', k));
+  // the definitions given win over stored ones of the same name: they are what is being applied
+  const all = new Map(workflows);
+  for (const wf of opts.stored ?? []) {
+    const q = qualifiedName(wf.namespace, wf.name);
+    if (!all.has(q)) all.set(q, wf);
+    known.add(q);
+  }
 
   for (const wf of workflows.values()) {
     for (const t of wf.tasks) {
       if (!t.workflow) continue;
       const target = resolveWorkflowRef(t.workflow.name, wf.namespace);
-      const child = workflows.get(target);
+      const child = all.get(target);
       if (child) checkWith(wf, t.id, t.workflow, child, add);
       if (known.has(target)) continue;
       const near = closest(target, known);
@@ -69,7 +82,7 @@ export function validateDefinitionSet(defs: readonly Definition[], opts: Definit
     }
   }
 
-  reportSubWorkflowCycles(workflows, add);
+  reportSubWorkflowCycles(all, new Set(workflows.keys()), add);
   return errors;
 }
 
@@ -108,8 +121,10 @@ export function describeSubWorkflowCycle(hops: readonly Hop[]): string {
   return `sub-workflow cycle: ${path} (${via})`;
 }
 
+/** `workflows` in the order they were given (applied ones first); only cycles through `applied` are reported. */
 function reportSubWorkflowCycles(
   workflows: Map<string, WorkflowSpec>,
+  applied: Set<string>,
   add: (def: Definition, path: DocPath, line: number | undefined, message: string) => void,
 ): void {
   const order = [...workflows.keys()];
@@ -130,7 +145,8 @@ function reportSubWorkflowCycles(
         const start = hops.reduce((best, h, i) => (order.indexOf(h.from) < order.indexOf(hops[best]!.from) ? i : best), 0);
         const rotated = [...hops.slice(start), ...hops.slice(0, start)];
         const key = rotated.map((h) => `${h.from}#${h.task}`).join(' ');
-        if (!seen.has(key)) {
+        // applied workflows come first in `order`, so the head is one of them when any is in the cycle
+        if (!seen.has(key) && applied.has(rotated[0]!.from)) {
           seen.add(key);
           const head = rotated[0]!;
           const headWf = workflows.get(head.from)!;
@@ -144,5 +160,5 @@ function reportSubWorkflowCycles(
     }
     state.set(q, 'done');
   };
-  for (const q of order) if (!state.has(q)) visit(q);
+  for (const q of order) if (applied.has(q) && !state.has(q)) visit(q);
 }
