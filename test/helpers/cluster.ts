@@ -1,0 +1,124 @@
+// A Gantry of one process on either store, driven through its HTTP API (by
+// inject, no socket): the API, the scheduler and real workers running real
+// processes. For tests that must hold on SQLite and on PostgreSQL alike.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { describe, it } from 'vitest';
+import { buildApp } from '../../src/server/app.js';
+import { schedulerFor, workerFor } from '../../src/up.js';
+import { silentLogger } from '../../src/log.js';
+import { SqliteStore } from '../../src/store/sqlite/index.js';
+import { PostgresStore } from '../../src/store/postgres/index.js';
+import type { Scheduler } from '../../src/scheduler/scheduler.js';
+import type { Worker } from '../../src/worker/worker.js';
+import type { Job, Run, Store } from '../../src/store/types.js';
+import { PG_URL, dropSchema, postgresAvailable, uniqueSchema } from './postgres.js';
+import { waitForRun } from './embedded.js';
+
+export type StoreName = 'SQLite' | 'PostgreSQL';
+
+export interface Cluster {
+  store: Store;
+  app: FastifyInstance;
+  /** a temp folder for the test's workflow files and outputs */
+  dir: string;
+  /** writes a file (relative to `dir`), returns its absolute path */
+  write(rel: string, content: string): string;
+  /** POST /api/v1/definitions with these files (paths relative to `dir`) */
+  apply(...rels: string[]): Promise<{ status: number; body: { errors?: { message: string }[]; applied?: unknown[] } }>;
+  /** POST /api/v1/runs */
+  startRun(workflow: string, params?: Record<string, unknown>): Promise<{ status: number; body: Run & { error?: string; errors?: string[] } }>;
+  /** POST /api/v1/runs/:id/retry */
+  retry(runId: number, body: { failed?: boolean }): Promise<{ status: number; body: { run: Run; reset: number } }>;
+  waitRun(runId: number, timeoutMs?: number): Promise<Run>;
+  /** the run's jobs by task id */
+  jobs(runId: number): Promise<Record<string, Job>>;
+  /** a job's stdout lines */
+  stdout(jobId: string): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+async function openStore(name: StoreName): Promise<{ store: Store; cleanup: () => Promise<void> }> {
+  if (name === 'SQLite') {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-cluster-db-'));
+    const store = new SqliteStore(path.join(dir, 'gantry.db'));
+    await store.migrate();
+    return { store, cleanup: async () => fs.rmSync(dir, { recursive: true, force: true }) };
+  }
+  const schema = uniqueSchema();
+  const store = new PostgresStore(PG_URL, { schema, max: 8 });
+  await store.migrate();
+  return { store, cleanup: () => dropSchema(schema) };
+}
+
+export async function cluster(name: StoreName, o: { slots?: number; leaseMs?: number } = {}): Promise<Cluster> {
+  const { store, cleanup } = await openStore(name);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-cluster-'));
+  const logger = silentLogger();
+  const leaseMs = o.leaseMs ?? 10_000;
+  let scheduler: Scheduler | null = null;
+  let worker: Worker | null = null;
+  let app: FastifyInstance | null = null;
+  try {
+    scheduler = schedulerFor(store, leaseMs, logger);
+    scheduler.start();
+    app = await buildApp({ store, logger });
+    worker = workerFor(store, { name: `w-${process.pid}-${Math.random().toString(36).slice(2, 8)}`, queues: ['default'], slots: o.slots ?? 4, leaseMs, killGraceMs: 500, logger });
+    await worker.start();
+  } catch (e) {
+    await worker?.stop({ graceful: false });
+    await scheduler?.stop();
+    await app?.close();
+    await store.close();
+    await cleanup();
+    throw e;
+  }
+  const api = app;
+  const inject = async <T>(method: 'GET' | 'POST', url: string, payload?: unknown): Promise<{ status: number; body: T }> => {
+    const r = await api.inject({ method, url, ...(payload === undefined ? {} : { payload: payload as object }) });
+    return { status: r.statusCode, body: r.json() as T };
+  };
+  return {
+    store,
+    app: api,
+    dir,
+    write(rel, content) {
+      const file = path.join(dir, rel);
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(file, content);
+      return file;
+    },
+    apply: (...rels) =>
+      inject('POST', '/api/v1/definitions', {
+        files: rels.map((rel) => ({ path: path.join(dir, rel), source: fs.readFileSync(path.join(dir, rel), 'utf8') })),
+      }),
+    startRun: (workflow, params) => inject('POST', '/api/v1/runs', { workflow, ...(params ? { params } : {}) }),
+    retry: (runId, body) => inject('POST', `/api/v1/runs/${runId}/retry`, body),
+    waitRun: (runId, timeoutMs = 60_000) => waitForRun(store, runId, timeoutMs),
+    jobs: async (runId) => Object.fromEntries((await store.listJobs({ runId })).map((j) => [j.task, j])),
+    stdout: async (jobId) => (await store.readLogs({ jobId })).filter((l) => l.stream === 'stdout').map((l) => l.line),
+    async close() {
+      await worker!.stop({ graceful: false });
+      await scheduler!.stop();
+      await api.close();
+      await store.close();
+      await cleanup();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+const pgAvailable = await postgresAvailable();
+
+/**
+ * Declares `body` once per store. PostgreSQL is skipped (with a visible notice)
+ * only when unreachable, and fails instead under GANTRY_REQUIRE_POSTGRES=1.
+ */
+export function onEveryStore(title: string, body: (store: StoreName) => void): void {
+  for (const name of ['SQLite', 'PostgreSQL'] as const) {
+    if (name === 'PostgreSQL' && !pgAvailable) describe.skip(`${title} (PostgreSQL unreachable)`, () => it('skipped', () => undefined));
+    else describe(`${title}: ${name}`, () => body(name));
+  }
+}
