@@ -31,6 +31,26 @@ describe('examples', () => {
     expect(bad.jobs.summary!.state).toBe('succeeded');
   });
 
+  it('dumps-many runs one dumps pipeline per wiki in one run, then its index over all of them', async () => {
+    const wikis = [`testa${process.pid}`, `testb${process.pid}`];
+    const { run, jobs } = await g.run({ workflow: 'dumps-many', params: { wikis, pages: 300 } }, 120_000);
+    try {
+      expect(run.state).toBe('succeeded');
+      expect(Object.keys(jobs)).toHaveLength(1 + 2 * 6);
+      for (const w of wikis) {
+        expect(jobs[`dump[${w}].publish`]!.result).toMatchObject({ files: 6 });
+        expect(jobs.index!.startedAt!).toBeGreaterThanOrEqual(jobs[`dump[${w}].publish`]!.finishedAt!);
+      }
+      const lines = (await g.up.store.readLogs({ jobId: `${run.id}:index` })).filter((l) => l.stream === 'stdout').map((l) => l.line);
+      expect(lines).toEqual(wikis.map((w) => `${w}: "status": "done"`));
+    } finally {
+      for (const w of wikis) {
+        fs.rmSync(path.join(examples, 'dumps', 'out', w), { recursive: true, force: true });
+        fs.rmSync(path.join(examples, 'dumps', 'out', 'public', w), { recursive: true, force: true });
+      }
+    }
+  });
+
   it('dumps produces compressed dumps with matching checksums, published, and a rerun skips every stage', async () => {
     const wiki = `testwiki${process.pid}`;
     const params = { wiki, pages: 2000 };
