@@ -8,9 +8,9 @@
 import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs/promises';
-import type { RunSnapshot, TemplateContext } from '../spec/model.js';
+import type { RunSnapshot, TemplateContext, WorkflowSpec } from '../spec/model.js';
 import { paramEnv, renderArgv, renderLiteral, renderShell, TemplateError } from '../spec/template.js';
-import { expandWorkflow, type ExpandedTask, type TaskScope } from '../spec/expand.js';
+import { expandWorkflow, ExpansionError, workflowKey, type ExpandedTask, type TaskScope } from '../spec/expand.js';
 import { snapshotLookup } from '../spec/snapshot.js';
 import { formatDuration } from '../spec/duration.js';
 import { ConflictError, NotFoundError, StaleFenceError, type AttemptOutcome, type Capacity, type ClaimedJob, type LogLine, type Store } from '../store/types.js';
@@ -250,7 +250,15 @@ export class Worker {
     if (!p) {
       p = this.store.getRunSpec(runId).then((spec) => {
         const snapshot = spec as RunSnapshot;
-        const tasks = expandWorkflow(snapshot, snapshotLookup(snapshot), c.run.params, { id: String(runId), date: c.run.logicalDate });
+        let tasks: ExpandedTask[];
+        try {
+          tasks = expandWorkflow(snapshot, snapshotLookup(snapshot), c.run.params, { id: String(runId), date: c.run.logicalDate });
+        } catch (e) {
+          // A run created before sub-workflows were inlined has no children in its snapshot (its
+          // sub-workflow tasks were jobs that fail): its other jobs still run as they were planned.
+          if (!(e instanceof ExpansionError) || snapshot.subworkflows) throw e;
+          tasks = unexpandedTasks(snapshot, c.run.params);
+        }
         return new Map(tasks.map((t) => [t.id, t]));
       });
       this.plans.set(runId, p);
@@ -325,7 +333,8 @@ export class Worker {
             error: `declared output${missing.length > 1 ? 's' : ''} not written: ${missing.map((m) => `${m} (expected at ${staged[m]})`).join(', ')}`,
           };
       }
-      if (outcome.state === 'succeeded' && outcome.result === undefined) {
+      // A handler returns its result: it has no $GANTRY_RESULT file (two syscalls per job saved).
+      if (outcome.state === 'succeeded' && outcome.result === undefined && task.command?.kind !== 'handler') {
         const r = await readResult(resultFile, this.o.maxResultBytes);
         if ('error' in r) outcome = { state: 'failed', exitCode: outcome.exitCode, error: r.error, retryable: false };
         else if (r.value !== undefined) outcome = { ...outcome, result: r.value };
@@ -348,7 +357,7 @@ export class Worker {
       await discardStaging(job.outputs, fence);
       this.o.logger.warn({ job: job.id, fence }, 'attempt no longer owns its job; its result was discarded');
     } finally {
-      await fs.rm(resultFile, { force: true });
+      if (task.command?.kind !== 'handler') await fs.unlink(resultFile).catch(() => undefined);
     }
   }
 
@@ -483,6 +492,13 @@ export class Worker {
     const how = r.signal ? `killed by ${r.signal}` : `exit code ${r.exitCode}`;
     return { state: 'failed', exitCode: r.exitCode, error: lastErr ? `${how}: ${lastErr.slice(0, 500)}` : how };
   }
+}
+
+/** The workflow's own tasks, as runs were planned before sub-workflows were inlined. */
+function unexpandedTasks(wf: WorkflowSpec, params: Record<string, unknown>): ExpandedTask[] {
+  const scope: TaskScope = { workflow: workflowKey(wf), prefix: '', params, taskIds: {}, baseDir: wf.baseDir };
+  for (const t of wf.tasks) scope.taskIds[t.id] = t.id;
+  return wf.tasks.map((t) => ({ id: t.id, task: t, needs: t.needs, trigger: t.trigger, scope }));
 }
 
 /**

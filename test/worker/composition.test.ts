@@ -208,6 +208,27 @@ tasks:
     expect(await g.stdout(`${run.id}:each[wiki7].pack`)).toEqual(['packed wiki7']);
   });
 
+  it('still runs the jobs of a run created before sub-workflows were inlined (its snapshot holds no children)', async () => {
+    g.write('old.yaml', 'name: old\nparams: { p: { default: x } }\ntasks:\n  plain: { run: "echo {{ params.p }}" }\n  sub: { workflow: gone }\n');
+    g.write('gone.yaml', 'name: gone\ntasks:\n  t: { run: "true" }\n');
+    expect((await g.apply('old.yaml', 'gone.yaml')).status).toBe(200);
+    const spec = (await g.store.getWorkflow('default', 'old'))!.definition as import('../../src/spec/model.js').WorkflowSpec;
+    // what planRun produced then: one job per task of the workflow itself
+    const job = (task: string) => ({
+      task, needs: [], trigger: 'all_success' as const, priority: 0, queues: ['default'], resources: { cpu: 1, memoryBytes: null, custom: {} },
+      pool: null, outputs: {}, refs: [], maxRetries: 0, retryDelayMs: 0, retryBackoff: 1, retryMaxDelayMs: 0,
+    });
+    const run = await g.store.createRun({
+      spec, params: { p: 'legacy' }, priority: 0, force: false, logicalDate: '20260101',
+      plan: () => ({ jobs: [job('plain'), job('sub')], labels: {} }),
+    });
+    expect((await g.waitRun(run.id)).state).toBe('failed');
+    const jobs = await g.jobs(run.id);
+    expect(jobs.plain!.state).toBe('succeeded');
+    expect(await g.stdout(`${run.id}:plain`)).toEqual(['legacy']);
+    expect([jobs.sub!.state, jobs.sub!.error]).toEqual(['failed', "task 'sub' has nothing to run in this run's snapshot"]);
+  });
+
   it('retry --failed reruns only the failed job inside a sub-workflow and what it skipped', async () => {
     const marker = path.join(g.dir, 'fixed');
     g.write('outer.yaml', `name: outer
