@@ -471,6 +471,35 @@ ${[1, 2, 3, 4, 5].map((i) => `  p${i}: { run: "true", pool: dbstore }`).join('\n
       expect(await store.finishIdleRuns()).toBe(0);
     });
 
+
+    it('completes a batch at once: results, log lines in order, a dependent of two members promoted, a failure retried, a stale fence refused alone', async () => {
+      await define(`name: batch
+tasks:
+  a: { run: "true" }
+  b: { run: "true" }
+  c: { run: "false", retries: { max: 1, delay: 1s } }
+  d: { run: "true" }
+  join: { run: "true", needs: [a, b] }
+`);
+      const run = await startRun(store, { workflow: 'batch' });
+      const claimed = await claim(4);
+      const by = Object.fromEntries(claimed.map((x) => [x.job.task, x]));
+      await store.cancelJob(by.d!.job.id); // d's attempt is revoked: its fence is stale now
+      const out = await store.completeAttempts([
+        { fence: by.a!.fence, outcome: { state: 'succeeded', exitCode: 0, result: { n: 1 } }, lines: [1, 2, 3].map((i) => ({ stream: 'stdout' as const, ts: i, line: `a${i}` })) },
+        { fence: by.d!.fence, outcome: { state: 'succeeded', exitCode: 0 }, lines: [{ stream: 'stdout', ts: 1, line: 'zombie' }] },
+        { fence: by.c!.fence, outcome: { state: 'failed', exitCode: 1, error: 'boom' }, lines: [{ stream: 'stderr', ts: 1, line: 'c failed' }] },
+        { fence: by.b!.fence, outcome: { state: 'skipped' }, lines: [{ stream: 'system', ts: 1, line: 'b1' }, { stream: 'system', ts: 2, line: 'b2' }] },
+      ]);
+      expect(out.map((r) => (r instanceof StaleFenceError ? 'stale' : `${r.task}:${r.state}`))).toEqual(['a:succeeded', 'stale', 'c:retrying', 'b:skipped']);
+      expect(await states(run.id)).toMatchObject({ a: 'succeeded', b: 'skipped:outputs_exist', c: 'retrying', d: 'cancelled', join: 'queued' });
+      expect((await store.readLogs({ jobId: `${run.id}:a` })).map((l) => l.line)).toEqual(['a1', 'a2', 'a3']);
+      expect((await store.readLogs({ jobId: `${run.id}:b` })).map((l) => l.line)).toEqual(['b1', 'b2']);
+      expect((await store.readLogs({ jobId: `${run.id}:d` })).map((l) => l.line)).not.toContain('zombie');
+      const [j] = await claim();
+      expect(j!.job.task).toBe('join');
+      expect(j!.upstream.a!.result).toEqual({ n: 1 });
+    });
     it('takes a job given back by its attempt as lost, not failed, and requeues it at its old place', async () => {
       await define(`name: giveback\ntasks:\n  a: { run: "true" }\n  b: { run: "true" }\n`);
       const run = await startRun(store, { workflow: 'giveback' });

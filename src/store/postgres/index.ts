@@ -80,6 +80,24 @@ const READER_HINT_MS = 25;
 const ANALYZE_AFTER_JOBS = 1000;
 
 type Q = pg.PoolClient;
+/** A claimed job's row with its run's parameters. */
+type ClaimRowDb = JobRowDb & { run_params: string; run_logical_date: string; run_force: number };
+type DoneItem = { fence: number; outcome: Extract<AttemptOutcome, { state: 'succeeded' | 'skipped' }>; lines?: LogLine[] };
+
+/**
+ * Hot statements are prepared once per connection (named): planning the claim
+ * and completion CTEs cost more PostgreSQL CPU than running them (pg_stat_statements,
+ * W1-PG). Only for fixed texts — the name is tied to the text for the process.
+ */
+const preparedNames = new Map<string, string>();
+function prepared(text: string, values: unknown[]): pg.QueryConfig {
+  let name = preparedNames.get(text);
+  if (!name) {
+    name = `gantry_${preparedNames.size}`;
+    preparedNames.set(text, name);
+  }
+  return { name, text, values };
+}
 
 // int8 (bigint) columns hold epoch milliseconds and ids: well inside 2^53.
 const types = {
@@ -232,6 +250,8 @@ export class PostgresStore implements Store {
 
   /** how many jobs settle() has skipped, ever: tells a caller whether its settle skipped any */
   private skippedBySettle = 0;
+  /** when claimPlain may be tried again after it found a queue head it cannot take alone */
+  private plainClaimsAfter = 0;
 
   private readerHints = new Map<'events' | 'logs', NodeJS.Timeout | null>();
 
@@ -279,11 +299,11 @@ export class PostgresStore implements Store {
           out.push({ name: d.name, namespace: d.namespace, kind: d.kind, change: 'unchanged' as const });
           continue;
         }
-        await c.query(
+        await c.query(prepared(
           `INSERT INTO definitions (namespace, name, kind, version, spec, updated_at) VALUES ($1, $2, $3, 1, $4, $5)
            ON CONFLICT (namespace, name, kind) DO UPDATE SET version = definitions.version + 1, spec = excluded.spec, updated_at = excluded.updated_at`,
           [d.namespace, d.name, d.kind, spec, now],
-        );
+        ));
         out.push({ name: d.name, namespace: d.namespace, kind: d.kind, change: old ? ('updated' as const) : ('created' as const) });
       }
       return out;
@@ -307,11 +327,11 @@ export class PostgresStore implements Store {
     let jobCount = 0;
     const id = await this.tx(async (c, signal) => {
       const runId = (
-        await c.query<{ id: number }>(
+        await c.query<{ id: number }>(prepared(
           `INSERT INTO runs (namespace, workflow, state, params, labels, priority, force, logical_date, max_active, spec, created_at)
            VALUES ($1, $2, 'queued', $3, '{}', $4, $5, $6, $7, $8, $9) RETURNING id`,
           [spec.namespace, spec.name, JSON.stringify(input.params), input.priority, input.force ? 1 : 0, input.logicalDate, spec.maxActiveRuns, JSON.stringify(spec), now],
-        )
+        ))
       ).rows[0]!.id;
       const plan = input.plan(runId);
       await c.query('UPDATE runs SET labels = $1 WHERE id = $2', [JSON.stringify(plan.labels), runId]);
@@ -323,7 +343,7 @@ export class PostgresStore implements Store {
           labels.map((l) => l[1]),
         ]);
       const jobs = plan.jobs;
-      const inserted = await c.query<{ id: number; task: string }>(
+      const inserted = await c.query<{ id: number; task: string }>(prepared(
         `INSERT INTO jobs (run_id, task, state, trigger_rule, deps_total, priority, queue, pool, max_retries, retry_delay_ms,
            retry_backoff, retry_max_delay_ms, outputs, refs, queues, has_fallback, cpu, memory, resources)
          SELECT $1, t.task, 'pending', t.trig, t.deps, t.prio, t.queue, t.pool, t.maxr, t.delay, t.backoff, t.maxdelay, t.outputs, t.refs,
@@ -352,7 +372,7 @@ export class PostgresStore implements Store {
           jobs.map((j) => j.resources.memoryBytes),
           jobs.map((j) => JSON.stringify(j.resources.custom)),
         ],
-      );
+      ));
       const ids = new Map(inserted.rows.map((r) => [r.task, r.id]));
       const ups: number[] = [];
       const downs: number[] = [];
@@ -364,7 +384,7 @@ export class PostgresStore implements Store {
           downs.push(ids.get(j.task)!);
         }
       if (ups.length) await c.query('INSERT INTO job_deps (upstream_id, job_id) SELECT * FROM unnest($1::bigint[], $2::bigint[])', [ups, downs]);
-      await c.query(`INSERT INTO events (ts, kind, run_id, job_id, state) VALUES ($1, 'run', $2, NULL, 'queued')`, [now, runId]);
+      await c.query(prepared(`INSERT INTO events (ts, kind, run_id, job_id, state) VALUES ($1, 'run', $2, NULL, 'queued')`, [now, runId]));
       signal({ type: 'events' });
       await this.startQueuedRuns(c, signal, spec.namespace, spec.name, now);
       jobCount = jobs.length;
@@ -379,14 +399,14 @@ export class PostgresStore implements Store {
   private async startQueuedRuns(c: Q, signal: Sig, namespace: string, workflow: string, now: number): Promise<void> {
     await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`gantry-workflow:${namespace}/${workflow}`]);
     const queued = (
-      await c.query<{ id: number; max_active: number | null }>(
+      await c.query<{ id: number; max_active: number | null }>(prepared(
         `SELECT id, max_active FROM runs WHERE namespace = $1 AND workflow = $2 AND state = 'queued' ORDER BY id`,
         [namespace, workflow],
-      )
+      ))
     ).rows;
     if (queued.length === 0) return;
     let running = (
-      await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM runs WHERE namespace = $1 AND workflow = $2 AND state = 'running'`, [namespace, workflow])
+      await c.query<{ n: number }>(prepared(`SELECT count(*)::int AS n FROM runs WHERE namespace = $1 AND workflow = $2 AND state = 'running'`, [namespace, workflow]))
     ).rows[0]!.n;
     for (const r of queued) {
       if (r.max_active !== null && running >= r.max_active) break;
@@ -396,13 +416,13 @@ export class PostgresStore implements Store {
   }
 
   private async startRun(c: Q, signal: Sig, runId: number, now: number): Promise<void> {
-    await c.query(`UPDATE runs SET state = 'running', started_at = $1 WHERE id = $2`, [now, runId]);
+    await c.query(prepared(`UPDATE runs SET state = 'running', started_at = $1 WHERE id = $2`, [now, runId]));
     await this.runEvent(c, signal, runId, 'running', now);
     const roots = (
-      await c.query<{ id: number }>(
+      await c.query<{ id: number }>(prepared(
         `UPDATE jobs SET state = 'queued', enqueued_at = $1 WHERE run_id = $2 AND state = 'pending' AND deps_total = 0 RETURNING id`,
         [now, runId],
-      )
+      ))
     ).rows.map((r) => r.id);
     await this.jobEvents(c, signal, roots, now);
     if (roots.length > 0) signal({ type: 'queued' });
@@ -410,16 +430,16 @@ export class PostgresStore implements Store {
   }
 
   private async runEvent(c: Q, signal: Sig, runId: number, state: RunState, now: number): Promise<void> {
-    await c.query(`INSERT INTO events (ts, kind, run_id, job_id, state) VALUES ($1, 'run', $2, NULL, $3)`, [now, runId, state]);
+    await c.query(prepared(`INSERT INTO events (ts, kind, run_id, job_id, state) VALUES ($1, 'run', $2, NULL, $3)`, [now, runId, state]));
     signal({ type: 'events' });
   }
 
   private async jobEvents(c: Q, signal: Sig, ids: number[], now: number): Promise<void> {
     if (ids.length === 0) return;
-    await c.query(
+    await c.query(prepared(
       `INSERT INTO events (ts, kind, run_id, job_id, state) SELECT $1, 'job', run_id, id, state FROM jobs WHERE id = ANY($2::bigint[]) ORDER BY id`,
       [now, ids],
-    );
+    ));
     signal({ type: 'events' });
   }
 
@@ -430,14 +450,14 @@ export class PostgresStore implements Store {
    */
   private async finishRunIfDone(c: Q, signal: Sig, runId: number, now: number): Promise<void> {
     const run = (
-      await c.query<{ namespace: string; workflow: string; state: RunState }>(`SELECT namespace, workflow, state FROM runs WHERE id = $1 FOR UPDATE`, [runId])
+      await c.query<{ namespace: string; workflow: string; state: RunState }>(prepared(`SELECT namespace, workflow, state FROM runs WHERE id = $1 FOR UPDATE`, [runId]))
     ).rows[0];
     if (!run || run.state !== 'running') return;
     const active = await c.query(`SELECT 1 FROM jobs WHERE run_id = $1 AND state IN ${ACTIVE} LIMIT 1`, [runId]);
     if (active.rowCount) return;
     const counts = await this.countsFor(c, runId);
     const state = runOutcome(counts);
-    await c.query(`UPDATE runs SET state = $1, finished_at = $2 WHERE id = $3`, [state, now, runId]);
+    await c.query(prepared(`UPDATE runs SET state = $1, finished_at = $2 WHERE id = $3`, [state, now, runId]));
     await this.runEvent(c, signal, runId, state, now);
     await this.startQueuedRuns(c, signal, run.namespace, run.workflow, now);
   }
@@ -465,7 +485,7 @@ export class PostgresStore implements Store {
   }
 
   private async countsFor(c: Q | pg.Pool, runId: number): Promise<Partial<Record<JobState, number>>> {
-    const rows = (await c.query<{ state: JobState; n: number }>(`SELECT state, count(*)::int AS n FROM jobs WHERE run_id = $1 GROUP BY state`, [runId])).rows;
+    const rows = (await c.query<{ state: JobState; n: number }>(prepared(`SELECT state, count(*)::int AS n FROM jobs WHERE run_id = $1 GROUP BY state`, [runId]))).rows;
     return Object.fromEntries(rows.map((r) => [r.state, r.n]));
   }
 
@@ -508,11 +528,11 @@ export class PostgresStore implements Store {
           [id],
         )
       ).rows;
-      const run = (await c.query<{ state: RunState; namespace: string; workflow: string }>(`SELECT state, namespace, workflow FROM runs WHERE id = $1 FOR UPDATE`, [id])).rows[0];
+      const run = (await c.query<{ state: RunState; namespace: string; workflow: string }>(prepared(`SELECT state, namespace, workflow FROM runs WHERE id = $1 FOR UPDATE`, [id]))).rows[0];
       if (!run) throw new NotFoundError(`no run ${id}`);
       if (run.state !== 'running' && run.state !== 'queued') throw new ConflictError(`run ${id} has already ${run.state}`);
       const fences = await this.cancelJobRows(c, signal, jobs, now);
-      await c.query(`UPDATE runs SET state = 'cancelled', finished_at = $1 WHERE id = $2`, [now, id]);
+      await c.query(prepared(`UPDATE runs SET state = 'cancelled', finished_at = $1 WHERE id = $2`, [now, id]));
       await this.runEvent(c, signal, id, 'cancelled', now);
       if (fences.length) signal({ type: 'revoked', fences });
       await this.startQueuedRuns(c, signal, run.namespace, run.workflow, now);
@@ -524,12 +544,12 @@ export class PostgresStore implements Store {
     const ids = jobs.map((j) => j.id);
     const fences = jobs.filter((j) => j.state === 'running' && j.fence !== null).map((j) => j.fence!);
     if (fences.length)
-      await c.query(`UPDATE attempts SET state = 'cancelled', finished_at = $1, error = 'cancelled by request' WHERE id = ANY($2::bigint[])`, [now, fences]);
-    await c.query(
+      await c.query(prepared(`UPDATE attempts SET state = 'cancelled', finished_at = $1, error = 'cancelled by request' WHERE id = ANY($2::bigint[])`, [now, fences]));
+    await c.query(prepared(
       `UPDATE jobs SET state = 'cancelled', finished_at = $1, fence = NULL, lease_until = NULL, error = coalesce(error, 'cancelled by request')
        WHERE id = ANY($2::bigint[])`,
       [now, ids],
-    );
+    ));
     await this.jobEvents(c, signal, ids, now);
     return fences;
   }
@@ -537,7 +557,7 @@ export class PostgresStore implements Store {
   async retryRun(id: number, opts: { failedOnly: boolean; force: boolean }): Promise<{ run: Run; reset: number }> {
     const now = this.clock.now();
     const reset = await this.tx(async (c, signal) => {
-      const run = (await c.query<{ state: RunState }>(`SELECT state FROM runs WHERE id = $1 FOR UPDATE`, [id])).rows[0];
+      const run = (await c.query<{ state: RunState }>(prepared(`SELECT state FROM runs WHERE id = $1 FOR UPDATE`, [id]))).rows[0];
       if (!run) throw new NotFoundError(`no run ${id}`);
       if (!opts.failedOnly && (run.state === 'running' || run.state === 'queued'))
         throw new ConflictError(`run ${id} is still ${run.state}: cancel it first, or retry only its failed jobs with --failed`);
@@ -553,7 +573,7 @@ export class PostgresStore implements Store {
         )
       ).rows.map((r) => r.id);
       if (ids.length === 0) return 0;
-      await c.query(
+      await c.query(prepared(
         `UPDATE jobs SET
            deps_ok = (SELECT count(*) FROM job_deps d JOIN jobs u ON u.id = d.upstream_id
                       WHERE d.job_id = jobs.id AND (u.state = 'succeeded' OR (u.state = 'skipped' AND u.skip_reason = 'outputs_exist'))),
@@ -561,8 +581,8 @@ export class PostgresStore implements Store {
                        WHERE d.job_id = jobs.id AND (u.state IN ('failed', 'cancelled') OR (u.state = 'skipped' AND u.skip_reason <> 'outputs_exist')))
          WHERE id = ANY($1::bigint[])`,
         [ids],
-      );
-      await c.query(`UPDATE runs SET state = 'running', finished_at = NULL, started_at = coalesce(started_at, $1) WHERE id = $2`, [now, id]);
+      ));
+      await c.query(prepared(`UPDATE runs SET state = 'running', finished_at = NULL, started_at = coalesce(started_at, $1) WHERE id = $2`, [now, id]));
       await this.runEvent(c, signal, id, 'running', now);
       await this.jobEvents(c, signal, ids, now);
       await this.settle(c, signal, [], [], ids, now);
@@ -633,29 +653,29 @@ export class PostgresStore implements Store {
 
   async registerWorker(w: WorkerInfo): Promise<void> {
     const now = this.clock.now();
-    await this.pool.query(
+    await this.pool.query(prepared(
       `INSERT INTO workers (name, host, pid, queues, slots, cpu, memory, resources, state, started_at, heartbeat_at)
        VALUES ($1, $2, $3, $4, $5, $7, $8, $9, 'active', $6, $6)
        ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid, queues = excluded.queues, slots = excluded.slots,
          cpu = excluded.cpu, memory = excluded.memory, resources = excluded.resources,
          state = 'active', started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at`,
       [w.name, w.host, w.pid, JSON.stringify(w.queues), w.slots, now, w.resources.cpu, w.resources.memoryBytes, JSON.stringify(w.resources.custom)],
-    );
+    ));
   }
 
   async heartbeat(worker: string, fences: { fence: number; progress: number | null }[], leaseMs: number): Promise<number[]> {
     const now = this.clock.now();
     return this.tx(async (c) => {
-      await c.query(`UPDATE workers SET heartbeat_at = $1 WHERE name = $2`, [now, worker]);
+      await c.query(prepared(`UPDATE workers SET heartbeat_at = $1 WHERE name = $2`, [now, worker]));
       if (fences.length === 0) return [];
       const renewed = new Set(
         (
-          await c.query<{ fence: number }>(
+          await c.query<{ fence: number }>(prepared(
             `UPDATE jobs SET lease_until = $1, progress = coalesce(v.progress, jobs.progress)
              FROM unnest($2::bigint[], $3::float8[]) AS v(fence, progress)
              WHERE jobs.fence = v.fence AND jobs.worker = $4 AND jobs.state = 'running' RETURNING jobs.fence`,
             [now + leaseMs, fences.map((f) => f.fence), fences.map((f) => f.progress), worker],
-          )
+          ))
         ).rows.map((r) => r.fence),
       );
       return fences.map((f) => f.fence).filter((f) => !renewed.has(f));
@@ -663,7 +683,7 @@ export class PostgresStore implements Store {
   }
 
   async stopWorker(worker: string): Promise<void> {
-    await this.pool.query(`UPDATE workers SET state = 'stopped', heartbeat_at = $1 WHERE name = $2`, [this.clock.now(), worker]);
+    await this.pool.query(prepared(`UPDATE workers SET state = 'stopped', heartbeat_at = $1 WHERE name = $2`, [this.clock.now(), worker]));
   }
 
   async listWorkers(): Promise<WorkerRow[]> {
@@ -678,6 +698,12 @@ export class PostgresStore implements Store {
   async claimJobs(worker: { name: string; host: string; queues: string[] }, limit: number, leaseMs: number, free?: FreeCapacity): Promise<ClaimedJob[]> {
     if (limit <= 0) return [];
     const now = this.clock.now();
+    if (worker.queues.length === 1 && now >= this.plainClaimsAfter) {
+      const plain = await this.claimPlain({ name: worker.name, host: worker.host, queue: worker.queues[0]! }, limit, leaseMs, free, now);
+      if (Array.isArray(plain)) return plain;
+      // Pools or resources at the head of the queue: leave the one-statement claim alone for a while.
+      if (plain === 'not-plain') this.plainClaimsAfter = now + 1000;
+    }
     return this.tx(async (c, signal) => {
       const window = Math.max(limit * 2, 8);
       const cols = `id, priority, enqueued_at, queues, pool, cpu, memory, resources`;
@@ -687,9 +713,11 @@ export class PostgresStore implements Store {
         primary.push(
           ...(
             await c.query<CandidateRowDb>(
-              `SELECT ${cols} FROM jobs WHERE state = 'queued' AND queue = $1
-               ORDER BY priority DESC, enqueued_at, id LIMIT $2 FOR UPDATE SKIP LOCKED`,
-              [queue, window],
+              prepared(
+                `SELECT ${cols} FROM jobs WHERE state = 'queued' AND queue = $1
+                 ORDER BY priority DESC, enqueued_at, id LIMIT $2 FOR UPDATE SKIP LOCKED`,
+                [queue, window],
+              ),
             )
           ).rows,
         );
@@ -699,10 +727,12 @@ export class PostgresStore implements Store {
           ? []
           : (
         await c.query<CandidateRowDb>(
-          `SELECT ${cols} FROM jobs WHERE state = 'queued' AND has_fallback = 1 AND NOT (queue = ANY($1::text[]))
-             AND queues::jsonb ?| $1::text[]
-           ORDER BY priority DESC, enqueued_at, id LIMIT $2 FOR UPDATE SKIP LOCKED`,
-          [worker.queues, window],
+          prepared(
+            `SELECT ${cols} FROM jobs WHERE state = 'queued' AND has_fallback = 1 AND NOT (queue = ANY($1::text[]))
+               AND queues::jsonb ?| $1::text[]
+             ORDER BY priority DESC, enqueued_at, id LIMIT $2 FOR UPDATE SKIP LOCKED`,
+            [worker.queues, window],
+          ),
         )
       ).rows;
       const candidates = mergeCandidates(primary, fallback).slice(0, window);
@@ -711,10 +741,10 @@ export class PostgresStore implements Store {
       const pools = new Map<string, { slots: number | null; running: number }>();
       if (poolNames.length) {
         // Locking the pool rows serializes claims into one pool across workers; the count after the lock sees every earlier claim.
-        for (const p of (await c.query<{ name: string; slots: number | null }>(`SELECT name, slots FROM pools WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE`, [poolNames])).rows)
+        for (const p of (await c.query<{ name: string; slots: number | null }>(prepared(`SELECT name, slots FROM pools WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE`, [poolNames]))).rows)
           pools.set(p.name, { slots: p.slots, running: 0 });
         for (const r of (
-          await c.query<{ pool: string; n: number }>(`SELECT pool, count(*)::int AS n FROM jobs WHERE state = 'running' AND pool = ANY($1::text[]) GROUP BY pool`, [poolNames])
+          await c.query<{ pool: string; n: number }>(prepared(`SELECT pool, count(*)::int AS n FROM jobs WHERE state = 'running' AND pool = ANY($1::text[]) GROUP BY pool`, [poolNames]))
         ).rows) {
           const p = pools.get(r.pool);
           if (p) p.running = r.n;
@@ -723,7 +753,7 @@ export class PostgresStore implements Store {
       let live: LiveWorker[] = [];
       const needsLive = candidates.some((x) => (JSON.parse(x.queues) as string[]).findIndex((q) => worker.queues.includes(q)) > 0);
       if (needsLive) {
-        const ws = (await c.query<WorkerRowDb>(`SELECT * FROM workers WHERE state = 'active' AND heartbeat_at >= $1`, [now - 2 * leaseMs])).rows;
+        const ws = (await c.query<WorkerRowDb>(prepared(`SELECT * FROM workers WHERE state = 'active' AND heartbeat_at >= $1`, [now - 2 * leaseMs]))).rows;
         const running = (await c.query<RunningRowDb>(`SELECT worker, run_id, task, chunk, cpu, memory, resources FROM jobs WHERE state = 'running'`)).rows;
         live = liveWorkersFrom(ws, running);
       }
@@ -734,7 +764,7 @@ export class PostgresStore implements Store {
       if (chosen.length === 0) return [];
       // Attempts, job rows, outbox events and the runs' parameters in one statement.
       const taken = (
-        await c.query<JobRowDb & { run_params: string; run_logical_date: string; run_force: number }>(
+        await c.query<ClaimRowDb>(prepared(
           `WITH att AS (
              INSERT INTO attempts (job_id, number, worker, host, state, started_at)
              SELECT j.id, j.attempts + 1, $2, $3, 'running', $4 FROM jobs j WHERE j.id = ANY($1::bigint[])
@@ -748,46 +778,102 @@ export class PostgresStore implements Store {
            )
            SELECT upd.*, r.params AS run_params, r.logical_date AS run_logical_date, r.force AS run_force FROM upd JOIN runs r ON r.id = upd.run_id`,
           [chosen, worker.name, worker.host, now, now + leaseMs],
-        )
+        ))
       ).rows;
       if (taken.length === 0) return [];
       signal({ type: 'events' });
-      taken.sort((a, b) => b.priority - a.priority || (a.enqueued_at ?? 0) - (b.enqueued_at ?? 0) || a.id - b.id);
-      // Outputs and results of the tasks each claimed job reads (none for most jobs).
-      const wanted = taken.flatMap((t) => (JSON.parse(t.refs) as string[]).map((task) => [t.run_id, task] as const));
-      const ups = wanted.length
-        ? (
-            await c.query<{ run_id: number; task: string; outputs: string; result: string | null }>(
-              `SELECT j.run_id, j.task, j.outputs, j.result FROM jobs j JOIN unnest($1::bigint[], $2::text[]) AS w(run_id, task)
-                 ON j.run_id = w.run_id AND j.task = w.task AND coalesce(j.chunk, -1) = -1`,
-              [wanted.map((w) => w[0]), wanted.map((w) => w[1])],
-            )
-          ).rows
-        : [];
-      return taken.map((row) => {
-        const upstream: ClaimedJob['upstream'] = {};
-        const refs = JSON.parse(row.refs) as string[];
-        for (const u of ups)
-          if (u.run_id === row.run_id && refs.includes(u.task))
-            upstream[u.task] = { outputs: JSON.parse(u.outputs) as Record<string, string>, result: u.result === null ? null : (JSON.parse(u.result) as unknown) };
-        const { run_params, run_logical_date, run_force, ...jobRow } = row;
-        return {
-          fence: row.fence!,
-          job: toJob(jobRow as JobRowDb),
-          run: { id: row.run_id, params: JSON.parse(run_params) as Record<string, unknown>, logicalDate: run_logical_date, force: run_force === 1 },
-          upstream,
-        };
-      });
+      return this.claimedJobs(c, taken);
+    });
+  }
+
+  /**
+   * The common claim in one statement, no explicit transaction (one round trip
+   * instead of four): a worker of one queue takes the head of its queue when
+   * every candidate is plain — no pool, no custom resources — and all of them
+   * fit its free cpu and memory together. Otherwise it takes nothing and the
+   * general claim decides (pools, partial fits, jobs listing this queue second).
+   */
+  private async claimPlain(
+    worker: { name: string; host: string; queue: string },
+    limit: number,
+    leaseMs: number,
+    free: FreeCapacity | undefined,
+    now: number,
+  ): Promise<ClaimedJob[] | 'not-plain' | 'empty'> {
+    const r = await this.pool.query<(ClaimRowDb | { [K in keyof ClaimRowDb]: null }) & { candidates: number; plain: boolean }>(
+      prepared(
+        `WITH cand AS (
+           SELECT id, attempts, pool, cpu, memory, resources FROM jobs WHERE state = 'queued' AND queue = $1
+           ORDER BY priority DESC, enqueued_at, id LIMIT $2 FOR UPDATE SKIP LOCKED
+         ), verdict AS (
+           SELECT count(*)::int AS candidates,
+             coalesce(bool_and(pool IS NULL AND resources = '{}'), true) AND coalesce(sum(cpu), 0) <= $3
+               AND ($4::bigint IS NULL OR coalesce(sum(memory), 0) <= $4) AS plain
+           FROM cand
+         ), att AS (
+           INSERT INTO attempts (job_id, number, worker, host, state, started_at)
+           SELECT cand.id, cand.attempts + 1, $5, $6, 'running', $7 FROM cand, verdict WHERE verdict.plain
+           RETURNING id, job_id
+         ), upd AS (
+           UPDATE jobs SET state = 'running', attempts = jobs.attempts + 1, fence = att.id, worker = $5, lease_until = $8, started_at = $7,
+             progress = NULL, waiting_reason = NULL
+           FROM att WHERE jobs.id = att.job_id RETURNING jobs.*
+         ), ev AS (
+           INSERT INTO events (ts, kind, run_id, job_id, state) SELECT $7, 'job', run_id, id, 'running' FROM upd
+         )
+         SELECT t.*, verdict.candidates, verdict.plain FROM verdict LEFT JOIN (
+           SELECT upd.*, r.params AS run_params, r.logical_date AS run_logical_date, r.force AS run_force FROM upd JOIN runs r ON r.id = upd.run_id
+         ) t ON true`,
+        [worker.queue, limit, free ? free.cpu + 1e-9 : Number.MAX_SAFE_INTEGER, free?.memoryBytes ?? null, worker.name, worker.host, now, now + leaseMs],
+      ),
+    );
+    const head = r.rows[0];
+    if (!head || !head.plain) return 'not-plain';
+    const taken = r.rows.filter((x): x is ClaimRowDb & { candidates: number; plain: boolean } => x.id !== null);
+    // An empty queue: jobs that list this queue second are the general claim's to find.
+    if (taken.length === 0) return head.candidates === 0 ? 'empty' : [];
+    this.emitter.emit('signal', { type: 'events' } satisfies StoreSignal);
+    this.notifyReaders('events');
+    return this.claimedJobs(this.pool, taken);
+  }
+
+  /** Claimed rows in claim order, with the outputs and results of the tasks each reads. */
+  private async claimedJobs(c: Q | pg.Pool, taken: ClaimRowDb[]): Promise<ClaimedJob[]> {
+    taken.sort((a, b) => b.priority - a.priority || (a.enqueued_at ?? 0) - (b.enqueued_at ?? 0) || a.id - b.id);
+    // Outputs and results of the tasks each claimed job reads (none for most jobs).
+    const wanted = taken.flatMap((t) => (JSON.parse(t.refs) as string[]).map((task) => [t.run_id, task] as const));
+    const ups = wanted.length
+      ? (
+          await c.query<{ run_id: number; task: string; outputs: string; result: string | null }>(prepared(
+            `SELECT j.run_id, j.task, j.outputs, j.result FROM jobs j JOIN unnest($1::bigint[], $2::text[]) AS w(run_id, task)
+               ON j.run_id = w.run_id AND j.task = w.task AND coalesce(j.chunk, -1) = -1`,
+            [wanted.map((w) => w[0]), wanted.map((w) => w[1])],
+          ))
+        ).rows
+      : [];
+    return taken.map((row) => {
+      const upstream: ClaimedJob['upstream'] = {};
+      const refs = JSON.parse(row.refs) as string[];
+      for (const u of ups)
+        if (u.run_id === row.run_id && refs.includes(u.task))
+          upstream[u.task] = { outputs: JSON.parse(u.outputs) as Record<string, string>, result: u.result === null ? null : (JSON.parse(u.result) as unknown) };
+      const { run_params, run_logical_date, run_force, ...jobRow } = row;
+      return {
+        fence: row.fence!,
+        job: toJob(jobRow as JobRowDb),
+        run: { id: row.run_id, params: JSON.parse(run_params) as Record<string, unknown>, logicalDate: run_logical_date, force: run_force === 1 },
+        upstream,
+      };
     });
   }
 
   async releaseAttempt(fence: number, reason: string): Promise<boolean> {
     const now = this.clock.now();
     return this.tx(async (c, signal) => {
-      const j = (await c.query<{ id: number }>(`SELECT id FROM jobs WHERE fence = $1 AND state = 'running' FOR UPDATE`, [fence])).rows[0];
+      const j = (await c.query<{ id: number }>(prepared(`SELECT id FROM jobs WHERE fence = $1 AND state = 'running' FOR UPDATE`, [fence]))).rows[0];
       if (!j) return false;
-      await c.query(`UPDATE attempts SET state = 'lost', finished_at = $1, error = $2 WHERE id = $3`, [now, reason, fence]);
-      await c.query(`UPDATE jobs SET state = 'queued', fence = NULL, lease_until = NULL, worker = NULL WHERE id = $1`, [j.id]);
+      await c.query(prepared(`UPDATE attempts SET state = 'lost', finished_at = $1, error = $2 WHERE id = $3`, [now, reason, fence]));
+      await c.query(prepared(`UPDATE jobs SET state = 'queued', fence = NULL, lease_until = NULL, worker = NULL WHERE id = $1`, [j.id]));
       await this.jobEvents(c, signal, [j.id], now);
       signal({ type: 'queued' });
       return true;
@@ -795,14 +881,14 @@ export class PostgresStore implements Store {
   }
 
   async setAttemptPid(fence: number, pid: number): Promise<void> {
-    await this.pool.query(`UPDATE attempts SET pid = $1 WHERE id = $2`, [pid, fence]);
+    await this.pool.query(prepared(`UPDATE attempts SET pid = $1 WHERE id = $2`, [pid, fence]));
   }
 
   async assertCurrent(fence: number, renewLeaseMs?: number): Promise<void> {
     const ok =
       renewLeaseMs === undefined
         ? (await this.one<{ state: JobState }>(`SELECT state FROM jobs WHERE fence = $1`, [fence]))?.state === 'running'
-        : ((await this.pool.query(`UPDATE jobs SET lease_until = $1 WHERE fence = $2 AND state = 'running'`, [this.clock.now() + renewLeaseMs, fence])).rowCount ?? 0) === 1;
+        : ((await this.pool.query(prepared(`UPDATE jobs SET lease_until = $1 WHERE fence = $2 AND state = 'running'`, [this.clock.now() + renewLeaseMs, fence]))).rowCount ?? 0) === 1;
     if (!ok) throw new StaleFenceError(fence, 'its job was cancelled, reaped or taken over');
   }
 
@@ -816,77 +902,104 @@ export class PostgresStore implements Store {
     const now = this.clock.now();
     const checkRuns = new Set<number>();
     const rows = await this.tx(async (c, signal) => {
-      const out: (JobRowDb | StaleFenceError)[] = [];
+      const byFence = new Map<number, JobRowDb | StaleFenceError>();
+      const done = items.filter((it): it is DoneItem => it.outcome.state === 'succeeded' || it.outcome.state === 'skipped');
+      if (done.length) {
+        const r = await this.completeDone(c, signal, done, now);
+        for (const [fence, row] of r.rows) byFence.set(fence, row);
+        for (const runId of r.checkRuns) checkRuns.add(runId);
+      }
       for (const it of items) {
+        if (it.outcome.state === 'succeeded' || it.outcome.state === 'skipped') continue;
         try {
-          const lines = it.lines ?? [];
-          const done =
-            it.outcome.state === 'succeeded' || it.outcome.state === 'skipped'
-              ? await this.completeDone(c, signal, it.fence, it.outcome, lines, now)
-              : { row: await this.completeFailed(c, signal, it.fence, it.outcome, lines, now), checkRun: true };
-          out.push(done.row);
-          if (done.checkRun) checkRuns.add(done.row.run_id);
+          const row = await this.completeFailed(c, signal, it.fence, it.outcome, it.lines ?? [], now);
+          byFence.set(it.fence, row);
+          checkRuns.add(row.run_id);
         } catch (e) {
           if (!(e instanceof StaleFenceError)) throw e;
-          out.push(e);
+          byFence.set(it.fence, e);
         }
       }
-      return out;
+      return items.map((it) => byFence.get(it.fence) ?? new StaleFenceError(it.fence, 'its job was cancelled, reaped or taken over'));
     });
     for (const runId of checkRuns) await this.finishRunAfterCommit(runId);
     return rows.map((r) => (r instanceof StaleFenceError ? r : toJob(r)));
   }
 
   /**
-   * The common case, succeeded or skipped as done, in one statement: fence check
-   * and lock, attempt, job, log lines, outbox event and the dependents' counters.
-   * `checkRun` is false when the run still had jobs waiting in this snapshot:
-   * a later completion (or the scheduler's sweep) will see the run end.
+   * The common case, attempts that succeeded or were skipped as done, all in one
+   * statement however many: fence check and lock, attempts, jobs, log lines,
+   * outbox events and the dependents' counters. A fence that is not current
+   * comes back without a row. A run goes into `checkRuns` unless it still had
+   * jobs waiting in this snapshot: a later completion (or the scheduler's sweep)
+   * will see it end.
    */
   private async completeDone(
     c: Q,
     signal: Sig,
-    fence: number,
-    outcome: Extract<AttemptOutcome, { state: 'succeeded' | 'skipped' }>,
-    lines: LogLine[],
+    items: DoneItem[],
     now: number,
-  ): Promise<{ row: JobRowDb; checkRun: boolean }> {
-    const exitCode = outcome.state === 'skipped' ? null : outcome.exitCode;
-    const result = outcome.state === 'succeeded' && outcome.result !== undefined ? JSON.stringify(outcome.result) : null;
-    const r = await c.query<JobRowDb & { touched: number[]; others_waiting: boolean }>(
-      `WITH j AS (SELECT id FROM jobs WHERE fence = $1 AND state = 'running' FOR UPDATE),
-       a AS (UPDATE attempts SET state = $2, finished_at = $3, exit_code = $4, error = NULL WHERE id = $1 AND EXISTS (SELECT 1 FROM j)),
-       u AS (UPDATE jobs SET state = $2, skip_reason = $5, finished_at = $3, exit_code = $4, result = $6, error = NULL, fence = NULL, lease_until = NULL
-             FROM j WHERE jobs.id = j.id RETURNING jobs.*),
-       l AS (INSERT INTO logs (run_id, job_id, attempt_id, stream, ts, line)
-             SELECT u.run_id, u.id, $1, x.stream, x.ts, x.line FROM u, unnest($7::text[], $8::bigint[], $9::text[]) AS x(stream, ts, line)),
-       e AS (INSERT INTO events (ts, kind, run_id, job_id, state) SELECT $3, 'job', run_id, id, state FROM u),
-       d AS (UPDATE jobs SET deps_ok = jobs.deps_ok + 1 FROM job_deps jd, u WHERE jd.upstream_id = u.id AND jobs.id = jd.job_id RETURNING jobs.id)
-       SELECT u.*, (SELECT coalesce(array_agg(id), '{}') FROM d) AS touched,
-         EXISTS (SELECT 1 FROM jobs w WHERE w.run_id = u.run_id AND w.state IN ('pending', 'queued', 'retrying')) AS others_waiting
-       FROM u`,
-      [
-        fence,
-        outcome.state,
-        now,
-        exitCode,
-        outcome.state === 'skipped' ? 'outputs_exist' : null,
-        result,
-        lines.map((l) => l.stream),
-        lines.map((l) => l.ts),
-        lines.map((l) => l.line.replace(/\0/g, '')),
-      ],
+  ): Promise<{ rows: Map<number, JobRowDb>; checkRuns: Set<number> }> {
+    const lines = items.flatMap((it) => (it.lines ?? []).map((l) => ({ fence: it.fence, ...l })));
+    const r = await c.query<JobRowDb & { done_fence: number; touched: number[]; others_waiting: boolean }>(
+      prepared(
+        `WITH v AS (
+           SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[]) AS v(fence, state, exit_code, skip_reason, result)
+         ), j AS (
+           SELECT jobs.id, jobs.fence FROM jobs WHERE jobs.fence = ANY($1::bigint[]) AND jobs.state = 'running' ORDER BY jobs.id FOR UPDATE
+         ), a AS (
+           UPDATE attempts SET state = v.state, finished_at = $6, exit_code = v.exit_code, error = NULL FROM j, v WHERE attempts.id = j.fence AND v.fence = j.fence
+         ), u AS (
+           UPDATE jobs SET state = v.state, skip_reason = v.skip_reason, finished_at = $6, exit_code = v.exit_code, result = v.result, error = NULL,
+             fence = NULL, lease_until = NULL
+           FROM j, v WHERE jobs.id = j.id AND v.fence = j.fence RETURNING jobs.*, j.fence AS done_fence
+         ), l AS (
+           INSERT INTO logs (run_id, job_id, attempt_id, stream, ts, line)
+           SELECT u.run_id, u.id, x.fence, x.stream, x.ts, x.line
+           FROM unnest($7::bigint[], $8::text[], $9::bigint[], $10::text[]) WITH ORDINALITY AS x(fence, stream, ts, line, n)
+           JOIN u ON u.done_fence = x.fence ORDER BY x.n
+         ), e AS (
+           INSERT INTO events (ts, kind, run_id, job_id, state) SELECT $6, 'job', run_id, id, state FROM u ORDER BY id
+         ), d AS (
+           UPDATE jobs SET deps_ok = jobs.deps_ok + x.n
+           FROM (SELECT jd.job_id, count(*)::int AS n FROM job_deps jd JOIN u ON jd.upstream_id = u.id GROUP BY jd.job_id) x
+           WHERE jobs.id = x.job_id RETURNING jobs.id
+         )
+         SELECT u.*, (SELECT coalesce(array_agg(id), '{}') FROM d) AS touched,
+           (SELECT w.id FROM jobs w WHERE w.run_id = u.run_id AND w.state IN ('pending', 'queued', 'retrying')
+            ORDER BY w.run_id DESC, w.id DESC LIMIT 1) IS NOT NULL AS others_waiting
+         FROM u`,
+        [
+          items.map((it) => it.fence),
+          items.map((it) => it.outcome.state),
+          items.map((it) => (it.outcome.state === 'succeeded' ? it.outcome.exitCode : null)),
+          items.map((it) => (it.outcome.state === 'skipped' ? 'outputs_exist' : null)),
+          items.map((it) => (it.outcome.state === 'succeeded' && it.outcome.result !== undefined ? JSON.stringify(it.outcome.result) : null)),
+          now,
+          lines.map((l) => l.fence),
+          lines.map((l) => l.stream),
+          lines.map((l) => l.ts),
+          // PostgreSQL text cannot hold NUL bytes
+          lines.map((l) => l.line.replace(/\0/g, '')),
+        ],
+      ),
     );
-    const row = r.rows[0];
-    if (!row) throw new StaleFenceError(fence, 'its job was cancelled, reaped or taken over');
+    const rows = new Map<number, JobRowDb>();
+    const checkRuns = new Set<number>();
+    if (r.rows.length === 0) return { rows, checkRuns };
     signal({ type: 'events' });
     if (lines.length) signal({ type: 'logs' });
     const skippedBefore = this.skippedBySettle;
-    if (row.touched.length) await this.settle(c, signal, [], [], row.touched, now);
-    // Dependents skipped just now (any_failed with nothing failed) may have ended the run here.
-    const checkRun = !row.others_waiting || this.skippedBySettle !== skippedBefore;
-    const { touched: _t, others_waiting: _o, ...job } = row;
-    return { row: job as JobRowDb, checkRun };
+    const touched = r.rows[0]!.touched;
+    if (touched.length) await this.settle(c, signal, [], [], touched, now);
+    // Dependents skipped just now (any_failed with nothing failed) may have ended a run here.
+    const skippedNow = this.skippedBySettle !== skippedBefore;
+    for (const row of r.rows) {
+      const { touched: _t, others_waiting, done_fence, ...job } = row;
+      rows.set(done_fence, job as JobRowDb);
+      if (!others_waiting || skippedNow) checkRuns.add(row.run_id);
+    }
+    return { rows, checkRuns };
   }
 
   /**
@@ -902,27 +1015,27 @@ export class PostgresStore implements Store {
     lines: LogLine[],
     now: number,
   ): Promise<JobRowDb> {
-    const j = (await c.query<JobRowDb>(`SELECT * FROM jobs WHERE fence = $1 FOR UPDATE`, [fence])).rows[0];
+    const j = (await c.query<JobRowDb>(prepared(`SELECT * FROM jobs WHERE fence = $1 FOR UPDATE`, [fence]))).rows[0];
     if (!j || j.state !== 'running') throw new StaleFenceError(fence, 'its job was cancelled, reaped or taken over');
     await this.insertLogs(c, signal, j, fence, lines);
     const { exitCode, error } = outcome;
-    await c.query(`UPDATE attempts SET state = $1, finished_at = $2, exit_code = $3, error = $4 WHERE id = $5`, [outcome.state, now, exitCode, error, fence]);
+    await c.query(prepared(`UPDATE attempts SET state = $1, finished_at = $2, exit_code = $3, error = $4 WHERE id = $5`, [outcome.state, now, exitCode, error, fence]));
     const failures = j.failures + 1;
     let row: pg.QueryResult<JobRowDb>;
     if (outcome.retryable !== false && failures <= j.max_retries) {
-      row = await c.query<JobRowDb>(
+      row = await c.query<JobRowDb>(prepared(
         `UPDATE jobs SET state = 'retrying', failures = $1, run_after = $2, exit_code = $3, error = $4, fence = NULL, lease_until = NULL
          WHERE id = $5 RETURNING *`,
         [failures, now + retryDelayMs(j, failures), exitCode, error, j.id],
-      );
+      ));
       await this.jobEvents(c, signal, [j.id], now);
       signal({ type: 'retrying' });
     } else {
-      row = await c.query<JobRowDb>(
+      row = await c.query<JobRowDb>(prepared(
         `UPDATE jobs SET state = 'failed', failures = $1, finished_at = $2, exit_code = $3, error = $4, fence = NULL, lease_until = NULL
          WHERE id = $5 RETURNING *`,
         [failures, now, exitCode, error, j.id],
-      );
+      ));
       await this.jobEvents(c, signal, [j.id], now);
       await this.settle(c, signal, [], [j.id], [], now);
     }
@@ -953,25 +1066,25 @@ export class PostgresStore implements Store {
       }
       if (touched.length === 0) break;
       const settled = (
-        await c.query<{ id: number; trigger_rule: string; deps_bad: number }>(
+        await c.query<{ id: number; trigger_rule: string; deps_bad: number }>(prepared(
           `SELECT j.id, j.trigger_rule, j.deps_bad FROM jobs j JOIN runs r ON r.id = j.run_id
            WHERE j.id = ANY($1::bigint[]) AND j.state = 'pending' AND j.deps_ok + j.deps_bad = j.deps_total AND r.state = 'running'`,
           [[...new Set(touched)]],
-        )
+        ))
       ).rows;
       const { queued, skipUpstream: skipUp, skipTrigger: skipTrig } = partitionSettled(settled);
-      if (queued.length) await c.query(`UPDATE jobs SET state = 'queued', enqueued_at = $1 WHERE id = ANY($2::bigint[]) AND state = 'pending'`, [now, queued]);
+      if (queued.length) await c.query(prepared(`UPDATE jobs SET state = 'queued', enqueued_at = $1 WHERE id = ANY($2::bigint[]) AND state = 'pending'`, [now, queued]));
       for (const [reason, ids] of [
         ['upstream', skipUp],
         ['trigger', skipTrig],
       ] as const)
         if (ids.length)
-          await c.query(`UPDATE jobs SET state = 'skipped', skip_reason = $1, finished_at = $2, error = $3 WHERE id = ANY($4::bigint[]) AND state = 'pending'`, [
+          await c.query(prepared(`UPDATE jobs SET state = 'skipped', skip_reason = $1, finished_at = $2, error = $3 WHERE id = ANY($4::bigint[]) AND state = 'pending'`, [
             reason,
             now,
             SKIP_MESSAGES[reason],
             ids,
-          ]);
+          ]));
       const skipped = [...skipUp, ...skipTrig];
       this.skippedBySettle += skipped.length;
       await this.jobEvents(c, signal, [...queued, ...skipped], now);
@@ -986,7 +1099,7 @@ export class PostgresStore implements Store {
     if (lines.length === 0) return;
     await this.tx(async (c, signal) => {
       // FOR SHARE: a concurrent cancel or reap waits for these lines, or these wait and are refused.
-      const j = (await c.query<{ id: number; run_id: number; state: JobState }>(`SELECT id, run_id, state FROM jobs WHERE fence = $1 FOR SHARE`, [fence])).rows[0];
+      const j = (await c.query<{ id: number; run_id: number; state: JobState }>(prepared(`SELECT id, run_id, state FROM jobs WHERE fence = $1 FOR SHARE`, [fence]))).rows[0];
       if (!j || j.state !== 'running') throw new StaleFenceError(fence, 'log lines of an attempt that no longer owns its job');
       await this.insertLogs(c, signal, j, fence, lines);
     });
@@ -994,11 +1107,11 @@ export class PostgresStore implements Store {
 
   private async insertLogs(c: Q, signal: Sig, j: { id: number; run_id: number }, fence: number, lines: LogLine[]): Promise<void> {
     if (lines.length === 0) return;
-    await c.query(
+    await c.query(prepared(
       `INSERT INTO logs (run_id, job_id, attempt_id, stream, ts, line) SELECT $1, $2, $3, * FROM unnest($4::text[], $5::bigint[], $6::text[])`,
       // PostgreSQL text cannot hold NUL bytes
       [j.run_id, j.id, fence, lines.map((l) => l.stream), lines.map((l) => l.ts), lines.map((l) => l.line.replace(/\0/g, ''))],
-    );
+    ));
     signal({ type: 'logs' });
   }
 
@@ -1022,7 +1135,7 @@ export class PostgresStore implements Store {
     const now = this.clock.now();
     return this.tx(async (c, signal) => {
       const ids = (
-        await c.query<{ id: number }>(`UPDATE jobs SET state = 'queued', enqueued_at = $1, run_after = NULL WHERE state = 'retrying' AND run_after <= $1 RETURNING id`, [now])
+        await c.query<{ id: number }>(prepared(`UPDATE jobs SET state = 'queued', enqueued_at = $1, run_after = NULL WHERE state = 'retrying' AND run_after <= $1 RETURNING id`, [now]))
       ).rows.map((r) => r.id);
       if (ids.length) {
         await this.jobEvents(c, signal, ids, now);
@@ -1043,7 +1156,7 @@ export class PostgresStore implements Store {
   async reapLostAttempts(deadWorkers: string[], onlyFences?: number[]) {
     const now = this.clock.now();
     return this.tx(async (c, signal) => {
-      if (deadWorkers.length) await c.query(`UPDATE workers SET state = 'stopped' WHERE name = ANY($1::text[])`, [deadWorkers]);
+      if (deadWorkers.length) await c.query(prepared(`UPDATE workers SET state = 'stopped' WHERE name = ANY($1::text[])`, [deadWorkers]));
       const rows = (await c.query<LostCandidateDb>(`${LOST_SQL} FOR UPDATE OF j SKIP LOCKED`, [now, deadWorkers])).rows.filter(
         (r) => !onlyFences || onlyFences.includes(r.fence),
       );
@@ -1055,9 +1168,9 @@ export class PostgresStore implements Store {
         [died, 'worker died or stopped'],
       ] as const)
         if (set.length)
-          await c.query(`UPDATE attempts SET state = 'lost', finished_at = $1, error = $2 WHERE id = ANY($3::bigint[])`, [now, why, set.map((r) => r.fence)]);
+          await c.query(prepared(`UPDATE attempts SET state = 'lost', finished_at = $1, error = $2 WHERE id = ANY($3::bigint[])`, [now, why, set.map((r) => r.fence)]));
       // The job goes back to the queue with its original enqueue time, so it is taken again first.
-      await c.query(`UPDATE jobs SET state = 'queued', fence = NULL, lease_until = NULL, worker = NULL WHERE id = ANY($1::bigint[])`, [rows.map((r) => r.id)]);
+      await c.query(prepared(`UPDATE jobs SET state = 'queued', fence = NULL, lease_until = NULL, worker = NULL WHERE id = ANY($1::bigint[])`, [rows.map((r) => r.id)]));
       await this.jobEvents(
         c,
         signal,
@@ -1090,11 +1203,11 @@ export class PostgresStore implements Store {
     for (const g of groups) {
       const reason = unfittableReason(JSON.parse(g.queues) as string[], needOf(g), workers);
       if (reason === g.waiting_reason) continue;
-      const r = await this.pool.query(
+      const r = await this.pool.query(prepared(
         `UPDATE jobs SET waiting_reason = $1 WHERE state = 'queued' AND queues = $2 AND cpu = $3 AND memory IS NOT DISTINCT FROM $4
            AND resources = $5 AND waiting_reason IS NOT DISTINCT FROM $6`,
         [reason, g.queues, g.cpu, g.memory, g.resources, g.waiting_reason],
-      );
+      ));
       changed += r.rowCount ?? 0;
     }
     return changed;
@@ -1102,12 +1215,12 @@ export class PostgresStore implements Store {
 
   async acquireLeadership(role: string, holder: string, ttlMs: number, takeoverFrom?: string): Promise<boolean> {
     const now = this.clock.now();
-    const r = await this.pool.query(
+    const r = await this.pool.query(prepared(
       `INSERT INTO leaders (role, holder, until) VALUES ($1, $2, $3)
        ON CONFLICT (role) DO UPDATE SET holder = excluded.holder, until = excluded.until
        WHERE leaders.holder = excluded.holder OR leaders.until < $4 OR leaders.holder = $5`,
       [role, holder, now + ttlMs, now, takeoverFrom ?? null],
-    );
+    ));
     return (r.rowCount ?? 0) === 1;
   }
 
@@ -1116,7 +1229,7 @@ export class PostgresStore implements Store {
   }
 
   async releaseLeadership(role: string, holder: string): Promise<void> {
-    await this.pool.query(`DELETE FROM leaders WHERE role = $1 AND holder = $2`, [role, holder]);
+    await this.pool.query(prepared(`DELETE FROM leaders WHERE role = $1 AND holder = $2`, [role, holder]));
   }
 
   // ---------------------------------------------------------------------- pools
@@ -1124,10 +1237,10 @@ export class PostgresStore implements Store {
   async setPool(name: string, slots: number | null): Promise<PoolRow> {
     const now = this.clock.now();
     await this.tx(async (c, signal) => {
-      await c.query(
+      await c.query(prepared(
         `INSERT INTO pools (name, slots, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET slots = excluded.slots, updated_at = excluded.updated_at`,
         [name, slots, now],
-      );
+      ));
       // A raised limit may let queued jobs run now.
       signal({ type: 'queued' });
     });

@@ -170,6 +170,13 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
     until bigint NOT NULL
   );
   `,
+  // 3: "does this run still have waiting jobs?" after every completion. Read from
+  // the high end: jobs are claimed roughly in id order, so the dead entries of
+  // claimed jobs pile up at the low end (a plain scan walked them all: O(n) per
+  // completion).
+  `
+  CREATE INDEX jobs_waiting_by_run ON jobs (run_id, id) WHERE state IN ('pending', 'queued', 'retrying');
+  `,
 ];
 
 /** Arbitrary constant naming Gantry's migration lock. */
