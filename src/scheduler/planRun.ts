@@ -3,10 +3,10 @@
 // are rendered (they may use the copy's params, item, run.id and run.date) and
 // made absolute against the folder of the file the task is written in.
 import path from 'node:path';
-import type { Command, RunSnapshot, TaskSpec, TemplateContext } from '../spec/model.js';
-import { expandWorkflow, type ExpandedTask, type TaskScope } from '../spec/expand.js';
+import type { RunSnapshot, TemplateContext } from '../spec/model.js';
+import { expandWorkflow, referencedTasks, type ExpandedTask, type TaskScope } from '../spec/expand.js';
 import { snapshotLookup } from '../spec/snapshot.js';
-import { renderLiteral, templateRefs, TemplateError } from '../spec/template.js';
+import { renderLiteral, TemplateError } from '../spec/template.js';
 import type { JobPlan } from '../store/types.js';
 
 export function logicalDateOf(ms: number): string {
@@ -67,24 +67,4 @@ function planJob(e: ExpandedTask, ctx: TemplateContext, runPriority: number): Jo
     retryBackoff: t.retries.backoff,
     retryMaxDelayMs: t.retries.maxDelayMs,
   };
-}
-
-const referenced = new WeakMap<TaskSpec, string[]>();
-
-/** Local task ids a task's command and env templates read through `tasks.<id>…` (parsed once per definition, not per copy). */
-export function referencedTasks(t: TaskSpec): string[] {
-  const cached = referenced.get(t);
-  if (cached) return cached;
-  const found = new Set<string>();
-  for (const tpl of [...commandTemplates(t.command), ...Object.values(t.env)])
-    for (const ref of templateRefs(tpl)) if (ref.path[0] === 'tasks' && ref.path[1]) found.add(ref.path[1]);
-  referenced.set(t, [...found]);
-  return [...found];
-}
-
-function commandTemplates(c: Command | null): string[] {
-  if (!c) return [];
-  if (c.kind === 'shell') return [c.script];
-  if (c.kind === 'argv') return c.argv;
-  return [];
 }

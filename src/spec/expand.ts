@@ -106,9 +106,6 @@ const unique = (ids: string[]): string[] => (ids.length < 2 ? ids : [...new Set(
 
 class Expander {
   readonly errors: string[] = [];
-  /** parsed once per task definition, not once per copy */
-  private readonly refsCache = new WeakMap<TaskSpec, TemplateRef[]>();
-
   constructor(
     private readonly lookup: WorkflowLookup,
     private readonly run: { id: string; date: string },
@@ -229,17 +226,8 @@ class Expander {
   /** What a task's templates read must exist in its copy: no sub-workflow task's outputs, no item outside foreach. */
   private checkTemplates(t: TaskSpec, inst: Instance): void {
     const id = inst.scope.prefix + t.id;
-    let refs = this.refsCache.get(t);
-    if (!refs) {
-      refs = [];
-      try {
-        for (const tpl of taskTemplates(t)) refs.push(...templateRefs(tpl));
-      } catch (e) {
-        if (!(e instanceof TemplateError)) throw e;
-        this.fail(`task '${id}': ${e.message}`);
-      }
-      this.refsCache.set(t, refs);
-    }
+    const refs = taskRefs(t);
+    if (refs instanceof TemplateError) return this.fail(`task '${id}': ${refs.message}`);
     for (const ref of refs) {
       const [root, other] = ref.path;
       if (root === 'item' && !inst.scope.item) this.fail(`task '${id}' uses ${ref.text}, but it is not inside a foreach copy`);
@@ -265,11 +253,42 @@ function renderDeep(value: unknown, ctx: TemplateContext): unknown {
   return value;
 }
 
-/** The templates a job's command renders (command, env, outputs); split/combine steps are planned elsewhere. */
-export function taskTemplates(t: TaskSpec): string[] {
+/**
+ * The templates a job renders when it runs (command, env). Output paths are
+ * rendered when the run is planned, where a bad one fails on its own; split and
+ * combine steps are planned elsewhere.
+ */
+function taskTemplates(t: TaskSpec): string[] {
   const c = t.command;
   const command = !c ? [] : c.kind === 'shell' ? [c.script] : c.kind === 'argv' ? c.argv : [];
-  return [...command, ...Object.values(t.env), ...Object.values(t.outputs)];
+  return [...command, ...Object.values(t.env)];
+}
+
+/** parsed once per task definition, not once per copy (nor again by planRun) */
+const parsedRefs = new WeakMap<TaskSpec, TemplateRef[] | TemplateError>();
+
+/** Every reference in a task's templates, or the error of a malformed one. */
+function taskRefs(t: TaskSpec): TemplateRef[] | TemplateError {
+  let refs = parsedRefs.get(t);
+  if (!refs) {
+    try {
+      refs = taskTemplates(t).flatMap((tpl) => templateRefs(tpl));
+    } catch (e) {
+      if (!(e instanceof TemplateError)) throw e;
+      refs = e;
+    }
+    parsedRefs.set(t, refs);
+  }
+  return refs;
+}
+
+/** Local ids of the tasks whose outputs or result a task's templates read (`tasks.<id>…`). */
+export function referencedTasks(t: TaskSpec): string[] {
+  const refs = taskRefs(t);
+  if (refs instanceof TemplateError) throw refs;
+  const found = new Set<string>();
+  for (const ref of refs) if (ref.path[0] === 'tasks' && ref.path[1]) found.add(ref.path[1]);
+  return [...found];
 }
 
 /** Task indexes, each after the tasks it needs (Kahn's algorithm: no recursion, long chains are fine). */
