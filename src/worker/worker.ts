@@ -274,7 +274,7 @@ export class Worker {
     try {
       expanded = (await this.plan(c)).get(job.task);
     } catch (e) {
-      if (!(e instanceof Error && (e.name === 'ExpansionError' || e.name === 'TemplateError'))) throw e;
+      if (!(e instanceof ExpansionError || e instanceof TemplateError)) throw e;
       await this.finish(c, { state: 'failed', exitCode: null, error: `this run's snapshot cannot be expanded: ${e.message}`, retryable: false });
       return;
     }
