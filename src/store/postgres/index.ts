@@ -76,12 +76,12 @@ const LOST_SQL = `SELECT j.id, j.fence, j.run_id, j.task, j.chunk, j.worker, j.l
 const CHANNEL = 'gantry';
 /** NOTIFY payloads must stay under 8000 bytes */
 const MAX_FENCES_PER_NOTIFY = 500;
-const READER_HINT_MS = 25;
+const READER_HINT_MS = 50;
 const ANALYZE_AFTER_JOBS = 1000;
 
 type Q = pg.PoolClient;
 /** A claimed job's row with its run's parameters. */
-type ClaimRowDb = JobRowDb & { run_params: string; run_logical_date: string; run_force: number };
+type ClaimRowDb = JobRowDb & { run_params: string; run_logical_date: string; run_force: number; has_dependents: boolean };
 type DoneItem = { fence: number; outcome: Extract<AttemptOutcome, { state: 'succeeded' | 'skipped' }>; lines?: LogLine[] };
 
 /**
@@ -150,7 +150,7 @@ export class PostgresStore implements Store {
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const t of this.readerHints.values()) if (t) clearTimeout(t);
+    if (this.readerHintTimer) clearTimeout(this.readerHintTimer);
     this.emitter.removeAllListeners();
     await this.listener?.end().catch(() => undefined);
     this.listener = null;
@@ -252,8 +252,11 @@ export class PostgresStore implements Store {
   private skippedBySettle = 0;
   /** when claimPlain may be tried again after it found a queue head it cannot take alone */
   private plainClaimsAfter = 0;
+  /** fences claimed here whose jobs nothing depends on: their success needs no settling, so no explicit transaction */
+  private readonly leafFences = new Set<number>();
 
-  private readerHints = new Map<'events' | 'logs', NodeJS.Timeout | null>();
+  private readonly pendingHints = new Set<'events' | 'logs'>();
+  private readerHintTimer: NodeJS.Timeout | null = null;
 
   /**
    * 'events' and 'logs' only tell readers in other processes (event streams, log
@@ -262,16 +265,22 @@ export class PostgresStore implements Store {
    * READER_HINT_MS per kind, trailing edge, so the last change is always announced.
    */
   private notifyReaders(kind: 'events' | 'logs'): void {
-    if (this.readerHints.get(kind) || this.closed) return;
-    this.readerHints.set(
-      kind,
-      setTimeout(() => {
-        this.readerHints.set(kind, null);
-        if (this.closed) return;
-        this.pool.query('SELECT pg_notify($1, $2)', [CHANNEL, `${this.instance}|${JSON.stringify({ type: kind })}`]).catch(() => undefined);
-      }, READER_HINT_MS),
-    );
+    if (this.closed) return;
+    this.pendingHints.add(kind);
+    if (this.readerHintTimer) return;
+    this.readerHintTimer = setTimeout(() => {
+      this.readerHintTimer = null;
+      const kinds = [...this.pendingHints];
+      this.pendingHints.clear();
+      if (this.closed || kinds.length === 0) return;
+      // Every kind of the window in one round trip.
+      const payloads = kinds.map((k) => `${this.instance}|${JSON.stringify({ type: k })}`);
+      this.pool
+        .query(`SELECT ${payloads.map((_, i) => `pg_notify($1, $${i + 2})`).join(', ')}`, [CHANNEL, ...payloads])
+        .catch(() => undefined);
+    }, READER_HINT_MS);
   }
+
 
   private async one<T>(sql: string, args: unknown[] = []): Promise<T | undefined> {
     return (await this.pool.query(sql, args)).rows[0] as T | undefined;
@@ -776,7 +785,9 @@ export class PostgresStore implements Store {
            ), ev AS (
              INSERT INTO events (ts, kind, run_id, job_id, state) SELECT $4, 'job', run_id, id, 'running' FROM upd
            )
-           SELECT upd.*, r.params AS run_params, r.logical_date AS run_logical_date, r.force AS run_force FROM upd JOIN runs r ON r.id = upd.run_id`,
+           SELECT upd.*, r.params AS run_params, r.logical_date AS run_logical_date, r.force AS run_force,
+             EXISTS (SELECT 1 FROM job_deps d WHERE d.upstream_id = upd.id) AS has_dependents
+           FROM upd JOIN runs r ON r.id = upd.run_id`,
           [chosen, worker.name, worker.host, now, now + leaseMs],
         ))
       ).rows;
@@ -822,7 +833,9 @@ export class PostgresStore implements Store {
            INSERT INTO events (ts, kind, run_id, job_id, state) SELECT $7, 'job', run_id, id, 'running' FROM upd
          )
          SELECT t.*, verdict.candidates, verdict.plain FROM verdict LEFT JOIN (
-           SELECT upd.*, r.params AS run_params, r.logical_date AS run_logical_date, r.force AS run_force FROM upd JOIN runs r ON r.id = upd.run_id
+           SELECT upd.*, r.params AS run_params, r.logical_date AS run_logical_date, r.force AS run_force,
+             EXISTS (SELECT 1 FROM job_deps d WHERE d.upstream_id = upd.id) AS has_dependents
+           FROM upd JOIN runs r ON r.id = upd.run_id
          ) t ON true`,
         [worker.queue, limit, free ? free.cpu + 1e-9 : Number.MAX_SAFE_INTEGER, free?.memoryBytes ?? null, worker.name, worker.host, now, now + leaseMs],
       ),
@@ -857,7 +870,8 @@ export class PostgresStore implements Store {
       for (const u of ups)
         if (u.run_id === row.run_id && refs.includes(u.task))
           upstream[u.task] = { outputs: JSON.parse(u.outputs) as Record<string, string>, result: u.result === null ? null : (JSON.parse(u.result) as unknown) };
-      const { run_params, run_logical_date, run_force, ...jobRow } = row;
+      const { run_params, run_logical_date, run_force, has_dependents, ...jobRow } = row;
+      if (!has_dependents) this.leafFences.add(row.fence!);
       return {
         fence: row.fence!,
         job: toJob(jobRow as JobRowDb),
@@ -901,11 +915,29 @@ export class PostgresStore implements Store {
   async completeAttempts(items: { fence: number; outcome: AttemptOutcome; lines?: LogLine[] }[]): Promise<(Job | StaleFenceError)[]> {
     const now = this.clock.now();
     const checkRuns = new Set<number>();
+    const leaves = items.every((it) => (it.outcome.state === 'succeeded' || it.outcome.state === 'skipped') && this.leafFences.has(it.fence));
+    for (const it of items) this.leafFences.delete(it.fence);
+    if (this.leafFences.size > 100_000) this.leafFences.clear(); // fences of attempts that ended elsewhere (reaped); a miss only costs a transaction
+    if (leaves) {
+      // Successes of jobs nothing depends on: the one statement is the whole transition.
+      const signals: StoreSignal[] = [];
+      const r = await this.completeDone(this.pool, (sig) => signals.push(sig), items as DoneItem[], now, false);
+      for (const sig of new Set(signals.map((x) => x.type)))
+        if (sig === 'events' || sig === 'logs') {
+          this.emitter.emit('signal', { type: sig } satisfies StoreSignal);
+          this.notifyReaders(sig);
+        }
+      for (const runId of r.checkRuns) await this.finishRunAfterCommit(runId);
+      return items.map((it) => {
+        const row = r.rows.get(it.fence);
+        return row ? toJob(row) : new StaleFenceError(it.fence, 'its job was cancelled, reaped or taken over');
+      });
+    }
     const rows = await this.tx(async (c, signal) => {
       const byFence = new Map<number, JobRowDb | StaleFenceError>();
       const done = items.filter((it): it is DoneItem => it.outcome.state === 'succeeded' || it.outcome.state === 'skipped');
       if (done.length) {
-        const r = await this.completeDone(c, signal, done, now);
+        const r = await this.completeDone(c, signal, done, now, true);
         for (const [fence, row] of r.rows) byFence.set(fence, row);
         for (const runId of r.checkRuns) checkRuns.add(runId);
       }
@@ -935,10 +967,11 @@ export class PostgresStore implements Store {
    * will see it end.
    */
   private async completeDone(
-    c: Q,
+    c: Q | pg.Pool,
     signal: Sig,
     items: DoneItem[],
     now: number,
+    inTransaction: boolean,
   ): Promise<{ rows: Map<number, JobRowDb>; checkRuns: Set<number> }> {
     const lines = items.flatMap((it) => (it.lines ?? []).map((l) => ({ fence: it.fence, ...l })));
     const r = await c.query<JobRowDb & { done_fence: number; touched: number[]; others_waiting: boolean }>(
@@ -991,7 +1024,11 @@ export class PostgresStore implements Store {
     if (lines.length) signal({ type: 'logs' });
     const skippedBefore = this.skippedBySettle;
     const touched = r.rows[0]!.touched;
-    if (touched.length) await this.settle(c, signal, [], [], touched, now);
+    if (touched.length) {
+      // Only leaves complete outside a transaction; a dependent here means job_deps changed under a claim.
+      if (!inTransaction) throw new Error(`internal: a completion outside a transaction touched dependents ${touched.join(', ')}`);
+      await this.settle(c as Q, signal, [], [], touched, now);
+    }
     // Dependents skipped just now (any_failed with nothing failed) may have ended a run here.
     const skippedNow = this.skippedBySettle !== skippedBefore;
     for (const row of r.rows) {
