@@ -23,6 +23,9 @@ import { CompletionBatcher } from './completionBatcher.js';
 import { killLostAttempt } from './processTree.js';
 import { loadHandler, runHandler, type HandlerContext } from './runHandler.js';
 
+/** read once: os.tmpdir() costs six identity syscalls per call (Node's safeGetenv) */
+const TMPDIR = os.tmpdir();
+
 export interface WorkerOptions {
   name: string;
   queues: string[];
@@ -299,7 +302,7 @@ export class Worker {
 
     const staged = await prepareStaging(job.outputs, fence);
     // Not created up front: most jobs never write a result.
-    const resultFile = path.join(os.tmpdir(), `gantry-result-${fence}-${process.pid}-${Math.random().toString(36).slice(2)}.json`);
+    const resultFile = path.join(TMPDIR, `gantry-result-${fence}-${process.pid}-${Math.random().toString(36).slice(2)}.json`);
     let timer: NodeJS.Timeout | null = null;
     if (task.timeoutMs !== null) {
       timer = setTimeout(() => {
