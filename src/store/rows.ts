@@ -44,6 +44,16 @@ export interface JobRowDb {
   memory: number | null;
   resources: string;
   waiting_reason: string | null;
+  /** a chunk's element of its split's array (JSON) */
+  chunk_value: string | null;
+  /** the task's `concurrency`: chunks of it running at once */
+  chunk_limit: number | null;
+  /** 1 on a split task's main row (its combine, or the join of its chunks) */
+  chunked: number;
+  /** the last checkpoint saved by an attempt (JSON) */
+  checkpoint: string | null;
+  /** 1 while a queued job has a checkpoint: claimed before fresh jobs of its priority */
+  resume: number;
 }
 
 /** The resources a job row needs. */
@@ -80,6 +90,9 @@ export function toJob(r: JobRowDb): Job {
     result: r.result === null ? null : (JSON.parse(r.result) as unknown),
     progress: r.progress,
     force: r.force === 1,
+    chunkValue: r.chunk_value === null ? undefined : (JSON.parse(r.chunk_value) as unknown),
+    chunked: r.chunked === 1,
+    checkpoint: r.checkpoint === null ? null : (JSON.parse(r.checkpoint) as unknown),
   };
 }
 
@@ -225,6 +238,10 @@ export function toEvent(r: EventRowDb): StoreEvent {
 /** A claim candidate as fetched (both stores). */
 export interface CandidateRowDb {
   id: number;
+  run_id: number;
+  task: string;
+  chunk_limit: number | null;
+  resume: number;
   priority: number;
   enqueued_at: number | null;
   queues: string;
@@ -236,7 +253,7 @@ export interface CandidateRowDb {
 
 /** Candidates of several queues (and fallbacks) merged back into claim order. */
 export function mergeCandidates(a: CandidateRowDb[], b: CandidateRowDb[]): CandidateRowDb[] {
-  return [...a, ...b].sort((x, y) => y.priority - x.priority || (x.enqueued_at ?? 0) - (y.enqueued_at ?? 0) || x.id - y.id);
+  return [...a, ...b].sort((x, y) => y.priority - x.priority || y.resume - x.resume || (x.enqueued_at ?? 0) - (y.enqueued_at ?? 0) || x.id - y.id);
 }
 
 export interface RunningRowDb {

@@ -116,6 +116,12 @@ export interface Job {
   result: unknown;
   progress: number | null;
   force: boolean;
+  /** a chunk job's element of its split's array (absent on other jobs) */
+  chunkValue?: unknown;
+  /** a split task's main job: its combine (or the join of its chunks), created with the run; chunks hang below it */
+  chunked: boolean;
+  /** the last checkpoint an attempt saved; a retried or resumed attempt starts from it */
+  checkpoint: unknown;
 }
 
 export interface Attempt {

@@ -715,7 +715,7 @@ export class PostgresStore implements Store {
     }
     return this.tx(async (c, signal) => {
       const window = Math.max(limit * 2, 8);
-      const cols = `id, priority, enqueued_at, queues, pool, cpu, memory, resources`;
+      const cols = `id, run_id, task, chunk_limit, resume, priority, enqueued_at, queues, pool, cpu, memory, resources`;
       // One ordered range scan of the claim index per queue (an IN list would sort every queued row).
       const primary: CandidateRowDb[] = [];
       for (const queue of worker.queues)
@@ -724,7 +724,7 @@ export class PostgresStore implements Store {
             await c.query<CandidateRowDb>(
               prepared(
                 `SELECT ${cols} FROM jobs WHERE state = 'queued' AND queue = $1
-                 ORDER BY priority DESC, enqueued_at, id LIMIT $2 FOR UPDATE SKIP LOCKED`,
+                 ORDER BY priority DESC, resume DESC, enqueued_at, id LIMIT $2 FOR UPDATE SKIP LOCKED`,
                 [queue, window],
               ),
             )
@@ -739,7 +739,7 @@ export class PostgresStore implements Store {
           prepared(
             `SELECT ${cols} FROM jobs WHERE state = 'queued' AND has_fallback = 1 AND NOT (queue = ANY($1::text[]))
                AND queues::jsonb ?| $1::text[]
-             ORDER BY priority DESC, enqueued_at, id LIMIT $2 FOR UPDATE SKIP LOCKED`,
+             ORDER BY priority DESC, resume DESC, enqueued_at, id LIMIT $2 FOR UPDATE SKIP LOCKED`,
             [worker.queues, window],
           ),
         )
@@ -815,7 +815,7 @@ export class PostgresStore implements Store {
       prepared(
         `WITH cand AS (
            SELECT id, attempts, pool, cpu, memory, resources FROM jobs WHERE state = 'queued' AND queue = $1
-           ORDER BY priority DESC, enqueued_at, id LIMIT $2 FOR UPDATE SKIP LOCKED
+           ORDER BY priority DESC, resume DESC, enqueued_at, id LIMIT $2 FOR UPDATE SKIP LOCKED
          ), verdict AS (
            SELECT count(*)::int AS candidates,
              coalesce(bool_and(pool IS NULL AND resources = '{}'), true) AND coalesce(sum(cpu), 0) <= $3

@@ -517,15 +517,15 @@ export class SqliteStore implements Store {
       const queues = JSON.stringify(worker.queues);
       // One ordered range scan of the claim index per queue (an IN list would sort every queued row).
       const perQueue = this.sql(
-        `SELECT id, priority, enqueued_at, queues, pool, cpu, memory, resources FROM jobs
-         WHERE state = 'queued' AND queue = ? ORDER BY priority DESC, enqueued_at, id LIMIT ?`,
+        `SELECT id, run_id, task, chunk_limit, resume, priority, enqueued_at, queues, pool, cpu, memory, resources FROM jobs
+         WHERE state = 'queued' AND queue = ? ORDER BY priority DESC, resume DESC, enqueued_at, id LIMIT ?`,
       );
       const primary = worker.queues.flatMap((q) => perQueue.all(q, window) as CandidateRowDb[]);
       const fallback = this.sql(
-        `SELECT id, priority, enqueued_at, queues, pool, cpu, memory, resources FROM jobs
+        `SELECT id, run_id, task, chunk_limit, resume, priority, enqueued_at, queues, pool, cpu, memory, resources FROM jobs
          WHERE state = 'queued' AND has_fallback = 1 AND queue NOT IN (SELECT value FROM json_each(?))
            AND EXISTS (SELECT 1 FROM json_each(jobs.queues) q WHERE q.value IN (SELECT value FROM json_each(?)))
-         ORDER BY priority DESC, enqueued_at, id LIMIT ?`,
+         ORDER BY priority DESC, resume DESC, enqueued_at, id LIMIT ?`,
       ).all(queues, queues, window) as CandidateRowDb[];
       const candidates = mergeCandidates(primary, fallback).slice(0, window);
       if (candidates.length === 0) return [];

@@ -173,6 +173,22 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     until INTEGER NOT NULL
   );
   `,
+  // 3: split/combine (a chunk's element, the task's concurrency, the combine
+  // row) and checkpoints; a job with a checkpoint is claimed before fresh jobs
+  // of its priority (\`resume\` in the claim order).
+  `
+  ALTER TABLE jobs ADD COLUMN chunk_value TEXT;
+  ALTER TABLE jobs ADD COLUMN chunk_limit INTEGER;
+  ALTER TABLE jobs ADD COLUMN chunked INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE jobs ADD COLUMN checkpoint TEXT;
+  ALTER TABLE jobs ADD COLUMN resume INTEGER NOT NULL DEFAULT 0;
+  DROP INDEX jobs_claimable;
+  CREATE INDEX jobs_claimable ON jobs (queue, priority DESC, resume DESC, enqueued_at, id) WHERE state = 'queued';
+  DROP INDEX jobs_fallback;
+  CREATE INDEX jobs_fallback ON jobs (priority DESC, resume DESC, enqueued_at, id) WHERE state = 'queued' AND has_fallback = 1;
+  -- a task's chunks running now, for its \`concurrency\`
+  CREATE INDEX jobs_running_chunks ON jobs (run_id, task) WHERE state = 'running' AND chunk IS NOT NULL;
+  `,
 ];
 
 export function migrateSqlite(db: Database.Database): number {
