@@ -1,6 +1,6 @@
 // The pure rules of the state machine, shared by every Store implementation so
 // the dialects differ only in SQL: trigger rules, retry delays, run outcomes.
-import type { JobState, RunState } from './types.js';
+import { CheckpointTooLargeError, MAX_CHECKPOINT_BYTES, type JobState, type RunState } from './types.js';
 
 /**
  * Once every upstream of a pending job has settled ("bad" = failed, cancelled,
@@ -47,4 +47,26 @@ export function retryDelayMs(
 /** A run whose jobs have all ended: failed if any failed, else cancelled if any was cancelled, else succeeded. */
 export function runOutcome(counts: Partial<Record<JobState, number>>): RunState {
   return (counts.failed ?? 0) > 0 ? 'failed' : (counts.cancelled ?? 0) > 0 ? 'cancelled' : 'succeeded';
+}
+
+/** A checkpoint as its column holds it: JSON, or null for none (null/undefined clear it). Throws past MAX_CHECKPOINT_BYTES. */
+export function checkpointJson(data: unknown): string | null {
+  if (data === null || data === undefined) return null;
+  const json = JSON.stringify(data) as string | undefined;
+  if (json === undefined) throw new TypeError(`a checkpoint must be a JSON value, not a ${typeof data}`);
+  const bytes = Buffer.byteLength(json);
+  if (bytes > MAX_CHECKPOINT_BYTES) throw new CheckpointTooLargeError(bytes);
+  return json;
+}
+
+/**
+ * The SET clause of a rerun for the checkpoint columns (same SQL in both
+ * dialects). `--force` starts every job afresh; otherwise a job whose work was
+ * done (succeeded, skipped) starts afresh and an unfinished one (failed,
+ * cancelled) resumes from its checkpoint, ahead of fresh jobs (`resume`).
+ */
+export function rerunCheckpointSql(force: boolean): string {
+  if (force) return 'checkpoint = NULL, resume = 0';
+  const done = `state IN ('succeeded', 'skipped')`;
+  return `checkpoint = CASE WHEN ${done} THEN NULL ELSE checkpoint END, resume = CASE WHEN ${done} OR checkpoint IS NULL THEN 0 ELSE 1 END`;
 }

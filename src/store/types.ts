@@ -256,6 +256,17 @@ export class StaleFenceError extends Error {
     this.name = 'StaleFenceError';
   }
 }
+/** Most a checkpoint may hold, as JSON: it is read and written with its job's row. */
+export const MAX_CHECKPOINT_BYTES = 1024 * 1024;
+
+/** A checkpoint past MAX_CHECKPOINT_BYTES: refused, the job keeps its previous one. */
+export class CheckpointTooLargeError extends Error {
+  override name = 'CheckpointTooLargeError';
+  constructor(readonly bytes: number, readonly limit: number = MAX_CHECKPOINT_BYTES) {
+    super(`checkpoint too large: ${bytes} bytes of JSON, the limit is ${limit}`);
+  }
+}
+
 /** A request named something that does not exist (maps to 404 / exit 2). */
 export class NotFoundError extends Error {
   override name = 'NotFoundError';
@@ -314,6 +325,16 @@ export interface Store {
    * the lease is renewed too, so a following output commit cannot race the reaper.
    */
   assertCurrent(fence: number, renewLeaseMs?: number): Promise<void>;
+  /**
+   * Replaces the job's checkpoint (any JSON value; null clears it) while the
+   * attempt still owns its job, in one statement: StaleFenceError otherwise,
+   * CheckpointTooLargeError past MAX_CHECKPOINT_BYTES, and nothing is written.
+   * A job that holds a checkpoint keeps it through retries, lost attempts and
+   * `retry --failed`, and is claimed before fresh jobs of its priority
+   * (`resume` = checkpoint present); `retry --force` clears it, and so does a
+   * whole rerun for the jobs that had succeeded or been skipped (their work was done).
+   */
+  saveCheckpoint(fence: number, data: unknown): Promise<void>;
   /** ends the attempt; `lines` are its last log lines, stored in the same transaction */
   completeAttempt(fence: number, outcome: AttemptOutcome, lines?: LogLine[]): Promise<Job>;
   /** several attempts' outcomes in one transaction; a stale one yields its StaleFenceError, the others still land */

@@ -8,7 +8,16 @@ import path from 'node:path';
 import { parseDefinitionSource } from '../../src/spec/parse.js';
 import type { WorkflowSpec } from '../../src/spec/model.js';
 import { startRun } from '../../src/server/runs.js';
-import { StaleFenceError, ConflictError, type Clock, type Store, type ClaimedJob, type StoreSignal } from '../../src/store/types.js';
+import {
+  StaleFenceError,
+  ConflictError,
+  CheckpointTooLargeError,
+  MAX_CHECKPOINT_BYTES,
+  type Clock,
+  type Store,
+  type ClaimedJob,
+  type StoreSignal,
+} from '../../src/store/types.js';
 
 export class TestClock implements Clock {
   constructor(public t = Date.UTC(2026, 10, 24, 12, 0, 0)) {}
@@ -510,6 +519,87 @@ tasks:
       expect([job.state, job.failures]).toEqual(['queued', 0]);
       expect((await store.listAttempts(`${run.id}:a`)).map((x) => [x.state, x.error])).toEqual([['lost', 'killed by its supervisor']]);
       expect((await claim(1))[0]!.job.task).toBe('a'); // still ahead of b
+    });
+
+    it('saves a checkpoint only for the attempt that owns its job: stale or oversized ones are refused and change nothing', async () => {
+      await define(`name: ckpt\ntasks:\n  a: { run: "true" }\n`);
+      const run = await startRun(store, { workflow: 'ckpt' });
+      const checkpoint = async () => (await store.getJob(`${run.id}:a`))!.checkpoint;
+      const [first] = await claim();
+      expect(first!.job.checkpoint).toBeNull();
+      await store.saveCheckpoint(first!.fence, { step: 1 });
+      expect(await checkpoint()).toEqual({ step: 1 });
+      await store.saveCheckpoint(first!.fence, 'step 2\n');
+      expect(await checkpoint()).toBe('step 2\n');
+      const huge = 'x'.repeat(MAX_CHECKPOINT_BYTES);
+      const tooBig = store.saveCheckpoint(first!.fence, huge);
+      await expect(tooBig).rejects.toBeInstanceOf(CheckpointTooLargeError);
+      await expect(tooBig).rejects.toThrow(`checkpoint too large: ${MAX_CHECKPOINT_BYTES + 2} bytes of JSON, the limit is ${MAX_CHECKPOINT_BYTES}`);
+      expect(await checkpoint()).toBe('step 2\n');
+
+      // the lease lapses: the attempt is lost, and its late checkpoint must not land
+      clock.advance(LEASE + 1);
+      expect(await store.reapLostAttempts([])).toHaveLength(1);
+      await expect(store.saveCheckpoint(first!.fence, { step: 99 })).rejects.toBeInstanceOf(StaleFenceError);
+      expect(await checkpoint()).toBe('step 2\n');
+
+      // the next attempt starts from the last checkpoint the owner saved
+      const [second] = await claim();
+      expect(second!.fence).toBeGreaterThan(first!.fence);
+      expect(second!.job.checkpoint).toBe('step 2\n');
+      await succeed(second!);
+      await expect(store.saveCheckpoint(second!.fence, { step: 3 })).rejects.toBeInstanceOf(StaleFenceError);
+    });
+
+    it('gives a retried job its checkpoint back at its next claim; retry --failed keeps it, --force and a rerun of a finished job clear it', async () => {
+      await define(`name: ckretry\ntasks:\n  a: { run: "false", retries: { max: 1, delay: 10s } }\n`);
+      const run = await startRun(store, { workflow: 'ckretry' });
+      const [c1] = await claim();
+      await store.saveCheckpoint(c1!.fence, { done: 3 });
+      expect((await fail(c1!)).state).toBe('retrying');
+      clock.advance(11_000);
+      expect(await store.promoteDueRetries()).toBe(1);
+      const [c2] = await claim();
+      expect(c2!.job.attempts).toBe(2);
+      expect(c2!.job.checkpoint).toEqual({ done: 3 });
+      await store.saveCheckpoint(c2!.fence, { done: 5 });
+      expect((await fail(c2!)).state).toBe('failed');
+
+      await store.retryRun(run.id, { failedOnly: true, force: false });
+      const [c3] = await claim();
+      expect(c3!.job.checkpoint).toEqual({ done: 5 });
+      expect((await fail(c3!, false)).state).toBe('failed');
+
+      await store.retryRun(run.id, { failedOnly: true, force: true });
+      const [c4] = await claim();
+      expect(c4!.job.checkpoint).toBeNull();
+      await store.saveCheckpoint(c4!.fence, { done: 9 });
+      await succeed(c4!);
+      expect((await store.getJob(`${run.id}:a`))!.checkpoint).toEqual({ done: 9 });
+
+      // a whole rerun: the job had finished its work, so it starts afresh
+      await store.retryRun(run.id, { failedOnly: false, force: false });
+      const [c5] = await claim();
+      expect(c5!.job.checkpoint).toBeNull();
+    });
+
+    it('claims a job resuming from a checkpoint before older fresh jobs of its priority; a retry without one keeps its place', async () => {
+      await define(`name: ckorder\ntasks:\n  t: { run: "false", retries: { max: 1, delay: 10s } }\n`);
+      const withCheckpoint = await startRun(store, { workflow: 'ckorder' });
+      const without = await startRun(store, { workflow: 'ckorder' });
+      const [a, b] = await claim(2);
+      expect([a!.job.runId, b!.job.runId]).toEqual([withCheckpoint.id, without.id]);
+      clock.advance(1000);
+      const fresh = await startRun(store, { workflow: 'ckorder' });
+      await store.saveCheckpoint(a!.fence, { offset: 1200 });
+      await fail(a!);
+      await fail(b!);
+      clock.advance(11_000);
+      expect(await store.promoteDueRetries()).toBe(2);
+      // both retries were enqueued after the fresh job; only the one with a checkpoint goes first
+      const order: number[] = [];
+      for (let i = 0; i < 3; i++) order.push((await claim(1))[0]!.job.runId);
+      expect(order).toEqual([withCheckpoint.id, fresh.id, without.id]);
     });
 
     it('keeps everything across a close and reopen of the database', async () => {

@@ -66,7 +66,7 @@ import {
   mergeCandidates,
 } from '../rows.js';
 import { migratePostgres } from './migrations.js';
-import { partitionSettled, retryDelayMs, runOutcome, SKIP_MESSAGES } from '../rules.js';
+import { checkpointJson, partitionSettled, rerunCheckpointSql, retryDelayMs, runOutcome, SKIP_MESSAGES } from '../rules.js';
 
 const ACTIVE = `('pending','queued','running','retrying')`;
 /** Running attempts whose lease expired, or whose worker is dead or stopped. */
@@ -576,7 +576,8 @@ export class PostgresStore implements Store {
       const ids = (
         await c.query<{ id: number }>(
           `UPDATE jobs SET state = 'pending', skip_reason = NULL, failures = 0, error = NULL, exit_code = NULL, run_after = NULL,
-             finished_at = NULL, result = NULL, progress = NULL, fence = NULL, lease_until = NULL, force = $1, enqueued_at = NULL
+             finished_at = NULL, result = NULL, progress = NULL, fence = NULL, lease_until = NULL, force = $1, enqueued_at = NULL,
+             ${rerunCheckpointSql(opts.force)}
            WHERE run_id = $2 AND ${cond} RETURNING id`,
           [opts.force ? 1 : 0, id],
         )
@@ -904,6 +905,15 @@ export class PostgresStore implements Store {
         ? (await this.one<{ state: JobState }>(`SELECT state FROM jobs WHERE fence = $1`, [fence]))?.state === 'running'
         : ((await this.pool.query(prepared(`UPDATE jobs SET lease_until = $1 WHERE fence = $2 AND state = 'running'`, [this.clock.now() + renewLeaseMs, fence]))).rowCount ?? 0) === 1;
     if (!ok) throw new StaleFenceError(fence, 'its job was cancelled, reaped or taken over');
+  }
+
+  async saveCheckpoint(fence: number, data: unknown): Promise<void> {
+    const json = checkpointJson(data);
+    // resume follows the checkpoint: it only orders queued jobs, so setting it now covers every way back to the queue.
+    const r = await this.pool.query(
+      prepared(`UPDATE jobs SET checkpoint = $1, resume = $2 WHERE fence = $3 AND state = 'running'`, [json, json === null ? 0 : 1, fence]),
+    );
+    if ((r.rowCount ?? 0) !== 1) throw new StaleFenceError(fence, 'a checkpoint of an attempt that no longer owns its job');
   }
 
   async completeAttempt(fence: number, outcome: AttemptOutcome, lines: LogLine[] = []): Promise<Job> {

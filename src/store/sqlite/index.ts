@@ -64,7 +64,7 @@ import {
   mergeCandidates,
 } from '../rows.js';
 import { DependencyResolver } from './resolveDependents.js';
-import { retryDelayMs, runOutcome } from '../rules.js';
+import { checkpointJson, rerunCheckpointSql, retryDelayMs, runOutcome } from '../rules.js';
 
 const ACTIVE = `('pending','queued','running','retrying')`;
 /** Running attempts whose lease expired, or whose worker is dead or stopped. */
@@ -394,7 +394,8 @@ export class SqliteStore implements Store {
       const ids = (
         this.sql(
             `UPDATE jobs SET state = 'pending', skip_reason = NULL, failures = 0, error = NULL, exit_code = NULL, run_after = NULL,
-               finished_at = NULL, result = NULL, progress = NULL, fence = NULL, lease_until = NULL, force = ?, enqueued_at = NULL
+               finished_at = NULL, result = NULL, progress = NULL, fence = NULL, lease_until = NULL, force = ?, enqueued_at = NULL,
+               ${rerunCheckpointSql(opts.force)}
              WHERE run_id = ? AND ${cond} RETURNING id`,
           )
           .all(opts.force ? 1 : 0, id) as { id: number }[]
@@ -615,6 +616,13 @@ export class SqliteStore implements Store {
         ? (this.sql(`SELECT state FROM jobs WHERE fence = ?`).get(fence) as { state: JobState } | undefined)?.state === 'running'
         : this.sql(`UPDATE jobs SET lease_until = ? WHERE fence = ? AND state = 'running'`).run(this.clock.now() + renewLeaseMs, fence).changes === 1;
     if (!ok) throw new StaleFenceError(fence, 'its job was cancelled, reaped or taken over');
+  }
+
+  async saveCheckpoint(fence: number, data: unknown): Promise<void> {
+    const json = checkpointJson(data);
+    // resume follows the checkpoint: it only orders queued jobs, so setting it now covers every way back to the queue.
+    const r = this.sql(`UPDATE jobs SET checkpoint = ?, resume = ? WHERE fence = ? AND state = 'running'`).run(json, json === null ? 0 : 1, fence);
+    if (r.changes !== 1) throw new StaleFenceError(fence, 'a checkpoint of an attempt that no longer owns its job');
   }
 
   async completeAttempt(fence: number, outcome: AttemptOutcome, lines: LogLine[] = []): Promise<Job> {
