@@ -19,6 +19,14 @@ export interface HandlerContext {
   log: (message: string) => void;
   logger: { info: (m: string) => void; warn: (m: string) => void; error: (m: string) => void };
   progress: (percent: number) => void;
+  /** the job's last checkpoint (saved by an earlier attempt, or by this one since); null when it has none */
+  lastCheckpoint: unknown;
+  /**
+   * Saves a checkpoint (any JSON value, at most 1 MiB of JSON; null clears it)
+   * for the next attempt to resume from; resolves once it is stored. Rejects
+   * when it was not (too large, or the attempt lost its job).
+   */
+  checkpoint: (data: unknown) => Promise<void>;
 }
 
 export type Handler = (ctx: HandlerContext) => unknown;

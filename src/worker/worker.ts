@@ -22,6 +22,7 @@ import { runCommand } from './runCommand.js';
 import { CompletionBatcher } from './completionBatcher.js';
 import { killLostAttempt } from './processTree.js';
 import { loadHandler, runHandler, type HandlerContext } from './runHandler.js';
+import { CheckpointFile } from './checkpointFile.js';
 
 /** read once: os.tmpdir() costs six identity syscalls per call (Node's safeGetenv) */
 const TMPDIR = os.tmpdir();
@@ -67,6 +68,8 @@ interface ActiveAttempt {
   renew: (() => void) | null;
   /** when the lease was last renewed (by claim or heartbeat) */
   renewedAt: number;
+  /** a command's $GANTRY_CHECKPOINT, looked at each heartbeat */
+  checkpoint?: CheckpointFile;
   done: Promise<void>;
 }
 
@@ -210,6 +213,8 @@ export class Worker {
         a.renewedAt = Date.now();
         a.renew?.();
       }
+      // What commands wrote to $GANTRY_CHECKPOINT since the last beat: a stat each, a save only when it changed.
+      for (const a of this.active.values()) void a.checkpoint?.sync();
     } catch (e) {
       this.o.logger.error({ err: e }, 'heartbeat failed');
     }
@@ -385,6 +390,17 @@ export class Worker {
     }
   }
 
+  /** A handler's ctx.checkpoint(): durable when it resolves; a failure is told in the job's log and to the handler. */
+  private async saveCheckpoint(c: ClaimedJob, logs: LogShipper, data: unknown): Promise<void> {
+    try {
+      await this.withStoreRetry(() => this.store.saveCheckpoint(c.fence, data));
+    } catch (e) {
+      logs.push('system', `[gantry] checkpoint not saved: ${errorMessage(e)}`);
+      if (e instanceof StaleFenceError) this.abortAttempt(c.fence, 'revoked');
+      throw e;
+    }
+  }
+
   private async finish(c: ClaimedJob, outcome: AttemptOutcome, lines: LogLine[] = []): Promise<void> {
     try {
       await this.completions.complete(c.fence, outcome, lines);
@@ -430,6 +446,11 @@ export class Worker {
         log: log('stdout'),
         logger: { info: log('stdout'), warn: log('stderr'), error: log('stderr') },
         progress: setProgress,
+        lastCheckpoint: c.job.checkpoint,
+        checkpoint: async (data) => {
+          await this.saveCheckpoint(c, logs, data);
+          hctx.lastCheckpoint = data;
+        },
       };
       if (scope.item) hctx.item = scope.item.value;
       try {
@@ -458,6 +479,14 @@ export class Worker {
     };
     for (const [name, p] of Object.entries(staged)) env[`GANTRY_OUTPUT_${name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`] = p;
     for (const [k, v] of Object.entries(task.env)) env[k] = renderLiteral(v, ctx);
+    const checkpoint = await CheckpointFile.create(
+      path.join(TMPDIR, `gantry-checkpoint-${c.fence}-${process.pid}-${Math.random().toString(36).slice(2)}`),
+      c.job.checkpoint,
+      (text) => this.withStoreRetry(() => this.store.saveCheckpoint(c.fence, text)),
+      (message) => logs.push('system', `[gantry] ${message}`),
+    );
+    a.checkpoint = checkpoint;
+    env.GANTRY_CHECKPOINT = checkpoint.path;
     let lastErr = '';
     let supervisorKilled = false;
     const r = await runCommand({
@@ -481,6 +510,8 @@ export class Worker {
         logs.push(stream, line);
       },
     });
+    // The attempt's last checkpoint, failed or not (a retry resumes from it); a revoked attempt's fence is stale.
+    await checkpoint.close({ save: a.abortReason !== 'revoked' });
     if (r.spawnError) return { state: 'failed', exitCode: null, error: r.spawnError };
     if (r.exitCode === 0) return { state: 'succeeded', exitCode: 0 };
     if (supervisorKilled) {
