@@ -3,4 +3,5 @@
 export { GantryClient, ApiError, UnreachableError, type RunWithJobs, type JobWithAttempts, type WorkflowSummary } from './client/client.js';
 export type { Run, Job, Attempt, JobState, RunState, StoreEvent, StoredLogLine, WorkerRow } from './store/types.js';
 export type { HandlerContext } from './worker/runHandler.js';
+export type { TaskProgress } from './store/taskProgress.js';
 export * from './spec/index.js';

@@ -1,6 +1,7 @@
 // Plain-text rendering for the CLI: aligned tables, times and durations.
 import { formatDuration } from '../spec/duration.js';
 import type { Job, Run } from '../store/types.js';
+import type { TaskProgress } from '../store/taskProgress.js';
 
 export function table(headers: string[], rows: (string | number | null | undefined)[][]): string {
   const cells = [headers, ...rows.map((r) => r.map((c) => (c === null || c === undefined ? '' : String(c))))];
@@ -46,5 +47,16 @@ export function jobLine(j: Job): string[] {
   return [j.id, j.state, String(j.attempts), j.worker ?? '', elapsed(j.startedAt, j.finishedAt), note.slice(0, 120)];
 }
 export const JOB_HEADERS = ['JOB', 'STATE', 'ATTEMPTS', 'WORKER', 'DURATION', 'NOTE'];
+
+/** A split task's line in `status`: its chunks done / total, what runs or failed, and how far it is overall; null for other tasks. */
+export function chunksLine(t: TaskProgress): string | null {
+  if (!t.chunks) return null;
+  const c = t.chunks;
+  const parts = [`${c.done}/${c.total} chunks done`];
+  if (c.running) parts.push(`${c.running} running`);
+  if (c.failed) parts.push(`${c.failed} failed`);
+  const pct = t.progress !== null && c.done < c.total ? ` (${t.progress}%)` : '';
+  return `${t.task}: ${parts.join(', ')}${pct}`;
+}
 
 export const TERMINAL_RUN = new Set(['succeeded', 'failed', 'cancelled']);

@@ -16,7 +16,8 @@ import { WORKER_DEFAULTS } from '../worker/worker.js';
 import type { Logger } from '../log.js';
 import type { Capacity } from '../store/types.js';
 import { parseMemory } from '../spec/duration.js';
-import { JOB_HEADERS, RUN_HEADERS, jobLine, kv, runLine, table, time, elapsed, TERMINAL_RUN } from './format.js';
+import { JOB_HEADERS, RUN_HEADERS, chunksLine, jobLine, kv, runLine, table, time, elapsed, TERMINAL_RUN } from './format.js';
+import { taskProgress } from '../store/taskProgress.js';
 import { watchRun } from './watchRun.js';
 
 /** Exit with a code and a message on stderr. */
@@ -505,6 +506,8 @@ function statusText(run: import('../client/client.js').RunWithJobs): string {
     `params: ${kv(run.params) || '-'}   labels: ${kv(run.labels) || '-'}`,
     `created ${time(run.createdAt)}  started ${time(run.startedAt) || '-'}  ${run.finishedAt ? `finished ${time(run.finishedAt)} after ${elapsed(run.startedAt, run.finishedAt)}` : `running for ${elapsed(run.startedAt, null)}`}`,
     `jobs: ${run.jobs.length} total, ${(c.succeeded ?? 0) + (c.skipped ?? 0)} done, ${c.running ?? 0} running, ${left} left, ${c.failed ?? 0} failed`,
+    // split tasks: their chunks done / total (each chunk is also a row of the table below)
+    ...taskProgress(run.jobs).flatMap((t) => chunksLine(t) ?? []).map((l) => `  ${l}`),
     '',
     table(JOB_HEADERS, run.jobs.map(jobLine)),
   ];

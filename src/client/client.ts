@@ -3,6 +3,7 @@
 // ApiError (the server answered 4xx/5xx) and UnreachableError (no answer).
 import type { Attempt, Job, PoolRow, Run, StoreEvent, StoredLogLine, WorkerRow } from '../store/types.js';
 import type { SpecError } from '../spec/model.js';
+import type { TaskProgress } from '../store/taskProgress.js';
 
 export class ApiError extends Error {
   constructor(readonly status: number, message: string, readonly body: { error?: string; errors?: unknown[]; issues?: unknown }) {
@@ -24,6 +25,8 @@ export class UnreachableError extends Error {
 
 export interface RunWithJobs extends Run {
   jobs: Job[];
+  /** per task: its chunks done / total and its progress (absent from older servers) */
+  tasks?: TaskProgress[];
 }
 export interface JobWithAttempts extends Job {
   attemptList: Attempt[];

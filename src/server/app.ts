@@ -11,6 +11,7 @@ import { validateDefinitionSet } from '../spec/validate-set.js';
 import { ConflictError, NotFoundError, type JobState, type RunState, type Store } from '../store/types.js';
 import type { Logger } from '../log.js';
 import { InvalidRunRequest, startRun } from './runs.js';
+import { taskProgress } from '../store/taskProgress.js';
 import { signalWaiter, streamEvents } from './events.js';
 
 const JOB_STATES = ['pending', 'queued', 'running', 'retrying', 'succeeded', 'failed', 'cancelled', 'skipped'] as const;
@@ -169,7 +170,8 @@ export async function buildApp({ store, logger }: AppOptions): Promise<FastifyIn
     const { id } = parse(idParam, req.params, 'path');
     const run = await store.getRun(id);
     if (!run) throw new NotFoundError(`no run ${id}`);
-    return { ...run, jobs: await store.listJobs({ runId: id }) };
+    const jobs = await store.listJobs({ runId: id });
+    return { ...run, jobs, tasks: taskProgress(jobs) };
   });
 
   app.post('/api/v1/runs/:id/cancel', async (req) => {
