@@ -8,6 +8,7 @@ import { expandWorkflow, referencedTasks, type ExpandedTask, type TaskScope } fr
 import { snapshotLookup } from '../spec/snapshot.js';
 import { renderLiteral, TemplateError } from '../spec/template.js';
 import type { JobPlan } from '../store/types.js';
+import { splitJobId } from '../store/jobId.js';
 
 export function logicalDateOf(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10).replace(/-/g, '');
@@ -24,10 +25,10 @@ export function planRun(
   for (const [k, v] of Object.entries(spec.labels)) labels[k] = renderLiteral(v, base);
   Object.assign(labels, run.extraLabels);
   const contexts = new Map<TaskScope, TemplateContext>();
-  const jobs = expandWorkflow(spec, snapshotLookup(spec), params, runCtx).map((e): JobPlan => {
+  const jobs = expandWorkflow(spec, snapshotLookup(spec), params, runCtx).flatMap((e): JobPlan[] => {
     let ctx = contexts.get(e.scope);
     if (!ctx) contexts.set(e.scope, (ctx = scopeContext(e.scope, runCtx)));
-    return planJob(e, ctx, run.priority);
+    return e.task.split ? planSplitTask(e, ctx, run.priority) : [planJob(e, ctx, run.priority)];
   });
   return { jobs, labels };
 }
@@ -37,6 +38,26 @@ export function scopeContext(scope: TaskScope, run: { id: string; date: string }
   const ctx: TemplateContext = { params: scope.params, run, outputs: {}, tasks: {} };
   if (scope.item) ctx.item = scope.item.value;
   return ctx;
+}
+
+/**
+ * A split task is two jobs when the run is created: its split step, then its
+ * main job (the combine, or a join when there is none), which downstream tasks
+ * wait for. The chunks come between them, created when the split succeeds.
+ */
+function planSplitTask(e: ExpandedTask, ctx: TemplateContext, runPriority: number): JobPlan[] {
+  const t = e.task;
+  const split = planJob({ ...e, id: splitJobId(e.id), task: { ...t, command: t.split!.command, outputs: t.split!.outputs } }, ctx, runPriority);
+  // Chunks copy the main job's refs: they include what the task's `run` reads.
+  const main = planJob(
+    { ...e, needs: [split.task], trigger: 'all_success', task: { ...t, command: t.combine?.command ?? null, outputs: t.combine?.outputs ?? {} } },
+    ctx,
+    runPriority,
+  );
+  main.refs = [...new Set([...main.refs, ...referencedTasks(t).flatMap((local) => e.scope.taskIds[local] ?? [])])];
+  main.chunked = true;
+  main.chunkLimit = t.concurrency;
+  return [split, main];
 }
 
 function planJob(e: ExpandedTask, ctx: TemplateContext, runPriority: number): JobPlan {

@@ -4,6 +4,7 @@
 // - the worker's free capacity (cpu, memory, custom resources), so a big job
 //   that does not fit now does not block smaller ones behind it;
 // - its pool's free slots (cluster-wide; the caller counts running jobs under a lock);
+// - for a chunk, its task's `concurrency` (chunks of the task running at once, counted the same way);
 // - queue preference: a job listing `[bigmem, default]` goes to a `default`
 //   worker only when no live `bigmem` worker could take it now (down or full).
 import type { Capacity } from './types.js';
@@ -13,6 +14,8 @@ export interface Candidate {
   queues: string[];
   pool: string | null;
   need: Capacity;
+  /** a chunk of a task with `concurrency`: the key of its task in its run (`run/task`) */
+  group?: string | null;
 }
 
 export interface LiveWorker {
@@ -29,6 +32,8 @@ export interface SelectionInput {
   free: Capacity | null;
   /** pool → slots (null: unlimited) and jobs running in it now */
   pools: Map<string, { slots: number | null; running: number }>;
+  /** chunk groups (see Candidate.group) → the task's concurrency and its chunks running now */
+  groups?: Map<string, { slots: number | null; running: number }>;
   /** other live workers, for queue preference; loaded only when a candidate needs it */
   liveWorkers: () => LiveWorker[];
 }
@@ -55,6 +60,7 @@ export function selectClaims(candidates: Candidate[], o: SelectionInput): number
   const chosen: number[] = [];
   let free = o.free;
   const taken = new Map<string, number>();
+  const takenGroups = new Map<string, number>();
   let live: LiveWorker[] | null = null;
   for (const c of candidates) {
     if (chosen.length >= o.limit) break;
@@ -63,6 +69,11 @@ export function selectClaims(candidates: Candidate[], o: SelectionInput): number
       const p = o.pools.get(c.pool);
       const t = taken.get(c.pool) ?? 0;
       if (p && p.slots !== null && p.running + t >= p.slots) continue;
+    }
+    if (c.group) {
+      const g = o.groups?.get(c.group);
+      const t = takenGroups.get(c.group) ?? 0;
+      if (g && g.slots !== null && g.running + t >= g.slots) continue;
     }
     const mine = c.queues.findIndex((q) => o.worker.queues.includes(q));
     if (mine < 0) continue;
@@ -77,6 +88,7 @@ export function selectClaims(candidates: Candidate[], o: SelectionInput): number
     chosen.push(c.id);
     if (free) free = subtract(free, c.need);
     if (c.pool !== null) taken.set(c.pool, (taken.get(c.pool) ?? 0) + 1);
+    if (c.group) takenGroups.set(c.group, (takenGroups.get(c.group) ?? 0) + 1);
   }
   return chosen;
 }
@@ -122,4 +134,9 @@ export function unfittableReason(
     })
     .join('; ');
   return `no live worker of queue ${queues.join(' or ')} could ever fit it (needs ${parts.join(', ')}; offered ${best})`;
+}
+
+/** The concurrency group of a candidate row: chunks of a task that caps them. */
+export function chunkGroup(r: { run_id: number; task: string; chunk: number | null; chunk_limit: number | null }): string | null {
+  return r.chunk !== null && r.chunk_limit !== null ? `${r.run_id}/${r.task}` : null;
 }

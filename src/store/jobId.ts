@@ -15,3 +15,9 @@ export function parseTarget(s: string): { kind: 'run'; runId: number } | { kind:
   if (/^\d+$/.test(s)) return { kind: 'run', runId: Number(s) };
   return parseJobId(s) ? { kind: 'job', jobId: s } : null;
 }
+
+/** A split task's split step is the job `TASK.split`; the task's own id is its combine (or the join of its chunks). */
+export const SPLIT_SUFFIX = '.split';
+export function splitJobId(taskId: string): string {
+  return `${taskId}${SPLIT_SUFFIX}`;
+}

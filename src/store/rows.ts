@@ -240,6 +240,7 @@ export interface CandidateRowDb {
   id: number;
   run_id: number;
   task: string;
+  chunk: number | null;
   chunk_limit: number | null;
   resume: number;
   priority: number;
@@ -321,4 +322,15 @@ export interface LostCandidateDb {
 
 export function toLostCandidate(r: LostCandidateDb): LostAttempt {
   return { fence: r.fence, jobId: formatJobId(r.run_id, r.task, r.chunk), worker: r.worker, host: r.host, pid: r.pid, outputs: JSON.parse(r.outputs) as Record<string, string> };
+}
+
+/** What a combine reads of its chunks: each output as a list in chunk order, and the results. */
+export function chunksOf(rows: { outputs: string; result: string | null }[]): { outputs: Record<string, string[]>; results: unknown[] } {
+  const outputs: Record<string, string[]> = {};
+  const results: unknown[] = [];
+  for (const r of rows) {
+    for (const [name, p] of Object.entries(JSON.parse(r.outputs) as Record<string, string>)) (outputs[name] ??= []).push(p);
+    results.push(r.result === null ? null : (JSON.parse(r.result) as unknown));
+  }
+  return { outputs, results };
 }

@@ -56,6 +56,10 @@ export interface JobPlan {
   retryDelayMs: number;
   retryBackoff: number;
   retryMaxDelayMs: number;
+  /** a split task's main job (its combine, or the join of its chunks); chunks are created when the split step succeeds */
+  chunked?: boolean;
+  /** on a split task's main job: the task's `concurrency`, given to its chunks */
+  chunkLimit?: number | null;
 }
 
 export interface CreateRunInput {
@@ -146,10 +150,20 @@ export interface ClaimedJob {
   run: { id: number; params: Record<string, unknown>; logicalDate: string; force: boolean };
   /** outputs and results of the tasks the job reads (direct needs and template refs) */
   upstream: Record<string, { outputs: Record<string, string>; result: unknown }>;
+  /** on a split task's main job (its combine): every chunk's outputs (lists in chunk order) and results */
+  chunks?: { outputs: Record<string, string[]>; results: unknown[] };
+}
+
+/** One chunk of a split task, planned by the worker that ran the split: its element and its rendered outputs. */
+export interface ChunkPlan {
+  value: unknown;
+  /** output name → absolute final path */
+  outputs: Record<string, string>;
 }
 
 export type AttemptOutcome =
-  | { state: 'succeeded'; exitCode: number | null; result?: unknown }
+  /** `chunks`: a split step's array; the chunk jobs are created in the completing transaction (replacing any earlier ones) */
+  | { state: 'succeeded'; exitCode: number | null; result?: unknown; chunks?: ChunkPlan[] }
   | { state: 'skipped' }
   | { state: 'failed' | 'timed_out'; exitCode: number | null; error: string; retryable?: boolean };
 

@@ -13,7 +13,10 @@ export interface HandlerContext {
   run: { id: string; date: string };
   job: { id: string; attempt: number };
   item?: unknown;
+  /** a chunk job's element (its fields, or `value`) with `index` */
   chunk?: unknown;
+  /** a combine's chunks: each output as a list in chunk order, and their results */
+  chunks?: { outputs: Record<string, string[]>; results: unknown[] };
   /** aborted on timeout, cancel or a lost lease: stop promptly */
   signal: AbortSignal;
   log: (message: string) => void;

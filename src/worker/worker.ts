@@ -11,6 +11,7 @@ import fs from 'node:fs/promises';
 import type { RunSnapshot, TemplateContext, WorkflowSpec } from '../spec/model.js';
 import { paramEnv, renderArgv, renderLiteral, renderShell, TemplateError } from '../spec/template.js';
 import { expandWorkflow, ExpansionError, workflowKey, type ExpandedTask, type TaskScope } from '../spec/expand.js';
+import { chunkContext, jobStep, planChunks, splitArray, type JobStep } from './jobStep.js';
 import { snapshotLookup } from '../spec/snapshot.js';
 import { formatDuration } from '../spec/duration.js';
 import { ConflictError, NotFoundError, StaleFenceError, type AttemptOutcome, type Capacity, type ClaimedJob, type LogLine, type Store } from '../store/types.js';
@@ -68,12 +69,17 @@ interface ActiveAttempt {
   renew: (() => void) | null;
   /** when the lease was last renewed (by claim or heartbeat) */
   renewedAt: number;
+  /** a split step's stdout, where its JSON array may be */
+  splitStdout?: string[];
+  splitBytes?: number;
   /** a command's $GANTRY_CHECKPOINT, looked at each heartbeat */
   checkpoint?: CheckpointFile;
   done: Promise<void>;
 }
 
 const PROGRESS_INTERVAL_MS = 1000;
+/** a split's array (stdout, $GANTRY_RESULT or returned): 100,000 chunks of a few fields fit */
+const MAX_SPLIT_BYTES = 64 * 1024 * 1024;
 /** a supervised job dies when no renewal came for this share of its lease: before the lease can be handed on */
 const SUPERVISE_FRACTION = 0.8;
 /** what bin/gantry-supervise prints before it kills a job */
@@ -278,19 +284,26 @@ export class Worker {
 
   private async runAttempt(c: ClaimedJob, a: ActiveAttempt): Promise<void> {
     const { job, fence } = c;
-    let expanded: ExpandedTask | undefined;
+    let step: JobStep | undefined;
     try {
-      expanded = (await this.plan(c)).get(job.task);
+      step = jobStep(await this.plan(c), job);
     } catch (e) {
       if (!(e instanceof ExpansionError || e instanceof TemplateError)) throw e;
       await this.finish(c, { state: 'failed', exitCode: null, error: `this run's snapshot cannot be expanded: ${e.message}`, retryable: false });
       return;
     }
+    const expanded = step?.expanded;
     const task = expanded?.task;
-    if (!expanded || !task?.command) {
+    if (!step || !expanded || !task || (!step.command && step.kind !== 'combine')) {
       await this.finish(c, { state: 'failed', exitCode: null, error: `task '${job.task}' has nothing to run in this run's snapshot`, retryable: false });
       return;
     }
+    if (!step.command) {
+      // A split task without a combine: its main job joins its chunks, all of which succeeded.
+      await this.finish(c, { state: 'succeeded', exitCode: null });
+      return;
+    }
+    const command = step.command;
     if (!job.force && !c.run.force && allOutputsExist(job.outputs)) {
       await this.finish(c, { state: 'skipped' });
       return;
@@ -317,7 +330,7 @@ export class Worker {
     }
     let outcome: AttemptOutcome;
     try {
-      outcome = await this.execute(c, a, expanded, staged, resultFile, logs);
+      outcome = await this.execute(c, a, step, staged, resultFile, logs);
     } catch (e) {
       outcome = { state: 'failed', exitCode: null, error: errorMessage(e), retryable: !(e instanceof TemplateError) };
     } finally {
@@ -342,11 +355,12 @@ export class Worker {
           };
       }
       // A handler returns its result: it has no $GANTRY_RESULT file (two syscalls per job saved).
-      if (outcome.state === 'succeeded' && outcome.result === undefined && task.command?.kind !== 'handler') {
-        const r = await readResult(resultFile, this.o.maxResultBytes);
+      if (outcome.state === 'succeeded' && outcome.result === undefined && command.kind !== 'handler') {
+        const r = await readResult(resultFile, step.kind === 'split' ? MAX_SPLIT_BYTES : this.o.maxResultBytes);
         if ('error' in r) outcome = { state: 'failed', exitCode: outcome.exitCode, error: r.error, retryable: false };
         else if (r.value !== undefined) outcome = { ...outcome, result: r.value };
       }
+      if (outcome.state === 'succeeded' && step.kind === 'split') outcome = this.splitOutcome(c, expanded, outcome, a.splitStdout ?? []);
       if (outcome.state === 'succeeded' && Object.keys(job.outputs).length > 0) {
         // Only a still-current attempt may put files in place (fencing), then it reports success.
         // The check renews the lease, so the reaper cannot take the job back while the renames run.
@@ -365,7 +379,7 @@ export class Worker {
       await discardStaging(job.outputs, fence);
       this.o.logger.warn({ job: job.id, fence }, 'attempt no longer owns its job; its result was discarded');
     } finally {
-      if (task.command?.kind !== 'handler') await fs.unlink(resultFile).catch(() => undefined);
+      if (command.kind !== 'handler') await fs.unlink(resultFile).catch(() => undefined);
     }
   }
 
@@ -410,23 +424,47 @@ export class Worker {
     }
   }
 
+  /** What the templates of a job see: its copy's params and item, its upstream by local id, its chunk or its task's chunks. */
+  private templateContext(c: ClaimedJob, expanded: ExpandedTask, outputs: Record<string, string>): TemplateContext {
+    const { scope } = expanded;
+    const ctx: TemplateContext = {
+      params: scope.params,
+      run: { id: String(c.run.id), date: c.run.logicalDate },
+      outputs,
+      tasks: localUpstream(c.upstream, scope),
+    };
+    if (scope.item) ctx.item = scope.item.value;
+    if (c.job.chunk !== null) ctx.chunk = chunkContext(c.job.chunk, c.job.chunkValue ?? null);
+    if (c.chunks) ctx.chunks = c.chunks;
+    return ctx;
+  }
+
+  /** A split step that ran fine: its array becomes the chunks the store creates with its completion. */
+  private splitOutcome(c: ClaimedJob, expanded: ExpandedTask, outcome: Extract<AttemptOutcome, { state: 'succeeded' }>, stdout: string[]): AttemptOutcome {
+    if (stdout.reduce((n, l) => n + l.length + 1, 0) > MAX_SPLIT_BYTES)
+      return { state: 'failed', exitCode: outcome.exitCode, error: `split printed more than ${MAX_SPLIT_BYTES} bytes`, retryable: false };
+    const values = splitArray(outcome.result, stdout.join('\n'));
+    if (!Array.isArray(values)) return { state: 'failed', exitCode: outcome.exitCode, error: values.error, retryable: false };
+    try {
+      const chunks = planChunks(expanded, this.templateContext(c, expanded, {}), values);
+      return { state: 'succeeded', exitCode: outcome.exitCode, result: { chunks: chunks.length }, chunks };
+    } catch (e) {
+      return { state: 'failed', exitCode: outcome.exitCode, error: `split: ${errorMessage(e)}`, retryable: false };
+    }
+  }
+
   private async execute(
     c: ClaimedJob,
     a: ActiveAttempt,
-    expanded: ExpandedTask,
+    step: JobStep,
     staged: Record<string, string>,
     resultFile: string,
     logs: LogShipper,
   ): Promise<AttemptOutcome> {
-    const { task, scope } = expanded;
-    const ctx: TemplateContext = {
-      params: scope.params,
-      run: { id: String(c.run.id), date: c.run.logicalDate },
-      outputs: staged,
-      tasks: localUpstream(c.upstream, scope),
-    };
-    if (scope.item) ctx.item = scope.item.value;
-    const command = task.command!;
+    const { task, scope } = step.expanded;
+    const ctx = this.templateContext(c, step.expanded, staged);
+    const command = step.command!;
+    if (step.kind === 'split') a.splitStdout = [];
     const setProgress = (n: number) => {
       a.progress = Math.max(0, Math.min(100, n));
       this.heartbeatSoon();
@@ -453,12 +491,15 @@ export class Worker {
         },
       };
       if (scope.item) hctx.item = scope.item.value;
+      if (ctx.chunk !== undefined) hctx.chunk = ctx.chunk;
+      if (ctx.chunks) hctx.chunks = ctx.chunks;
       try {
         const result = await runHandler(fn, hctx, this.o.killGraceMs);
         if (result === undefined) return { state: 'succeeded', exitCode: null };
         const size = Buffer.byteLength(JSON.stringify(result) ?? '');
-        if (size > this.o.maxResultBytes)
-          return { state: 'failed', exitCode: null, error: `result too large: the handler returned ${size} bytes of JSON, the limit is ${this.o.maxResultBytes}`, retryable: false };
+        const limit = step.kind === 'split' ? MAX_SPLIT_BYTES : this.o.maxResultBytes;
+        if (size > limit)
+          return { state: 'failed', exitCode: null, error: `result too large: the handler returned ${size} bytes of JSON, the limit is ${limit}`, retryable: false };
         return { state: 'succeeded', exitCode: null, result };
       } catch (e) {
         for (const line of (e instanceof Error && e.stack ? e.stack : String(e)).split('\n')) logs.push('stderr', line);
@@ -476,6 +517,7 @@ export class Worker {
       GANTRY_JOB_ID: c.job.id,
       GANTRY_ATTEMPT: String(c.job.attempts),
       GANTRY_RESULT: resultFile,
+      ...(c.job.chunk !== null ? { GANTRY_CHUNK_INDEX: String(c.job.chunk), GANTRY_CHUNK: JSON.stringify(c.job.chunkValue ?? null) } : {}),
     };
     for (const [name, p] of Object.entries(staged)) env[`GANTRY_OUTPUT_${name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`] = p;
     for (const [k, v] of Object.entries(task.env)) env[k] = renderLiteral(v, ctx);
@@ -506,6 +548,10 @@ export class Worker {
           if (m) return setProgress(Number(m[1]));
           if (this.o.supervise && line.startsWith(SUPERVISOR_KILL_LINE)) supervisorKilled = true;
           if (line.trim()) lastErr = line.trim();
+        }
+        if (stream === 'stdout' && a.splitStdout) {
+          a.splitBytes = (a.splitBytes ?? 0) + line.length + 1;
+          if (a.splitBytes <= MAX_SPLIT_BYTES) a.splitStdout.push(line);
         }
         logs.push(stream, line);
       },

@@ -8,7 +8,7 @@ import pg from 'pg';
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import type { Definition, WorkflowSpec } from '../../spec/model.js';
-import { parseJobId, formatJobId } from '../jobId.js';
+import { parseJobId, formatJobId, SPLIT_SUFFIX } from '../jobId.js';
 import {
   ConflictError,
   NotFoundError,
@@ -16,6 +16,7 @@ import {
   systemClock,
   type Attempt,
   type AttemptOutcome,
+  type ChunkPlan,
   type ClaimedJob,
   type Clock,
   type CreateRunInput,
@@ -36,7 +37,7 @@ import {
   type FreeCapacity,
   type PoolRow,
 } from '../types.js';
-import { selectClaims, unfittableReason, type LiveWorker } from '../claimSelection.js';
+import { chunkGroup, selectClaims, unfittableReason, type LiveWorker } from '../claimSelection.js';
 import {
   toAttempt,
   toDefinition,
@@ -64,6 +65,7 @@ import {
   offeredBy,
   liveWorkersFrom,
   mergeCandidates,
+  chunksOf,
 } from '../rows.js';
 import { migratePostgres } from './migrations.js';
 import { checkpointJson, partitionSettled, rerunCheckpointSql, retryDelayMs, runOutcome, SKIP_MESSAGES } from '../rules.js';
@@ -354,12 +356,13 @@ export class PostgresStore implements Store {
       const jobs = plan.jobs;
       const inserted = await c.query<{ id: number; task: string }>(prepared(
         `INSERT INTO jobs (run_id, task, state, trigger_rule, deps_total, priority, queue, pool, max_retries, retry_delay_ms,
-           retry_backoff, retry_max_delay_ms, outputs, refs, queues, has_fallback, cpu, memory, resources)
+           retry_backoff, retry_max_delay_ms, outputs, refs, queues, has_fallback, cpu, memory, resources, chunked, chunk_limit)
          SELECT $1, t.task, 'pending', t.trig, t.deps, t.prio, t.queue, t.pool, t.maxr, t.delay, t.backoff, t.maxdelay, t.outputs, t.refs,
-           t.queues, t.fallback, t.cpu, t.memory, t.resources
+           t.queues, t.fallback, t.cpu, t.memory, t.resources, t.chunked, t.chunk_limit
          FROM unnest($2::text[], $3::text[], $4::int[], $5::int[], $6::text[], $7::text[], $8::int[], $9::bigint[], $10::float8[], $11::bigint[],
-           $12::text[], $13::text[], $14::text[], $15::int[], $16::float8[], $17::bigint[], $18::text[])
-           AS t(task, trig, deps, prio, queue, pool, maxr, delay, backoff, maxdelay, outputs, refs, queues, fallback, cpu, memory, resources)
+           $12::text[], $13::text[], $14::text[], $15::int[], $16::float8[], $17::bigint[], $18::text[], $19::int[], $20::int[])
+           AS t(task, trig, deps, prio, queue, pool, maxr, delay, backoff, maxdelay, outputs, refs, queues, fallback, cpu, memory, resources,
+             chunked, chunk_limit)
          RETURNING id, task`,
         [
           runId,
@@ -380,6 +383,8 @@ export class PostgresStore implements Store {
           jobs.map((j) => j.resources.cpu),
           jobs.map((j) => j.resources.memoryBytes),
           jobs.map((j) => JSON.stringify(j.resources.custom)),
+          jobs.map((j) => (j.chunked ? 1 : 0)),
+          jobs.map((j) => j.chunkLimit ?? null),
         ],
       ));
       const ids = new Map(inserted.rows.map((r) => [r.task, r.id]));
@@ -573,6 +578,11 @@ export class PostgresStore implements Store {
       const cond = opts.failedOnly
         ? `(state IN ('failed', 'cancelled') OR (state = 'skipped' AND skip_reason IN ('upstream', 'trigger')))`
         : `state IN ('succeeded', 'failed', 'cancelled', 'skipped')`;
+      if (!opts.failedOnly) {
+        // A whole rerun splits again: the chunks of the last split go, each main job waits for its split alone.
+        await this.dropChunks(c, id, null);
+        await c.query(prepared(`UPDATE jobs SET deps_total = (SELECT count(*) FROM job_deps d WHERE d.job_id = jobs.id) WHERE run_id = $1 AND chunked = 1`, [id]));
+      }
       const ids = (
         await c.query<{ id: number }>(
           `UPDATE jobs SET state = 'pending', skip_reason = NULL, failures = 0, error = NULL, exit_code = NULL, run_after = NULL,
@@ -716,7 +726,7 @@ export class PostgresStore implements Store {
     }
     return this.tx(async (c, signal) => {
       const window = Math.max(limit * 2, 8);
-      const cols = `id, run_id, task, chunk_limit, resume, priority, enqueued_at, queues, pool, cpu, memory, resources`;
+      const cols = `id, run_id, task, chunk, chunk_limit, resume, priority, enqueued_at, queues, pool, cpu, memory, resources`;
       // One ordered range scan of the claim index per queue (an IN list would sort every queued row).
       const primary: CandidateRowDb[] = [];
       for (const queue of worker.queues)
@@ -767,9 +777,22 @@ export class PostgresStore implements Store {
         const running = (await c.query<RunningRowDb>(`SELECT worker, run_id, task, chunk, cpu, memory, resources FROM jobs WHERE state = 'running'`)).rows;
         live = liveWorkersFrom(ws, running);
       }
+      // A task's `concurrency`: its chunk claims serialize on a lock of their own (not the main row, which completions update).
+      const groups = new Map<string, { slots: number | null; running: number }>();
+      for (const x of candidates) {
+        const g = chunkGroup(x);
+        if (!g || groups.has(g)) continue;
+        await c.query(prepared(`SELECT pg_advisory_xact_lock($1::int, hashtext($2))`, [x.run_id, x.task]));
+        const n = (
+          await c.query<{ n: number }>(
+            prepared(`SELECT count(*)::int AS n FROM jobs WHERE run_id = $1 AND task = $2 AND state = 'running' AND chunk IS NOT NULL`, [x.run_id, x.task]),
+          )
+        ).rows[0]!.n;
+        groups.set(g, { slots: x.chunk_limit, running: n });
+      }
       const chosen = selectClaims(
-        candidates.map((x) => ({ id: x.id, queues: JSON.parse(x.queues) as string[], pool: x.pool, need: needOf(x) })),
-        { worker, limit, free: free ?? null, pools, liveWorkers: () => live },
+        candidates.map((x) => ({ id: x.id, queues: JSON.parse(x.queues) as string[], pool: x.pool, need: needOf(x), group: chunkGroup(x) })),
+        { worker, limit, free: free ?? null, pools, groups, liveWorkers: () => live },
       );
       if (chosen.length === 0) return [];
       // Attempts, job rows, outbox events and the runs' parameters in one statement.
@@ -815,11 +838,11 @@ export class PostgresStore implements Store {
     const r = await this.pool.query<(ClaimRowDb | { [K in keyof ClaimRowDb]: null }) & { candidates: number; plain: boolean }>(
       prepared(
         `WITH cand AS (
-           SELECT id, attempts, pool, cpu, memory, resources FROM jobs WHERE state = 'queued' AND queue = $1
+           SELECT id, attempts, pool, cpu, memory, resources, chunk, chunk_limit FROM jobs WHERE state = 'queued' AND queue = $1
            ORDER BY priority DESC, resume DESC, enqueued_at, id LIMIT $2 FOR UPDATE SKIP LOCKED
          ), verdict AS (
            SELECT count(*)::int AS candidates,
-             coalesce(bool_and(pool IS NULL AND resources = '{}'), true) AND coalesce(sum(cpu), 0) <= $3
+             coalesce(bool_and(pool IS NULL AND resources = '{}' AND (chunk IS NULL OR chunk_limit IS NULL)), true) AND coalesce(sum(cpu), 0) <= $3
                AND ($4::bigint IS NULL OR coalesce(sum(memory), 0) <= $4) AS plain
            FROM cand
          ), att AS (
@@ -865,6 +888,19 @@ export class PostgresStore implements Store {
           ))
         ).rows
       : [];
+    const chunkLists = new Map<number, ClaimedJob['chunks']>();
+    for (const row of taken)
+      if (row.chunked === 1)
+        chunkLists.set(
+          row.id,
+          chunksOf(
+            (
+              await c.query<{ outputs: string; result: string | null }>(
+                prepared(`SELECT outputs, result FROM jobs WHERE run_id = $1 AND task = $2 AND chunk IS NOT NULL ORDER BY chunk`, [row.run_id, row.task]),
+              )
+            ).rows,
+          ),
+        );
     return taken.map((row) => {
       const upstream: ClaimedJob['upstream'] = {};
       const refs = JSON.parse(row.refs) as string[];
@@ -873,12 +909,15 @@ export class PostgresStore implements Store {
           upstream[u.task] = { outputs: JSON.parse(u.outputs) as Record<string, string>, result: u.result === null ? null : (JSON.parse(u.result) as unknown) };
       const { run_params, run_logical_date, run_force, has_dependents, ...jobRow } = row;
       if (!has_dependents) this.leafFences.add(row.fence!);
-      return {
+      const claimed: ClaimedJob = {
         fence: row.fence!,
         job: toJob(jobRow as JobRowDb),
         run: { id: row.run_id, params: JSON.parse(run_params) as Record<string, unknown>, logicalDate: run_logical_date, force: run_force === 1 },
         upstream,
       };
+      const chunks = chunkLists.get(row.id);
+      if (chunks) claimed.chunks = chunks;
+      return claimed;
     });
   }
 
@@ -946,6 +985,8 @@ export class PostgresStore implements Store {
     const rows = await this.tx(async (c, signal) => {
       const byFence = new Map<number, JobRowDb | StaleFenceError>();
       const done = items.filter((it): it is DoneItem => it.outcome.state === 'succeeded' || it.outcome.state === 'skipped');
+      // Split steps first: their chunks must exist before the split's success is counted into the main job.
+      for (const it of done) if (it.outcome.state === 'succeeded' && it.outcome.chunks) await this.createChunks(c, signal, it.fence, it.outcome.chunks, now);
       if (done.length) {
         const r = await this.completeDone(c, signal, done, now, true);
         for (const [fence, row] of r.rows) byFence.set(fence, row);
@@ -1047,6 +1088,56 @@ export class PostgresStore implements Store {
       if (!others_waiting || skippedNow) checkRuns.add(row.run_id);
     }
     return { rows, checkRuns };
+  }
+
+  /**
+   * A split step succeeded: one queued job per element of its array, each a
+   * dependency of the task's main job (its combine), which then waits for the
+   * split and every chunk. Chunks of an earlier split of the task are replaced.
+   * Runs before the split's own completion is counted into the main job, so an
+   * empty array leaves the main job waiting only for the split: it queues next.
+   * A stale fence does nothing here (its completion is refused after).
+   */
+  private async createChunks(c: Q, signal: Sig, fence: number, chunks: ChunkPlan[], now: number): Promise<void> {
+    const split = (await c.query<JobRowDb>(prepared(`SELECT * FROM jobs WHERE fence = $1 AND state = 'running' FOR UPDATE`, [fence]))).rows[0];
+    if (!split) return;
+    const task = split.task.endsWith(SPLIT_SUFFIX) ? split.task.slice(0, -SPLIT_SUFFIX.length) : null;
+    const main =
+      task === null
+        ? undefined
+        : (await c.query<JobRowDb>(prepared(`SELECT * FROM jobs WHERE run_id = $1 AND task = $2 AND chunk IS NULL FOR UPDATE`, [split.run_id, task]))).rows[0];
+    if (!main || main.chunked !== 1) throw new Error(`job ${split.task} of run ${split.run_id} returned chunks but is not the split step of a split task`);
+    await this.dropChunks(c, split.run_id, main.task);
+    const ids = (
+      await c.query<{ id: number }>(
+        prepared(
+          `INSERT INTO jobs (run_id, task, chunk, state, trigger_rule, deps_total, priority, queue, queues, has_fallback, cpu, memory, resources,
+             pool, max_retries, retry_delay_ms, retry_backoff, retry_max_delay_ms, force, outputs, refs, enqueued_at, chunk_value, chunk_limit)
+           SELECT m.run_id, m.task, x.n - 1, 'queued', 'all_success', 0, m.priority, m.queue, m.queues, m.has_fallback, m.cpu, m.memory, m.resources,
+             m.pool, m.max_retries, m.retry_delay_ms, m.retry_backoff, m.retry_max_delay_ms, m.force, x.outputs, m.refs, $2, x.value, m.chunk_limit
+           FROM jobs m, unnest($3::text[], $4::text[]) WITH ORDINALITY AS x(outputs, value, n) WHERE m.id = $1 ORDER BY x.n
+           RETURNING id`,
+          [main.id, now, chunks.map((x) => JSON.stringify(x.outputs)), chunks.map((x) => JSON.stringify(x.value ?? null))],
+        ),
+      )
+    ).rows.map((r) => r.id);
+    if (ids.length) await c.query(prepared(`INSERT INTO job_deps (upstream_id, job_id) SELECT unnest($1::bigint[]), $2`, [ids, main.id]));
+    await c.query(prepared(`UPDATE jobs SET deps_total = $1, deps_ok = 0, deps_bad = 0 WHERE id = $2`, [1 + ids.length, main.id]));
+    if (ids.length) {
+      await this.jobEvents(c, signal, ids, now);
+      signal({ type: 'queued' });
+    }
+    // statistics for the claim and completion plans, after commit (ANALYZE inside would see the rows but hold them up)
+    if (ids.length >= ANALYZE_AFTER_JOBS) setTimeout(() => void this.pool.query('ANALYZE jobs').catch(() => undefined), 0);
+  }
+
+  /** Deletes the chunk jobs (attempts, logs, dependency rows) of one split task of a run, or of all of them (task null). */
+  private async dropChunks(c: Q, runId: number, task: string | null): Promise<void> {
+    const old = `SELECT id FROM jobs WHERE run_id = $1 AND chunk IS NOT NULL AND ($2::text IS NULL OR task = $2)`;
+    await c.query(prepared(`DELETE FROM job_deps WHERE upstream_id IN (${old})`, [runId, task]));
+    await c.query(prepared(`DELETE FROM logs WHERE job_id IN (${old})`, [runId, task]));
+    await c.query(prepared(`DELETE FROM attempts WHERE job_id IN (${old})`, [runId, task]));
+    await c.query(prepared(`DELETE FROM jobs WHERE run_id = $1 AND chunk IS NOT NULL AND ($2::text IS NULL OR task = $2)`, [runId, task]));
   }
 
   /**

@@ -5,7 +5,7 @@
 import Database from 'better-sqlite3';
 import { EventEmitter } from 'node:events';
 import type { Definition, WorkflowSpec } from '../../spec/model.js';
-import { formatJobId, parseJobId } from '../jobId.js';
+import { SPLIT_SUFFIX, formatJobId, parseJobId } from '../jobId.js';
 import {
   ConflictError,
   NotFoundError,
@@ -13,6 +13,7 @@ import {
   systemClock,
   type Attempt,
   type AttemptOutcome,
+  type ChunkPlan,
   type ClaimedJob,
   type Clock,
   type CreateRunInput,
@@ -33,7 +34,7 @@ import {
   type FreeCapacity,
   type PoolRow,
 } from '../types.js';
-import { selectClaims, unfittableReason, type LiveWorker } from '../claimSelection.js';
+import { chunkGroup, selectClaims, unfittableReason, type LiveWorker } from '../claimSelection.js';
 import { migrateSqlite } from './migrations.js';
 import {
   toAttempt,
@@ -62,6 +63,7 @@ import {
   offeredBy,
   liveWorkersFrom,
   mergeCandidates,
+  chunksOf,
 } from '../rows.js';
 import { DependencyResolver } from './resolveDependents.js';
 import { checkpointJson, rerunCheckpointSql, retryDelayMs, runOutcome } from '../rules.js';
@@ -207,8 +209,8 @@ export class SqliteStore implements Store {
 
       const insJob = this.sql(
         `INSERT INTO jobs (run_id, task, chunk, state, trigger_rule, deps_total, priority, queue, queues, has_fallback, cpu, memory,
-           resources, pool, max_retries, retry_delay_ms, retry_backoff, retry_max_delay_ms, force, outputs, refs)
-         VALUES (?, ?, NULL, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
+           resources, pool, max_retries, retry_delay_ms, retry_backoff, retry_max_delay_ms, force, outputs, refs, chunked, chunk_limit)
+         VALUES (?, ?, NULL, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)`,
       );
       const ids = new Map<string, number>();
       for (const j of plan.jobs) {
@@ -231,6 +233,8 @@ export class SqliteStore implements Store {
           j.retryMaxDelayMs,
           JSON.stringify(j.outputs),
           JSON.stringify(j.refs),
+          j.chunked ? 1 : 0,
+          j.chunkLimit ?? null,
         );
         ids.set(j.task, Number(r.lastInsertRowid));
       }
@@ -391,6 +395,11 @@ export class SqliteStore implements Store {
       const cond = opts.failedOnly
         ? `(state IN ('failed', 'cancelled') OR (state = 'skipped' AND skip_reason IN ('upstream', 'trigger')))`
         : `state IN ('succeeded', 'failed', 'cancelled', 'skipped')`;
+      if (!opts.failedOnly) {
+        // A whole rerun splits again: the chunks of the last split go, each main job waits for its split alone.
+        for (const m of this.sql(`SELECT task FROM jobs WHERE run_id = ? AND chunked = 1`).all(id) as { task: string }[]) this.dropChunks(id, m.task);
+        this.sql(`UPDATE jobs SET deps_total = (SELECT count(*) FROM job_deps d WHERE d.job_id = jobs.id) WHERE run_id = ? AND chunked = 1`).run(id);
+      }
       const ids = (
         this.sql(
             `UPDATE jobs SET state = 'pending', skip_reason = NULL, failures = 0, error = NULL, exit_code = NULL, run_after = NULL,
@@ -518,12 +527,12 @@ export class SqliteStore implements Store {
       const queues = JSON.stringify(worker.queues);
       // One ordered range scan of the claim index per queue (an IN list would sort every queued row).
       const perQueue = this.sql(
-        `SELECT id, run_id, task, chunk_limit, resume, priority, enqueued_at, queues, pool, cpu, memory, resources FROM jobs
+        `SELECT id, run_id, task, chunk, chunk_limit, resume, priority, enqueued_at, queues, pool, cpu, memory, resources FROM jobs
          WHERE state = 'queued' AND queue = ? ORDER BY priority DESC, resume DESC, enqueued_at, id LIMIT ?`,
       );
       const primary = worker.queues.flatMap((q) => perQueue.all(q, window) as CandidateRowDb[]);
       const fallback = this.sql(
-        `SELECT id, run_id, task, chunk_limit, resume, priority, enqueued_at, queues, pool, cpu, memory, resources FROM jobs
+        `SELECT id, run_id, task, chunk, chunk_limit, resume, priority, enqueued_at, queues, pool, cpu, memory, resources FROM jobs
          WHERE state = 'queued' AND has_fallback = 1 AND queue NOT IN (SELECT value FROM json_each(?))
            AND EXISTS (SELECT 1 FROM json_each(jobs.queues) q WHERE q.value IN (SELECT value FROM json_each(?)))
          ORDER BY priority DESC, resume DESC, enqueued_at, id LIMIT ?`,
@@ -543,9 +552,15 @@ export class SqliteStore implements Store {
           if (p) p.running = r.n;
         }
       }
+      const groups = new Map<string, { slots: number | null; running: number }>();
+      const countChunks = this.sql(`SELECT count(*) AS n FROM jobs WHERE run_id = ? AND task = ? AND state = 'running' AND chunk IS NOT NULL`);
+      for (const c of candidates) {
+        const g = chunkGroup(c);
+        if (g && !groups.has(g)) groups.set(g, { slots: c.chunk_limit, running: (countChunks.get(c.run_id, c.task) as { n: number }).n });
+      }
       const chosen = selectClaims(
-        candidates.map((c) => ({ id: c.id, queues: JSON.parse(c.queues) as string[], pool: c.pool, need: needOf(c) })),
-        { worker, limit, free: free ?? null, pools, liveWorkers: () => this.liveWorkers(now - 2 * leaseMs) },
+        candidates.map((c) => ({ id: c.id, queues: JSON.parse(c.queues) as string[], pool: c.pool, need: needOf(c), group: chunkGroup(c) })),
+        { worker, limit, free: free ?? null, pools, groups, liveWorkers: () => this.liveWorkers(now - 2 * leaseMs) },
       );
       if (chosen.length === 0) return [];
       const insAttempt = this.sql(
@@ -560,6 +575,7 @@ export class SqliteStore implements Store {
       const upstreamStmt = this.sql(
         `SELECT task, outputs, result FROM jobs WHERE run_id = ? AND chunk IS NULL AND task IN (SELECT value FROM json_each(?))`,
       );
+      const chunkRows = this.sql(`SELECT outputs, result FROM jobs WHERE run_id = ? AND task = ? AND chunk IS NOT NULL ORDER BY chunk`);
       const claimed: ClaimedJob[] = [];
       for (const id of chosen) {
         const fence = Number(insAttempt.run(worker.name, worker.host, now, id).lastInsertRowid);
@@ -579,7 +595,9 @@ export class SqliteStore implements Store {
             };
           }
         }
-        claimed.push({ fence, job: toJob(row), run: { id: row.run_id, ...run }, upstream });
+        const cj: ClaimedJob = { fence, job: toJob(row), run: { id: row.run_id, ...run }, upstream };
+        if (row.chunked === 1) cj.chunks = chunksOf(chunkRows.all(row.run_id, row.task) as { outputs: string; result: string | null }[]);
+        claimed.push(cj);
       }
       this.jobEvents(chosen, now);
       return claimed;
@@ -656,6 +674,7 @@ export class SqliteStore implements Store {
     this.sql(`UPDATE attempts SET state = ?, finished_at = ?, exit_code = ?, error = ? WHERE id = ?`)
       .run(outcome.state, now, exitCode, error, fence);
     if (outcome.state === 'succeeded' || outcome.state === 'skipped') {
+      if (outcome.state === 'succeeded' && outcome.chunks) this.createChunks(j, outcome.chunks, now);
       const result = outcome.state === 'succeeded' && outcome.result !== undefined ? JSON.stringify(outcome.result) : null;
       this.sql(
           `UPDATE jobs SET state = ?, skip_reason = ?, finished_at = ?, exit_code = ?, result = ?, error = NULL, fence = NULL,
@@ -687,6 +706,46 @@ export class SqliteStore implements Store {
     }
     this.finishRunIfDone(j.run_id, now);
     return this.sql(`SELECT * FROM jobs WHERE id = ?`).get(j.id) as JobRowDb;
+  }
+
+  /**
+   * A split step succeeded: one queued job per element of its array, each a
+   * dependency of the task's main job (its combine), which now waits for the
+   * split and every chunk. Chunks of an earlier split of the task are replaced.
+   * Called before the split's own completion is counted into the main job, so an
+   * empty array leaves the main job waiting only for the split: it queues next.
+   */
+  private createChunks(split: JobRowDb, chunks: ChunkPlan[], now: number): void {
+    const task = split.task.endsWith(SPLIT_SUFFIX) ? split.task.slice(0, -SPLIT_SUFFIX.length) : null;
+    const main = task === null ? undefined : (this.sql(`SELECT * FROM jobs WHERE run_id = ? AND task = ? AND chunk IS NULL`).get(split.run_id, task) as JobRowDb | undefined);
+    if (!main || main.chunked !== 1) throw new Error(`job ${split.task} of run ${split.run_id} returned chunks but is not the split step of a split task`);
+    this.dropChunks(split.run_id, main.task);
+    const ins = this.sql(
+      `INSERT INTO jobs (run_id, task, chunk, state, trigger_rule, deps_total, priority, queue, queues, has_fallback, cpu, memory, resources,
+         pool, max_retries, retry_delay_ms, retry_backoff, retry_max_delay_ms, force, outputs, refs, enqueued_at, chunk_value, chunk_limit)
+       SELECT run_id, task, ?, 'queued', 'all_success', 0, priority, queue, queues, has_fallback, cpu, memory, resources,
+         pool, max_retries, retry_delay_ms, retry_backoff, retry_max_delay_ms, force, ?, refs, ?, ?, chunk_limit FROM jobs WHERE id = ?`,
+    );
+    const dep = this.sql(`INSERT INTO job_deps (upstream_id, job_id) VALUES (?, ?)`);
+    const ids: number[] = [];
+    chunks.forEach((c, i) => {
+      const id = Number(ins.run(i, JSON.stringify(c.outputs), now, JSON.stringify(c.value ?? null), main.id).lastInsertRowid);
+      dep.run(id, main.id);
+      ids.push(id);
+    });
+    this.sql(`UPDATE jobs SET deps_total = ?, deps_ok = 0, deps_bad = 0 WHERE id = ?`).run(1 + chunks.length, main.id);
+    if (ids.length) {
+      this.jobEvents(ids, now);
+      this.signal({ type: 'queued' });
+    }
+  }
+
+  /** Deletes a split task's chunk jobs (their attempts, logs and dependency rows) before a new split replaces them. */
+  private dropChunks(runId: number, task: string): void {
+    const old = `SELECT id FROM jobs WHERE run_id = ? AND task = ? AND chunk IS NOT NULL`;
+    this.sql(`DELETE FROM job_deps WHERE upstream_id IN (${old})`).run(runId, task);
+    this.sql(`DELETE FROM logs WHERE job_id IN (${old})`).run(runId, task);
+    this.sql(`DELETE FROM jobs WHERE run_id = ? AND task = ? AND chunk IS NOT NULL`).run(runId, task);
   }
 
   /**
