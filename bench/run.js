@@ -24,6 +24,7 @@ import { startUp } from '../dist/up.js';
 import { startRun } from '../dist/server/runs.js';
 import { silentLogger } from '../dist/log.js';
 import { w1pg, W1_CONCURRENCY, W1_JOBS, W1_WORKERS } from './w1pg.js';
+import { scale } from './scale.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const quick = process.argv.includes('--quick');
@@ -351,6 +352,7 @@ function table(res) {
     [`Chain of ${CHAIN}, shell: hop median / p95`, `${fmtMs(chainShell.hopMedianMs)} / ${fmtMs(chainShell.hopP95Ms)}`, 'target < 10 ms', '—'],
     [`Chain of ${CHAIN}, no-op handler: total`, fmtS(chainHandler.wallMs), `${fmtS(chainHandler.baselineMs)} (${CHAIN} awaited calls)`, '—'],
     [`Chain of ${CHAIN}, handler: hop median / p95`, `${fmtMs(chainHandler.hopMedianMs)} / ${fmtMs(chainHandler.hopP95Ms)}`, 'target < 10 ms', '—'],
+    ...scaleRows(res.workloads.scale),
     ...w1pgRows(res.workloads.w1pg),
   ];
   return rows.map((r) => `| ${r.join(' | ')} |`).join('\n');
@@ -370,6 +372,23 @@ function w1pgNotes(w) {
   ];
 }
 const round2 = (x) => Math.round(x * 100) / 100;
+
+function scaleRows(x) {
+  const what = `Scale: ${x.wikis.toLocaleString('en-US')} wikis × 5 stages, ${x.large} large split into 20 chunks (${x.jobs.toLocaleString('en-US')} jobs), \`gantry up\` on SQLite`;
+  return [
+    [`${what}: run creation`, fmtS(x.createMs), 'target < 3 s', '—'],
+    [`${what}: creation + drain`, fmtS(x.totalMs), '—', '—'],
+    [`${what}: peak RSS of the process (API, scheduler, 2 workers)`, `${Math.round(x.peakRssBytes / 2 ** 20)} MB`, 'target < 300 MB', '—'],
+    [`${what}: \`GET /runs/:id\` (\`gantry status\`) during the drain, median / p95`, `${fmtMs(x.statusMedianMs)} / ${fmtMs(x.statusP95Ms)}`, 'target < 200 ms', '—'],
+  ];
+}
+
+/** median of each numeric field over the repetitions */
+function medianFields(reps) {
+  const out = { ...reps[0] };
+  for (const [k, v] of Object.entries(reps[0])) if (typeof v === 'number') out[k] = median(reps.map((r) => r[k]));
+  return { ...out, reps };
+}
 
 function notes(res) {
   const { w4, chainShell, chainHandler } = res.workloads;
@@ -408,12 +427,16 @@ async function main() {
   const chainShell = await chain('shell');
   log('Chain of 200: handler');
   const chainHandler = await chain('handler');
+  log('Scale: the 1,028 public wikis × 5 stages, 44 large ones split into 20 chunks, on gantry up (SQLite)');
+  const scaleReps = [];
+  for (let r = 0; r < REPS; r++) scaleReps.push(await scale({ log }));
+  const scaleRes = medianFields(scaleReps);
   let w1 = null;
   if (!skipPg) {
     log('W1-PG: 10,000 no-op jobs, 4 worker processes, PostgreSQL: Gantry, graphile-worker, pg-boss');
     w1 = await w1pg({ reps: REPS, log });
   }
-  const res = { ...machine, repetitions: REPS, quick, workloads: { w4, chainShell, chainHandler, w1pg: w1 }, totalSeconds: 0 };
+  const res = { ...machine, repetitions: REPS, quick, workloads: { w4, chainShell, chainHandler, scale: scaleRes, w1pg: w1 }, totalSeconds: 0 };
   res.totalSeconds = Math.round((performance.now() - started) / 100) / 10;
 
   const md = [

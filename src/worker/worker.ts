@@ -160,7 +160,12 @@ export class Worker {
             freeOf(this.o.resources, used),
           );
           for (const c of claimed) this.startAttempt(c);
-          if (claimed.length > 0) continue;
+          if (claimed.length > 0) {
+            // Let I/O in between claims: with the synchronous SQLite store and quick handlers the
+            // loop never leaves the microtask queue, and the API of the same process stops answering.
+            await new Promise((r) => setImmediate(r));
+            continue;
+          }
         } catch (e) {
           this.o.logger.error({ err: e }, 'claiming jobs failed; retrying');
         }

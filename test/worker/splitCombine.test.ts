@@ -163,7 +163,7 @@ tasks:
     expect(run.state).toBe('succeeded');
     // a list in a shell template becomes separate words
     expect(await g.stdout(`${run.id}:show`)).toEqual(['dewiki frwiki itwiki']);
-    expect((await g.store.getJob(`${run.id}:wikis#2`)).result).toEqual({ wiki: 'itwiki', i: 2 });
+    expect((await g.store.getJob(`${run.id}:wikis#2`))!.result).toEqual({ wiki: 'itwiki', i: 2 });
   });
 
   it('runs at most `concurrency` chunks of a task at once', async () => {
@@ -206,7 +206,7 @@ tasks:
     await g.apply('wf.yaml');
     const run = await g.waitRun((await g.startRun('badsplit')).body.id);
     expect(run.state).toBe('failed');
-    const split = await g.store.getJob(`${run.id}:parts.split`);
+    const split = (await g.store.getJob(`${run.id}:parts.split`))!;
     expect(split.state).toBe('failed');
     expect(split.error).toContain('split output is not JSON: not json');
     expect(split.attempts).toBe(1);

@@ -64,6 +64,8 @@ import {
   liveWorkersFrom,
   mergeCandidates,
   chunksOf,
+  JOB_COLUMNS,
+  toJobFromColumns,
 } from '../rows.js';
 import { DependencyResolver } from './resolveDependents.js';
 import { checkpointJson, rerunCheckpointSql, retryDelayMs, runOutcome } from '../rules.js';
@@ -436,9 +438,9 @@ export class SqliteStore implements Store {
       args.push(now, now - 10_000);
     }
     const order = f.runId !== undefined ? 'ORDER BY id' : 'ORDER BY id DESC';
-    const sql = `SELECT * FROM jobs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ${order} LIMIT ? OFFSET ?`;
-    const rows = this.sql(sql).all(...args, f.limit ?? 10_000, f.offset ?? 0) as JobRowDb[];
-    return rows.map(toJob);
+    const sql = `SELECT ${JOB_COLUMNS.join(', ')} FROM jobs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ${order} LIMIT ? OFFSET ?`;
+    const rows = this.sql(sql).raw(true).all(...args, f.limit ?? 10_000, f.offset ?? 0) as unknown[][];
+    return rows.map(toJobFromColumns);
   }
 
   private jobRowByPublicId(id: string): JobRowDb | undefined {
