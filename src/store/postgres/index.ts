@@ -66,6 +66,7 @@ import {
   liveWorkersFrom,
   mergeCandidates,
   chunksOf,
+  JOB_COLUMNS,
 } from '../rows.js';
 import { migratePostgres } from './migrations.js';
 import { checkpointJson, partitionSettled, rerunCheckpointSql, retryDelayMs, runOutcome, SKIP_MESSAGES } from '../rules.js';
@@ -82,6 +83,9 @@ const READER_HINT_MS = 50;
 const ANALYZE_AFTER_JOBS = 1000;
 
 type Q = pg.PoolClient;
+/** What a claim and a completion send back: the columns a Job shows (+ what a claim needs), not all of the row (parsing is per column). */
+const JOB_RETURNING = JOB_COLUMNS.map((c) => `jobs.${c}`).join(', ');
+const CLAIMED_COLUMNS = `${JOB_RETURNING}, jobs.fence, jobs.refs`;
 /** A claimed job's row with its run's parameters. */
 type ClaimRowDb = JobRowDb & { run_params: string; run_logical_date: string; run_force: number; has_dependents: boolean };
 type DoneItem = { fence: number; outcome: Extract<AttemptOutcome, { state: 'succeeded' | 'skipped' }>; lines?: LogLine[] };
@@ -805,7 +809,7 @@ export class PostgresStore implements Store {
            ), upd AS (
              UPDATE jobs SET state = 'running', attempts = jobs.attempts + 1, fence = att.id, worker = $2, lease_until = $5, started_at = $4,
                progress = NULL, waiting_reason = NULL
-             FROM att WHERE jobs.id = att.job_id RETURNING jobs.*
+             FROM att WHERE jobs.id = att.job_id RETURNING ${CLAIMED_COLUMNS}
            ), ev AS (
              INSERT INTO events (ts, kind, run_id, job_id, state) SELECT $4, 'job', run_id, id, 'running' FROM upd
            )
@@ -852,7 +856,7 @@ export class PostgresStore implements Store {
          ), upd AS (
            UPDATE jobs SET state = 'running', attempts = jobs.attempts + 1, fence = att.id, worker = $5, lease_until = $8, started_at = $7,
              progress = NULL, waiting_reason = NULL
-           FROM att WHERE jobs.id = att.job_id RETURNING jobs.*
+           FROM att WHERE jobs.id = att.job_id RETURNING ${CLAIMED_COLUMNS}
          ), ev AS (
            INSERT INTO events (ts, kind, run_id, job_id, state) SELECT $7, 'job', run_id, id, 'running' FROM upd
          )
@@ -1036,7 +1040,7 @@ export class PostgresStore implements Store {
          ), u AS (
            UPDATE jobs SET state = v.state, skip_reason = v.skip_reason, finished_at = $6, exit_code = v.exit_code, result = v.result, error = NULL,
              fence = NULL, lease_until = NULL
-           FROM j, v WHERE jobs.id = j.id AND v.fence = j.fence RETURNING jobs.*, j.fence AS done_fence
+           FROM j, v WHERE jobs.id = j.id AND v.fence = j.fence RETURNING ${JOB_RETURNING}, j.fence AS done_fence
          ), l AS (
            INSERT INTO logs (run_id, job_id, attempt_id, stream, ts, line)
            SELECT u.run_id, u.id, x.fence, x.stream, x.ts, x.line
