@@ -31,7 +31,7 @@ export interface Cluster {
   /** POST /api/v1/runs */
   startRun(workflow: string, params?: Record<string, unknown>): Promise<{ status: number; body: Run & { error?: string; errors?: string[] } }>;
   /** POST /api/v1/runs/:id/retry */
-  retry(runId: number, body: { failed?: boolean }): Promise<{ status: number; body: { run: Run; reset: number } }>;
+  retry(runId: number, body: { failed?: boolean; force?: boolean }): Promise<{ status: number; body: { run: Run; reset: number } }>;
   waitRun(runId: number, timeoutMs?: number): Promise<Run>;
   /** the run's jobs by task id */
   jobs(runId: number): Promise<Record<string, Job>>;

@@ -129,6 +129,16 @@ tasks:
       }
     }
     expect(fs.readdirSync(path.join(g.dir, 'out')).sort()).toEqual(['p1.txt', 'p2.txt', 'p3.txt', 'p4.txt', 'p5.txt', 'p6.txt']);
+
+    // a whole rerun splits again: fresh chunks replace the old ones (forced, so nothing is skipped as done)
+    expect((await g.retry(first.id, { failed: false, force: true })).status).toBe(200);
+    const third = await g.waitRun(first.id);
+    expect(third.state).toBe('succeeded');
+    const rerun = await jobsOf(first.id);
+    const chunkJobs = rerun.filter((j) => j.chunk !== null);
+    expect(chunkJobs).toHaveLength(6);
+    expect(chunkJobs.every((j) => j.attempts === 1 && j.state === 'succeeded')).toBe(true);
+    expect(rerun.find((j) => j.task === 'parts.split')!.attempts).toBe(2);
   }, 60_000);
 
   it('goes straight to the combine when the split yields an empty array', async () => {
