@@ -8,6 +8,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs/promises';
+import { statSync } from 'node:fs';
 import type { RunSnapshot, TemplateContext, WorkflowSpec } from '../spec/model.js';
 import { paramEnv, renderArgv, renderLiteral, renderShell, TemplateError } from '../spec/template.js';
 import { expandWorkflow, ExpansionError, workflowKey, type ExpandedTask, type TaskScope } from '../spec/expand.js';
@@ -384,7 +385,7 @@ export class Worker {
       await discardStaging(job.outputs, fence);
       this.o.logger.warn({ job: job.id, fence }, 'attempt no longer owns its job; its result was discarded');
     } finally {
-      if (command.kind !== 'handler') await fs.unlink(resultFile).catch(() => undefined);
+      if (command.kind !== 'handler' && statSync(resultFile, { throwIfNoEntry: false })) await fs.unlink(resultFile).catch(() => undefined);
     }
   }
 
@@ -603,6 +604,8 @@ function localUpstream(upstream: ClaimedJob['upstream'], scope: TaskScope): Clai
 }
 
 async function readResult(file: string, maxBytes: number): Promise<{ value: unknown } | { error: string }> {
+  // Most jobs write no result: a stat that answers "absent" costs less than an ENOENT exception per job.
+  if (!statSync(file, { throwIfNoEntry: false })) return { value: undefined };
   let text: string;
   try {
     const fh = await fs.open(file, 'r');
