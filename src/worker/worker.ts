@@ -70,6 +70,8 @@ interface ActiveAttempt {
   renew: (() => void) | null;
   /** when the lease was last renewed (by claim or heartbeat) */
   renewedAt: number;
+  /** its process is over and its outcome known; only the completion's commit is pending */
+  finishing?: boolean;
   /** a split step's stdout, where its JSON array may be */
   splitStdout?: string[];
   splitBytes?: number;
@@ -150,10 +152,13 @@ export class Worker {
 
   private async claimLoop(): Promise<void> {
     while (!this.stopping) {
-      const free = this.o.slots - this.active.size;
+      // An attempt whose outcome is only waiting for its completion to commit holds no slot or resources:
+      // the next job's claim overlaps that round trip. It stays in `active`, so its lease is still renewed.
+      const holding = [...this.active.values()].filter((a) => !a.finishing);
+      const free = this.o.slots - holding.length;
       if (free > 0) {
         try {
-          const used = [...this.active.values()].reduce((acc, a) => addCapacity(acc, a.need), NO_CAPACITY);
+          const used = holding.reduce((acc, a) => addCapacity(acc, a.need), NO_CAPACITY);
           const claimed = await this.store.claimJobs(
             { name: this.o.name, host: this.host, queues: this.o.queues },
             free,
@@ -379,7 +384,10 @@ export class Worker {
         await discardStaging(job.outputs, fence);
         if (outcome.state === 'failed' || outcome.state === 'timed_out') system(`failed: ${outcome.error}`);
       }
-      await this.finish(c, outcome, await logs.drain());
+      const lines = await logs.drain();
+      a.finishing = true;
+      this.wake?.();
+      await this.finish(c, outcome, lines);
     } catch (e) {
       if (!(e instanceof StaleFenceError)) throw e;
       await discardStaging(job.outputs, fence);
