@@ -1,12 +1,13 @@
-// Starting a run: the one path shared by the API, `gantry up --run` and (later)
-// schedules: resolve parameters, snapshot the workflow with the sub-workflows it
+// Starting a run: the one path shared by the API, `gantry up --run`, schedules
+// and deferred runs: resolve parameters, snapshot the workflow with the sub-workflows it
 // uses, plan the jobs (inlining those sub-workflows), create the run in one transaction.
 import type { WorkflowSpec } from '../spec/model.js';
 import { resolveParams } from '../spec/params.js';
 import { ExpansionError } from '../spec/expand.js';
 import { takeSnapshot } from '../spec/snapshot.js';
 import { logicalDateOf, planRun } from '../scheduler/planRun.js';
-import { NotFoundError, type Run, type Store } from '../store/types.js';
+import { NotFoundError, type CreateRunInput, type DeferredRun, type Run, type Store } from '../store/types.js';
+import { parseStartTime } from '../scheduler/schedules.js';
 
 export interface StartRunRequest {
   workflow: string;
@@ -26,6 +27,16 @@ export class InvalidRunRequest extends Error {
 }
 
 export async function startRun(store: Store, req: StartRunRequest, now = Date.now()): Promise<Run> {
+  const input = await prepareRun(store, req, logicalDateOf(now));
+  return withPlanErrors(req.workflow, () => store.createRun(input));
+}
+
+/**
+ * Everything createRun needs, checked: parameters resolved, the workflow
+ * snapshotted with its sub-workflows. Scheduled and deferred runs use it too,
+ * with the store method that records why they start in the same transaction.
+ */
+export async function prepareRun(store: Store, req: StartRunRequest, logicalDate: string): Promise<CreateRunInput> {
   const namespace = req.namespace ?? 'default';
   const stored = await store.getWorkflow(namespace, req.workflow);
   if (!stored) throw new NotFoundError(`no workflow '${req.workflow}' in namespace '${namespace}' (apply it first)`);
@@ -40,19 +51,51 @@ export async function startRun(store: Store, req: StartRunRequest, now = Date.no
   });
   if (refErrors.length) throw new InvalidRunRequest(refErrors.map((e) => `${req.workflow}: ${e}`));
   const priority = req.priority ?? 0;
-  const date = logicalDateOf(now);
+  return {
+    spec: snapshot,
+    params,
+    priority,
+    force: req.force ?? false,
+    logicalDate,
+    plan: (id) => planRun(snapshot, params, { id, date: logicalDate, priority, extraLabels: req.labels ?? {} }),
+  };
+}
+
+/** Runs a store call that plans a run inside its transaction; planning errors (templates, expansion) become InvalidRunRequest. */
+export async function withPlanErrors<T>(workflow: string, create: () => Promise<T>): Promise<T> {
   try {
-    return await store.createRun({
-      spec: snapshot,
-      params,
-      priority,
-      force: req.force ?? false,
-      logicalDate: date,
-      plan: (id) => planRun(snapshot, params, { id, date, priority, extraLabels: req.labels ?? {} }),
-    });
+    return await create();
   } catch (e) {
-    if (e instanceof ExpansionError) throw new InvalidRunRequest(e.errors.map((m) => `${req.workflow}: ${m}`));
-    if (e instanceof Error && e.name === 'TemplateError') throw new InvalidRunRequest([`${req.workflow}: ${e.message}`]);
+    if (e instanceof ExpansionError) throw new InvalidRunRequest(e.errors.map((m) => `${workflow}: ${m}`));
+    if (e instanceof Error && e.name === 'TemplateError') throw new InvalidRunRequest([`${workflow}: ${e.message}`]);
     throw e;
   }
+}
+
+/** A start time this far in the past is taken as a mistake, not as "now". */
+const PAST_TOLERANCE_MS = 60_000;
+
+/**
+ * `gantry run --at TIME`: checks the request as a start would (workflow,
+ * parameters, sub-workflows), then stores a pending start record for the
+ * scheduler to start when due. The workflow is snapshotted then, not now.
+ */
+export async function deferRun(store: Store, req: StartRunRequest, at: string, now = Date.now()): Promise<DeferredRun> {
+  let dueAt: number;
+  try {
+    dueAt = parseStartTime(at, now);
+  } catch (e) {
+    throw new InvalidRunRequest([`at: ${(e as Error).message}`]);
+  }
+  if (dueAt < now - PAST_TOLERANCE_MS) throw new InvalidRunRequest([`at: ${new Date(dueAt).toISOString()} is in the past`]);
+  await prepareRun(store, req, logicalDateOf(dueAt));
+  return store.deferRun({
+    namespace: req.namespace ?? 'default',
+    workflow: req.workflow,
+    params: req.params ?? {},
+    labels: req.labels ?? {},
+    priority: req.priority ?? 0,
+    force: req.force ?? false,
+    dueAt,
+  });
 }

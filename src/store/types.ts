@@ -17,7 +17,7 @@
 //
 // Run states: queued (max_active_runs reached) → running → succeeded | failed | cancelled.
 
-import type { Definition, WorkflowSpec, TriggerRule } from '../spec/model.js';
+import type { Definition, WorkflowSpec, TriggerRule, Overlap } from '../spec/model.js';
 
 export type JobState = 'pending' | 'queued' | 'running' | 'retrying' | 'succeeded' | 'failed' | 'cancelled' | 'skipped';
 export const TERMINAL_JOB_STATES: readonly JobState[] = ['succeeded', 'failed', 'cancelled', 'skipped'];
@@ -259,6 +259,8 @@ export type StoreSignal =
   | { type: 'queued' }
   /** a job is waiting out a retry delay: wakes the scheduler to plan it */
   | { type: 'retrying' }
+  /** definitions or deferred starts changed: wakes the scheduler to recompute its next start */
+  | { type: 'schedules' }
   | { type: 'revoked'; fences: number[] }
   | { type: 'events' }
   | { type: 'logs' };
@@ -279,6 +281,62 @@ export class CheckpointTooLargeError extends Error {
   constructor(readonly bytes: number, readonly limit: number = MAX_CHECKPOINT_BYTES) {
     super(`checkpoint too large: ${bytes} bytes of JSON, the limit is ${limit}`);
   }
+}
+
+/** One tick of one schedule of a workflow: the key that makes a tick start at most one run. */
+export interface ScheduleTick {
+  namespace: string;
+  workflow: string;
+  /** the schedule's stable key within its workflow (scheduler/schedules.ts scheduleKey) */
+  schedule: string;
+  /** the tick, epoch ms */
+  at: number;
+}
+
+/** What a schedule tick came to; `duplicate`: it (or a later tick) was already acted on, by this or another scheduler. */
+export type ScheduledRunResult =
+  | { outcome: 'started'; run: Run; cancelled: number[] }
+  | { outcome: 'skipped'; running: number[] }
+  | { outcome: 'duplicate' };
+
+/** The last tick acted on, per schedule: where the next pass resumes. */
+export interface ScheduleMark {
+  namespace: string;
+  workflow: string;
+  schedule: string;
+  lastTick: number;
+}
+
+/**
+ * A manual run deferred with `gantry run --at`: a pending start record, not a
+ * run (run states stay as SPEC §1 has them). The scheduler starts it when due.
+ */
+export type DeferredState = 'waiting' | 'started' | 'failed' | 'cancelled';
+export interface DeferRunInput {
+  namespace: string;
+  workflow: string;
+  params: Record<string, unknown>;
+  labels: Record<string, string>;
+  priority: number;
+  force: boolean;
+  dueAt: number;
+}
+export interface DeferredRun extends DeferRunInput {
+  id: number;
+  state: DeferredState;
+  createdAt: number;
+  /** the run it started */
+  runId: number | null;
+  /** why it could not start, or was cancelled */
+  error: string | null;
+}
+export interface DeferredFilter {
+  namespace?: string;
+  workflow?: string;
+  state?: DeferredState;
+  /** due at or before this time */
+  dueBy?: number;
+  limit?: number;
 }
 
 /** A request named something that does not exist (maps to 404 / exit 2). */
@@ -379,6 +437,27 @@ export interface Store {
   acquireLeadership(role: string, holder: string, ttlMs: number, takeoverFrom?: string): Promise<boolean>;
   currentLeader(role: string): Promise<{ holder: string; until: number } | null>;
   releaseLeadership(role: string, holder: string): Promise<void>;
+
+  // schedules (SPEC §2 schedule, `gantry run --at`)
+  /**
+   * Acts on one schedule tick, in one transaction: records the tick under its
+   * unique key and moves the schedule's mark to it (refused as `duplicate` when
+   * the tick, or a later one, is already recorded), applies `overlap` to the
+   * schedule's running runs (skip: record the tick and start nothing;
+   * cancel_running: cancel them first; queue: start anyway), then creates the
+   * run as createRun does. Exactly one run per tick, however many schedulers race.
+   */
+  startScheduledRun(tick: ScheduleTick, overlap: Overlap, input: CreateRunInput): Promise<ScheduledRunResult>;
+  /** Records a tick that could not start a run (e.g. its params no longer resolve), so it is not tried again; false if already recorded. */
+  skipScheduleTick(tick: ScheduleTick, reason: string): Promise<boolean>;
+  scheduleMarks(): Promise<ScheduleMark[]>;
+  deferRun(input: DeferRunInput): Promise<DeferredRun>;
+  /** in due order (oldest first) */
+  listDeferredRuns(filter: DeferredFilter): Promise<DeferredRun[]>;
+  /** Starts a waiting deferred run: marks it started and creates the run in one transaction; null when it is no longer waiting. */
+  startDeferredRun(id: number, input: CreateRunInput): Promise<Run | null>;
+  /** Ends a waiting deferred run without a run (failed to start, or cancelled); NotFoundError / ConflictError otherwise. */
+  endDeferredRun(id: number, state: 'failed' | 'cancelled', error: string): Promise<DeferredRun>;
 
   // pools
   setPool(name: string, slots: number | null): Promise<PoolRow>;

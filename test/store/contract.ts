@@ -7,17 +7,20 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseDefinitionSource } from '../../src/spec/parse.js';
 import type { WorkflowSpec } from '../../src/spec/model.js';
-import { startRun } from '../../src/server/runs.js';
+import { prepareRun, startRun } from '../../src/server/runs.js';
 import {
   StaleFenceError,
   ConflictError,
+  NotFoundError,
   CheckpointTooLargeError,
   MAX_CHECKPOINT_BYTES,
   type Clock,
   type Store,
   type ClaimedJob,
   type StoreSignal,
+  type ScheduleTick,
 } from '../../src/store/types.js';
+import type { Overlap } from '../../src/spec/model.js';
 
 export class TestClock implements Clock {
   constructor(public t = Date.UTC(2026, 10, 24, 12, 0, 0)) {}
@@ -600,6 +603,134 @@ tasks:
       const order: number[] = [];
       for (let i = 0; i < 3; i++) order.push((await claim(1))[0]!.job.runId);
       expect(order).toEqual([withCheckpoint.id, fresh.id, without.id]);
+    });
+
+    // ----------------------------------------------------------------- schedules
+
+    const T0 = Date.UTC(2026, 10, 24, 3, 0, 0);
+    const tick = (workflow: string, at: number, schedule = 'k1'): ScheduleTick => ({ namespace: 'default', workflow, schedule, at });
+    async function scheduled(t: ScheduleTick, overlap: Overlap = 'queue', on: Store = store) {
+      const input = await prepareRun(on, { workflow: t.workflow, labels: { 'gantry.schedule': t.schedule } }, '20261124');
+      return on.startScheduledRun(t, overlap, input);
+    }
+
+    it('starts one run per schedule tick: a repeated tick, or one older than the last acted on, is a duplicate', async () => {
+      const signals: StoreSignal[] = [];
+      const off = store.subscribe((s) => signals.push(s));
+      await define(`name: sched\ntasks:\n  a: { run: "true" }\n`);
+      off();
+      expect(signals).toContainEqual({ type: 'schedules' }); // new definitions wake the scheduler
+      const first = await scheduled(tick('sched', T0));
+      expect(first.outcome === 'started' && first.run.labels).toEqual({ 'gantry.schedule': 'k1' });
+      expect(await scheduled(tick('sched', T0))).toEqual({ outcome: 'duplicate' });
+      expect((await scheduled(tick('sched', T0 + 3_600_000))).outcome).toBe('started');
+      // a scheduler that lagged behind cannot act on a tick before the last one
+      expect(await scheduled(tick('sched', T0 + 1_800_000))).toEqual({ outcome: 'duplicate' });
+      // each schedule of a workflow has its own mark
+      expect((await scheduled(tick('sched', T0 + 1_800_000, 'k2'))).outcome).toBe('started');
+      expect(await store.listRuns({ workflow: 'sched' })).toHaveLength(3);
+      expect(await store.scheduleMarks()).toEqual([
+        { namespace: 'default', workflow: 'sched', schedule: 'k1', lastTick: T0 + 3_600_000 },
+        { namespace: 'default', workflow: 'sched', schedule: 'k2', lastTick: T0 + 1_800_000 },
+      ]);
+      // a tick that cannot start a run is recorded too, and not tried again
+      expect(await store.skipScheduleTick(tick('sched', T0 + 7_200_000), 'params no longer resolve')).toBe(true);
+      expect(await store.skipScheduleTick(tick('sched', T0 + 7_200_000), 'again')).toBe(false);
+      expect(await scheduled(tick('sched', T0 + 7_200_000))).toEqual({ outcome: 'duplicate' });
+      expect(await store.listRuns({ workflow: 'sched' })).toHaveLength(3);
+    });
+
+    it('starts exactly one run per tick when two schedulers on two connections race over the same ticks', async () => {
+      await define(`name: race\ntasks:\n  a: { run: "true" }\n`);
+      const other = await factory.reopen(clock);
+      try {
+        const ticks = Array.from({ length: 12 }, (_, i) => T0 + i * 60_000);
+        const race = async (on: Store) => {
+          const outcomes: string[] = [];
+          for (const at of ticks) outcomes.push((await scheduled(tick('race', at), 'queue', on)).outcome);
+          return outcomes;
+        };
+        const [a, b] = await Promise.all([race(store), race(other)]);
+        ticks.forEach((_, i) => expect([a[i], b[i]].filter((o) => o === 'started')).toHaveLength(1));
+        const runs = await store.listRuns({ workflow: 'race', limit: 100 });
+        expect(runs).toHaveLength(ticks.length);
+      } finally {
+        await other.close();
+      }
+    });
+
+    it('overlap skip: a running run of the schedule makes its tick do nothing; a waiting or failed one does not', async () => {
+      await define(`name: ovskip\nmax_active_runs: 1\ntasks:\n  a: { run: "sleep 100" }\n`);
+      const manual = await startRun(store, { workflow: 'ovskip' }); // holds the one active slot
+      const r1 = await scheduled(tick('ovskip', T0 + 60_000), 'skip');
+      expect(r1.outcome === 'started' && r1.run.state).toBe('queued'); // waiting for max_active_runs
+      // a waiting run of the schedule does not block the next tick
+      const r2 = await scheduled(tick('ovskip', T0 + 120_000), 'skip');
+      expect(r2.outcome).toBe('started');
+      // a manual run is not a run of the schedule: the tick went ahead while it ran
+      await succeed((await claim())[0]!);
+      expect((await store.getRun(manual.id))!.state).toBe('succeeded');
+      const id1 = r1.outcome === 'started' ? r1.run.id : 0;
+      expect((await store.getRun(id1))!.state).toBe('running');
+      expect(await scheduled(tick('ovskip', T0 + 180_000), 'skip')).toEqual({ outcome: 'skipped', running: [id1] });
+      // once it failed, the schedule starts fresh (its next run was waiting and runs now: that one blocks)
+      await fail((await claim())[0]!, false);
+      expect((await store.getRun(id1))!.state).toBe('failed');
+      const id2 = r2.outcome === 'started' ? r2.run.id : 0;
+      expect(await scheduled(tick('ovskip', T0 + 240_000), 'skip')).toEqual({ outcome: 'skipped', running: [id2] });
+      await store.cancelRun(id2);
+      const r5 = await scheduled(tick('ovskip', T0 + 300_000), 'skip');
+      expect(r5.outcome === 'started' && r5.run.state).toBe('running');
+      expect(await store.listRuns({ workflow: 'ovskip' })).toHaveLength(4);
+    });
+
+    it('overlap cancel_running: the running runs of the schedule are cancelled (attempts revoked) in the transaction that starts the next', async () => {
+      await define(`name: ovcancel\ntasks:\n  a: { run: "sleep 100" }\n`);
+      const r1 = await scheduled(tick('ovcancel', T0), 'cancel_running');
+      const [c1] = await claim();
+      const signals: StoreSignal[] = [];
+      const off = store.subscribe((s) => signals.push(s));
+      const r2 = await scheduled(tick('ovcancel', T0 + 60_000), 'cancel_running');
+      off();
+      const id1 = r1.outcome === 'started' ? r1.run.id : 0;
+      expect(r2.outcome === 'started' && [r2.run.state, r2.cancelled]).toEqual(['running', [id1]]);
+      expect((await store.getRun(id1))!.state).toBe('cancelled');
+      expect(signals).toContainEqual({ type: 'revoked', fences: [c1!.fence] });
+      await expect(store.completeAttempt(c1!.fence, { state: 'succeeded', exitCode: 0 })).rejects.toBeInstanceOf(StaleFenceError);
+    });
+
+    it('overlap queue: the tick starts its run anyway, held queued by max_active_runs', async () => {
+      await define(`name: ovqueue\nmax_active_runs: 1\ntasks:\n  a: { run: "sleep 100" }\n`);
+      const r1 = await scheduled(tick('ovqueue', T0), 'queue');
+      const r2 = await scheduled(tick('ovqueue', T0 + 60_000), 'queue');
+      expect([r1.outcome === 'started' && r1.run.state, r2.outcome === 'started' && r2.run.state]).toEqual(['running', 'queued']);
+      await succeed((await claim())[0]!);
+      expect((await store.getRun(r2.outcome === 'started' ? r2.run.id : 0))!.state).toBe('running');
+    });
+
+    it('keeps deferred runs as pending start records: listed in due order, started once with their run, or ended', async () => {
+      await define(`name: later\nparams:\n  who: { default: x }\ntasks:\n  a: { run: "true" }\n`);
+      const signals: StoreSignal[] = [];
+      const off = store.subscribe((s) => signals.push(s));
+      const base = { namespace: 'default', workflow: 'later', params: { who: 'b' }, labels: { k: 'v' }, priority: 2, force: true };
+      const d2 = await store.deferRun({ ...base, dueAt: clock.now() + 20_000 });
+      const d1 = await store.deferRun({ ...base, params: {}, labels: {}, priority: 0, force: false, dueAt: clock.now() + 10_000 });
+      off();
+      expect(signals).toContainEqual({ type: 'schedules' }); // wakes the scheduler to plan its start
+      expect(d2).toMatchObject({ ...base, state: 'waiting', dueAt: clock.now() + 20_000, createdAt: clock.now(), runId: null, error: null });
+      expect((await store.listDeferredRuns({ state: 'waiting' })).map((d) => d.id)).toEqual([d1.id, d2.id]);
+      expect((await store.listDeferredRuns({ dueBy: clock.now() + 15_000 })).map((d) => d.id)).toEqual([d1.id]);
+      const input = await prepareRun(store, { workflow: 'later' }, '20261124');
+      const run = await store.startDeferredRun(d1.id, input);
+      expect(run!.state).toBe('running');
+      expect(await store.startDeferredRun(d1.id, input)).toBeNull(); // started once
+      expect(await store.listDeferredRuns({ workflow: 'later', state: 'started' })).toMatchObject([{ id: d1.id, runId: run!.id }]);
+      expect(await store.endDeferredRun(d2.id, 'cancelled', 'cancelled by request')).toMatchObject({ id: d2.id, state: 'cancelled', error: 'cancelled by request' });
+      await expect(store.endDeferredRun(d2.id, 'failed', 'late')).rejects.toBeInstanceOf(ConflictError);
+      await expect(store.endDeferredRun(d1.id, 'cancelled', 'late')).rejects.toBeInstanceOf(ConflictError);
+      await expect(store.endDeferredRun(99_999, 'failed', 'x')).rejects.toBeInstanceOf(NotFoundError);
+      expect(await store.startDeferredRun(d2.id, input)).toBeNull();
+      expect(await store.listRuns({ workflow: 'later' })).toHaveLength(1);
     });
 
     it('keeps everything across a close and reopen of the database', async () => {

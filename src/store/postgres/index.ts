@@ -36,7 +36,15 @@ import {
   type WorkerRow,
   type FreeCapacity,
   type PoolRow,
+  type ScheduleTick,
+  type ScheduledRunResult,
+  type ScheduleMark,
+  type DeferRunInput,
+  type DeferredRun,
+  type DeferredFilter,
 } from '../types.js';
+import type { Overlap } from '../../spec/model.js';
+import { toDeferred, toMark, type DeferredRowDb, type MarkRowDb } from '../scheduleRows.js';
 import { chunkGroup, selectClaims, unfittableReason, type LiveWorker } from '../claimSelection.js';
 import {
   toAttempt,
@@ -299,7 +307,7 @@ export class PostgresStore implements Store {
 
   async putDefinitions(defs: Definition[]) {
     const now = this.clock.now();
-    return this.tx(async (c) => {
+    return this.tx(async (c, signal) => {
       const out = [];
       for (const d of defs) {
         const spec = JSON.stringify(d);
@@ -319,6 +327,7 @@ export class PostgresStore implements Store {
            ON CONFLICT (namespace, name, kind) DO UPDATE SET version = definitions.version + 1, spec = excluded.spec, updated_at = excluded.updated_at`,
           [d.namespace, d.name, d.kind, spec, now],
         ));
+        signal({ type: 'schedules' });
         out.push({ name: d.name, namespace: d.namespace, kind: d.kind, change: old ? ('updated' as const) : ('created' as const) });
       }
       return out;
@@ -338,79 +347,80 @@ export class PostgresStore implements Store {
 
   async createRun(input: CreateRunInput): Promise<Run> {
     const now = this.clock.now();
-    const { spec } = input;
-    let jobCount = 0;
-    const id = await this.tx(async (c, signal) => {
-      const runId = (
-        await c.query<{ id: number }>(prepared(
-          `INSERT INTO runs (namespace, workflow, state, params, labels, priority, force, logical_date, max_active, spec, created_at)
-           VALUES ($1, $2, 'queued', $3, '{}', $4, $5, $6, $7, $8, $9) RETURNING id`,
-          [spec.namespace, spec.name, JSON.stringify(input.params), input.priority, input.force ? 1 : 0, input.logicalDate, spec.maxActiveRuns, JSON.stringify(spec), now],
-        ))
-      ).rows[0]!.id;
-      const plan = input.plan(runId);
-      await c.query('UPDATE runs SET labels = $1 WHERE id = $2', [JSON.stringify(plan.labels), runId]);
-      const labels = Object.entries(plan.labels);
-      if (labels.length)
-        await c.query('INSERT INTO run_labels (run_id, key, value) SELECT $1, * FROM unnest($2::text[], $3::text[])', [
-          runId,
-          labels.map((l) => l[0]),
-          labels.map((l) => l[1]),
-        ]);
-      const jobs = plan.jobs;
-      const inserted = await c.query<{ id: number; task: string }>(prepared(
-        `INSERT INTO jobs (run_id, task, state, trigger_rule, deps_total, priority, queue, pool, max_retries, retry_delay_ms,
-           retry_backoff, retry_max_delay_ms, outputs, refs, queues, has_fallback, cpu, memory, resources, chunked, chunk_limit)
-         SELECT $1, t.task, 'pending', t.trig, t.deps, t.prio, t.queue, t.pool, t.maxr, t.delay, t.backoff, t.maxdelay, t.outputs, t.refs,
-           t.queues, t.fallback, t.cpu, t.memory, t.resources, t.chunked, t.chunk_limit
-         FROM unnest($2::text[], $3::text[], $4::int[], $5::int[], $6::text[], $7::text[], $8::int[], $9::bigint[], $10::float8[], $11::bigint[],
-           $12::text[], $13::text[], $14::text[], $15::int[], $16::float8[], $17::bigint[], $18::text[], $19::int[], $20::int[])
-           AS t(task, trig, deps, prio, queue, pool, maxr, delay, backoff, maxdelay, outputs, refs, queues, fallback, cpu, memory, resources,
-             chunked, chunk_limit)
-         RETURNING id, task`,
-        [
-          runId,
-          jobs.map((j) => j.task),
-          jobs.map((j) => j.trigger),
-          jobs.map((j) => j.needs.length),
-          jobs.map((j) => j.priority),
-          jobs.map((j) => j.queues[0]!),
-          jobs.map((j) => j.pool),
-          jobs.map((j) => j.maxRetries),
-          jobs.map((j) => j.retryDelayMs),
-          jobs.map((j) => j.retryBackoff),
-          jobs.map((j) => j.retryMaxDelayMs),
-          jobs.map((j) => JSON.stringify(j.outputs)),
-          jobs.map((j) => JSON.stringify(j.refs)),
-          jobs.map((j) => JSON.stringify(j.queues)),
-          jobs.map((j) => (j.queues.length > 1 ? 1 : 0)),
-          jobs.map((j) => j.resources.cpu),
-          jobs.map((j) => j.resources.memoryBytes),
-          jobs.map((j) => JSON.stringify(j.resources.custom)),
-          jobs.map((j) => (j.chunked ? 1 : 0)),
-          jobs.map((j) => j.chunkLimit ?? null),
-        ],
-      ));
-      const ids = new Map(inserted.rows.map((r) => [r.task, r.id]));
-      const ups: number[] = [];
-      const downs: number[] = [];
-      for (const j of jobs)
-        for (const n of j.needs) {
-          const up = ids.get(n);
-          if (up === undefined) throw new Error(`job plan: task '${j.task}' needs unknown task '${n}'`);
-          ups.push(up);
-          downs.push(ids.get(j.task)!);
-        }
-      if (ups.length) await c.query('INSERT INTO job_deps (upstream_id, job_id) SELECT * FROM unnest($1::bigint[], $2::bigint[])', [ups, downs]);
-      await c.query(prepared(`INSERT INTO events (ts, kind, run_id, job_id, state) VALUES ($1, 'run', $2, NULL, 'queued')`, [now, runId]));
-      signal({ type: 'events' });
-      await this.startQueuedRuns(c, signal, spec.namespace, spec.name, now);
-      jobCount = jobs.length;
-      return runId;
-    });
+    const { id, jobs } = await this.tx(async (c, signal) => this.insertRun(c, signal, input, now));
     // A big insert can leave the planner with stale statistics (bad plans for claims): refresh them, off the hot path.
-    if (jobCount >= ANALYZE_AFTER_JOBS) void this.pool.query('ANALYZE jobs').catch(() => undefined);
+    if (jobs >= ANALYZE_AFTER_JOBS) void this.pool.query('ANALYZE jobs').catch(() => undefined);
     return (await this.getRun(id))!;
+  }
+
+  /** The body of createRun, inside the caller's transaction: the run's id and how many jobs it has. */
+  private async insertRun(c: Q, signal: Sig, input: CreateRunInput, now: number): Promise<{ id: number; jobs: number }> {
+    const { spec } = input;
+    const runId = (
+      await c.query<{ id: number }>(prepared(
+        `INSERT INTO runs (namespace, workflow, state, params, labels, priority, force, logical_date, max_active, spec, created_at)
+         VALUES ($1, $2, 'queued', $3, '{}', $4, $5, $6, $7, $8, $9) RETURNING id`,
+        [spec.namespace, spec.name, JSON.stringify(input.params), input.priority, input.force ? 1 : 0, input.logicalDate, spec.maxActiveRuns, JSON.stringify(spec), now],
+      ))
+    ).rows[0]!.id;
+    const plan = input.plan(runId);
+    await c.query('UPDATE runs SET labels = $1 WHERE id = $2', [JSON.stringify(plan.labels), runId]);
+    const labels = Object.entries(plan.labels);
+    if (labels.length)
+      await c.query('INSERT INTO run_labels (run_id, key, value) SELECT $1, * FROM unnest($2::text[], $3::text[])', [
+        runId,
+        labels.map((l) => l[0]),
+        labels.map((l) => l[1]),
+      ]);
+    const jobs = plan.jobs;
+    const inserted = await c.query<{ id: number; task: string }>(prepared(
+      `INSERT INTO jobs (run_id, task, state, trigger_rule, deps_total, priority, queue, pool, max_retries, retry_delay_ms,
+         retry_backoff, retry_max_delay_ms, outputs, refs, queues, has_fallback, cpu, memory, resources, chunked, chunk_limit)
+       SELECT $1, t.task, 'pending', t.trig, t.deps, t.prio, t.queue, t.pool, t.maxr, t.delay, t.backoff, t.maxdelay, t.outputs, t.refs,
+         t.queues, t.fallback, t.cpu, t.memory, t.resources, t.chunked, t.chunk_limit
+       FROM unnest($2::text[], $3::text[], $4::int[], $5::int[], $6::text[], $7::text[], $8::int[], $9::bigint[], $10::float8[], $11::bigint[],
+         $12::text[], $13::text[], $14::text[], $15::int[], $16::float8[], $17::bigint[], $18::text[], $19::int[], $20::int[])
+         AS t(task, trig, deps, prio, queue, pool, maxr, delay, backoff, maxdelay, outputs, refs, queues, fallback, cpu, memory, resources,
+           chunked, chunk_limit)
+       RETURNING id, task`,
+      [
+        runId,
+        jobs.map((j) => j.task),
+        jobs.map((j) => j.trigger),
+        jobs.map((j) => j.needs.length),
+        jobs.map((j) => j.priority),
+        jobs.map((j) => j.queues[0]!),
+        jobs.map((j) => j.pool),
+        jobs.map((j) => j.maxRetries),
+        jobs.map((j) => j.retryDelayMs),
+        jobs.map((j) => j.retryBackoff),
+        jobs.map((j) => j.retryMaxDelayMs),
+        jobs.map((j) => JSON.stringify(j.outputs)),
+        jobs.map((j) => JSON.stringify(j.refs)),
+        jobs.map((j) => JSON.stringify(j.queues)),
+        jobs.map((j) => (j.queues.length > 1 ? 1 : 0)),
+        jobs.map((j) => j.resources.cpu),
+        jobs.map((j) => j.resources.memoryBytes),
+        jobs.map((j) => JSON.stringify(j.resources.custom)),
+        jobs.map((j) => (j.chunked ? 1 : 0)),
+        jobs.map((j) => j.chunkLimit ?? null),
+      ],
+    ));
+    const ids = new Map(inserted.rows.map((r) => [r.task, r.id]));
+    const ups: number[] = [];
+    const downs: number[] = [];
+    for (const j of jobs)
+      for (const n of j.needs) {
+        const up = ids.get(n);
+        if (up === undefined) throw new Error(`job plan: task '${j.task}' needs unknown task '${n}'`);
+        ups.push(up);
+        downs.push(ids.get(j.task)!);
+      }
+    if (ups.length) await c.query('INSERT INTO job_deps (upstream_id, job_id) SELECT * FROM unnest($1::bigint[], $2::bigint[])', [ups, downs]);
+    await c.query(prepared(`INSERT INTO events (ts, kind, run_id, job_id, state) VALUES ($1, 'run', $2, NULL, 'queued')`, [now, runId]));
+    signal({ type: 'events' });
+    await this.startQueuedRuns(c, signal, spec.namespace, spec.name, now);
+    return { id: runId, jobs: jobs.length };
   }
 
   /** Starts the oldest queued runs of a workflow while its max_active_runs allows (serialized per workflow). */
@@ -549,13 +559,25 @@ export class PostgresStore implements Store {
       const run = (await c.query<{ state: RunState; namespace: string; workflow: string }>(prepared(`SELECT state, namespace, workflow FROM runs WHERE id = $1 FOR UPDATE`, [id]))).rows[0];
       if (!run) throw new NotFoundError(`no run ${id}`);
       if (run.state !== 'running' && run.state !== 'queued') throw new ConflictError(`run ${id} has already ${run.state}`);
-      const fences = await this.cancelJobRows(c, signal, jobs, now);
-      await c.query(prepared(`UPDATE runs SET state = 'cancelled', finished_at = $1 WHERE id = $2`, [now, id]));
-      await this.runEvent(c, signal, id, 'cancelled', now);
-      if (fences.length) signal({ type: 'revoked', fences });
-      await this.startQueuedRuns(c, signal, run.namespace, run.workflow, now);
+      await this.cancelRunRow(c, signal, id, jobs, run, now);
     });
     return (await this.getRun(id))!;
+  }
+
+  /** Cancels an active run inside the caller's transaction (its active jobs locked first, then its row); starts the next queued run. */
+  private async cancelRunRow(
+    c: Q,
+    signal: Sig,
+    id: number,
+    jobs: { id: number; fence: number | null; state: JobState }[],
+    run: { namespace: string; workflow: string },
+    now: number,
+  ): Promise<void> {
+    const fences = await this.cancelJobRows(c, signal, jobs, now);
+    await c.query(prepared(`UPDATE runs SET state = 'cancelled', finished_at = $1 WHERE id = $2`, [now, id]));
+    await this.runEvent(c, signal, id, 'cancelled', now);
+    if (fences.length) signal({ type: 'revoked', fences });
+    await this.startQueuedRuns(c, signal, run.namespace, run.workflow, now);
   }
 
   private async cancelJobRows(c: Q, signal: Sig, jobs: { id: number; fence: number | null; state: JobState }[], now: number): Promise<number[]> {
@@ -1372,6 +1394,133 @@ export class PostgresStore implements Store {
 
   async releaseLeadership(role: string, holder: string): Promise<void> {
     await this.pool.query(prepared(`DELETE FROM leaders WHERE role = $1 AND holder = $2`, [role, holder]));
+  }
+
+  // ------------------------------------------------------------------ schedules
+
+  async startScheduledRun(tick: ScheduleTick, overlap: Overlap, input: CreateRunInput): Promise<ScheduledRunResult> {
+    const now = this.clock.now();
+    type Outcome = { outcome: 'started'; id: number; jobs: number; cancelled: number[] } | Exclude<ScheduledRunResult, { outcome: 'started' }>;
+    const key = [tick.namespace, tick.workflow, tick.schedule, tick.at];
+    const where = 'namespace = $2 AND workflow = $3 AND schedule = $4 AND tick = $5';
+    const r = await this.tx(async (c, signal): Promise<Outcome> => {
+      if (!(await this.recordTick(c, tick, now))) return { outcome: 'duplicate' };
+      const running = (
+        await c.query<{ id: number }>(
+          `SELECT r.id FROM runs r JOIN schedule_ticks t ON t.run_id = r.id
+           WHERE r.namespace = $1 AND r.workflow = $2 AND r.state = 'running' AND t.namespace = r.namespace AND t.workflow = r.workflow AND t.schedule = $3
+           ORDER BY r.id`,
+          [tick.namespace, tick.workflow, tick.schedule],
+        )
+      ).rows.map((x) => x.id);
+      if (overlap === 'skip' && running.length > 0) {
+        await c.query(`UPDATE schedule_ticks SET outcome = 'skipped', reason = $1 WHERE ${where}`, [`overlap skip: run ${running.join(', ')} still running`, ...key]);
+        return { outcome: 'skipped', running };
+      }
+      const cancelled: number[] = [];
+      if (overlap === 'cancel_running')
+        for (const id of running) {
+          // Locked as cancelRun does (jobs, then the run), and rechecked: it may have ended since the read.
+          const jobs = (
+            await c.query<{ id: number; fence: number | null; state: JobState }>(
+              `SELECT id, fence, state FROM jobs WHERE run_id = $1 AND state IN ${ACTIVE} ORDER BY id FOR UPDATE`,
+              [id],
+            )
+          ).rows;
+          const run = (await c.query<{ state: RunState; namespace: string; workflow: string }>(`SELECT state, namespace, workflow FROM runs WHERE id = $1 FOR UPDATE`, [id])).rows[0];
+          if (run?.state !== 'running') continue;
+          await this.cancelRunRow(c, signal, id, jobs, run, now);
+          cancelled.push(id);
+        }
+      const made = await this.insertRun(c, signal, input, now);
+      await c.query(`UPDATE schedule_ticks SET run_id = $1 WHERE ${where}`, [made.id, ...key]);
+      return { outcome: 'started', id: made.id, jobs: made.jobs, cancelled };
+    });
+    if (r.outcome !== 'started') return r;
+    if (r.jobs >= ANALYZE_AFTER_JOBS) void this.pool.query('ANALYZE jobs').catch(() => undefined);
+    return { outcome: 'started', run: (await this.getRun(r.id))!, cancelled: r.cancelled };
+  }
+
+  async skipScheduleTick(tick: ScheduleTick, reason: string): Promise<boolean> {
+    const now = this.clock.now();
+    return this.tx((c) => this.recordTick(c, tick, now, 'failed', reason));
+  }
+
+  /**
+   * Records a tick under its unique key and moves its schedule's mark to it;
+   * false (nothing written) when the tick, or a later one, is already recorded.
+   * A racing transaction on the same tick waits on the key and then finds it taken.
+   */
+  private async recordTick(c: Q, tick: ScheduleTick, now: number, outcome: 'started' | 'failed' = 'started', reason: string | null = null): Promise<boolean> {
+    const key = [tick.namespace, tick.workflow, tick.schedule, tick.at];
+    const added = await c.query(
+      `INSERT INTO schedule_ticks (namespace, workflow, schedule, tick, outcome, reason, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+       ON CONFLICT DO NOTHING`,
+      [...key, outcome, reason, now],
+    );
+    if (added.rowCount === 0) return false;
+    const moved = await c.query(
+      `INSERT INTO schedule_marks (namespace, workflow, schedule, last_tick) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (namespace, workflow, schedule) DO UPDATE SET last_tick = excluded.last_tick WHERE schedule_marks.last_tick < excluded.last_tick`,
+      key,
+    );
+    if (moved.rowCount === 1) return true;
+    // An older tick than one already acted on (a scheduler that lagged behind): not acted on.
+    await c.query('DELETE FROM schedule_ticks WHERE namespace = $1 AND workflow = $2 AND schedule = $3 AND tick = $4', key);
+    return false;
+  }
+
+  async scheduleMarks(): Promise<ScheduleMark[]> {
+    return (await this.all<MarkRowDb>('SELECT * FROM schedule_marks ORDER BY namespace, workflow, schedule')).map(toMark);
+  }
+
+  async deferRun(input: DeferRunInput): Promise<DeferredRun> {
+    const now = this.clock.now();
+    const row = await this.tx(async (c, signal) => {
+      const r = await c.query<DeferredRowDb>(
+        `INSERT INTO deferred_runs (namespace, workflow, params, labels, priority, force, due_at, state, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'waiting', $8) RETURNING *`,
+        [input.namespace, input.workflow, JSON.stringify(input.params), JSON.stringify(input.labels), input.priority, input.force ? 1 : 0, input.dueAt, now],
+      );
+      signal({ type: 'schedules' });
+      return r.rows[0]!;
+    });
+    return toDeferred(row);
+  }
+
+  async listDeferredRuns(f: DeferredFilter): Promise<DeferredRun[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    const add = (cond: string, v: unknown) => (args.push(v), where.push(cond.replace('?', `$${args.length}`)));
+    if (f.namespace) add('namespace = ?', f.namespace);
+    if (f.workflow) add('workflow = ?', f.workflow);
+    if (f.state) add('state = ?', f.state);
+    if (f.dueBy !== undefined) add('due_at <= ?', f.dueBy);
+    args.push(f.limit ?? 100);
+    const sql = `SELECT * FROM deferred_runs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY due_at, id LIMIT $${args.length}`;
+    return (await this.all<DeferredRowDb>(sql, args)).map(toDeferred);
+  }
+
+  async startDeferredRun(id: number, input: CreateRunInput): Promise<Run | null> {
+    const now = this.clock.now();
+    const runId = await this.tx(async (c, signal) => {
+      const taken = await c.query(`UPDATE deferred_runs SET state = 'started' WHERE id = $1 AND state = 'waiting'`, [id]);
+      if (taken.rowCount === 0) return null;
+      const made = await this.insertRun(c, signal, input, now);
+      await c.query('UPDATE deferred_runs SET run_id = $1 WHERE id = $2', [made.id, id]);
+      return made.id;
+    });
+    return runId === null ? null : (await this.getRun(runId))!;
+  }
+
+  async endDeferredRun(id: number, state: 'failed' | 'cancelled', error: string): Promise<DeferredRun> {
+    const row = await this.tx(async (c) => {
+      const d = (await c.query<DeferredRowDb>('SELECT * FROM deferred_runs WHERE id = $1 FOR UPDATE', [id])).rows[0];
+      if (!d) throw new NotFoundError(`no deferred run ${id}`);
+      if (d.state !== 'waiting') throw new ConflictError(`deferred run ${id} has already ${d.state === 'started' ? `started (run ${d.run_id})` : d.state}`);
+      return (await c.query<DeferredRowDb>('UPDATE deferred_runs SET state = $1, error = $2 WHERE id = $3 RETURNING *', [state, error, id])).rows[0]!;
+    });
+    return toDeferred(row);
   }
 
   // ---------------------------------------------------------------------- pools

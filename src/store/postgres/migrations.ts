@@ -193,6 +193,47 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   -- a task's chunks running now, for its \`concurrency\`
   CREATE INDEX jobs_running_chunks ON jobs (run_id, task) WHERE state = 'running' AND chunk IS NOT NULL;
   `,
+  // 5: schedules. A tick's row is its unique key: written in the transaction
+  // that creates its run, so one tick starts one run whatever the number of
+  // schedulers. The mark is the last tick acted on per schedule (where a pass
+  // resumes, and older ticks are refused). Deferred runs (`run --at`) are
+  // pending start records, not runs.
+  `
+  CREATE TABLE schedule_ticks (
+    namespace text NOT NULL,
+    workflow text NOT NULL,
+    schedule text NOT NULL,
+    tick bigint NOT NULL,
+    outcome text NOT NULL,
+    run_id bigint,
+    reason text,
+    created_at bigint NOT NULL,
+    PRIMARY KEY (namespace, workflow, schedule, tick)
+  );
+  CREATE INDEX schedule_ticks_by_run ON schedule_ticks (run_id) WHERE run_id IS NOT NULL;
+  CREATE TABLE schedule_marks (
+    namespace text NOT NULL,
+    workflow text NOT NULL,
+    schedule text NOT NULL,
+    last_tick bigint NOT NULL,
+    PRIMARY KEY (namespace, workflow, schedule)
+  );
+  CREATE TABLE deferred_runs (
+    id bigserial PRIMARY KEY,
+    namespace text NOT NULL,
+    workflow text NOT NULL,
+    params text NOT NULL,
+    labels text NOT NULL,
+    priority integer NOT NULL,
+    force integer NOT NULL,
+    due_at bigint NOT NULL,
+    state text NOT NULL,
+    created_at bigint NOT NULL,
+    run_id bigint,
+    error text
+  );
+  CREATE INDEX deferred_runs_waiting ON deferred_runs (due_at, id) WHERE state = 'waiting';
+  `,
 ];
 
 /** Arbitrary constant naming Gantry's migration lock. */

@@ -33,7 +33,15 @@ import {
   type WorkerRow,
   type FreeCapacity,
   type PoolRow,
+  type ScheduleTick,
+  type ScheduledRunResult,
+  type ScheduleMark,
+  type DeferRunInput,
+  type DeferredRun,
+  type DeferredFilter,
 } from '../types.js';
+import type { Overlap } from '../../spec/model.js';
+import { toDeferred, toMark, type DeferredRowDb, type MarkRowDb } from '../scheduleRows.js';
 import { chunkGroup, selectClaims, unfittableReason, type LiveWorker } from '../claimSelection.js';
 import { migrateSqlite } from './migrations.js';
 import {
@@ -165,6 +173,7 @@ export class SqliteStore implements Store {
              ON CONFLICT (namespace, name, kind) DO UPDATE SET version = version + 1, spec = excluded.spec, updated_at = excluded.updated_at`,
           )
           .run(d.namespace, d.name, d.kind, spec, now);
+        this.signal({ type: 'schedules' });
         return { name: d.name, namespace: d.namespace, kind: d.kind, change: old ? ('updated' as const) : ('created' as const) };
       }),
     );
@@ -185,75 +194,78 @@ export class SqliteStore implements Store {
 
   async createRun(input: CreateRunInput): Promise<Run> {
     const now = this.clock.now();
-    const id = this.tx(() => {
-      const { spec } = input;
-      const info = this.sql(
-          `INSERT INTO runs (namespace, workflow, state, params, labels, priority, force, logical_date, max_active, spec, created_at)
-           VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .run(
-          spec.namespace,
-          spec.name,
-          JSON.stringify(input.params),
-          '{}',
-          input.priority,
-          input.force ? 1 : 0,
-          input.logicalDate,
-          spec.maxActiveRuns,
-          JSON.stringify(spec),
-          now,
-        );
-      const runId = Number(info.lastInsertRowid);
-      const plan = input.plan(runId);
-      this.sql('UPDATE runs SET labels = ? WHERE id = ?').run(JSON.stringify(plan.labels), runId);
-      const insLabel = this.sql('INSERT INTO run_labels (run_id, key, value) VALUES (?, ?, ?)');
-      for (const [k, v] of Object.entries(plan.labels)) insLabel.run(runId, k, v);
-
-      const insJob = this.sql(
-        `INSERT INTO jobs (run_id, task, chunk, state, trigger_rule, deps_total, priority, queue, queues, has_fallback, cpu, memory,
-           resources, pool, max_retries, retry_delay_ms, retry_backoff, retry_max_delay_ms, force, outputs, refs, chunked, chunk_limit)
-         VALUES (?, ?, NULL, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)`,
-      );
-      const ids = new Map<string, number>();
-      for (const j of plan.jobs) {
-        const r = insJob.run(
-          runId,
-          j.task,
-          j.trigger,
-          j.needs.length,
-          j.priority,
-          j.queues[0]!,
-          JSON.stringify(j.queues),
-          j.queues.length > 1 ? 1 : 0,
-          j.resources.cpu,
-          j.resources.memoryBytes,
-          JSON.stringify(j.resources.custom),
-          j.pool,
-          j.maxRetries,
-          j.retryDelayMs,
-          j.retryBackoff,
-          j.retryMaxDelayMs,
-          JSON.stringify(j.outputs),
-          JSON.stringify(j.refs),
-          j.chunked ? 1 : 0,
-          j.chunkLimit ?? null,
-        );
-        ids.set(j.task, Number(r.lastInsertRowid));
-      }
-      const insDep = this.sql('INSERT INTO job_deps (upstream_id, job_id) VALUES (?, ?)');
-      for (const j of plan.jobs) {
-        for (const n of j.needs) {
-          const up = ids.get(n);
-          if (up === undefined) throw new Error(`job plan: task '${j.task}' needs unknown task '${n}'`);
-          insDep.run(up, ids.get(j.task)!);
-        }
-      }
-      this.sql(`INSERT INTO events (ts, kind, run_id, job_id, state) VALUES (?, 'run', ?, NULL, 'queued')`).run(now, runId);
-      this.startQueuedRuns(spec.namespace, spec.name, now);
-      this.signal({ type: 'events' });
-      return runId;
-    });
+    const id = this.tx(() => this.insertRun(input, now));
     return (await this.getRun(id))!;
+  }
+
+  /** The body of createRun, inside the caller's transaction; returns the run's id. */
+  private insertRun(input: CreateRunInput, now: number): number {
+    const { spec } = input;
+    const info = this.sql(
+        `INSERT INTO runs (namespace, workflow, state, params, labels, priority, force, logical_date, max_active, spec, created_at)
+         VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        spec.namespace,
+        spec.name,
+        JSON.stringify(input.params),
+        '{}',
+        input.priority,
+        input.force ? 1 : 0,
+        input.logicalDate,
+        spec.maxActiveRuns,
+        JSON.stringify(spec),
+        now,
+      );
+    const runId = Number(info.lastInsertRowid);
+    const plan = input.plan(runId);
+    this.sql('UPDATE runs SET labels = ? WHERE id = ?').run(JSON.stringify(plan.labels), runId);
+    const insLabel = this.sql('INSERT INTO run_labels (run_id, key, value) VALUES (?, ?, ?)');
+    for (const [k, v] of Object.entries(plan.labels)) insLabel.run(runId, k, v);
+
+    const insJob = this.sql(
+      `INSERT INTO jobs (run_id, task, chunk, state, trigger_rule, deps_total, priority, queue, queues, has_fallback, cpu, memory,
+         resources, pool, max_retries, retry_delay_ms, retry_backoff, retry_max_delay_ms, force, outputs, refs, chunked, chunk_limit)
+       VALUES (?, ?, NULL, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)`,
+    );
+    const ids = new Map<string, number>();
+    for (const j of plan.jobs) {
+      const r = insJob.run(
+        runId,
+        j.task,
+        j.trigger,
+        j.needs.length,
+        j.priority,
+        j.queues[0]!,
+        JSON.stringify(j.queues),
+        j.queues.length > 1 ? 1 : 0,
+        j.resources.cpu,
+        j.resources.memoryBytes,
+        JSON.stringify(j.resources.custom),
+        j.pool,
+        j.maxRetries,
+        j.retryDelayMs,
+        j.retryBackoff,
+        j.retryMaxDelayMs,
+        JSON.stringify(j.outputs),
+        JSON.stringify(j.refs),
+        j.chunked ? 1 : 0,
+        j.chunkLimit ?? null,
+      );
+      ids.set(j.task, Number(r.lastInsertRowid));
+    }
+    const insDep = this.sql('INSERT INTO job_deps (upstream_id, job_id) VALUES (?, ?)');
+    for (const j of plan.jobs) {
+      for (const n of j.needs) {
+        const up = ids.get(n);
+        if (up === undefined) throw new Error(`job plan: task '${j.task}' needs unknown task '${n}'`);
+        insDep.run(up, ids.get(j.task)!);
+      }
+    }
+    this.sql(`INSERT INTO events (ts, kind, run_id, job_id, state) VALUES (?, 'run', ?, NULL, 'queued')`).run(now, runId);
+    this.startQueuedRuns(spec.namespace, spec.name, now);
+    this.signal({ type: 'events' });
+    return runId;
   }
 
   /** Starts the oldest queued runs of a workflow while its max_active_runs allows. */
@@ -354,19 +366,24 @@ export class SqliteStore implements Store {
       const run = this.sql(`SELECT state FROM runs WHERE id = ?`).get(id) as { state: RunState } | undefined;
       if (!run) throw new NotFoundError(`no run ${id}`);
       if (run.state !== 'running' && run.state !== 'queued') throw new ConflictError(`run ${id} has already ${run.state}`);
-      const jobs = this.sql(`SELECT id, fence, state FROM jobs WHERE run_id = ? AND state IN ${ACTIVE}`).all(id) as {
-        id: number;
-        fence: number | null;
-        state: JobState;
-      }[];
-      const fences = this.cancelJobRows(jobs, now);
-      this.sql(`UPDATE runs SET state = 'cancelled', finished_at = ? WHERE id = ?`).run(now, id);
-      this.runEvent(id, 'cancelled', now);
-      if (fences.length) this.signal({ type: 'revoked', fences });
-      const ns = this.sql(`SELECT namespace, workflow FROM runs WHERE id = ?`).get(id) as { namespace: string; workflow: string };
-      this.startQueuedRuns(ns.namespace, ns.workflow, now);
+      this.cancelRunRow(id, now);
     });
     return (await this.getRun(id))!;
+  }
+
+  /** Cancels an active run inside the caller's transaction: its active jobs, running attempts revoked; starts the next queued run. */
+  private cancelRunRow(id: number, now: number): void {
+    const jobs = this.sql(`SELECT id, fence, state FROM jobs WHERE run_id = ? AND state IN ${ACTIVE}`).all(id) as {
+      id: number;
+      fence: number | null;
+      state: JobState;
+    }[];
+    const fences = this.cancelJobRows(jobs, now);
+    this.sql(`UPDATE runs SET state = 'cancelled', finished_at = ? WHERE id = ?`).run(now, id);
+    this.runEvent(id, 'cancelled', now);
+    if (fences.length) this.signal({ type: 'revoked', fences });
+    const ns = this.sql(`SELECT namespace, workflow FROM runs WHERE id = ?`).get(id) as { namespace: string; workflow: string };
+    this.startQueuedRuns(ns.namespace, ns.workflow, now);
   }
 
   /** Marks the given active jobs cancelled (and their running attempts); returns the revoked fences. */
@@ -917,6 +934,119 @@ export class SqliteStore implements Store {
 
   async releaseLeadership(role: string, holder: string): Promise<void> {
     this.sql(`DELETE FROM leaders WHERE role = ? AND holder = ?`).run(role, holder);
+  }
+
+  // ------------------------------------------------------------------ schedules
+
+  async startScheduledRun(tick: ScheduleTick, overlap: Overlap, input: CreateRunInput): Promise<ScheduledRunResult> {
+    const now = this.clock.now();
+    type Outcome = { outcome: 'started'; id: number; cancelled: number[] } | Exclude<ScheduledRunResult, { outcome: 'started' }>;
+    const r = this.tx((): Outcome => {
+      if (!this.recordTick(tick, now)) return { outcome: 'duplicate' };
+      const running = (
+        this.sql(
+            `SELECT r.id FROM runs r JOIN schedule_ticks t ON t.run_id = r.id
+             WHERE r.namespace = ? AND r.workflow = ? AND r.state = 'running' AND t.namespace = r.namespace AND t.workflow = r.workflow AND t.schedule = ?
+             ORDER BY r.id`,
+          )
+          .all(tick.namespace, tick.workflow, tick.schedule) as { id: number }[]
+      ).map((x) => x.id);
+      const key = [tick.namespace, tick.workflow, tick.schedule, tick.at];
+      const where = 'namespace = ? AND workflow = ? AND schedule = ? AND tick = ?';
+      if (overlap === 'skip' && running.length > 0) {
+        this.sql(`UPDATE schedule_ticks SET outcome = 'skipped', reason = ? WHERE ${where}`).run(`overlap skip: run ${running.join(', ')} still running`, ...key);
+        return { outcome: 'skipped', running };
+      }
+      if (overlap === 'cancel_running') for (const id of running) this.cancelRunRow(id, now);
+      const id = this.insertRun(input, now);
+      this.sql(`UPDATE schedule_ticks SET run_id = ? WHERE ${where}`).run(id, ...key);
+      return { outcome: 'started', id, cancelled: overlap === 'cancel_running' ? running : [] };
+    });
+    return r.outcome === 'started' ? { outcome: 'started', run: (await this.getRun(r.id))!, cancelled: r.cancelled } : r;
+  }
+
+  async skipScheduleTick(tick: ScheduleTick, reason: string): Promise<boolean> {
+    const now = this.clock.now();
+    return this.tx(() => this.recordTick(tick, now, 'failed', reason));
+  }
+
+  /**
+   * Records a tick under its unique key and moves its schedule's mark to it;
+   * false (nothing written) when the tick, or a later one, is already recorded.
+   */
+  private recordTick(tick: ScheduleTick, now: number, outcome: 'started' | 'failed' = 'started', reason: string | null = null): boolean {
+    const key = [tick.namespace, tick.workflow, tick.schedule, tick.at];
+    const added = this.sql(
+        `INSERT INTO schedule_ticks (namespace, workflow, schedule, tick, outcome, reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT DO NOTHING`,
+      )
+      .run(...key, outcome, reason, now);
+    if (added.changes === 0) return false;
+    const moved = this.sql(
+        `INSERT INTO schedule_marks (namespace, workflow, schedule, last_tick) VALUES (?, ?, ?, ?)
+         ON CONFLICT (namespace, workflow, schedule) DO UPDATE SET last_tick = excluded.last_tick WHERE last_tick < excluded.last_tick`,
+      )
+      .run(...key);
+    if (moved.changes === 1) return true;
+    // An older tick than one already acted on (a scheduler that lagged behind): not acted on.
+    this.sql('DELETE FROM schedule_ticks WHERE namespace = ? AND workflow = ? AND schedule = ? AND tick = ?').run(...key);
+    return false;
+  }
+
+  async scheduleMarks(): Promise<ScheduleMark[]> {
+    return (this.sql('SELECT * FROM schedule_marks ORDER BY namespace, workflow, schedule').all() as MarkRowDb[]).map(toMark);
+  }
+
+  async deferRun(input: DeferRunInput): Promise<DeferredRun> {
+    const now = this.clock.now();
+    const id = this.tx(() => {
+      const r = this.sql(
+          `INSERT INTO deferred_runs (namespace, workflow, params, labels, priority, force, due_at, state, created_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, 'waiting', ?)`,
+        )
+        .run(input.namespace, input.workflow, JSON.stringify(input.params), JSON.stringify(input.labels), input.priority, input.force ? 1 : 0, input.dueAt, now);
+      this.signal({ type: 'schedules' });
+      return Number(r.lastInsertRowid);
+    });
+    return this.deferred(id)!;
+  }
+
+  private deferred(id: number): DeferredRun | null {
+    const r = this.sql('SELECT * FROM deferred_runs WHERE id = ?').get(id) as DeferredRowDb | undefined;
+    return r ? toDeferred(r) : null;
+  }
+
+  async listDeferredRuns(f: DeferredFilter): Promise<DeferredRun[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (f.namespace) (where.push('namespace = ?'), args.push(f.namespace));
+    if (f.workflow) (where.push('workflow = ?'), args.push(f.workflow));
+    if (f.state) (where.push('state = ?'), args.push(f.state));
+    if (f.dueBy !== undefined) (where.push('due_at <= ?'), args.push(f.dueBy));
+    const sql = `SELECT * FROM deferred_runs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY due_at, id LIMIT ?`;
+    return (this.sql(sql).all(...args, f.limit ?? 100) as DeferredRowDb[]).map(toDeferred);
+  }
+
+  async startDeferredRun(id: number, input: CreateRunInput): Promise<Run | null> {
+    const now = this.clock.now();
+    const runId = this.tx(() => {
+      const taken = this.sql(`UPDATE deferred_runs SET state = 'started' WHERE id = ? AND state = 'waiting'`).run(id);
+      if (taken.changes === 0) return null;
+      const rid = this.insertRun(input, now);
+      this.sql('UPDATE deferred_runs SET run_id = ? WHERE id = ?').run(rid, id);
+      return rid;
+    });
+    return runId === null ? null : (await this.getRun(runId))!;
+  }
+
+  async endDeferredRun(id: number, state: 'failed' | 'cancelled', error: string): Promise<DeferredRun> {
+    this.tx(() => {
+      const d = this.deferred(id);
+      if (!d) throw new NotFoundError(`no deferred run ${id}`);
+      if (d.state !== 'waiting') throw new ConflictError(`deferred run ${id} has already ${d.state === 'started' ? `started (run ${d.runId})` : d.state}`);
+      this.sql('UPDATE deferred_runs SET state = ?, error = ? WHERE id = ?').run(state, error, id);
+    });
+    return this.deferred(id)!;
   }
 
   // ---------------------------------------------------------------------- pools

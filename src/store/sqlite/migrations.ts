@@ -189,6 +189,47 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   -- a task's chunks running now, for its \`concurrency\`
   CREATE INDEX jobs_running_chunks ON jobs (run_id, task) WHERE state = 'running' AND chunk IS NOT NULL;
   `,
+  // 4: schedules. A tick's row is its unique key: written in the transaction
+  // that creates its run, so one tick starts one run whatever the number of
+  // schedulers. The mark is the last tick acted on per schedule (where a pass
+  // resumes, and older ticks are refused). Deferred runs (`run --at`) are
+  // pending start records, not runs.
+  `
+  CREATE TABLE schedule_ticks (
+    namespace TEXT NOT NULL,
+    workflow TEXT NOT NULL,
+    schedule TEXT NOT NULL,
+    tick INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    run_id INTEGER,
+    reason TEXT,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (namespace, workflow, schedule, tick)
+  );
+  CREATE INDEX schedule_ticks_by_run ON schedule_ticks (run_id) WHERE run_id IS NOT NULL;
+  CREATE TABLE schedule_marks (
+    namespace TEXT NOT NULL,
+    workflow TEXT NOT NULL,
+    schedule TEXT NOT NULL,
+    last_tick INTEGER NOT NULL,
+    PRIMARY KEY (namespace, workflow, schedule)
+  );
+  CREATE TABLE deferred_runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    namespace TEXT NOT NULL,
+    workflow TEXT NOT NULL,
+    params TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    force INTEGER NOT NULL,
+    due_at INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    run_id INTEGER,
+    error TEXT
+  );
+  CREATE INDEX deferred_runs_waiting ON deferred_runs (due_at, id) WHERE state = 'waiting';
+  `,
 ];
 
 export function migrateSqlite(db: Database.Database): number {
