@@ -1,15 +1,18 @@
 // The scheduler: a loop of small duties over the store — move retrying jobs
 // whose delay is over back to the queue, reap attempts whose lease expired or
 // whose worker is known dead, and note queued jobs no live worker could ever
-// fit. Safe to run as several copies: one leads (a lease row in the store,
-// renewed every second), the others wait and take over within `leaderTtlMs`
-// when it dies. It sleeps until the next retry is due, a new retry, the
-// lease-check interval or the leadership renewal, whichever is first.
+// fit; start the runs of schedules and of `gantry run --at` when due
+// (scheduleDuty.ts). Safe to run as several copies: one leads (a lease row in
+// the store, renewed every second), the others wait and take over within
+// `leaderTtlMs` when it dies. It sleeps until the next retry or start is due, a
+// new retry, a change of definitions or deferred runs, the lease-check interval
+// or the leadership renewal, whichever is first.
 import os from 'node:os';
 import { randomUUID } from 'node:crypto';
-import type { Store } from '../store/types.js';
+import type { Clock, Store } from '../store/types.js';
 import type { Logger } from '../log.js';
 import { killLostAttempt, processAlive } from '../worker/processTree.js';
+import { ScheduleDuty } from './scheduleDuty.js';
 
 export interface SchedulerOptions {
   /** how often leases are checked */
@@ -19,6 +22,10 @@ export interface SchedulerOptions {
   /** a leader silent for this long is replaced */
   leaderTtlMs?: number;
   logger: Logger;
+  /** the time schedules are computed in (tests drive it) */
+  clock?: Clock;
+  /** most missed ticks of one schedule that `catchup: true` creates (default 100) */
+  catchupLimit?: number;
 }
 
 const ROLE = 'scheduler';
@@ -33,8 +40,11 @@ export class Scheduler {
   private readonly host = os.hostname();
   private leading = false;
   private lastWaitingNotes = 0;
+  private readonly schedules: ScheduleDuty;
 
-  constructor(private readonly store: Store, private readonly o: SchedulerOptions) {}
+  constructor(private readonly store: Store, private readonly o: SchedulerOptions) {
+    this.schedules = new ScheduleDuty(store, { logger: o.logger, clock: o.clock, catchupLimit: o.catchupLimit });
+  }
 
   private get ttl(): number {
     return this.o.leaderTtlMs ?? 4_000;
@@ -49,8 +59,12 @@ export class Scheduler {
 
   start(): void {
     this.unsubscribe = this.store.subscribe((s) => {
-      // only a new retry changes when the next duty is due; other changes need no pass
+      // only a new retry, or new definitions or deferred runs, change when the next duty is due; other changes need no pass
       if (s.type === 'retrying') this.wake?.();
+      else if (s.type === 'schedules') {
+        this.schedules.invalidate();
+        this.wake?.();
+      }
     });
     this.loopDone = this.loop();
   }
@@ -75,7 +89,11 @@ export class Scheduler {
       if (m && m[1] === this.host && !processAlive(Number(m[2])))
         this.leading = await this.store.acquireLeadership(ROLE, this.id, this.ttl, current!.holder);
     }
-    if (this.leading && !was) this.o.logger.info({ scheduler: this.id }, 'leading the scheduler duties');
+    if (this.leading && !was) {
+      this.o.logger.info({ scheduler: this.id }, 'leading the scheduler duties');
+      // what the previous leader did (ticks, deferred starts) is in the store, not in this copy's cache
+      this.schedules.invalidate();
+    }
     if (!this.leading && was) this.o.logger.warn({ scheduler: this.id }, 'lost the scheduler leadership');
     return this.leading;
   }
@@ -93,8 +111,9 @@ export class Scheduler {
       this.lastWaitingNotes = now;
       await this.store.updateWaitingReasons(this.o.workerTimeoutMs);
     }
+    const nextStart = now + (await this.schedules.pass());
     const nextRetry = await this.store.nextRetryAt();
-    const next = Math.min(now + this.o.reapIntervalMs, nextRenew);
+    const next = Math.min(now + this.o.reapIntervalMs, nextRenew, nextStart);
     return nextRetry === null ? next : Math.min(nextRetry, next);
   }
 
