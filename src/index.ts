@@ -1,7 +1,8 @@
 // The `gantry` package: the typed API client, the workflow model and the store
 // types, for programs that drive Gantry. (defineWorkflow comes with the SDK issue.)
-export { GantryClient, ApiError, UnreachableError, type RunWithJobs, type JobWithAttempts, type WorkflowSummary } from './client/client.js';
-export type { Run, Job, Attempt, JobState, RunState, StoreEvent, StoredLogLine, WorkerRow } from './store/types.js';
+export { GantryClient, ApiError, UnreachableError, type RunWithJobs, type JobWithAttempts, type WorkflowSummary, type RunRequest } from './client/client.js';
+export type { Run, Job, Attempt, JobState, RunState, StoreEvent, StoredLogLine, WorkerRow, DeferredRun, DeferredState } from './store/types.js';
+export type { ScheduleSummary } from './server/schedules.js';
 export type { HandlerContext } from './worker/runHandler.js';
 export type { TaskProgress } from './store/taskProgress.js';
 export * from './spec/index.js';

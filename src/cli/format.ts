@@ -1,6 +1,7 @@
 // Plain-text rendering for the CLI: aligned tables, times and durations.
 import { formatDuration } from '../spec/duration.js';
-import type { Job, Run } from '../store/types.js';
+import type { DeferredRun, Job, Run } from '../store/types.js';
+import type { ScheduleSummary } from '../server/schedules.js';
 import type { TaskProgress } from '../store/taskProgress.js';
 
 export function table(headers: string[], rows: (string | number | null | undefined)[][]): string {
@@ -60,3 +61,31 @@ export function chunksLine(t: TaskProgress): string | null {
 }
 
 export const TERMINAL_RUN = new Set(['succeeded', 'failed', 'cancelled']);
+
+/** A full date and time in UTC: for times that may be days away. */
+export function utcTime(ms: number): string {
+  return `${new Date(ms).toISOString().replace('T', ' ').slice(0, 19)} UTC`;
+}
+
+/** A schedule's next start in its own zone and in UTC: `2026-03-29 03:00:00 Europe/Berlin (01:00:00 UTC)`. */
+export function nextStartText(s: ScheduleSummary): string {
+  if (s.nextAt === null || s.nextLocal === null) return 'never';
+  if (s.timezone === 'UTC' || s.timezone === 'Etc/UTC') return utcTime(s.nextAt);
+  const utc = new Date(s.nextAt).toISOString();
+  const sameDay = utc.slice(0, 10) === s.nextLocal.slice(0, 10);
+  return `${s.nextLocal.slice(0, 10)} ${s.nextLocal.slice(11, 19)} ${s.timezone} (${sameDay ? utc.slice(11, 19) : utc.replace('T', ' ').slice(0, 19)} UTC)`;
+}
+
+export function deferredLine(d: DeferredRun): string[] {
+  return [
+    String(d.id),
+    d.namespace === 'default' ? d.workflow : `${d.namespace}/${d.workflow}`,
+    d.state,
+    utcTime(d.dueAt),
+    d.runId === null ? '' : String(d.runId),
+    kv(d.params),
+    kv(d.labels),
+    d.error ?? '',
+  ];
+}
+export const DEFERRED_HEADERS = ['DEFERRED', 'WORKFLOW', 'STATE', 'STARTS', 'RUN', 'PARAMS', 'LABELS', 'NOTE'];

@@ -16,7 +16,8 @@ import { WORKER_DEFAULTS } from '../worker/worker.js';
 import type { Logger } from '../log.js';
 import type { Capacity } from '../store/types.js';
 import { parseMemory } from '../spec/duration.js';
-import { JOB_HEADERS, RUN_HEADERS, chunksLine, jobLine, kv, runLine, table, time, elapsed, TERMINAL_RUN } from './format.js';
+import { JOB_HEADERS, RUN_HEADERS, chunksLine, jobLine, kv, runLine, table, time, elapsed, TERMINAL_RUN, DEFERRED_HEADERS, deferredLine, nextStartText, utcTime } from './format.js';
+import { parseStartTime } from '../scheduler/schedules.js';
 import { taskProgress } from '../store/taskProgress.js';
 import { watchRun } from './watchRun.js';
 
@@ -299,10 +300,18 @@ export function buildProgram(): Command {
     .option('--json', 'machine-readable output')
     .action(async (o: { json?: boolean }, cmd: Command) => {
       const r = await clientOf(cmd).workflows();
+      // One line per schedule: a workflow with several gets continuation lines under its own.
       print(o.json, r.workflows, () =>
         table(
-          ['WORKFLOW', 'TASKS', 'VERSION', 'UPDATED', 'SCHEDULE', 'DESCRIPTION'],
-          r.workflows.map((w) => [w.namespace === 'default' ? w.name : `${w.namespace}/${w.name}`, w.tasks, w.version, time(w.updatedAt), w.schedules.map((s) => s.cron).join('; '), w.description]),
+          ['WORKFLOW', 'TASKS', 'VERSION', 'UPDATED', 'SCHEDULE', 'NEXT START', 'DESCRIPTION'],
+          r.workflows.flatMap((w) => {
+            const [first, ...more] = w.schedules;
+            const schedule = (s: (typeof w.schedules)[number]) => `${s.cron} ${s.timezone}${Object.keys(s.params).length ? ` ${kv(s.params)}` : ''}`;
+            return [
+              [w.namespace === 'default' ? w.name : `${w.namespace}/${w.name}`, w.tasks, w.version, time(w.updatedAt), first ? schedule(first) : '', first ? nextStartText(first) : '', w.description],
+              ...more.map((s) => ['', '', '', '', schedule(s), nextStartText(s), '']),
+            ];
+          }),
         ),
       );
     });
@@ -315,19 +324,33 @@ export function buildProgram(): Command {
     .option('--label <k=v>', 'label of the run (repeatable)', collect)
     .option('--priority <n>', 'added to every task priority of this run', intOption)
     .option('--force', 'rerun jobs even if their outputs exist')
+    .option('--at <time>', 'start later: an ISO 8601 time (2026-11-24T13:00:00Z; without an offset: local time) or a delay (+10m, +2h, +1d)')
     .option('--wait', 'follow the run to its end; exit 0 if it succeeded, 1 if not')
     .option('--json', 'machine-readable output')
-    .action(async (workflow: string, o: { param?: string[]; label?: string[]; priority?: number; force?: boolean; wait?: boolean; json?: boolean }, cmd: Command) => {
+    .action(async (workflow: string, o: { param?: string[]; label?: string[]; priority?: number; force?: boolean; at?: string; wait?: boolean; json?: boolean }, cmd: Command) => {
       const client = clientOf(cmd);
       const [namespace, name] = workflow.includes('/') ? workflow.split('/', 2) : [undefined, workflow];
-      const run = await client.startRun({
+      const req = {
         workflow: name!,
         namespace,
         params: keyValues(o.param, 'parameter'),
         labels: keyValues(o.label, 'label'),
         priority: o.priority,
         force: o.force,
-      });
+      };
+      if (o.at !== undefined) {
+        if (o.wait) throw usage('--at and --wait do not go together: the run starts later (follow it then with gantry status)');
+        let due: number;
+        try {
+          due = parseStartTime(o.at, Date.now());
+        } catch (e) {
+          throw usage(`--at: ${(e as Error).message}`);
+        }
+        // Sent as an absolute time: a delay or a local time means this machine's clock and zone.
+        const d = await client.deferRun({ ...req, at: new Date(due).toISOString() });
+        return print(o.json, d, () => `run of ${d.workflow} deferred to ${utcTime(d.dueAt)} (deferred run ${d.id}, waiting; gantry runs lists it)`);
+      }
+      const run = await client.startRun(req);
       if (!o.wait) return print(o.json, run, () => `started run ${run.id} of ${run.workflow} (${run.state})`);
       const done = await watchRun(client, run.id, { tty: process.stdout.isTTY === true && !o.json, quiet: o.json });
       if (o.json) process.stdout.write(JSON.stringify(done, null, 2) + '\n');
@@ -360,12 +383,25 @@ export function buildProgram(): Command {
     .option('--label <k=v>', 'only runs with this label (repeatable)', collect)
     .option('--state <s>')
     .option('--latest', 'only the latest run of each workflow')
+    .option('--deferred', 'only deferred runs (gantry run --at): waiting, started, failed or cancelled')
     .option('--limit <n>', 'how many', intOption, 50)
     .option('--json', 'machine-readable output')
-    .action(async (o: { workflow?: string; label?: string[]; state?: string; latest?: boolean; limit: number; json?: boolean }, cmd: Command) => {
+    .action(async (o: { workflow?: string; label?: string[]; state?: string; latest?: boolean; deferred?: boolean; limit: number; json?: boolean }, cmd: Command) => {
       keyValues(o.label, 'label');
-      const r = await clientOf(cmd).runs({ workflow: o.workflow, label: o.label, state: o.state, latest: o.latest, limit: o.limit });
-      print(o.json, r.runs, () => (r.runs.length ? table(RUN_HEADERS, r.runs.map(runLine)) : 'no runs'));
+      const client = clientOf(cmd);
+      if (o.deferred) {
+        const d = await client.deferredRuns({ workflow: o.workflow, state: o.state, limit: o.limit });
+        return print(o.json, d.deferred, () => (d.deferred.length ? table(DEFERRED_HEADERS, d.deferred.map(deferredLine)) : 'no deferred runs'));
+      }
+      const r = await client.runs({ workflow: o.workflow, label: o.label, state: o.state, latest: o.latest, limit: o.limit });
+      // Deferred runs are not runs yet: listed apart, after the runs (--json keeps printing the runs; --deferred --json lists them).
+      const waiting = r.deferred ?? [];
+      print(o.json, r.runs, () => {
+        const parts: string[] = [];
+        if (r.runs.length) parts.push(table(RUN_HEADERS, r.runs.map(runLine)));
+        if (waiting.length) parts.push(`waiting to start (gantry run --at):\n${table(DEFERRED_HEADERS, waiting.map(deferredLine))}`);
+        return parts.join('\n\n') || 'no runs';
+      });
     });
 
   program
@@ -408,9 +444,15 @@ export function buildProgram(): Command {
     .command('cancel')
     .description('cancel a run (RUN) or one job (RUN:TASK): kills its processes wherever they run')
     .argument('<target>')
+    .option('--deferred', 'TARGET is a deferred run (gantry run --at) that has not started: it never will')
     .option('--json', 'machine-readable output')
-    .action(async (target: string, o: { json?: boolean }, cmd: Command) => {
+    .action(async (target: string, o: { deferred?: boolean; json?: boolean }, cmd: Command) => {
       const client = clientOf(cmd);
+      if (o.deferred) {
+        if (!/^\d+$/.test(target)) throw usage(`'${target}' is not a deferred run id (a number, as gantry runs shows it)`);
+        const d = await client.cancelDeferredRun(Number(target));
+        return print(o.json, d, () => `deferred run ${d.id} of ${d.workflow} cancelled`);
+      }
       const t = parseTarget(target);
       if (!t) throw usage(`'${target}' is neither a run id (17) nor a job id (17:stubs)`);
       if (t.kind === 'run') {

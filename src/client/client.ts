@@ -1,7 +1,8 @@
 // The typed HTTP client of Gantry's API: used by the CLI, and exported for
 // programs (the SDK). Errors are typed so callers can map them to exit codes:
 // ApiError (the server answered 4xx/5xx) and UnreachableError (no answer).
-import type { Attempt, Job, PoolRow, Run, StoreEvent, StoredLogLine, WorkerRow } from '../store/types.js';
+import type { Attempt, DeferredRun, Job, PoolRow, Run, StoreEvent, StoredLogLine, WorkerRow } from '../store/types.js';
+import type { ScheduleSummary } from '../server/schedules.js';
 import type { SpecError } from '../spec/model.js';
 import type { TaskProgress } from '../store/taskProgress.js';
 
@@ -37,10 +38,19 @@ export interface WorkflowSummary {
   description: string;
   tasks: number;
   params: Record<string, unknown>;
-  schedules: { cron: string; timezone: string }[];
+  schedules: ScheduleSummary[];
   version: number;
   updatedAt: number;
   file: string;
+}
+
+export interface RunRequest {
+  workflow: string;
+  namespace?: string;
+  params?: Record<string, unknown>;
+  labels?: Record<string, string>;
+  priority?: number;
+  force?: boolean;
 }
 
 type Query = Record<string, string | number | boolean | string[] | undefined>;
@@ -94,11 +104,22 @@ export class GantryClient {
   workflows() {
     return this.request<{ workflows: WorkflowSummary[] }>('GET', '/api/v1/workflows');
   }
-  startRun(req: { workflow: string; namespace?: string; params?: Record<string, unknown>; labels?: Record<string, string>; priority?: number; force?: boolean }) {
+  startRun(req: RunRequest) {
     return this.request<Run>('POST', '/api/v1/runs', { body: req });
   }
+  /** a run started later by the scheduler: `at` is an ISO 8601 date-time or a delay such as +10m */
+  deferRun(req: RunRequest & { at: string }) {
+    return this.request<DeferredRun>('POST', '/api/v1/runs', { body: req });
+  }
+  /** runs, and (without a state filter) the deferred runs still waiting to start */
   runs(q: { workflow?: string; namespace?: string; state?: string; label?: string[]; latest?: boolean; limit?: number; offset?: number } = {}) {
-    return this.request<{ runs: Run[] }>('GET', '/api/v1/runs', { query: q });
+    return this.request<{ runs: Run[]; deferred?: DeferredRun[] }>('GET', '/api/v1/runs', { query: q });
+  }
+  deferredRuns(q: { workflow?: string; namespace?: string; state?: string; limit?: number } = {}) {
+    return this.request<{ deferred: DeferredRun[] }>('GET', '/api/v1/deferred-runs', { query: q });
+  }
+  cancelDeferredRun(id: number) {
+    return this.request<DeferredRun>('POST', `/api/v1/deferred-runs/${id}/cancel`, { body: {} });
   }
   run(id: number) {
     return this.request<RunWithJobs>('GET', `/api/v1/runs/${id}`);

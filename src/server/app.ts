@@ -10,7 +10,8 @@ import { SpecValidationError, type SpecError, type WorkflowSpec } from '../spec/
 import { validateDefinitionSet } from '../spec/validate-set.js';
 import { ConflictError, NotFoundError, type JobState, type RunState, type Store } from '../store/types.js';
 import type { Logger } from '../log.js';
-import { InvalidRunRequest, startRun } from './runs.js';
+import { InvalidRunRequest, deferRun, startRun } from './runs.js';
+import { workflowSchedules } from './schedules.js';
 import { taskProgress } from '../store/taskProgress.js';
 import { signalWaiter, streamEvents } from './events.js';
 
@@ -28,6 +29,8 @@ const runBody = z
     labels: z.record(z.string(), z.string()).optional(),
     priority: z.number().int().optional(),
     force: z.boolean().optional(),
+    /** defer the start: an ISO 8601 date-time, or a delay such as +10m (scheduler/schedules.ts parseStartTime) */
+    at: z.string().min(1).optional(),
   })
   .strict();
 const retryBody = z.object({ failed: z.boolean().optional(), force: z.boolean().optional() }).strict();
@@ -40,6 +43,11 @@ const runsQuery = listQuery.extend({
   state: z.enum(RUN_STATES).optional(),
   label: z.union([z.string(), z.array(z.string())]).optional(),
   latest: boolParam.optional(),
+});
+const deferredQuery = listQuery.extend({
+  workflow: z.string().optional(),
+  namespace: z.string().optional(),
+  state: z.enum(['waiting', 'started', 'failed', 'cancelled']).optional(),
 });
 const jobsQuery = listQuery.extend({
   run: intParam.optional(),
@@ -124,7 +132,8 @@ export async function buildApp({ store, logger }: AppOptions): Promise<FastifyIn
   });
 
   app.get('/api/v1/workflows', async () => {
-    const defs = await store.listDefinitions();
+    const [defs, marks] = await Promise.all([store.listDefinitions(), store.scheduleMarks()]);
+    const now = Date.now();
     return {
       workflows: defs
         .filter((d) => d.kind === 'workflow')
@@ -136,7 +145,7 @@ export async function buildApp({ store, logger }: AppOptions): Promise<FastifyIn
             description: w.description,
             tasks: w.tasks.length,
             params: w.params,
-            schedules: w.schedules.map((s) => ({ cron: s.cron, timezone: s.timezone })),
+            schedules: workflowSchedules(w, now, marks),
             version: d.version,
             updatedAt: d.updatedAt,
             file: w.file,
@@ -147,9 +156,21 @@ export async function buildApp({ store, logger }: AppOptions): Promise<FastifyIn
 
   // ---- runs
   app.post('/api/v1/runs', async (req, reply) => {
-    const body = parse(runBody, req.body, 'body');
+    const { at, ...body } = parse(runBody, req.body, 'body');
+    // A deferred start is a pending start record (202), not a run: the scheduler starts it when due.
+    if (at !== undefined) return reply.code(202).send(await deferRun(store, body, at));
     const run = await startRun(store, body);
     return reply.code(201).send(run);
+  });
+
+  app.get('/api/v1/deferred-runs', async (req) => {
+    const q = parse(deferredQuery, req.query, 'query');
+    return { deferred: await store.listDeferredRuns({ workflow: q.workflow, namespace: q.namespace, state: q.state, limit: q.limit }) };
+  });
+
+  app.post('/api/v1/deferred-runs/:id/cancel', async (req) => {
+    const { id } = parse(idParam, req.params, 'path');
+    return store.endDeferredRun(id, 'cancelled', 'cancelled by request');
   });
 
   app.get('/api/v1/runs', async (req) => {
@@ -163,7 +184,15 @@ export async function buildApp({ store, logger }: AppOptions): Promise<FastifyIn
       limit: q.limit,
       offset: q.offset,
     });
-    return { runs };
+    // Runs waiting for their start time (`run --at`) are listed beside the runs: they are not runs yet.
+    const labels = parseLabels(q.label);
+    const deferred =
+      q.state || q.offset
+        ? []
+        : (await store.listDeferredRuns({ workflow: q.workflow, namespace: q.namespace, state: 'waiting', limit: q.limit ?? 50 })).filter((d) =>
+            Object.entries(labels).every(([k, v]) => d.labels[k] === v),
+          );
+    return { runs, deferred };
   });
 
   app.get('/api/v1/runs/:id', async (req) => {
