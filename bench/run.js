@@ -1,17 +1,31 @@
 #!/usr/bin/env node
-// Gantry's benchmark: scheduling overhead of the embedded system (`gantry up`
-// in-process: API server, scheduler, one worker) against plain process
-// launchers, and throughput on PostgreSQL against graphile-worker and pg-boss
-// (W1-PG, bench/w1pg.js). See bench/README.md for what each workload measures.
+// Gantry's benchmark suite (bench/README.md says what each workload measures):
 //
-//   npm run bench                # build, then 3 repetitions per workload (medians)
-//   node bench/run.js --quick    # one repetition, against the current dist/
-//   node bench/run.js --skip-pg  # without W1-PG (no PostgreSQL needed)
+//   W1  10,000 no-op jobs, 4 worker processes × 10 (Gantry on SQLite: `gantry up`
+//       in-process, 4 workers × 10 slots)                                → jobs/s
+//   W2  a chain of 200 no-op jobs                                       → p50 hop
+//   W3  1,000 parallel no-ops, then one join                            → total
+//   W4  1,000 × `sh -c true` at parallelism 4, ÷ `xargs -P4`; a bare Node spawn pool
+//   W5  one run of ~100,000 no-op handler jobs on `gantry up` (SQLite): creation,
+//       drain, peak RSS, `gantry status` during the drain
 //
-// W1-PG needs PostgreSQL (GANTRY_BENCH_PG, default postgres://postgres@127.0.0.1:5432/test;
-// skipped with a loud message when there is none) and the peers, dev dependencies
-// of the bench only: bench/package.json, installed into bench/node_modules by
-// `npm ci --prefix bench` the first time.
+// W1–W4 run on Gantry (SQLite and PostgreSQL) and, in the same run, on BullMQ
+// (Redis), graphile-worker and pg-boss (PostgreSQL), each on a fresh store per
+// repetition (bench/queues.js). Also kept from before: W4-lite and the chains of
+// 200 (shell and handler) on Gantry-SQLite, the ~7,000-job scale case, and
+// W1-PG's detail table.
+//
+//   npm run bench                  # build, then 3 repetitions per workload (medians), W5 once
+//   node bench/run.js --quick      # one repetition, against the current dist/
+//   node bench/run.js --skip-pg    # without PostgreSQL (Gantry-SQLite and BullMQ only)
+//   node bench/run.js --only w2,w3 # some workloads only (w1 … w5)
+//
+// PostgreSQL: GANTRY_BENCH_PG (default postgres://postgres@127.0.0.1:5432/test, a
+// role allowed to create databases); Redis: GANTRY_BENCH_REDIS (default
+// redis://127.0.0.1:6379/15 — that DB index is flushed, nothing else). A system
+// whose server is not there is skipped with a loud message. The peers are dev
+// dependencies of the bench only: bench/package.json, installed into
+// bench/node_modules by `npm ci --prefix bench` the first time.
 //
 // Writes bench/results/latest.json and bench/results/latest.md.
 import { spawn, spawnSync } from 'node:child_process';
@@ -23,20 +37,36 @@ import { fileURLToPath } from 'node:url';
 import { startUp } from '../dist/up.js';
 import { startRun } from '../dist/server/runs.js';
 import { silentLogger } from '../dist/log.js';
-import { w1pg, W1_CONCURRENCY, W1_JOBS, W1_WORKERS } from './w1pg.js';
-import { scale } from './scale.js';
+import { queues, hopsOf, WORKLOADS, SYSTEM_NAMES } from './queues.js';
+import { scale, w5 } from './scale.js';
+import { now, takeMarks } from './marks.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const quick = process.argv.includes('--quick');
 const skipPg = process.argv.includes('--skip-pg');
+const ALL_WORKLOADS = ['w1', 'w2', 'w3', 'w4', 'w5'];
+const ONLY = (() => {
+  const i = process.argv.findIndex((a) => a === '--only' || a.startsWith('--only='));
+  if (i < 0) return null;
+  const v = process.argv[i].includes('=') ? process.argv[i].slice('--only='.length) : process.argv[i + 1];
+  const list = (v ?? '').split(',').map((x) => x.trim().toLowerCase()).filter(Boolean);
+  const bad = list.filter((x) => !ALL_WORKLOADS.includes(x));
+  if (list.length === 0 || bad.length) {
+    process.stderr.write(`--only takes a comma-separated list of ${ALL_WORKLOADS.join(', ')}${bad.length ? ` (not: ${bad.join(', ')})` : ''}\n`);
+    process.exit(2);
+  }
+  return new Set(list);
+})();
+const want = (w) => !ONLY || ONLY.has(w);
 const REPS = quick ? 1 : 3;
 const SHELL_JOBS = 1000;
 const PARALLELISM = 4;
 const CHAIN = 200;
-const RUN_TIMEOUT_MS = 120_000;
+const RUN_TIMEOUT_MS = 180_000;
 const TERMINAL_RUN = new Set(['succeeded', 'failed', 'cancelled']);
 const NOOP_MODULE = path.join(here, 'noop.mjs');
 const NOOP_HANDLER = `${NOOP_MODULE}#noop`;
+const LINK_HANDLER = `${path.join(here, 'marks.mjs')}#link`;
 
 // ------------------------------------------------------------------ helpers
 
@@ -122,7 +152,7 @@ function waitForRun(store, runId, startEventId, stats) {
 }
 
 /** Starts Gantry in a fresh temp dir, runs `workflow` once, returns timings and the store's records. */
-async function gantryRun(tag, name, tasks, expectJobs, inspect) {
+async function gantryRun(tag, name, tasks, expectJobs, inspect, { workers = 1, slots = PARALLELISM } = {}) {
   const dir = tmpDir(tag);
   try {
     const yaml = writeWorkflow(dir, name, tasks);
@@ -130,8 +160,8 @@ async function gantryRun(tag, name, tasks, expectJobs, inspect) {
       db: path.join(dir, 'bench.db'),
       host: '127.0.0.1',
       port: 0,
-      workers: 1,
-      slots: PARALLELISM,
+      workers,
+      slots,
       apply: [yaml],
       logger: silentLogger(),
     });
@@ -139,8 +169,10 @@ async function gantryRun(tag, name, tasks, expectJobs, inspect) {
       const startEventId = await up.store.lastEventId();
       const stats = { observerMs: 0 };
       const cpu0 = process.cpuUsage();
+      const h0 = now();
       const t0 = performance.now();
       const run0 = await startRun(up.store, { workflow: name });
+      const createMs = performance.now() - t0;
       const run = await waitForRun(up.store, run0.id, startEventId, stats);
       const wallMs = performance.now() - t0;
       const cpu = process.cpuUsage(cpu0);
@@ -152,7 +184,7 @@ async function gantryRun(tag, name, tasks, expectJobs, inspect) {
         fail(`${name}: expected ${expectJobs} jobs all succeeded at their first attempt`);
       const extra = inspect ? await inspect(up.store, run) : {};
       // CPU of this Node process (main thread, libuv pool, GC) while the run went on.
-      return { wallMs, cpuMs: (cpu.user + cpu.system) / 1000, sysMs: cpu.system / 1000, observerMs: stats.observerMs, runId: run.id, ...extra };
+      return { wallMs, createMs, h0, cpuMs: (cpu.user + cpu.system) / 1000, sysMs: cpu.system / 1000, observerMs: stats.observerMs, runId: run.id, ...extra };
     } finally {
       await up.stop();
     }
@@ -229,6 +261,8 @@ async function machineBusyPercent(ms) {
 async function warmUp() {
   // JIT, module caches (the handler module is cached per process), fastify: not what we measure.
   await gantryRun('warmup', 'bench-warmup', [...independentShell(40), ...chainOf(20, { handler: NOOP_HANDLER })], 60);
+  await gantryRun('warmup2', 'bench-warmup2', chainOf(20, { handler: LINK_HANDLER }), 20, null, { workers: 4, slots: 10 });
+  takeMarks();
   timeShell('seq 20 | xargs -P4 -n1 sh -c true');
   await nodePool(20, PARALLELISM);
 }
@@ -304,6 +338,45 @@ async function chain(kind) {
   };
 }
 
+/**
+ * W1–W3 on Gantry-SQLite: `gantry up` in-process (startUp: API server,
+ * scheduler, 4 workers × 10 slots = the 40 jobs in flight the other systems
+ * get from 4 processes × 10), a fresh database per repetition. The figures are
+ * those of the process systems (bench/queues.js): W1 = jobs ÷ (run terminal −
+ * run created), W2 = hops between the links' handler marks, W3 = insertion
+ * start → run terminal.
+ */
+async function gantrySqlite(workload) {
+  const wl = WORKLOADS[workload];
+  let tasks;
+  if (workload === 'w1') tasks = Array.from({ length: wl.jobs }, (_, i) => ({ id: `j${i}`, handler: NOOP_HANDLER }));
+  if (workload === 'w2') tasks = chainOf(wl.jobs, { handler: LINK_HANDLER });
+  if (workload === 'w3') {
+    tasks = Array.from({ length: wl.parts }, (_, i) => ({ id: `p${i}`, handler: NOOP_HANDLER }));
+    tasks.push({ id: 'join', needs: tasks.map((t) => t.id), handler: NOOP_HANDLER });
+  }
+  const reps = [];
+  for (let r = 0; r < REPS; r++) {
+    takeMarks();
+    const g = await gantryRun(`${workload}-sqlite-${r}`, `bench-${workload}`, tasks, wl.jobs, null, { workers: wl.workers, slots: wl.concurrency });
+    const x = { insertMs: g.createMs, drainMs: g.wallMs - g.createMs, totalMs: g.wallMs, cpuMs: g.cpuMs, observerMs: g.observerMs };
+    if (workload === 'w1') x.jobsPerSec = (wl.jobs * 1000) / x.drainMs;
+    if (workload === 'w2') {
+      const hops = hopsOf(takeMarks(), 'gantry-sqlite w2');
+      Object.assign(x, { hopP50Ms: percentile(hops, 50), hopP95Ms: percentile(hops, 95), hopMaxMs: Math.max(...hops) });
+    }
+    reps.push(x);
+    const fig =
+      workload === 'w1'
+        ? `${Math.round(x.jobsPerSec)} jobs/s (drain ${fmtS(x.drainMs)}, run creation ${fmtS(x.insertMs)})`
+        : workload === 'w2'
+          ? `hop p50 ${x.hopP50Ms.toFixed(2)} ms, p95 ${x.hopP95Ms.toFixed(2)} ms, total ${fmtS(x.totalMs)}`
+          : `total ${fmtS(x.totalMs)} (run creation ${fmtS(x.insertMs)})`;
+    log(`  ${workload} rep ${r + 1} gantry-sqlite: ${fig}; process CPU ${fmtS(x.cpuMs)}`);
+  }
+  return medianFields(reps);
+}
+
 // ------------------------------------------------------------------ output
 
 function log(s) {
@@ -316,9 +389,26 @@ const fmtRate = (x) => `${Math.round(x).toLocaleString('en-US')} jobs/s`;
 const PEER_NAMES = { graphile: 'graphile-worker', pgboss: 'pg-boss' };
 const peerLabel = (w, s) => `${PEER_NAMES[s]} ${s === 'graphile' ? w.versions.graphileWorker : w.versions.pgBoss}`;
 
+/** W1-PG's view of the W1 results (Gantry-PG, graphile-worker, pg-boss), as the detail rows have shown it since the start */
+function w1pgView(q) {
+  const w = q?.w1;
+  if (!q || !w) return null;
+  if (!w.gantry && !w.graphile && !w.pgboss) return { skipped: q.skipped.gantry ?? 'not run' };
+  const view = { jobs: w.jobs, workers: w.workers, concurrency: w.concurrency, pollMs: q.pollMs, server: q.pgServer, versions: q.versions, peersSkipped: q.skipped.graphile ?? null };
+  for (const s of ['gantry', 'graphile', 'pgboss']) {
+    if (!w[s]) continue;
+    view[s] = { ...w[s], totalJobsPerSec: (w.jobs * 1000) / w[s].totalMs, workerCpuMsPerJob: w[s].workerCpuMs / w.jobs, serverCpuMsPerJob: w[s].serverCpuMs / w.jobs };
+  }
+  const peers = ['graphile', 'pgboss'].filter((s) => w[s]);
+  view.bestPeer = peers.length ? peers.reduce((a, b) => (w[a].jobsPerSec >= w[b].jobsPerSec ? a : b)) : null;
+  if (view.peersSkipped && view.bestPeer) view.peersSkipped = null;
+  return view;
+}
+
 function w1pgRows(w) {
-  const head = `W1-PG: ${W1_JOBS.toLocaleString('en-US')} no-op jobs, ${W1_WORKERS} worker processes × ${W1_CONCURRENCY}, PostgreSQL`;
-  if (!w || w.skipped) return [[head, '—', `skipped: ${w?.skipped ?? 'not run (--skip-pg)'}`, '—']];
+  if (!w) return [];
+  const head = `W1-PG: ${WORKLOADS.w1.jobs.toLocaleString('en-US')} no-op jobs, ${WORKLOADS.w1.workers} worker processes × ${WORKLOADS.w1.concurrency}, PostgreSQL`;
+  if (w.skipped) return [[head, '—', `skipped: ${w.skipped}`, '—']];
   const rows = [];
   for (const s of ['graphile', 'pgboss']) {
     if (!w[s]) continue;
@@ -331,31 +421,42 @@ function w1pgRows(w) {
       !Number.isFinite(ratio) ? '—' : best ? `${fmtX(ratio)} of its rate (target ≥ 1.00×)` : `${fmtX(ratio)} of its rate`,
     ]);
   }
-  if (w.peersSkipped) rows.push([`${head}: Gantry`, fmtRate(w.gantry.jobsPerSec), `peers skipped: ${w.peersSkipped}`, '—']);
-  if (w.gantry) rows.push([
-    `W1-PG: putting the ${w.jobs.toLocaleString('en-US')} jobs in (not in the rates)`,
-    `${fmtS(w.gantry.insertMs)} run creation; ${fmtS(w.gantry.validateMs)} validating the ${w.jobs.toLocaleString('en-US')}-task file`,
-    ['graphile', 'pgboss'].filter((s) => w[s]).map((s) => `${PEER_NAMES[s]} ${fmtS(w[s].insertMs)}`).join(', ') || '—',
-    '—',
-  ]);
+  if (w.peersSkipped && w.gantry) rows.push([`${head}: Gantry`, fmtRate(w.gantry.jobsPerSec), `peers skipped: ${w.peersSkipped}`, '—']);
+  if (w.gantry)
+    rows.push([
+      `W1-PG: putting the ${w.jobs.toLocaleString('en-US')} jobs in (not in the rates)`,
+      `${fmtS(w.gantry.insertMs)} run creation; ${fmtS(w.gantry.validateMs)} validating the ${w.jobs.toLocaleString('en-US')}-task file`,
+      ['graphile', 'pgboss'].filter((s) => w[s]).map((s) => `${PEER_NAMES[s]} ${fmtS(w[s].insertMs)}`).join(', ') || '—',
+      '—',
+    ]);
   return rows;
 }
 
-function table(res) {
-  const { w4, chainShell, chainHandler } = res.workloads;
+/** the detail table of the workloads kept from before (W4-lite, the chains, the scale case, W1-PG) */
+function detailTable(res) {
+  const { w4lite: w4, chainShell, chainHandler, scale: sc } = res.workloads;
   const rows = [
     ['Workload', 'Gantry', 'Baseline', 'Ratio'],
     ['---', '---:', '---:', '---:'],
-    [`W4-lite: ${SHELL_JOBS.toLocaleString('en-US')} × \`sh -c true\`, ${PARALLELISM} slots`, fmtS(w4.gantryMs), `${fmtS(w4.xargsMs)} (xargs -P${PARALLELISM})`, `${fmtX(w4.ratio)} (target ≤ 1.30×)`],
-    [`Reference: bare Node spawn pool, ${PARALLELISM} at a time`, '—', `${fmtS(w4.nodePoolMs)} (vs xargs ${fmtS(w4.xargsMs)})`, fmtX(w4.nodePoolRatio)],
-    [`Chain of ${CHAIN}, shell \`true\`: total`, fmtS(chainShell.wallMs), `${fmtS(chainShell.baselineMs)} (xargs -P1)`, fmtX(chainShell.ratio)],
-    [`Chain of ${CHAIN}, shell: hop median / p95`, `${fmtMs(chainShell.hopMedianMs)} / ${fmtMs(chainShell.hopP95Ms)}`, 'target < 10 ms', '—'],
-    [`Chain of ${CHAIN}, no-op handler: total`, fmtS(chainHandler.wallMs), `${fmtS(chainHandler.baselineMs)} (${CHAIN} awaited calls)`, '—'],
-    [`Chain of ${CHAIN}, handler: hop median / p95`, `${fmtMs(chainHandler.hopMedianMs)} / ${fmtMs(chainHandler.hopP95Ms)}`, 'target < 10 ms', '—'],
-    ...scaleRows(res.workloads.scale),
-    ...w1pgRows(res.workloads.w1pg),
   ];
-  return rows.map((r) => `| ${r.join(' | ')} |`).join('\n');
+  if (w4)
+    rows.push(
+      [`W4-lite: ${SHELL_JOBS.toLocaleString('en-US')} × \`sh -c true\`, ${PARALLELISM} slots`, fmtS(w4.gantryMs), `${fmtS(w4.xargsMs)} (xargs -P${PARALLELISM})`, `${fmtX(w4.ratio)} (target ≤ 1.30×)`],
+      [`Reference: bare Node spawn pool, ${PARALLELISM} at a time`, '—', `${fmtS(w4.nodePoolMs)} (vs xargs ${fmtS(w4.xargsMs)})`, fmtX(w4.nodePoolRatio)],
+    );
+  if (chainShell)
+    rows.push(
+      [`Chain of ${CHAIN}, shell \`true\`: total`, fmtS(chainShell.wallMs), `${fmtS(chainShell.baselineMs)} (xargs -P1)`, fmtX(chainShell.ratio)],
+      [`Chain of ${CHAIN}, shell: hop median / p95`, `${fmtMs(chainShell.hopMedianMs)} / ${fmtMs(chainShell.hopP95Ms)}`, 'target < 10 ms', '—'],
+    );
+  if (chainHandler)
+    rows.push(
+      [`Chain of ${CHAIN}, no-op handler: total`, fmtS(chainHandler.wallMs), `${fmtS(chainHandler.baselineMs)} (${CHAIN} awaited calls)`, '—'],
+      [`Chain of ${CHAIN}, handler: hop median / p95`, `${fmtMs(chainHandler.hopMedianMs)} / ${fmtMs(chainHandler.hopP95Ms)}`, 'target < 10 ms', '—'],
+    );
+  if (sc) rows.push(...scaleRows(sc));
+  rows.push(...w1pgRows(w1pgView(res.workloads.queues)));
+  return rows.length > 2 ? rows.map((r) => `| ${r.join(' | ')} |`).join('\n') : '';
 }
 
 function w1pgNotes(w) {
@@ -391,62 +492,227 @@ function medianFields(reps) {
 }
 
 function notes(res) {
-  const { w4, chainShell, chainHandler } = res.workloads;
+  const { w4lite: w4, chainShell, chainHandler } = res.workloads;
   return [
-    `- W4-lite Gantry: ${fmtS(w4.gantryMs / w4.jobs)} per job at ${w4.parallelism} slots (xargs: ${fmtS(w4.xargsMs / w4.jobs)}); ` +
-      `the Gantry process used ${fmtS(w4.gantryCpuMs)} of CPU during the ${fmtS(w4.gantryMs)} run (${fmtS(w4.gantryCpuMs / w4.jobs)} per job), ` +
-      `${fmtS(w4.observerMs)} of it the benchmark's own run-completion check.`,
-    `- Chain, shell: ${fmtS(chainShell.perJobMs)} per link; median attempt (claim → completion recorded) ${fmtMs(chainShell.attemptMedianMs)}, hop max ${fmtMs(chainShell.hopMaxMs)}.`,
-    `- Chain, handler: ${fmtS(chainHandler.perJobMs)} per link; median attempt ${fmtMs(chainHandler.attemptMedianMs)}, hop max ${fmtMs(chainHandler.hopMaxMs)}.`,
-    `- Hops come from the store's attempt timestamps (ms resolution): start of t(i+1) − finish of t(i).`,
-    ...w1pgNotes(res.workloads.w1pg),
+    ...(w4
+      ? [
+          `- W4-lite Gantry: ${fmtS(w4.gantryMs / w4.jobs)} per job at ${w4.parallelism} slots (xargs: ${fmtS(w4.xargsMs / w4.jobs)}); ` +
+            `the Gantry process used ${fmtS(w4.gantryCpuMs)} of CPU during the ${fmtS(w4.gantryMs)} run (${fmtS(w4.gantryCpuMs / w4.jobs)} per job), ` +
+            `${fmtS(w4.observerMs)} of it the benchmark's own run-completion check.`,
+        ]
+      : []),
+    ...(chainShell ? [`- Chain, shell: ${fmtS(chainShell.perJobMs)} per link; median attempt (claim → completion recorded) ${fmtMs(chainShell.attemptMedianMs)}, hop max ${fmtMs(chainShell.hopMaxMs)}.`] : []),
+    ...(chainHandler
+      ? [
+          `- Chain, handler: ${fmtS(chainHandler.perJobMs)} per link; median attempt ${fmtMs(chainHandler.attemptMedianMs)}, hop max ${fmtMs(chainHandler.hopMaxMs)}.`,
+          `- These chain hops come from the store's attempt timestamps (ms resolution): start of t(i+1) − finish of t(i). W2's hops (above) come from the handlers' own marks (µs).`,
+        ]
+      : []),
+    ...w1pgNotes(w1pgView(res.workloads.queues)),
   ].join('\n');
+}
+
+// ------------------------------------------------------------ the summary
+
+const SYSTEM_COLUMNS = ['sqlite', 'gantry', 'bullmq', 'graphile', 'pgboss'];
+const PEERS = ['bullmq', 'graphile', 'pgboss'];
+
+/** per workload and system, the median figure (and for W4, the ratio to xargs) */
+function figuresOf(res) {
+  const q = res.workloads.queues ?? {};
+  const f = {};
+  for (const w of ['w1', 'w2', 'w3', 'w4']) {
+    f[w] = {};
+    const key = { w1: 'jobsPerSec', w2: 'hopP50Ms', w3: 'totalMs', w4: 'xargsRatio' }[w];
+    for (const s of ['gantry', ...PEERS]) if (q[w]?.[s]) f[w][s] = { value: q[w][s][key], totalMs: q[w][s].totalMs };
+    const sq = w === 'w4' ? res.workloads.w4lite : res.workloads[`${w}Sqlite`];
+    if (sq) f[w].sqlite = w === 'w4' ? { value: median(sq.reps.map((r) => r.gantryMs / r.xargsMs)), totalMs: sq.gantryMs } : { value: sq[key], totalMs: sq.totalMs };
+  }
+  return f;
+}
+
+const TARGETS = {
+  w1: { sqlite: (v) => v >= 15_000, gantry: (v) => v >= 7_000, text: 'SQLite ≥ 15,000; PG ≥ 7,000' },
+  w2: { sqlite: (v) => v <= 0.5, gantry: (v) => v <= 1.5, text: 'SQLite ≤ 0.5 ms; PG ≤ 1.5 ms' },
+  w3: { sqlite: (v) => v <= 270, gantry: (v) => v <= 800, text: 'SQLite ≤ 270 ms; PG ≤ 800 ms' },
+  w4: { sqlite: (v) => v <= 1.3, gantry: (v) => v <= 1.3, text: '≤ 1.30×' },
+};
+
+function summaryTable(res) {
+  const f = figuresOf(res);
+  const v = res.versions ?? {};
+  const label = {
+    sqlite: 'Gantry SQLite',
+    gantry: 'Gantry PG',
+    bullmq: `BullMQ ${v.bullmq ?? ''}`.trim(),
+    graphile: `graphile-worker ${v.graphileWorker ?? ''}`.trim(),
+    pgboss: `pg-boss ${v.pgBoss ?? ''}`.trim(),
+  };
+  const fmt = {
+    w1: (x) => Math.round(x.value).toLocaleString('en-US'),
+    w2: (x) => `${x.value.toFixed(2)} ms`,
+    w3: (x) => `${Math.round(x.value).toLocaleString('en-US')} ms`,
+    w4: (x) => `${x.value.toFixed(2)}× (${fmtS(x.totalMs)})`,
+  };
+  const title = {
+    w1: 'W1: 10,000 no-op jobs, 40 in flight, jobs/s ↑',
+    w2: 'W2: chain of 200, p50 hop (end of N → start of N+1) ↓',
+    w3: 'W3: 1,000 parallel no-ops + join, total ↓',
+    w4: 'W4: 1,000 × `sh -c true`, parallelism 4, ÷ `xargs -P4` ↓',
+  };
+  const rows = [
+    ['Workload', ...SYSTEM_COLUMNS.map((s) => label[s]), 'Floor', 'Gantry ÷ best peer (SQLite / PG)', 'Target (Gantry SQLite; PG)'],
+    ['---', ...SYSTEM_COLUMNS.map(() => '---:'), '---:', '---:', '---'],
+  ];
+  const out = {};
+  for (const w of ['w1', 'w2', 'w3', 'w4']) {
+    if (Object.keys(f[w]).length === 0) continue;
+    const peers = PEERS.filter((s) => f[w][s] && Number.isFinite(f[w][s].value));
+    const higher = w === 'w1';
+    const best = peers.length ? peers.reduce((a, b) => ((higher ? f[w][a].value >= f[w][b].value : f[w][a].value <= f[w][b].value) ? a : b)) : null;
+    const ratio = (s) => (best && f[w][s] ? f[w][s].value / f[w][best].value : NaN);
+    out[w] = { best, sqliteRatio: ratio('sqlite'), pgRatio: ratio('gantry') };
+    const cell = (s) => {
+      if (!f[w][s]) return res.workloads.queues?.skipped?.[s] ? '— (skipped)' : '—';
+      const mark = (s === 'sqlite' || s === 'gantry') && TARGETS[w][s] ? (TARGETS[w][s](f[w][s].value) ? ' ✓' : ' ✗') : '';
+      return `${s === best ? '**' : ''}${fmt[w](f[w][s])}${s === best ? '**' : ''}${mark}`;
+    };
+    const floor = w === 'w4' && res.workloads.w4lite ? `1.00× (xargs ${fmtS(res.workloads.w4lite.xargsMs)}); Node spawn pool ${fmtX(res.workloads.w4lite.nodePoolRatio)}` : '—';
+    const r = (x) => (Number.isFinite(x) ? fmtX(x) : '—');
+    rows.push([title[w], ...SYSTEM_COLUMNS.map(cell), floor, best ? `${r(out[w].sqliteRatio)} / ${r(out[w].pgRatio)} of ${label[best]}` : '—', TARGETS[w].text]);
+  }
+  res.ratios = out;
+  return rows.length > 2 ? rows.map((x) => `| ${x.join(' | ')} |`).join('\n') : '';
+}
+
+function w5Table(x) {
+  if (!x) return '';
+  const mb = (b) => `${Math.round(b / 2 ** 20)} MB`;
+  const ok = (c) => (c ? ' ✓' : ' ✗');
+  return [
+    `| W5: ${x.jobs.toLocaleString('en-US')} no-op handler jobs (a foreach over ${x.wikis.toLocaleString('en-US')} wikis × a ${x.tasksPerWiki}-task sub-workflow), \`gantry up\` on SQLite, 4 workers × 10 | Gantry | Target |`,
+    '| --- | ---: | --- |',
+    `| run creation (\`POST /runs\`) | ${fmtS(x.createMs)}${ok(x.createMs <= 5000)} | ≤ 5 s |`,
+    `| drain (created → run succeeded) | ${fmtS(x.drainMs)} (${fmtRate((x.jobs * 1000) / x.drainMs)}) | — |`,
+    `| peak RSS: \`gantry up\` (API, scheduler, workers) / \`gantry status\` CLI | ${mb(x.peakRssBytes)}${ok(x.peakRssBytes <= 300 * 2 ** 20)} / ${x.cliPeakRssBytes ? mb(x.cliPeakRssBytes) : '—'}${x.cliPeakRssBytes ? ok(x.cliPeakRssBytes <= 300 * 2 ** 20) : ''} | ≤ 300 MB each |`,
+    `| \`GET /api/v1/runs/:id\` during the drain: median / max (${x.statusSamples} calls, ${(x.statusBytes / 2 ** 20).toFixed(1)} MB of JSON listing ${x.statusJobsListed?.toLocaleString('en-US')} of the ${x.jobs.toLocaleString('en-US')} jobs) | ${fmtS(x.statusMedianMs)} / ${fmtS(x.statusMaxMs)}${ok(x.statusMedianMs <= 200)} | ≤ 200 ms |`,
+    `| \`gantry status RUN\` (the CLI, end to end) during the drain: median (${x.cliStatusSamples ?? 0} calls) | ${x.cliStatusSamples ? fmtS(x.cliStatusMedianMs) : '—'} | ≤ 200 ms |`,
+    `| \`GET /api/v1/runs/:id\` once the run is over | ${fmtS(x.statusIdleMs)} | — |`,
+  ].join('\n');
+}
+
+function queueNotes(res) {
+  const q = res.workloads.queues;
+  const lines = [];
+  if (q) {
+    for (const [s, why] of Object.entries(q.skipped ?? {})) lines.push(`- **${SYSTEM_NAMES[s]} skipped:** ${why}.`);
+    for (const w of ['w1', 'w2', 'w3', 'w4']) {
+      if (!q[w]) continue;
+      const parts = (q.systems ?? [])
+        .filter((s) => q[w][s])
+        .map((s) => {
+          const x = q[w][s];
+          return `${SYSTEM_NAMES[s]} insert ${fmtS(x.insertMs)}, total ${fmtS(x.totalMs)}, CPU/job ${round2(x.workerCpuMs / q[w].jobs)} ms workers + ${round2(x.serverCpuMs / q[w].jobs)} ms ${s === 'bullmq' ? 'redis' : 'postgres'}${w === 'w2' ? `, hop p95 ${x.hopP95Ms.toFixed(2)} ms` : ''}`;
+        });
+      if (parts.length) lines.push(`- ${w.toUpperCase()} (${q[w].workers} process${q[w].workers > 1 ? 'es' : ''} × ${q[w].concurrency}): ${parts.join('; ')}.`);
+    }
+  }
+  for (const w of ['w1', 'w2', 'w3']) {
+    const x = res.workloads[`${w}Sqlite`];
+    if (x) lines.push(`- ${w.toUpperCase()} Gantry SQLite (in-process, 4 workers × 10 slots): run creation ${fmtS(x.insertMs)}, total ${fmtS(x.totalMs)}, process CPU ${fmtS(x.cpuMs)}${w === 'w2' ? `, hop p95 ${x.hopP95Ms.toFixed(2)} ms` : ''}.`);
+  }
+  return lines.join('\n');
 }
 
 // -------------------------------------------------------------------- main
 
 async function main() {
   const started = performance.now();
+  // A peer library's pool may still hold a query on a connection to the database the bench
+  // just dropped: its rejection is reported, not fatal (the figures were taken already).
+  process.on('unhandledRejection', (e) => {
+    if (e?.code === '57P01' || /not queryable|Connection terminated/.test(e?.message ?? '')) log(`  (ignored a peer's connection error after its database was dropped: ${e.message})`);
+    else {
+      process.stderr.write(`${e?.stack ?? e}\n`);
+      process.exit(1);
+    }
+  });
   const machine = {
     date: new Date().toISOString(),
     cpu: os.cpus()[0]?.model ?? 'unknown',
     cpus: os.cpus().length,
+    memory: `${Math.round(os.totalmem() / 2 ** 30)} GiB`,
     node: process.version,
     platform: `${os.type()} ${os.release()} ${os.arch()}`,
     // Other work on the machine skews everything: how busy it was in the second
     // before the benchmark is recorded, so that a bad run can be told apart.
     busyPercentAtStart: await machineBusyPercent(1000),
   };
-  log(`gantry bench: ${REPS} repetition(s)${quick ? ' (--quick)' : ''} on ${machine.cpu} × ${machine.cpus}, node ${machine.node}`);
+  log(`gantry bench: ${REPS} repetition(s)${quick ? ' (--quick)' : ''}${ONLY ? ` of ${[...ONLY].join(', ')}` : ''} on ${machine.cpu} × ${machine.cpus}, node ${machine.node}`);
   const busy = machine.busyPercentAtStart > 20;
   if (busy) log(`warning: the machine was ${machine.busyPercentAtStart}% busy before the start: other work will skew the figures`);
+  const workloads = {};
+  const q = { reps: REPS, log, skipPg };
+  const queueRes = { skipped: {}, systems: [] };
+  const runQueues = async (w) => {
+    const r = await queues({ ...q, workloads: [w], xargs: () => timeShell(`seq ${SHELL_JOBS} | xargs -P${PARALLELISM} -n1 sh -c true`) });
+    for (const [k, v] of Object.entries(r)) if (!['w1', 'w2', 'w3', 'w4'].includes(k)) queueRes[k] = v;
+    queueRes[w] = r[w];
+    workloads.queues = queueRes;
+  };
   await warmUp();
-  log('W4-lite: 1,000 no-op shell jobs at parallelism 4');
-  const w4 = await w4lite();
-  log('Chain of 200: shell');
-  const chainShell = await chain('shell');
-  log('Chain of 200: handler');
-  const chainHandler = await chain('handler');
-  log('Scale: the 1,028 public wikis × 5 stages, 44 large ones split into 20 chunks, on gantry up (SQLite)');
-  const scaleReps = [];
-  for (let r = 0; r < REPS; r++) scaleReps.push(await scale({ log }));
-  const scaleRes = medianFields(scaleReps);
-  let w1 = null;
-  if (!skipPg) {
-    log('W1-PG: 10,000 no-op jobs, 4 worker processes, PostgreSQL: Gantry, graphile-worker, pg-boss');
-    w1 = await w1pg({ reps: REPS, log });
+  if (want('w1')) {
+    log('W1: 10,000 no-op jobs, 40 in flight — Gantry SQLite (gantry up in-process, 4 workers × 10 slots)');
+    workloads.w1Sqlite = await gantrySqlite('w1');
+    await runQueues('w1');
   }
-  const res = { ...machine, repetitions: REPS, quick, workloads: { w4, chainShell, chainHandler, scale: scaleRes, w1pg: w1 }, totalSeconds: 0 };
+  if (want('w2')) {
+    log('W2: a chain of 200 no-op handler jobs — Gantry SQLite (gantry up in-process, 4 workers × 10 slots)');
+    workloads.w2Sqlite = await gantrySqlite('w2');
+    await runQueues('w2');
+    log('Chain of 200 on Gantry SQLite (1 worker × 4 slots): shell');
+    workloads.chainShell = await chain('shell');
+    log('Chain of 200 on Gantry SQLite (1 worker × 4 slots): handler');
+    workloads.chainHandler = await chain('handler');
+  }
+  if (want('w3')) {
+    log('W3: 1,000 parallel no-ops, then a join — Gantry SQLite (gantry up in-process, 4 workers × 10 slots)');
+    workloads.w3Sqlite = await gantrySqlite('w3');
+    await runQueues('w3');
+  }
+  if (want('w4')) {
+    log('W4-lite: 1,000 no-op shell jobs at parallelism 4 — Gantry SQLite (gantry up in-process, 1 worker × 4 slots), xargs -P4, a Node spawn pool');
+    workloads.w4lite = await w4lite();
+    await runQueues('w4');
+  }
+  if (want('w5')) {
+    log('Scale: the 1,028 public wikis × 5 stages, 44 large ones split into 20 chunks, on gantry up (SQLite)');
+    const scaleReps = [];
+    for (let r = 0; r < REPS; r++) scaleReps.push(await scale({ log }));
+    workloads.scale = medianFields(scaleReps);
+    log('W5: one run of ~100,000 no-op handler jobs (1,028 wikis × 97 tasks) on gantry up (SQLite), 4 workers × 10 slots');
+    workloads.w5 = await w5({ log });
+  }
+  const res = { ...machine, repetitions: REPS, quick, only: ONLY ? [...ONLY] : null, versions: queueRes.versions ?? {}, workloads, ratios: null, totalSeconds: 0 };
   res.totalSeconds = Math.round((performance.now() - started) / 100) / 10;
 
+  const summary = summaryTable(res);
   const md = [
     `## Gantry benchmark — ${machine.date.slice(0, 10)}`,
     '',
-    `${machine.cpu}, ${machine.cpus} CPUs, Node ${machine.node}, ${machine.platform}; ${REPS === 1 ? 'one repetition' : `median of ${REPS} repetitions`}, fresh database each; machine ${machine.busyPercentAtStart}% busy in the second before the start.`,
+    `${machine.cpu}, ${machine.cpus} CPUs, ${machine.memory}, Node ${machine.node}, ${machine.platform}` +
+      `${res.versions.postgres ? `, PostgreSQL ${res.versions.postgres.split(' ')[0]}` : ''}${res.versions.redis ? `, Redis ${res.versions.redis}` : ''}; ` +
+      `${REPS === 1 ? 'one repetition' : `median of ${REPS} repetitions`}, fresh database each${want('w5') ? ' (W5: one run)' : ''}; machine ${machine.busyPercentAtStart}% busy in the second before the start; ${res.totalSeconds} s in all.`,
     '',
-    table(res),
-    '',
+    ...(summary ? [summary, '', 'Bold: the best peer. ✓/✗: Gantry against its target. Ratios: Gantry ÷ the best peer (W1: higher is better; W2–W4: lower is better).', ''] : []),
+    ...(workloads.w5 ? [w5Table(workloads.w5), ''] : []),
     ...(busy ? [`**Warning:** other work kept the machine ${machine.busyPercentAtStart}% busy at the start; treat these figures with care.`, ''] : []),
+    queueNotes(res),
+    '',
+    '### Kept from before: W4-lite, the chains, the scale case, W1-PG',
+    '',
+    detailTable(res),
+    '',
     notes(res),
     '',
   ].join('\n');
@@ -456,6 +722,8 @@ async function main() {
   fs.writeFileSync(path.join(outDir, 'latest.json'), JSON.stringify(res, null, 2) + '\n');
   fs.writeFileSync(path.join(outDir, 'latest.md'), md);
   log(`\nwrote bench/results/latest.{json,md} in ${res.totalSeconds} s`);
+  // peer libraries may keep sockets or timers for a while
+  process.exit(0);
 }
 
 main().catch((e) => {
