@@ -231,6 +231,12 @@ export interface RunFilter {
   state?: RunState;
   labels?: Record<string, string>;
   latest?: boolean;
+  /** runs with at least one job claimed by this worker */
+  worker?: string;
+  /** created at or after (epoch ms) */
+  since?: number;
+  /** created before (epoch ms) */
+  until?: number;
   limit?: number;
   offset?: number;
 }
@@ -240,8 +246,33 @@ export interface JobFilter {
   state?: JobState;
   /** claimed (running) but whose lease has lapsed or whose process never started */
   stale?: boolean;
+  /** jobs of runs of this workflow / namespace / with these labels */
+  workflow?: string;
+  namespace?: string;
+  labels?: Record<string, string>;
+  /** started (its latest attempt) at or after, epoch ms; jobs never started do not match */
+  since?: number;
+  /** started before, epoch ms */
+  until?: number;
   limit?: number;
   offset?: number;
+}
+
+/** Jobs counted by state and queue (GET /metrics). */
+export interface JobCount {
+  state: JobState;
+  queue: string;
+  count: number;
+}
+
+/** A job that finished (succeeded or failed), as its outbox event names it: what the duration histograms observe. */
+export interface FinishedJobTiming {
+  eventId: number;
+  state: 'succeeded' | 'failed';
+  queue: string;
+  enqueuedAt: number | null;
+  startedAt: number | null;
+  finishedAt: number | null;
 }
 
 export interface StoreEvent {
@@ -467,3 +498,12 @@ export interface Store {
   readEvents(afterId: number, filter: { runId?: number }, limit?: number): Promise<StoreEvent[]>;
   lastEventId(): Promise<number>;
 }
+
+  // metrics (read only, set-based: one query each however many jobs)
+  jobCounts(): Promise<JobCount[]>;
+  /**
+   * The jobs that finished in the next `limit` outbox events after `afterEventId`,
+   * with the id of the last event read (`afterEventId` when there is none): the
+   * cursor moves over every event, finished jobs or not.
+   */
+  finishedJobTimings(afterEventId: number, limit: number): Promise<{ lastEventId: number; jobs: FinishedJobTiming[] }>;

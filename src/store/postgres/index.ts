@@ -42,6 +42,8 @@ import {
   type DeferRunInput,
   type DeferredRun,
   type DeferredFilter,
+  type JobCount,
+  type FinishedJobTiming,
 } from '../types.js';
 import type { Overlap } from '../../spec/model.js';
 import { toDeferred, toMark, type DeferredRowDb, type MarkRowDb } from '../scheduleRows.js';
@@ -77,6 +79,7 @@ import {
   JOB_COLUMNS,
 } from '../rows.js';
 import { migratePostgres } from './migrations.js';
+import { finishedTimings, type FinishedTimingRowDb } from '../metricsRows.js';
 import { checkpointJson, partitionSettled, rerunCheckpointSql, retryDelayMs, runOutcome, SKIP_MESSAGES } from '../rules.js';
 
 const ACTIVE = `('pending','queued','running','retrying')`;
@@ -537,6 +540,9 @@ export class PostgresStore implements Store {
     if (f.state) where.push(`state = ${arg(f.state)}`);
     for (const [k, v] of Object.entries(f.labels ?? {})) where.push(`id IN (SELECT run_id FROM run_labels WHERE key = ${arg(k)} AND value = ${arg(v)})`);
     if (f.latest) where.push('id IN (SELECT max(id) FROM runs GROUP BY namespace, workflow)');
+    if (f.worker) where.push(`id IN (SELECT run_id FROM jobs WHERE worker = ${arg(f.worker)})`);
+    if (f.since !== undefined) where.push(`created_at >= ${arg(f.since)}`);
+    if (f.until !== undefined) where.push(`created_at < ${arg(f.until)}`);
     const sql = `SELECT * FROM runs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ${arg(f.limit ?? 50)} OFFSET ${arg(f.offset ?? 0)}`;
     const rows = await this.all<RunRowDb>(sql, args);
     const counts = await this.all<{ run_id: number; state: JobState; n: number }>(
@@ -651,6 +657,14 @@ export class PostgresStore implements Store {
       const now = this.clock.now();
       where.push(`state = 'running' AND (lease_until < ${arg(now)} OR fence IN (SELECT id FROM attempts WHERE pid IS NULL AND started_at < ${arg(now - 10_000)}))`);
     }
+    // Run-level filters as one subquery on runs (and run_labels), not a join per row.
+    const runWhere: string[] = [];
+    if (f.workflow) runWhere.push(`workflow = ${arg(f.workflow)}`);
+    if (f.namespace) runWhere.push(`namespace = ${arg(f.namespace)}`);
+    for (const [k, v] of Object.entries(f.labels ?? {})) runWhere.push(`id IN (SELECT run_id FROM run_labels WHERE key = ${arg(k)} AND value = ${arg(v)})`);
+    if (runWhere.length) where.push(`run_id IN (SELECT id FROM runs WHERE ${runWhere.join(' AND ')})`);
+    if (f.since !== undefined) where.push(`started_at >= ${arg(f.since)}`);
+    if (f.until !== undefined) where.push(`started_at < ${arg(f.until)}`);
     const order = f.runId !== undefined ? 'ORDER BY id' : 'ORDER BY id DESC';
     const sql = `SELECT * FROM jobs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ${order} LIMIT ${arg(f.limit ?? 10_000)} OFFSET ${arg(f.offset ?? 0)}`;
     return (await this.all<JobRowDb>(sql, args)).map(toJob);
@@ -1558,6 +1572,21 @@ export class PostgresStore implements Store {
   async readEvents(afterId: number, filter: { runId?: number }, limit = 1000): Promise<StoreEvent[]> {
     const rows =
       filter.runId !== undefined
+  async jobCounts(): Promise<JobCount[]> {
+    return this.all<JobCount>(`SELECT state, queue, count(*)::int AS count FROM jobs GROUP BY state, queue`);
+  }
+
+  async finishedJobTimings(afterEventId: number, limit: number): Promise<{ lastEventId: number; jobs: FinishedJobTiming[] }> {
+    const rows = await this.all<FinishedTimingRowDb>(
+      `SELECT e.id, e.state, j.queue, j.enqueued_at, j.started_at, j.finished_at
+       FROM (SELECT id, kind, state, job_id FROM events WHERE id > $1 ORDER BY id LIMIT $2) e
+       LEFT JOIN jobs j ON e.kind = 'job' AND e.state IN ('succeeded', 'failed') AND j.id = e.job_id
+       ORDER BY e.id`,
+      [afterEventId, limit],
+    );
+    return finishedTimings(afterEventId, rows);
+  }
+
         ? await this.all<EventRowDb>(
             `SELECT e.*, j.task, j.chunk FROM events e LEFT JOIN jobs j ON j.id = e.job_id WHERE e.run_id = $1 AND e.id > $2 ORDER BY e.id LIMIT $3`,
             [filter.runId, afterId, limit],

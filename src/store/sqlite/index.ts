@@ -39,6 +39,8 @@ import {
   type DeferRunInput,
   type DeferredRun,
   type DeferredFilter,
+  type JobCount,
+  type FinishedJobTiming,
 } from '../types.js';
 import type { Overlap } from '../../spec/model.js';
 import { toDeferred, toMark, type DeferredRowDb, type MarkRowDb } from '../scheduleRows.js';
@@ -76,6 +78,7 @@ import {
   toJobFromColumns,
 } from '../rows.js';
 import { DependencyResolver } from './resolveDependents.js';
+import { finishedTimings, type FinishedTimingRowDb } from '../metricsRows.js';
 import { checkpointJson, rerunCheckpointSql, retryDelayMs, runOutcome } from '../rules.js';
 
 const ACTIVE = `('pending','queued','running','retrying')`;
@@ -355,6 +358,9 @@ export class SqliteStore implements Store {
       args.push(k, v);
     }
     if (f.latest) where.push('id IN (SELECT max(id) FROM runs GROUP BY namespace, workflow)');
+    if (f.worker) (where.push(`id IN (SELECT run_id FROM jobs WHERE worker = ?)`), args.push(f.worker));
+    if (f.since !== undefined) (where.push('created_at >= ?'), args.push(f.since));
+    if (f.until !== undefined) (where.push('created_at < ?'), args.push(f.until));
     const sql = `SELECT * FROM runs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ? OFFSET ?`;
     const rows = this.sql(sql).all(...args, f.limit ?? 50, f.offset ?? 0) as RunRowDb[];
     return rows.map((r) => toRun(r, this.countsFor(r.id)));
@@ -454,6 +460,17 @@ export class SqliteStore implements Store {
       const now = this.clock.now();
       args.push(now, now - 10_000);
     }
+    // Run-level filters as one subquery on runs (and run_labels), not a join per row.
+    const runWhere: string[] = [];
+    if (f.workflow) (runWhere.push('workflow = ?'), args.push(f.workflow));
+    if (f.namespace) (runWhere.push('namespace = ?'), args.push(f.namespace));
+    for (const [k, v] of Object.entries(f.labels ?? {})) {
+      runWhere.push('id IN (SELECT run_id FROM run_labels WHERE key = ? AND value = ?)');
+      args.push(k, v);
+    }
+    if (runWhere.length) where.push(`run_id IN (SELECT id FROM runs WHERE ${runWhere.join(' AND ')})`);
+    if (f.since !== undefined) (where.push('started_at >= ?'), args.push(f.since));
+    if (f.until !== undefined) (where.push('started_at < ?'), args.push(f.until));
     const order = f.runId !== undefined ? 'ORDER BY id' : 'ORDER BY id DESC';
     const sql = `SELECT ${JOB_COLUMNS.join(', ')} FROM jobs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ${order} LIMIT ? OFFSET ?`;
     const rows = this.sql(sql).raw(true).all(...args, f.limit ?? 10_000, f.offset ?? 0) as unknown[][];
@@ -1085,6 +1102,20 @@ export class SqliteStore implements Store {
   async readEvents(afterId: number, filter: { runId?: number }, limit = 1000): Promise<StoreEvent[]> {
     const rows = (
       filter.runId !== undefined
+  async jobCounts(): Promise<JobCount[]> {
+    return this.sql(`SELECT state, queue, count(*) AS count FROM jobs GROUP BY state, queue`).all() as JobCount[];
+  }
+
+  async finishedJobTimings(afterEventId: number, limit: number): Promise<{ lastEventId: number; jobs: FinishedJobTiming[] }> {
+    const rows = this.sql(
+      `SELECT e.id, e.state, j.queue, j.enqueued_at, j.started_at, j.finished_at
+       FROM (SELECT id, kind, state, job_id FROM events WHERE id > ? ORDER BY id LIMIT ?) e
+       LEFT JOIN jobs j ON e.kind = 'job' AND e.state IN ('succeeded', 'failed') AND j.id = e.job_id
+       ORDER BY e.id`,
+    ).all(afterEventId, limit) as FinishedTimingRowDb[];
+    return finishedTimings(afterEventId, rows);
+  }
+
         ? this.sql(
               `SELECT e.*, j.task, j.chunk FROM events e LEFT JOIN jobs j ON j.id = e.job_id WHERE e.run_id = ? AND e.id > ? ORDER BY e.id LIMIT ?`,
             )
