@@ -302,10 +302,18 @@ const SYSTEMS = {
       if (once.rows[0].n !== wl.jobs) fail(`gantry ${workload}: ${wl.jobs - once.rows[0].n} jobs took more than one attempt`);
       const by = await observer.query(`SELECT worker, count(*)::int AS n FROM jobs WHERE run_id = $1 GROUP BY worker ORDER BY worker`, [run.id]);
       let marks = [];
+      const extra = {};
       if (workload === 'w2') {
         for (const f of fs.readdirSync(ctx.dir).filter((x) => x.startsWith('marks-'))) marks = marks.concat(JSON.parse(fs.readFileSync(path.join(ctx.dir, f), 'utf8')));
+        // the same hops as Gantry's store records them (ms): attempt finished → next attempt started
+        const a = await observer.query(
+          `SELECT substr(j.task, 2)::int AS i, a.started_at::float8 AS s, a.finished_at::float8 AS f FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE j.run_id = $1 ORDER BY 1`,
+          [run.id],
+        );
+        const storeHops = a.rows.slice(1).map((r, k) => r.s - a.rows[k].f);
+        extra.storeHopP50Ms = percentile(storeHops, 50);
       }
-      return { perWorker: by.rows.map((r) => r.n), marks };
+      return { perWorker: by.rows.map((r) => r.n), marks, extra };
     },
     async close(ctx) {
       await ctx.store.close();
@@ -512,7 +520,7 @@ async function runSystem(name, workload, admin, rep) {
         const results = await sys.stopWorkers(workers);
         const failedExit = workers.find((w) => w.child.exitCode !== 0 && w.child.exitCode !== null);
         if (failedExit) fail(`${name} ${workload}: a worker exited ${failedExit.child.exitCode}: ${failedExit.stderr()}`);
-        const { perWorker, marks } = await sys.verify(ctx, observer, results, workload, wl);
+        const { perWorker, marks, extra } = await sys.verify(ctx, observer, results, workload, wl);
         const out = {
           setupMs,
           workersReadyMs,
@@ -524,6 +532,7 @@ async function runSystem(name, workload, admin, rep) {
           polls,
           perWorker,
           ...ctx.extra,
+          ...extra,
         };
         if (workload === 'w1') out.jobsPerSec = (wl.jobs * 1000) / out.drainMs;
         if (workload === 'w2') {

@@ -161,6 +161,7 @@ async function upRun({ log, tag, dir, workflow, expectedJobs, workers, slots, st
     const t0 = performance.now();
     const res = await fetch(`${base}/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ workflow, params: { wikis } }) });
     const createMs = performance.now() - t0;
+    const rssAfterCreate = peakRss(child.pid);
     const run = await res.json();
     if (res.status !== 201) throw new Error(`creating the run failed: ${res.status} ${JSON.stringify(run)}`);
     log(`  ${tag}: run ${run.id} created in ${Math.round(createMs)} ms (${wikis.length} wikis)`);
@@ -213,6 +214,7 @@ async function upRun({ log, tag, dir, workflow, expectedJobs, workers, slots, st
       drainMs: totalMs - createMs,
       peakRssBytes: rss,
       idleRssBytes: rssBefore,
+      peakRssAfterCreateBytes: rssAfterCreate,
       statusSamples: statusMs.length,
       statusMedianMs: pct(statusMs, 50),
       statusP95Ms: pct(statusMs, 95),
