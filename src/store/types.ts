@@ -474,7 +474,8 @@ export interface Store {
    * Acts on one schedule tick, in one transaction: records the tick under its
    * unique key and moves the schedule's mark to it (refused as `duplicate` when
    * the tick, or a later one, is already recorded), applies `overlap` to the
-   * schedule's running runs (skip: record the tick and start nothing;
+   * schedule's runs that were running at the tick (created by then: catch-up
+   * runs of earlier missed ticks do not count) (skip: record the tick and start nothing;
    * cancel_running: cancel them first; queue: start anyway), then creates the
    * run as createRun does. Exactly one run per tick, however many schedulers race.
    */

@@ -1419,12 +1419,15 @@ export class PostgresStore implements Store {
     const where = 'namespace = $2 AND workflow = $3 AND schedule = $4 AND tick = $5';
     const r = await this.tx(async (c, signal): Promise<Outcome> => {
       if (!(await this.recordTick(c, tick, now))) return { outcome: 'duplicate' };
+      // Overlap looks at the runs that were there when the tick came: runs created by a catch-up
+      // of earlier missed ticks do not skip or cancel each other.
       const running = (
         await c.query<{ id: number }>(
           `SELECT r.id FROM runs r JOIN schedule_ticks t ON t.run_id = r.id
-           WHERE r.namespace = $1 AND r.workflow = $2 AND r.state = 'running' AND t.namespace = r.namespace AND t.workflow = r.workflow AND t.schedule = $3
+           WHERE r.namespace = $1 AND r.workflow = $2 AND r.state = 'running' AND r.created_at <= $4
+             AND t.namespace = r.namespace AND t.workflow = r.workflow AND t.schedule = $3
            ORDER BY r.id`,
-          [tick.namespace, tick.workflow, tick.schedule],
+          [tick.namespace, tick.workflow, tick.schedule, tick.at],
         )
       ).rows.map((x) => x.id);
       if (overlap === 'skip' && running.length > 0) {

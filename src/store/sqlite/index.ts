@@ -960,13 +960,16 @@ export class SqliteStore implements Store {
     type Outcome = { outcome: 'started'; id: number; cancelled: number[] } | Exclude<ScheduledRunResult, { outcome: 'started' }>;
     const r = this.tx((): Outcome => {
       if (!this.recordTick(tick, now)) return { outcome: 'duplicate' };
+      // Overlap looks at the runs that were there when the tick came: runs created by a catch-up
+      // of earlier missed ticks do not skip or cancel each other.
       const running = (
         this.sql(
             `SELECT r.id FROM runs r JOIN schedule_ticks t ON t.run_id = r.id
-             WHERE r.namespace = ? AND r.workflow = ? AND r.state = 'running' AND t.namespace = r.namespace AND t.workflow = r.workflow AND t.schedule = ?
+             WHERE r.namespace = ? AND r.workflow = ? AND r.state = 'running' AND r.created_at <= ?
+               AND t.namespace = r.namespace AND t.workflow = r.workflow AND t.schedule = ?
              ORDER BY r.id`,
           )
-          .all(tick.namespace, tick.workflow, tick.schedule) as { id: number }[]
+          .all(tick.namespace, tick.workflow, tick.at, tick.schedule) as { id: number }[]
       ).map((x) => x.id);
       const key = [tick.namespace, tick.workflow, tick.schedule, tick.at];
       const where = 'namespace = ? AND workflow = ? AND schedule = ? AND tick = ?';
