@@ -112,7 +112,7 @@ function parseDetailed(source: string, file: string): DetailedResult {
   const r = raw as Record<string, unknown>;
   const declared = {
     kind: isService ? 'service' as const : 'workflow' as const,
-    qualified: qualifiedName(typeof r.namespace === 'string' ? r.namespace : DEFAULT_NAMESPACE, String(isService ? r.service : r.name)),
+    qualified: qualifiedName(typeof r.namespace === 'string' ? r.namespace : DEFAULT_NAMESPACE, nameText(isService ? r.service : r.name)),
   };
   const parsed = isService ? serviceSchema.safeParse(raw) : workflowSchema.safeParse(raw);
   if (!parsed.success) for (const issue of parsed.error.issues) issueErrors(issue, at);
@@ -137,6 +137,19 @@ function parseDetailed(source: string, file: string): DetailedResult {
     ? buildService(parsed.data as ServiceFile, abs, baseDir, lines)
     : buildWorkflow(parsed.data as WorkflowFile, abs, baseDir, lines);
   return { definition, errors: [], locate, declared };
+}
+
+/**
+ * A name as text, whatever the document holds there (the schema reports a
+ * non-string): String() throws on a mapping such as `{ toString: {} }`.
+ */
+function nameText(v: unknown): string {
+  if (v === null || typeof v !== 'object') return String(v);
+  try {
+    return JSON.stringify(v);
+  } catch {
+    return '[unprintable]';
+  }
 }
 
 /** Parse one file's text. `definition` is null whenever `errors` is not empty. */
