@@ -8,63 +8,36 @@ import { z } from 'zod';
 import { parseDefinitionSource } from '../spec/parse.js';
 import { SpecValidationError, type SpecError, type WorkflowSpec } from '../spec/model.js';
 import { validateDefinitionSet } from '../spec/validate-set.js';
-import { ConflictError, NotFoundError, type JobState, type RunState, type Store } from '../store/types.js';
+import { ConflictError, NotFoundError, type Clock, type JobState, type RunState, type Store } from '../store/types.js';
 import type { Logger } from '../log.js';
 import { InvalidRunRequest, deferRun, startRun } from './runs.js';
 import { workflowSchedules } from './schedules.js';
 import { taskProgress } from '../store/taskProgress.js';
 import { signalWaiter, streamEvents } from './events.js';
+import {
+  BODY_LIMIT,
+  DEFINITIONS_BODY_LIMIT,
+  applyBody,
+  deferredQuery,
+  eventsQuery,
+  idParam,
+  jobIdParam,
+  jobsQuery,
+  logsQuery,
+  poolBody,
+  poolParam,
+  retryBody,
+  runBody,
+  runsQuery,
+} from './schemas.js';
+import { ApiMetrics } from './metrics.js';
+import { openApiDocument } from './openapi.js';
+import { createRequire } from 'node:module';
 
-const JOB_STATES = ['pending', 'queued', 'running', 'retrying', 'succeeded', 'failed', 'cancelled', 'skipped'] as const;
-const RUN_STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
+const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
+
 const TERMINAL_JOB = new Set<string>(['succeeded', 'failed', 'cancelled', 'skipped']);
 const TERMINAL_RUN = new Set<string>(['succeeded', 'failed', 'cancelled']);
-
-const applyBody = z.object({ files: z.array(z.object({ path: z.string().min(1), source: z.string() })).min(1) }).strict();
-const runBody = z
-  .object({
-    workflow: z.string().min(1),
-    namespace: z.string().min(1).optional(),
-    params: z.record(z.string(), z.unknown()).optional(),
-    labels: z.record(z.string(), z.string()).optional(),
-    priority: z.number().int().optional(),
-    force: z.boolean().optional(),
-    /** defer the start: an ISO 8601 date-time, or a delay such as +10m (scheduler/schedules.ts parseStartTime) */
-    at: z.string().min(1).optional(),
-  })
-  .strict();
-const retryBody = z.object({ failed: z.boolean().optional(), force: z.boolean().optional() }).strict();
-const intParam = z.coerce.number().int().nonnegative();
-const boolParam = z.enum(['true', 'false', '1', '0', '']).transform((v) => v === 'true' || v === '1' || v === '');
-const listQuery = z.object({ limit: intParam.max(10_000).optional(), offset: intParam.optional() });
-const runsQuery = listQuery.extend({
-  workflow: z.string().optional(),
-  namespace: z.string().optional(),
-  state: z.enum(RUN_STATES).optional(),
-  label: z.union([z.string(), z.array(z.string())]).optional(),
-  latest: boolParam.optional(),
-});
-const deferredQuery = listQuery.extend({
-  workflow: z.string().optional(),
-  namespace: z.string().optional(),
-  state: z.enum(['waiting', 'started', 'failed', 'cancelled']).optional(),
-});
-const jobsQuery = listQuery.extend({
-  run: intParam.optional(),
-  worker: z.string().optional(),
-  state: z.enum(JOB_STATES).optional(),
-  stale: boolParam.optional(),
-});
-const logsQuery = z.object({
-  run: intParam.optional(),
-  job: z.string().optional(),
-  after: intParam.optional(),
-  limit: intParam.max(50_000).optional(),
-  /** long poll: wait up to this many seconds for new lines when there are none */
-  wait: z.coerce.number().min(0).max(60).optional(),
-});
-const idParam = z.object({ id: intParam });
-const jobIdParam = z.object({ id: z.string().min(1) });
 
 class BadRequest extends Error {
   constructor(message: string, readonly details: unknown = undefined) {
@@ -92,11 +65,22 @@ function parseLabels(label: string | string[] | undefined): Record<string, strin
 export interface AppOptions {
   store: Store;
   logger: Logger;
+  /** a worker not heard from for this long counts as lost in /metrics */
+  workerTimeoutMs?: number;
+  /** the store's clock (tests): what /metrics measures lateness and heartbeats against */
+  clock?: Clock;
 }
 
-export async function buildApp({ store, logger }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({ store, logger, workerTimeoutMs, clock }: AppOptions): Promise<FastifyInstance> {
   // forceCloseConnections: event streams and keep-alive sockets must not hold a shutdown.
-  const app = Fastify({ logger: false, bodyLimit: 10 * 1024 * 1024, forceCloseConnections: true });
+  // bodyLimit: fastify refuses a larger body (413) before reading it; definitions take more.
+  const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT, forceCloseConnections: true });
+  const metrics = await ApiMetrics.create(store, { workerTimeoutMs, now: clock ? () => clock.now() : undefined });
+  // Every route as registered, for the OpenAPI document: one added without a description still shows.
+  const routes: string[] = [];
+  app.addHook('onRoute', (r) => {
+    for (const m of Array.isArray(r.method) ? r.method : [r.method]) if (m !== 'HEAD') routes.push(`${m} ${r.url}`);
+  });
 
   app.setErrorHandler((err: unknown, req, reply) => {
     if (err instanceof BadRequest) return reply.code(400).send({ error: err.message, issues: err.details });
@@ -104,7 +88,11 @@ export async function buildApp({ store, logger }: AppOptions): Promise<FastifyIn
     if (err instanceof InvalidRunRequest) return reply.code(400).send({ error: err.message, errors: err.errors });
     if (err instanceof NotFoundError) return reply.code(404).send({ error: err.message });
     if (err instanceof ConflictError) return reply.code(409).send({ error: err.message });
-    const e = err as { statusCode?: number; message?: string };
+    const e = err as { statusCode?: number; message?: string; code?: string };
+    if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      const limit = req.routeOptions.bodyLimit ?? BODY_LIMIT;
+      return reply.code(413).send({ error: `request body too large: ${req.method} ${req.routeOptions.url ?? req.url} takes at most ${limit / 1024 / 1024} MiB` });
+    }
     if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return reply.code(e.statusCode).send({ error: e.message });
     logger.error({ err, url: req.url }, 'request failed');
     return reply.code(500).send({ error: `internal error: ${e.message ?? String(err)}` });
@@ -112,8 +100,14 @@ export async function buildApp({ store, logger }: AppOptions): Promise<FastifyIn
 
   app.get('/api/v1/health', async () => ({ ok: true, store: store.dialect }));
 
+  // Unauthenticated by design: a Prometheus scraper carries no token, and nothing here is per-user.
+  app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.render()));
+
+  let openApi: unknown = null;
+  app.get('/api/v1/openapi.json', async () => (openApi ??= openApiDocument(routes, { version })));
+
   // ---- definitions
-  app.post('/api/v1/definitions', async (req) => {
+  app.post('/api/v1/definitions', { bodyLimit: DEFINITIONS_BODY_LIMIT }, async (req) => {
     const body = parse(applyBody, req.body, 'body');
     const errors: SpecError[] = [];
     const defs = [];
@@ -181,16 +175,23 @@ export async function buildApp({ store, logger }: AppOptions): Promise<FastifyIn
       state: q.state as RunState | undefined,
       labels: parseLabels(q.label),
       latest: q.latest,
+      worker: q.worker,
+      since: q.since,
+      until: q.until,
       limit: q.limit,
       offset: q.offset,
     });
     // Runs waiting for their start time (`run --at`) are listed beside the runs: they are not runs yet.
     const labels = parseLabels(q.label);
+    // None with a state, a worker (a deferred run has no jobs) or past the first page.
     const deferred =
-      q.state || q.offset
+      q.state || q.offset || q.worker
         ? []
-        : (await store.listDeferredRuns({ workflow: q.workflow, namespace: q.namespace, state: 'waiting', limit: q.limit ?? 50 })).filter((d) =>
-            Object.entries(labels).every(([k, v]) => d.labels[k] === v),
+        : (await store.listDeferredRuns({ workflow: q.workflow, namespace: q.namespace, state: 'waiting', limit: q.limit ?? 50 })).filter(
+            (d) =>
+              Object.entries(labels).every(([k, v]) => d.labels[k] === v) &&
+              (q.since === undefined || d.createdAt >= q.since) &&
+              (q.until === undefined || d.createdAt < q.until),
           );
     return { runs, deferred };
   });
@@ -223,6 +224,11 @@ export async function buildApp({ store, logger }: AppOptions): Promise<FastifyIn
         worker: q.worker,
         state: q.state as JobState | undefined,
         stale: q.stale,
+        workflow: q.workflow,
+        namespace: q.namespace,
+        labels: parseLabels(q.label),
+        since: q.since,
+        until: q.until,
         limit: q.limit,
         offset: q.offset,
       }),
@@ -272,13 +278,13 @@ export async function buildApp({ store, logger }: AppOptions): Promise<FastifyIn
   app.get('/api/v1/pools', async () => ({ pools: await store.listPools() }));
 
   app.put('/api/v1/pools/:name', async (req) => {
-    const { name } = parse(z.object({ name: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, 'a pool name: letters, digits, _ . -') }), req.params, 'path');
-    const body = parse(z.object({ slots: z.number().int().min(0).nullable() }).strict(), req.body, 'body');
+    const { name } = parse(poolParam, req.params, 'path');
+    const body = parse(poolBody, req.body, 'body');
     return store.setPool(name, body.slots);
   });
 
   app.get('/api/v1/events', async (req, reply: FastifyReply) => {
-    const q = parse(z.object({ run: intParam.optional(), after: intParam.optional() }), req.query, 'query');
+    const q = parse(eventsQuery, req.query, 'query');
     const header = req.headers['last-event-id'];
     const after = q.after ?? (typeof header === 'string' && /^\d+$/.test(header) ? Number(header) : undefined);
     await streamEvents(store, reply, { runId: q.run, after });

@@ -1,0 +1,257 @@
+// The OpenAPI 3.1 document of GET /api/v1/openapi.json, generated from the
+// zod schemas the routes parse with (schemas.ts) by zod's own toJSONSchema:
+// no second copy of a schema to keep in step. OpenAPI 3.1 takes JSON Schema
+// 2020-12 as is; shared response schemas become components.
+import { z } from 'zod';
+import * as S from './schemas.js';
+
+type JsonSchema = Record<string, unknown>;
+
+interface Response {
+  description: string;
+  schema?: z.ZodType;
+  /** default application/json */
+  contentType?: string;
+}
+
+export interface RouteDoc {
+  summary: string;
+  tag: string;
+  params?: z.ZodObject;
+  query?: z.ZodObject;
+  body?: z.ZodType;
+  /** the largest body this route takes, when it differs from BODY_LIMIT */
+  bodyLimit?: number;
+  responses: Record<number, Response>;
+}
+
+const err = (description: string): Response => ({ description, schema: S.errorSchema });
+const BAD = { 400: err('bad request: `issues` names each bad field (e.g. query.limit, body.files.0.path)') };
+const NOT_FOUND = { 404: err('no such run, job or workflow') };
+const CONFLICT = { 409: err('not allowed in its current state') };
+const TOO_LARGE = { 413: err('request body over the limit') };
+
+/** Every route of the API, keyed `METHOD path` as fastify knows it. */
+export const ROUTES: Record<string, RouteDoc> = {
+  'GET /api/v1/health': { tag: 'server', summary: 'answers 200 once the server is ready', responses: { 200: { description: 'ready', schema: S.healthResponse } } },
+  'GET /api/v1/openapi.json': { tag: 'server', summary: 'this document', responses: { 200: { description: 'the OpenAPI 3.1 document' } } },
+  'GET /metrics': {
+    tag: 'server',
+    summary: 'Prometheus metrics: jobs by state, queue depth, pool use, busy/idle workers, duration and queue-wait histograms, scheduler lag',
+    responses: { 200: { description: 'Prometheus text exposition format 0.0.4', contentType: 'text/plain; version=0.0.4' } },
+  },
+  'POST /api/v1/definitions': {
+    tag: 'definitions',
+    summary: 'register (or check and update) workflow and service files',
+    body: S.applyBody,
+    bodyLimit: S.DEFINITIONS_BODY_LIMIT,
+    responses: { 200: { description: 'what each definition came to', schema: S.appliedResponse }, 400: err('invalid definitions: `errors` lists them with file, line and column'), ...TOO_LARGE },
+  },
+  'GET /api/v1/workflows': {
+    tag: 'definitions',
+    summary: 'workflows with their schedules and next starts',
+    responses: { 200: { description: 'the workflows', schema: S.workflowsResponse } },
+  },
+  'POST /api/v1/runs': {
+    tag: 'runs',
+    summary: 'start a run (or, with `at`, defer it)',
+    body: S.runBody,
+    responses: {
+      201: { description: 'the run started', schema: S.runSchema },
+      202: { description: 'the run deferred: started by the scheduler when due', schema: S.deferredRunSchema },
+      ...BAD,
+      ...NOT_FOUND,
+      ...TOO_LARGE,
+    },
+  },
+  'GET /api/v1/runs': {
+    tag: 'runs',
+    summary: 'runs, newest first, filtered and paginated (limit/offset)',
+    query: S.runsQuery,
+    responses: { 200: { description: 'runs, and the deferred runs still waiting', schema: S.runsResponse }, ...BAD },
+  },
+  'GET /api/v1/runs/:id': {
+    tag: 'runs',
+    summary: 'a run with its jobs and per-task progress',
+    params: S.idParam,
+    responses: { 200: { description: 'the run', schema: S.runWithJobsSchema }, ...BAD, ...NOT_FOUND },
+  },
+  'POST /api/v1/runs/:id/cancel': {
+    tag: 'runs',
+    summary: 'cancel a run: its running jobs are killed wherever they run',
+    params: S.idParam,
+    responses: { 200: { description: 'the cancelled run', schema: S.runSchema }, ...BAD, ...NOT_FOUND, ...CONFLICT },
+  },
+  'POST /api/v1/runs/:id/retry': {
+    tag: 'runs',
+    summary: 'rerun the failed jobs of a run (failed: true), or all of it',
+    params: S.idParam,
+    body: S.retryBody,
+    responses: { 200: { description: 'the run and how many jobs were reset', schema: S.retryResponse }, ...BAD, ...NOT_FOUND, ...CONFLICT },
+  },
+  'GET /api/v1/deferred-runs': {
+    tag: 'runs',
+    summary: 'runs deferred with `at`, in due order',
+    query: S.deferredQuery,
+    responses: { 200: { description: 'deferred runs', schema: S.deferredResponse }, ...BAD },
+  },
+  'POST /api/v1/deferred-runs/:id/cancel': {
+    tag: 'runs',
+    summary: 'cancel a deferred run that has not started',
+    params: S.idParam,
+    responses: { 200: { description: 'the cancelled deferred run', schema: S.deferredRunSchema }, ...BAD, ...NOT_FOUND, ...CONFLICT },
+  },
+  'GET /api/v1/jobs': {
+    tag: 'jobs',
+    summary: 'jobs, filtered and paginated (limit/offset); in run order with `run`, else newest first',
+    query: S.jobsQuery,
+    responses: { 200: { description: 'jobs', schema: S.jobsResponse }, ...BAD },
+  },
+  'GET /api/v1/jobs/:id': {
+    tag: 'jobs',
+    summary: 'a job with its attempts',
+    params: S.jobIdParam,
+    responses: { 200: { description: 'the job', schema: S.jobWithAttemptsSchema }, ...BAD, ...NOT_FOUND },
+  },
+  'POST /api/v1/jobs/:id/cancel': {
+    tag: 'jobs',
+    summary: 'cancel a job: killed wherever it runs',
+    params: S.jobIdParam,
+    responses: { 200: { description: 'the cancelled job', schema: S.jobSchema }, ...BAD, ...NOT_FOUND, ...CONFLICT },
+  },
+  'GET /api/v1/logs': {
+    tag: 'jobs',
+    summary: 'central log lines of a run or a job (exactly one of run, job), optionally long-polled',
+    query: S.logsQuery,
+    responses: { 200: { description: 'log lines', schema: S.logsResponse }, ...BAD, ...NOT_FOUND },
+  },
+  'GET /api/v1/events': {
+    tag: 'events',
+    summary: 'server-sent events of every run and job state change; resumable with Last-Event-ID',
+    query: S.eventsQuery,
+    responses: { 200: { description: 'an event stream: `id` the outbox id, `event` run or job, `data` an Event as JSON', schema: S.eventSchema, contentType: 'text/event-stream' }, ...BAD },
+  },
+  'GET /api/v1/workers': {
+    tag: 'workers',
+    summary: 'workers: queues, slots, resources offered and used, heartbeat, running jobs',
+    responses: { 200: { description: 'workers', schema: S.workersResponse } },
+  },
+  'GET /api/v1/pools': {
+    tag: 'pools',
+    summary: 'pools and their use',
+    responses: { 200: { description: 'pools', schema: S.poolsResponse } },
+  },
+  'PUT /api/v1/pools/:name': {
+    tag: 'pools',
+    summary: 'set the slots of a pool (null: no limit)',
+    params: S.poolParam,
+    body: S.poolBody,
+    responses: { 200: { description: 'the pool', schema: S.poolSchema }, ...BAD, ...TOO_LARGE },
+  },
+};
+
+const REF_PREFIX = '#/components/schemas/';
+
+/**
+ * One schema as JSON Schema 2020-12, each registered (shared) schema inside it
+ * as a $ref to its component; the components it needs are added to `components`.
+ */
+function toJson(schema: z.ZodType, io: 'input' | 'output', components: Record<string, JsonSchema>, asComponent = false): JsonSchema {
+  const used = new Set<string>();
+  const json = z.toJSONSchema(schema, {
+    target: 'draft-2020-12',
+    // requests as accepted (before coercions and transforms), responses as produced
+    io,
+    unrepresentable: 'any',
+    override: (ctx) => {
+      const id = S.schemaRegistry.get(ctx.zodSchema)?.id;
+      if (!id || (asComponent && ctx.path.length === 0)) return;
+      used.add(id);
+      const target = ctx.jsonSchema as Record<string, unknown>;
+      for (const k of Object.keys(target)) delete target[k];
+      target.$ref = REF_PREFIX + id;
+    },
+  }) as JsonSchema;
+  delete json.$schema;
+  for (const id of used) {
+    if (components[id]) continue;
+    components[id] = {}; // claimed first: components that refer to each other stop here
+    const description = S.schemaRegistry.get(S.componentSchemas.get(id)!)?.description;
+    components[id] = { ...(description ? { description } : {}), ...toJson(S.componentSchemas.get(id)!, 'output', components, true) };
+  }
+  return json;
+}
+
+/** Each property of a params or query object as an OpenAPI parameter. */
+function parameters(schema: z.ZodObject, where: 'path' | 'query', components: Record<string, JsonSchema>): JsonSchema[] {
+  const json = toJson(schema, 'input', components);
+  const props = (json.properties ?? {}) as Record<string, JsonSchema>;
+  const required = new Set((json.required ?? []) as string[]);
+  return Object.entries(props).map(([name, s]) => {
+    const { description, ...rest } = s;
+    return {
+      name,
+      in: where,
+      required: where === 'path' || required.has(name),
+      ...(description ? { description } : {}),
+      schema: rest,
+      // repeatable filters (label) come as repeated keys: ?label=a=1&label=b=2
+      ...(where === 'query' ? { style: 'form', explode: true } : {}),
+    };
+  });
+}
+
+/** The document; `registered` are the routes the server has (`METHOD path`): one without a RouteDoc still appears, bare. */
+export function openApiDocument(registered: string[], o: { version: string }): JsonSchema {
+  const components: Record<string, JsonSchema> = {};
+  const paths: Record<string, Record<string, unknown>> = {};
+  const keys = [...new Set([...Object.keys(ROUTES), ...registered])].sort();
+  for (const key of keys) {
+    const [method, url] = key.split(' ') as [string, string];
+    const doc = ROUTES[key];
+    const path = url.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+    const op: Record<string, unknown> = { operationId: operationId(method, url), tags: [doc?.tag ?? 'other'], summary: doc?.summary ?? '(undocumented)' };
+    const params = [
+      ...(doc?.params ? parameters(doc.params, 'path', components) : [...url.matchAll(/:([A-Za-z0-9_]+)/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }))),
+      ...(doc?.query ? parameters(doc.query, 'query', components) : []),
+    ];
+    if (params.length) op.parameters = params;
+    if (doc?.body)
+      op.requestBody = {
+        required: true,
+        description: `JSON, at most ${(doc.bodyLimit ?? S.BODY_LIMIT) / 1024 / 1024} MiB (larger: 413)`,
+        content: { 'application/json': { schema: toJson(doc.body, 'input', components) } },
+      };
+    const responses: Record<string, unknown> = {};
+    for (const [code, r] of Object.entries(doc?.responses ?? { 200: { description: 'OK' } }))
+      responses[code] = {
+        description: r.description,
+        ...(r.schema || r.contentType ? { content: { [r.contentType ?? 'application/json']: r.schema ? { schema: toJson(r.schema, 'output', components) } : {} } } : {}),
+      };
+    op.responses = responses;
+    (paths[path] ??= {})[method.toLowerCase()] = op;
+  }
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Gantry',
+      version: o.version,
+      description: 'The HTTP API of Gantry, a distributed job and workflow manager. Bad input is answered 400 with the field paths; bodies over their limit 413.',
+    },
+    paths,
+    components: { schemas: Object.fromEntries(Object.entries(components).sort(([a], [b]) => a.localeCompare(b))) },
+  };
+}
+
+function operationId(method: string, url: string): string {
+  const words = url
+    .replace(/^\/api\/v1\//, '')
+    .split(/[/.-]/)
+    .filter(Boolean)
+    .map((w) => (w.startsWith(':') ? 'by ' + w.slice(1) : w));
+  return [method.toLowerCase(), ...words]
+    .join(' ')
+    .split(' ')
+    .map((w, i) => (i === 0 ? w : w[0]!.toUpperCase() + w.slice(1)))
+    .join('');
+}

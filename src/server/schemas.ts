@@ -1,0 +1,375 @@
+// The API's request and response schemas, defined once with zod: the routes
+// (app.ts) parse requests with them, and the OpenAPI document (openapi.ts) is
+// generated from them. Response schemas mirror the store's types; the
+// compile-time checks at the end fail the build when the two drift apart.
+import { z } from 'zod';
+import type { Attempt, DeferredRun, Job, PoolRow, Run, StoreEvent, StoredLogLine, WorkerRow } from '../store/types.js';
+import type { TaskProgress } from '../store/taskProgress.js';
+import type { SpecError } from '../spec/model.js';
+import type { ScheduleSummary } from './schedules.js';
+
+export const JOB_STATES = ['pending', 'queued', 'running', 'retrying', 'succeeded', 'failed', 'cancelled', 'skipped'] as const;
+export const RUN_STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
+export const DEFERRED_STATES = ['waiting', 'started', 'failed', 'cancelled'] as const;
+
+/** Largest request body in general, and for POST /api/v1/definitions (workflow files can be big). */
+export const BODY_LIMIT = 1024 * 1024;
+export const DEFINITIONS_BODY_LIMIT = 10 * 1024 * 1024;
+
+// ---------------------------------------------------------------- parameters
+
+const intParam = z.coerce.number().int().nonnegative();
+const boolParam = z
+  .enum(['true', 'false', '1', '0', ''])
+  .meta({ description: 'true, 1 or empty (the bare flag) for yes; false or 0 for no' })
+  .transform((v) => v === 'true' || v === '1' || v === '');
+
+const RELATIVE = /^-?(\d+(?:\.\d+)?)(s|m|h|d)$/;
+const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,3})?)?)?(?:Z|[+-]\d{2}:?\d{2})?$/i;
+const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/**
+ * A point in time for a list filter: epoch milliseconds, an ISO 8601 date-time,
+ * or a duration ago (`2h` or `-2h`: two hours before now). Null when it is none of them.
+ */
+export function parseTimeFilter(text: string, now: number): number | null {
+  const t = text.trim();
+  if (/^\d{10,}$/.test(t)) return Number(t);
+  const rel = RELATIVE.exec(t);
+  if (rel) return now - Math.round(Number(rel[1]) * UNIT_MS[rel[2] as keyof typeof UNIT_MS]);
+  if (ISO_DATE_TIME.test(t)) {
+    const ms = Date.parse(t.replace(' ', 'T'));
+    if (Number.isFinite(ms)) return ms;
+  }
+  return null;
+}
+
+const timeParam = z
+  .string()
+  .meta({ description: 'epoch ms, an ISO 8601 date-time, or a duration ago such as 30m, 2h, 7d' })
+  .transform((text, ctx) => {
+    const ms = parseTimeFilter(text, Date.now());
+    if (ms === null) {
+      ctx.addIssue({ code: 'custom', message: `'${text}' is not a time: use epoch ms, an ISO 8601 date-time or a duration ago (30m, 2h, 7d)` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const labelParam = z
+  .union([z.string(), z.array(z.string())])
+  .meta({ description: 'key=value; repeat for several labels (all must match)' });
+
+// ------------------------------------------------------------------ requests
+
+export const applyBody = z
+  .object({ files: z.array(z.object({ path: z.string().min(1), source: z.string() })).min(1) })
+  .strict()
+  .meta({ description: 'workflow and service files to register, with their paths (for error messages and relative references)' });
+export const runBody = z
+  .object({
+    workflow: z.string().min(1),
+    namespace: z.string().min(1).optional(),
+    params: z.record(z.string(), z.unknown()).optional(),
+    labels: z.record(z.string(), z.string()).optional(),
+    priority: z.number().int().optional(),
+    force: z.boolean().optional(),
+    at: z.string().min(1).optional().meta({ description: 'defer the start: an ISO 8601 date-time, or a delay such as +10m (answered 202 with the deferred run)' }),
+  })
+  .strict();
+export const retryBody = z.object({ failed: z.boolean().optional(), force: z.boolean().optional() }).strict();
+export const poolBody = z.object({ slots: z.number().int().min(0).nullable().meta({ description: 'null: no limit' }) }).strict();
+
+export const listQuery = z.object({
+  limit: intParam.max(10_000).optional(),
+  offset: intParam.optional(),
+});
+export const runsQuery = listQuery.extend({
+  workflow: z.string().optional(),
+  namespace: z.string().optional(),
+  state: z.enum(RUN_STATES).optional(),
+  label: labelParam.optional(),
+  latest: boolParam.optional().meta({ description: 'only the latest run of each workflow' }),
+  worker: z.string().optional().meta({ description: 'runs with a job claimed by this worker' }),
+  since: timeParam.optional().meta({ description: 'created at or after this time: epoch ms, ISO 8601, or a duration ago (30m, 2h, 7d)' }),
+  until: timeParam.optional().meta({ description: 'created before this time' }),
+});
+export const deferredQuery = listQuery.extend({
+  workflow: z.string().optional(),
+  namespace: z.string().optional(),
+  state: z.enum(DEFERRED_STATES).optional(),
+});
+export const jobsQuery = listQuery.extend({
+  run: intParam.optional(),
+  worker: z.string().optional(),
+  state: z.enum(JOB_STATES).optional(),
+  stale: boolParam.optional().meta({ description: 'claimed but not running (lease lapsed, or the process never started)' }),
+  workflow: z.string().optional(),
+  namespace: z.string().optional(),
+  label: labelParam.optional().meta({ description: "labels of the job's run: key=value, repeatable" }),
+  since: timeParam.optional().meta({ description: 'started at or after this time (jobs never started do not match): epoch ms, ISO 8601, or a duration ago (30m, 2h, 7d)' }),
+  until: timeParam.optional().meta({ description: 'started before this time' }),
+});
+export const logsQuery = z.object({
+  run: intParam.optional(),
+  job: z.string().optional(),
+  after: intParam.optional().meta({ description: 'the `next` of the previous answer' }),
+  limit: intParam.max(50_000).optional(),
+  wait: z.coerce.number().min(0).max(60).optional().meta({ description: 'long poll: wait up to this many seconds for new lines when there are none' }),
+});
+export const eventsQuery = z.object({
+  run: intParam.optional(),
+  after: intParam.optional().meta({ description: 'resume after this event id (or send Last-Event-ID)' }),
+});
+export const idParam = z.object({ id: intParam });
+export const jobIdParam = z.object({ id: z.string().min(1).meta({ description: 'RUN:TASK, or RUN:TASK#CHUNK' }) });
+export const poolParam = z.object({ name: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, 'a pool name: letters, digits, _ . -') });
+
+// ----------------------------------------------------------------- responses
+// Registered with an id: they become components of the OpenAPI document.
+
+// A registry of their own, not zod's global one: ids there must be unique per process, and
+// descriptions (.meta) stay in the global one, where toJSONSchema reads them.
+export const schemaRegistry = z.registry<{ id: string; description?: string }>();
+export const componentSchemas = new Map<string, z.ZodType>();
+function component<T extends z.ZodType>(id: string, schema: T, description?: string): T {
+  schemaRegistry.add(schema, { id, description });
+  componentSchemas.set(id, schema);
+  return schema;
+}
+
+const ms = z.number().meta({ description: 'epoch milliseconds' });
+const jobState = z.enum(JOB_STATES);
+const capacity = component(
+  'Capacity',
+  z.object({ cpu: z.number(), memoryBytes: z.number().nullable(), custom: z.record(z.string(), z.number()) }),
+  'cpu, memory and custom resources (memory null: not limited / not declared)',
+);
+
+export const errorSchema = component(
+  'Error',
+  z.object({
+    error: z.string(),
+    issues: z.array(z.object({ path: z.string(), message: z.string() })).optional().meta({ description: 'bad fields, e.g. body.files.0.path' }),
+    errors: z.array(z.unknown()).optional().meta({ description: 'definition errors (file, line, column, path, message) or run request errors' }),
+  }),
+);
+
+export const specErrorSchema = component(
+  'SpecError',
+  z.object({ file: z.string(), line: z.number(), column: z.number(), path: z.string(), message: z.string() }),
+);
+
+export const runSchema = component(
+  'Run',
+  z.object({
+    id: z.number().int(),
+    namespace: z.string(),
+    workflow: z.string(),
+    state: z.enum(RUN_STATES),
+    params: z.record(z.string(), z.unknown()),
+    labels: z.record(z.string(), z.string()),
+    priority: z.number(),
+    force: z.boolean(),
+    logicalDate: z.string(),
+    createdAt: ms,
+    startedAt: ms.nullable(),
+    finishedAt: ms.nullable(),
+    counts: z.partialRecord(jobState, z.number()).meta({ description: 'job counts by state' }),
+  }),
+);
+
+export const jobSchema = component(
+  'Job',
+  z.object({
+    id: z.string().meta({ description: 'RUN:TASK (chunks: RUN:TASK#N)' }),
+    key: z.number().int(),
+    runId: z.number().int(),
+    task: z.string(),
+    chunk: z.number().int().nullable(),
+    state: jobState,
+    skipReason: z.enum(['outputs_exist', 'upstream', 'trigger']).nullable(),
+    priority: z.number(),
+    queue: z.string(),
+    queues: z.array(z.string()),
+    pool: z.string().nullable(),
+    resources: capacity,
+    waitingReason: z.string().nullable(),
+    attempts: z.number().int(),
+    failures: z.number().int(),
+    maxRetries: z.number().int(),
+    worker: z.string().nullable(),
+    enqueuedAt: ms.nullable(),
+    startedAt: ms.nullable(),
+    finishedAt: ms.nullable(),
+    runAfter: ms.nullable(),
+    error: z.string().nullable(),
+    exitCode: z.number().int().nullable(),
+    outputs: z.record(z.string(), z.string()),
+    result: z.unknown(),
+    progress: z.number().nullable(),
+    force: z.boolean(),
+    chunkValue: z.unknown().optional(),
+    chunked: z.boolean(),
+    checkpoint: z.unknown(),
+  }),
+);
+
+export const attemptSchema = component(
+  'Attempt',
+  z.object({
+    fence: z.number().int(),
+    jobId: z.string(),
+    number: z.number().int(),
+    worker: z.string(),
+    host: z.string(),
+    pid: z.number().int().nullable(),
+    state: z.enum(['running', 'succeeded', 'failed', 'skipped', 'lost', 'cancelled', 'timed_out']),
+    startedAt: ms,
+    finishedAt: ms.nullable(),
+    exitCode: z.number().int().nullable(),
+    error: z.string().nullable(),
+  }),
+);
+
+export const taskProgressSchema = component(
+  'TaskProgress',
+  z.object({
+    task: z.string(),
+    state: jobState,
+    chunks: z.object({ done: z.number(), total: z.number(), running: z.number(), failed: z.number() }).nullable(),
+    progress: z.number().nullable(),
+  }),
+);
+
+export const runWithJobsSchema = component('RunStatus', runSchema.extend({ jobs: z.array(jobSchema), tasks: z.array(taskProgressSchema) }));
+export const jobWithAttemptsSchema = component('JobWithAttempts', jobSchema.extend({ attemptList: z.array(attemptSchema) }));
+
+export const deferredRunSchema = component(
+  'DeferredRun',
+  z.object({
+    id: z.number().int(),
+    namespace: z.string(),
+    workflow: z.string(),
+    params: z.record(z.string(), z.unknown()),
+    labels: z.record(z.string(), z.string()),
+    priority: z.number(),
+    force: z.boolean(),
+    dueAt: ms,
+    state: z.enum(DEFERRED_STATES),
+    createdAt: ms,
+    runId: z.number().int().nullable(),
+    error: z.string().nullable(),
+  }),
+  'a run deferred with `at` (gantry run --at): started by the scheduler when due',
+);
+
+export const logLineSchema = component(
+  'LogLine',
+  z.object({
+    id: z.number().int(),
+    jobId: z.string(),
+    attempt: z.number().int(),
+    stream: z.enum(['stdout', 'stderr', 'system']),
+    ts: ms,
+    line: z.string(),
+  }),
+);
+
+export const workerSchema = component(
+  'Worker',
+  z.object({
+    name: z.string(),
+    host: z.string(),
+    pid: z.number().int(),
+    queues: z.array(z.string()),
+    slots: z.number().int(),
+    resources: capacity,
+    state: z.enum(['active', 'draining', 'stopped']),
+    startedAt: ms,
+    heartbeatAt: ms,
+    running: z.array(z.string()).meta({ description: 'ids of the jobs it runs' }),
+    used: capacity,
+  }),
+);
+
+export const poolSchema = component(
+  'Pool',
+  z.object({ name: z.string(), slots: z.number().int().nullable().meta({ description: 'null: no limit' }), running: z.number().int(), queued: z.number().int() }),
+);
+
+export const eventSchema = component(
+  'Event',
+  z.object({ id: z.number().int(), ts: ms, kind: z.enum(['run', 'job']), runId: z.number().int(), jobId: z.string().nullable(), state: z.string() }),
+);
+
+export const scheduleSchema = component(
+  'Schedule',
+  z.object({
+    key: z.string(),
+    cron: z.string(),
+    timezone: z.string(),
+    params: z.record(z.string(), z.unknown()),
+    overlap: z.enum(['skip', 'queue', 'cancel_running']),
+    catchup: z.boolean(),
+    nextAt: ms.nullable(),
+    next: z.string().nullable(),
+    nextLocal: z.string().nullable(),
+    lastTick: ms.nullable(),
+  }),
+);
+
+export const workflowSummarySchema = component(
+  'WorkflowSummary',
+  z.object({
+    name: z.string(),
+    namespace: z.string(),
+    description: z.string(),
+    tasks: z.number().int(),
+    params: z.record(z.string(), z.unknown()),
+    schedules: z.array(scheduleSchema),
+    version: z.number().int(),
+    updatedAt: ms,
+    file: z.string(),
+  }),
+);
+
+export const healthResponse = z.object({ ok: z.boolean(), store: z.enum(['sqlite', 'postgres']) });
+export const appliedResponse = z.object({
+  applied: z.array(z.object({ name: z.string(), namespace: z.string(), kind: z.string(), change: z.enum(['created', 'updated', 'unchanged']) })),
+});
+export const workflowsResponse = z.object({ workflows: z.array(workflowSummarySchema) });
+export const runsResponse = z.object({
+  runs: z.array(runSchema),
+  deferred: z.array(deferredRunSchema).meta({ description: 'runs waiting for their start time (not listed with a state filter or an offset)' }),
+});
+export const deferredResponse = z.object({ deferred: z.array(deferredRunSchema) });
+export const retryResponse = z.object({ run: runSchema, reset: z.number().int().meta({ description: 'jobs reset to run again' }) });
+export const jobsResponse = z.object({ jobs: z.array(jobSchema) });
+export const logsResponse = z.object({
+  lines: z.array(logLineSchema),
+  next: z.number().int().meta({ description: 'pass as `after` to read on' }),
+  finished: z.boolean().meta({ description: 'the target has ended and every line of it was read' }),
+});
+export const workersResponse = z.object({ workers: z.array(workerSchema) });
+export const poolsResponse = z.object({ pools: z.array(poolSchema) });
+
+// ------------------------------------------------------ drift checks (types)
+// Each schema must describe exactly its store type: a field added to one and
+// not the other stops `tsc`.
+
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+function same<T extends true>(): T | undefined {
+  return undefined;
+}
+same<Same<z.infer<typeof runSchema>, Run>>();
+same<Same<z.infer<typeof jobSchema>, Job>>();
+same<Same<z.infer<typeof attemptSchema>, Attempt>>();
+same<Same<z.infer<typeof deferredRunSchema>, DeferredRun>>();
+same<Same<z.infer<typeof logLineSchema>, StoredLogLine>>();
+same<Same<z.infer<typeof workerSchema>, WorkerRow>>();
+same<Same<z.infer<typeof poolSchema>, PoolRow>>();
+same<Same<z.infer<typeof eventSchema>, StoreEvent>>();
+same<Same<z.infer<typeof taskProgressSchema>, TaskProgress>>();
+same<Same<z.infer<typeof scheduleSchema>, ScheduleSummary>>();
+same<Same<z.infer<typeof specErrorSchema>, SpecError>>();
