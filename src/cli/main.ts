@@ -383,17 +383,31 @@ export function buildProgram(): Command {
     .option('--label <k=v>', 'only runs with this label (repeatable)', collect)
     .option('--state <s>')
     .option('--latest', 'only the latest run of each workflow')
+    .option('--worker <w>', 'only runs with a job claimed by this worker')
+    .option('--since <time>', 'created at or after: ISO 8601, epoch ms, or a duration ago (30m, 2h, 7d)')
+    .option('--until <time>', 'created before: ISO 8601, epoch ms, or a duration ago')
     .option('--deferred', 'only deferred runs (gantry run --at): waiting, started, failed or cancelled')
     .option('--limit <n>', 'how many', intOption, 50)
+    .option('--offset <n>', 'skip this many (the next page)', intOption)
     .option('--json', 'machine-readable output')
-    .action(async (o: { workflow?: string; label?: string[]; state?: string; latest?: boolean; deferred?: boolean; limit: number; json?: boolean }, cmd: Command) => {
+    .action(async (o: { workflow?: string; label?: string[]; state?: string; latest?: boolean; worker?: string; since?: string; until?: string; deferred?: boolean; limit: number; offset?: number; json?: boolean }, cmd: Command) => {
       keyValues(o.label, 'label');
       const client = clientOf(cmd);
       if (o.deferred) {
         const d = await client.deferredRuns({ workflow: o.workflow, state: o.state, limit: o.limit });
         return print(o.json, d.deferred, () => (d.deferred.length ? table(DEFERRED_HEADERS, d.deferred.map(deferredLine)) : 'no deferred runs'));
       }
-      const r = await client.runs({ workflow: o.workflow, label: o.label, state: o.state, latest: o.latest, limit: o.limit });
+      const r = await client.runs({
+        workflow: o.workflow,
+        label: o.label,
+        state: o.state,
+        latest: o.latest,
+        worker: o.worker,
+        since: o.since,
+        until: o.until,
+        limit: o.limit,
+        offset: o.offset,
+      });
       // Deferred runs are not runs yet: listed apart, after the runs (--json keeps printing the runs; --deferred --json lists them).
       const waiting = r.deferred ?? [];
       print(o.json, r.runs, () => {
@@ -411,10 +425,27 @@ export function buildProgram(): Command {
     .option('--worker <w>')
     .option('--state <s>')
     .option('--stale', 'claimed but not running (lease lapsed, or process never started)')
+    .option('--workflow <w>', 'only jobs of runs of this workflow')
+    .option('--label <k=v>', "only jobs of runs with this label (repeatable)", collect)
+    .option('--since <time>', 'started at or after: ISO 8601, epoch ms, or a duration ago (30m, 2h, 7d)')
+    .option('--until <time>', 'started before: ISO 8601, epoch ms, or a duration ago')
     .option('--limit <n>', 'how many', intOption, 1000)
+    .option('--offset <n>', 'skip this many (the next page)', intOption)
     .option('--json', 'machine-readable output')
-    .action(async (o: { run?: string; worker?: string; state?: string; stale?: boolean; limit: number; json?: boolean }, cmd: Command) => {
-      const r = await clientOf(cmd).jobs({ run: o.run === undefined ? undefined : runId(o.run), worker: o.worker, state: o.state, stale: o.stale, limit: o.limit });
+    .action(async (o: JobsOptions, cmd: Command) => {
+      keyValues(o.label, 'label');
+      const r = await clientOf(cmd).jobs({
+        run: o.run === undefined ? undefined : runId(o.run),
+        worker: o.worker,
+        state: o.state,
+        stale: o.stale,
+        workflow: o.workflow,
+        label: o.label,
+        since: o.since,
+        until: o.until,
+        limit: o.limit,
+        offset: o.offset,
+      });
       print(o.json, r.jobs, () => (r.jobs.length ? table(JOB_HEADERS, r.jobs.map(jobLine)) : 'no jobs'));
     });
 
@@ -571,6 +602,20 @@ async function openStoreOrExit(db: string) {
 /** Hides the password of a database URL in messages. */
 function redact(db: string): string {
   return db.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
+}
+
+interface JobsOptions {
+  run?: string;
+  worker?: string;
+  state?: string;
+  stale?: boolean;
+  workflow?: string;
+  label?: string[];
+  since?: string;
+  until?: string;
+  limit: number;
+  offset?: number;
+  json?: boolean;
 }
 
 /** Waits for SIGINT/SIGTERM, then runs the shutdown once; a second signal exits at once. */

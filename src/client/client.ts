@@ -93,6 +93,21 @@ export class GantryClient {
     return body as T;
   }
 
+  /** the OpenAPI 3.1 document of this API */
+  openApi() {
+    return this.request<Record<string, unknown>>('GET', '/api/v1/openapi.json');
+  }
+  /** the Prometheus text of GET /metrics */
+  async metrics(): Promise<string> {
+    let res: Response;
+    try {
+      res = await fetch(this.url('/metrics'));
+    } catch (e) {
+      throw new UnreachableError(this.baseUrl, e);
+    }
+    if (!res.ok) throw new ApiError(res.status, `HTTP ${res.status}`, {});
+    return res.text();
+  }
   health() {
     return this.request<{ ok: boolean; store: string }>('GET', '/api/v1/health');
   }
@@ -112,7 +127,21 @@ export class GantryClient {
     return this.request<DeferredRun>('POST', '/api/v1/runs', { body: req });
   }
   /** runs, and (without a state filter) the deferred runs still waiting to start */
-  runs(q: { workflow?: string; namespace?: string; state?: string; label?: string[]; latest?: boolean; limit?: number; offset?: number } = {}) {
+  /** `since`/`until` (created time): epoch ms, an ISO 8601 date-time, or a duration ago such as 2h */
+  runs(
+    q: {
+      workflow?: string;
+      namespace?: string;
+      state?: string;
+      label?: string[];
+      latest?: boolean;
+      worker?: string;
+      since?: string | number;
+      until?: string | number;
+      limit?: number;
+      offset?: number;
+    } = {},
+  ) {
     return this.request<{ runs: Run[]; deferred?: DeferredRun[] }>('GET', '/api/v1/runs', { query: q });
   }
   deferredRuns(q: { workflow?: string; namespace?: string; state?: string; limit?: number } = {}) {
@@ -130,7 +159,22 @@ export class GantryClient {
   retryRun(id: number, o: { failed?: boolean; force?: boolean }) {
     return this.request<{ run: Run; reset: number }>('POST', `/api/v1/runs/${id}/retry`, { body: o });
   }
-  jobs(q: { run?: number; worker?: string; state?: string; stale?: boolean; limit?: number; offset?: number } = {}) {
+  /** `label`: of the job's run; `since`/`until` (started time): epoch ms, an ISO 8601 date-time, or a duration ago such as 2h */
+  jobs(
+    q: {
+      run?: number;
+      worker?: string;
+      state?: string;
+      stale?: boolean;
+      workflow?: string;
+      namespace?: string;
+      label?: string[];
+      since?: string | number;
+      until?: string | number;
+      limit?: number;
+      offset?: number;
+    } = {},
+  ) {
     return this.request<{ jobs: Job[] }>('GET', '/api/v1/jobs', { query: q });
   }
   job(id: string) {
