@@ -1,0 +1,395 @@
+// The HTTP API as a client sees it, on both stores, without workers: the state
+// is driven through the store (claims, completions) with a controlled clock, so
+// every number /metrics shows and every subset a filter returns is known.
+import { describe, it, expect, beforeEach, afterEach } from 'vitest';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../../src/server/app.js';
+import { ROUTES } from '../../src/server/openapi.js';
+import { silentLogger } from '../../src/log.js';
+import { SqliteStore } from '../../src/store/sqlite/index.js';
+import { PostgresStore } from '../../src/store/postgres/index.js';
+import type { Clock, Job, Run, Store } from '../../src/store/types.js';
+import { onEveryStore, type StoreName } from '../helpers/cluster.js';
+import { PG_URL, dropSchema, uniqueSchema } from '../helpers/postgres.js';
+import { parsePrometheusText } from '../helpers/promText.js';
+
+class Clock0 implements Clock {
+  t = Date.now();
+  now() {
+    return this.t;
+  }
+}
+
+interface Harness {
+  store: Store;
+  app: FastifyInstance;
+  clock: Clock0;
+  close(): Promise<void>;
+}
+
+async function harness(name: StoreName): Promise<Harness> {
+  const clock = new Clock0();
+  let store: Store;
+  let cleanup: () => Promise<void>;
+  if (name === 'SQLite') {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-api-'));
+    store = new SqliteStore(path.join(dir, 'gantry.db'), { clock });
+    cleanup = async () => fs.rmSync(dir, { recursive: true, force: true });
+  } else {
+    const schema = uniqueSchema();
+    store = new PostgresStore(PG_URL, { schema, max: 4, clock });
+    cleanup = () => dropSchema(schema);
+  }
+  await store.migrate();
+  const app = await buildApp({ store, logger: silentLogger(), clock });
+  return {
+    store,
+    app,
+    clock,
+    async close() {
+      await app.close();
+      await store.close();
+      await cleanup();
+    },
+  };
+}
+
+const WORKFLOW = `name: m
+tasks:
+  ok1: { run: "true" }
+  ok2: { run: "true" }
+  ok3: { run: "true" }
+  bad: { run: "false" }
+  db: { run: "sleep 100", pool: db }
+  gpu1: { run: "true", queue: gpu }
+  gpu2: { run: "true", queue: gpu }
+`;
+
+async function call<T = Record<string, unknown>>(app: FastifyInstance, method: 'GET' | 'POST' | 'PUT', url: string, payload?: unknown) {
+  const r = await app.inject({ method, url, ...(payload === undefined ? {} : { payload: payload as object }) });
+  return { status: r.statusCode, body: (String(r.headers['content-type'] ?? '').startsWith('application/json') ? r.json() : r.body) as T, raw: r };
+}
+
+async function apply(app: FastifyInstance, source: string, file = '/defs/wf.yaml') {
+  const r = await call(app, 'POST', '/api/v1/definitions', { files: [{ path: file, source }] });
+  expect(r.status, JSON.stringify(r.body)).toBe(200);
+}
+
+async function startRun(app: FastifyInstance, workflow: string, labels: Record<string, string> = {}): Promise<Run> {
+  const r = await call<Run>(app, 'POST', '/api/v1/runs', { workflow, labels });
+  expect(r.status, JSON.stringify(r.body)).toBe(201);
+  return r.body;
+}
+
+const worker = (name: string, queues = ['default']) => ({
+  name,
+  host: 'test-host',
+  pid: process.pid,
+  queues,
+  slots: 8,
+  resources: { cpu: 8, memoryBytes: null, custom: {} },
+});
+
+onEveryStore('GET /metrics', (storeName) => {
+  let h: Harness;
+  beforeEach(async () => {
+    h = await harness(storeName);
+  });
+  afterEach(async () => {
+    await h.close();
+  });
+
+  it('3 succeeded, 1 failed, 1 running in a pool of 3, 2 queued on gpu: gauges, histograms and workers as Prometheus reads them', async () => {
+    const { app, store, clock } = h;
+    expect((await call(app, 'PUT', '/api/v1/pools/db', { slots: 3 })).status).toBe(200);
+    await apply(app, WORKFLOW);
+    await startRun(app, 'm');
+    await store.registerWorker(worker('w-busy'));
+    await store.registerWorker(worker('w-idle'));
+    clock.t += 2_000; // every default job waits 2 s in its queue
+    const claimed = await store.claimJobs({ name: 'w-busy', host: 'test-host', queues: ['default'] }, 10, 60_000);
+    const byTask = Object.fromEntries(claimed.map((c) => [c.job.task, c.fence]));
+    expect(Object.keys(byTask).sort()).toEqual(['bad', 'db', 'ok1', 'ok2', 'ok3']);
+    clock.t += 5_000; // the three ok jobs run 5 s
+    for (const t of ['ok1', 'ok2', 'ok3']) await store.completeAttempt(byTask[t]!, { state: 'succeeded', exitCode: 0 });
+    clock.t += 55_000; // bad runs 60 s
+    await store.completeAttempt(byTask.bad!, { state: 'failed', exitCode: 1, error: 'boom', retryable: false });
+    await store.heartbeat('w-busy', [], 60_000);
+    await store.heartbeat('w-idle', [], 60_000);
+
+    const r = await app.inject({ method: 'GET', url: '/metrics' });
+    expect(r.statusCode).toBe(200);
+    expect(r.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
+    const m = parsePrometheusText(r.body);
+
+    expect(m.types.get('gantry_jobs')).toBe('gauge');
+    expect(m.get('gantry_jobs', { state: 'succeeded', queue: 'default' })).toBe(3);
+    expect(m.get('gantry_jobs', { state: 'failed', queue: 'default' })).toBe(1);
+    expect(m.get('gantry_jobs', { state: 'running', queue: 'default' })).toBe(1);
+    expect(m.get('gantry_jobs', { state: 'queued', queue: 'gpu' })).toBe(2);
+    expect(m.get('gantry_jobs', { state: 'queued', queue: 'default' })).toBe(0);
+    expect(m.get('gantry_queue_depth', { queue: 'gpu' })).toBe(2);
+    expect(m.get('gantry_queue_depth', { queue: 'default' })).toBe(0);
+
+    expect(m.get('gantry_pool_slots', { pool: 'db' })).toBe(3);
+    expect(m.get('gantry_pool_slots_used', { pool: 'db' })).toBe(1);
+    expect(m.get('gantry_pool_slots_free', { pool: 'db' })).toBe(2);
+
+    expect(m.get('gantry_workers', { state: 'busy' })).toBe(1);
+    expect(m.get('gantry_workers', { state: 'idle' })).toBe(1);
+    expect(m.get('gantry_workers', { state: 'lost' })).toBe(0);
+    expect(m.get('gantry_worker_running_jobs', { worker: 'w-busy' })).toBe(1);
+    expect(m.get('gantry_worker_slots', { worker: 'w-idle' })).toBe(8);
+
+    expect(m.types.get('gantry_job_duration_seconds')).toBe('histogram');
+    const ok = { queue: 'default', state: 'succeeded' };
+    expect(m.get('gantry_job_duration_seconds_count', ok)).toBe(3);
+    expect(m.get('gantry_job_duration_seconds_sum', ok)).toBeCloseTo(15);
+    expect(m.get('gantry_job_duration_seconds_bucket', { ...ok, le: '1' })).toBe(0);
+    expect(m.get('gantry_job_duration_seconds_bucket', { ...ok, le: '5' })).toBe(3);
+    expect(m.get('gantry_job_duration_seconds_bucket', { ...ok, le: '+Inf' })).toBe(3);
+    const failed = { queue: 'default', state: 'failed' };
+    expect(m.get('gantry_job_duration_seconds_count', failed)).toBe(1);
+    expect(m.get('gantry_job_duration_seconds_sum', failed)).toBeCloseTo(60);
+    expect(m.get('gantry_job_duration_seconds_bucket', { ...failed, le: '30' })).toBe(0);
+    expect(m.get('gantry_job_duration_seconds_bucket', { ...failed, le: '60' })).toBe(1);
+    expect(m.get('gantry_job_queue_wait_seconds_count', { queue: 'default' })).toBe(4);
+    expect(m.get('gantry_job_queue_wait_seconds_sum', { queue: 'default' })).toBeCloseTo(8);
+    expect(m.get('gantry_scheduler_lag_seconds')).toBe(0);
+
+    // Buckets only grow, and +Inf is the count: a histogram Prometheus can use.
+    const buckets = m.samples.filter((s) => s.name === 'gantry_job_duration_seconds_bucket' && s.labels.state === 'succeeded').map((s) => s.value);
+    expect(buckets).toEqual([...buckets].sort((a, b) => a - b));
+
+    // A second scrape observes nothing twice; a job finishing in between is observed once.
+    const db = byTask.db!;
+    clock.t += 1_000;
+    await store.completeAttempt(db, { state: 'succeeded', exitCode: 0 });
+    const m2 = parsePrometheusText((await app.inject({ method: 'GET', url: '/metrics' })).body);
+    expect(m2.get('gantry_job_duration_seconds_count', ok)).toBe(4);
+    expect(m2.get('gantry_job_duration_seconds_count', failed)).toBe(1);
+    expect(m2.get('gantry_pool_slots_used', { pool: 'db' })).toBe(0);
+    expect(m2.get('gantry_workers', { state: 'busy' })).toBe(0);
+    expect(m2.get('gantry_workers', { state: 'idle' })).toBe(2);
+  });
+
+  it('scheduler lag: a retry overdue by 30 s shows 30 s; a worker without heartbeat for long is lost', async () => {
+    const { app, store, clock } = h;
+    await apply(app, `name: r\ntasks:\n  a: { run: "false", retries: { max: 2, delay: 10s } }\n`);
+    await startRun(app, 'r');
+    await store.registerWorker(worker('w1'));
+    const [c] = await store.claimJobs({ name: 'w1', host: 'test-host', queues: ['default'] }, 1, 60_000);
+    await store.completeAttempt(c!.fence, { state: 'failed', exitCode: 1, error: 'x' });
+    clock.t += 40_000; // due 10 s after the failure; no scheduler promoted it
+    const m = parsePrometheusText((await app.inject({ method: 'GET', url: '/metrics' })).body);
+    // retry delays carry a little jitter: about 30 s
+    expect(m.get('gantry_scheduler_lag_seconds')).toBeGreaterThan(27);
+    expect(m.get('gantry_scheduler_lag_seconds')).toBeLessThan(33);
+    expect(m.get('gantry_jobs', { state: 'retrying', queue: 'default' })).toBe(1);
+    expect(m.get('gantry_workers', { state: 'idle' })).toBe(1);
+    clock.t += 60_000; // w1's heartbeat is 100 s old now
+    const m2 = parsePrometheusText((await app.inject({ method: 'GET', url: '/metrics' })).body);
+    expect(m2.get('gantry_workers', { state: 'lost' })).toBe(1);
+    expect(m2.get('gantry_workers', { state: 'idle' })).toBe(0);
+    expect(m2.get('gantry_scheduler_lag_seconds')).toBeGreaterThan(87);
+    expect(m2.get('gantry_worker_slots', { worker: 'w1' })).toBeUndefined();
+  });
+});
+
+onEveryStore('lists: pagination and filters', (storeName) => {
+  let h: Harness;
+  beforeEach(async () => {
+    h = await harness(storeName);
+  });
+  afterEach(async () => {
+    await h.close();
+  });
+
+  it('runs by workflow, label, state, worker and created time; limit/offset pages; jobs by workflow, label, worker, state and started time', async () => {
+    const { app, store, clock } = h;
+    await apply(app, `name: a\ntasks:\n  x: { run: "true" }\n  y: { run: "true", needs: [x] }\n`, '/defs/a.yaml');
+    await apply(app, `name: b\ntasks:\n  x: { run: "true" }\n`, '/defs/b.yaml');
+    const t0 = clock.t;
+    const a1 = await startRun(app, 'a', { lang: 'de' });
+    clock.t += 60_000;
+    const a2 = await startRun(app, 'a', { lang: 'fr' });
+    clock.t += 60_000;
+    const b1 = await startRun(app, 'b', { lang: 'de' });
+    clock.t += 60_000;
+    const a3 = await startRun(app, 'a', { lang: 'de', project: 'z' });
+
+    // w1 takes the x of a1 (started at t0+3m+10s), w2 those of b1 and a3 (t0+4m)
+    clock.t += 10_000;
+    await store.claimJobs({ name: 'w1', host: 'h', queues: ['default'] }, 1, 60_000);
+    clock.t += 50_000;
+    await store.claimJobs({ name: 'w2', host: 'h', queues: ['default'] }, 10, 60_000);
+
+    const runIds = async (q: string) => {
+      const r = await call<{ runs: Run[] }>(app, 'GET', `/api/v1/runs${q}`);
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      return r.body.runs.map((x) => x.id);
+    };
+    expect(await runIds('')).toEqual([a3.id, b1.id, a2.id, a1.id]);
+    expect(await runIds('?workflow=a')).toEqual([a3.id, a2.id, a1.id]);
+    expect(await runIds('?label=lang=de')).toEqual([a3.id, b1.id, a1.id]);
+    expect(await runIds('?label=lang=de&label=project=z')).toEqual([a3.id]);
+    expect(await runIds('?workflow=a&label=lang=de')).toEqual([a3.id, a1.id]);
+    expect(await runIds('?worker=w1')).toEqual([a1.id]);
+    expect(await runIds('?worker=w2')).toEqual([a3.id, b1.id, a2.id]);
+    expect(await runIds(`?since=${t0 + 60_000}`)).toEqual([a3.id, b1.id, a2.id]);
+    expect(await runIds(`?until=${new Date(t0 + 120_000).toISOString()}`)).toEqual([a2.id, a1.id]);
+    expect(await runIds(`?since=${t0 + 60_000}&until=${t0 + 180_000}`)).toEqual([b1.id, a2.id]);
+    expect(await runIds('?since=1h')).toEqual([a3.id, b1.id, a2.id, a1.id]); // a duration ago (of the real clock: runs are minutes old)
+    // pages
+    expect(await runIds('?limit=2')).toEqual([a3.id, b1.id]);
+    expect(await runIds('?limit=2&offset=2')).toEqual([a2.id, a1.id]);
+    expect(await runIds('?limit=2&offset=4')).toEqual([]);
+    expect(await runIds('?state=running&workflow=b')).toEqual([b1.id]);
+
+    const jobIds = async (q: string) => {
+      const r = await call<{ jobs: Job[] }>(app, 'GET', `/api/v1/jobs${q}`);
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      return r.body.jobs.map((j) => j.id).sort();
+    };
+    expect(await jobIds('?workflow=b')).toEqual([`${b1.id}:x`].sort());
+    expect(await jobIds('?label=lang=de&state=pending')).toEqual([`${a1.id}:y`, `${a3.id}:y`].sort());
+    expect(await jobIds('?label=project=z')).toEqual([`${a3.id}:x`, `${a3.id}:y`].sort());
+    expect(await jobIds('?worker=w2&state=running')).toEqual([`${a2.id}:x`, `${a3.id}:x`, `${b1.id}:x`].sort());
+    expect(await jobIds('?worker=w2&workflow=a')).toEqual([`${a2.id}:x`, `${a3.id}:x`].sort());
+    expect(await jobIds(`?since=${t0 + 200_000}`)).toEqual([`${a2.id}:x`, `${a3.id}:x`, `${b1.id}:x`].sort());
+    expect(await jobIds(`?until=${t0 + 200_000}`)).toEqual([`${a1.id}:x`].sort());
+    expect(await jobIds(`?run=${a1.id}&limit=1&offset=1`)).toEqual([`${a1.id}:y`].sort());
+    expect((await jobIds('?limit=3')).length).toBe(3);
+  });
+
+  it('a bad filter value is a 400 naming the field', async () => {
+    const { app } = h;
+    const cases: [string, string][] = [
+      ['/api/v1/runs?limit=-1', 'query.limit'],
+      ['/api/v1/runs?limit=abc', 'query.limit'],
+      ['/api/v1/runs?limit=10001', 'query.limit'],
+      ['/api/v1/runs?offset=1.5', 'query.offset'],
+      ['/api/v1/runs?state=exploded', 'query.state'],
+      ['/api/v1/runs?since=yesterday', 'query.since'],
+      ['/api/v1/runs?until=2026-13-45T99:00', 'query.until'],
+      ['/api/v1/runs?label=nokey', 'query.label'],
+      ['/api/v1/runs?latest=maybe', 'query.latest'],
+      ['/api/v1/jobs?run=x', 'query.run'],
+      ['/api/v1/jobs?state=done', 'query.state'],
+      ['/api/v1/jobs?since=tomorrow', 'query.since'],
+      ['/api/v1/jobs?label==v', 'query.label'],
+      ['/api/v1/jobs?stale=perhaps', 'query.stale'],
+      ['/api/v1/deferred-runs?state=gone', 'query.state'],
+      ['/api/v1/runs/abc', 'path.id'],
+    ];
+    for (const [url, field] of cases) {
+      const r = await call<{ error: string }>(app, 'GET', url);
+      expect(r.status, url).toBe(400);
+      expect(r.body.error, url).toContain(field);
+    }
+  });
+});
+
+describe('API on SQLite: OpenAPI document, body limits, invalid bodies', () => {
+  let h: Harness;
+  beforeEach(async () => {
+    h = await harness('SQLite');
+  });
+  afterEach(async () => {
+    await h.close();
+  });
+
+  it('GET /api/v1/openapi.json: OpenAPI 3.1 with every route, its parameters, bodies and responses; every $ref resolves', async () => {
+    const r = await h.app.inject({ method: 'GET', url: '/api/v1/openapi.json' });
+    expect(r.statusCode).toBe(200);
+    expect(r.headers['content-type']).toMatch(/^application\/json/);
+    const doc = JSON.parse(r.body) as {
+      openapi: string;
+      info: { title: string; version: string };
+      paths: Record<string, Record<string, { summary: string; parameters?: { name: string; in: string; required: boolean }[]; requestBody?: { content: Record<string, unknown> }; responses: Record<string, unknown> }>>;
+      components: { schemas: Record<string, unknown> };
+    };
+    expect(doc.openapi).toBe('3.1.0');
+    expect(doc.info.title).toBe('Gantry');
+
+    const expected = [
+      'GET /api/v1/health', 'GET /api/v1/openapi.json', 'GET /metrics', 'POST /api/v1/definitions', 'GET /api/v1/workflows',
+      'POST /api/v1/runs', 'GET /api/v1/runs', 'GET /api/v1/runs/{id}', 'POST /api/v1/runs/{id}/cancel', 'POST /api/v1/runs/{id}/retry',
+      'GET /api/v1/deferred-runs', 'POST /api/v1/deferred-runs/{id}/cancel', 'GET /api/v1/jobs', 'GET /api/v1/jobs/{id}',
+      'POST /api/v1/jobs/{id}/cancel', 'GET /api/v1/logs', 'GET /api/v1/events', 'GET /api/v1/workers', 'GET /api/v1/pools', 'PUT /api/v1/pools/{name}',
+    ];
+    const documented = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`));
+    expect(documented.sort()).toEqual([...expected].sort());
+    // every route the server has is described (a route added without a description shows as undocumented)
+    for (const [p, ops] of Object.entries(doc.paths))
+      for (const [m, op] of Object.entries(ops)) {
+        expect(op.summary, `${m} ${p}`).not.toBe('(undocumented)');
+        expect(h.app.hasRoute({ method: m.toUpperCase() as 'GET', url: p.replace(/\{(\w+)\}/g, ':$1') }), `${m} ${p}`).toBe(true);
+        for (const name of [...p.matchAll(/\{(\w+)\}/g)].map((x) => x[1]))
+          expect(op.parameters?.find((x) => x.in === 'path' && x.name === name)?.required, `${m} ${p}: path parameter ${name}`).toBe(true);
+        expect(Object.keys(op.responses).length, `${m} ${p}`).toBeGreaterThan(0);
+      }
+    expect(Object.keys(ROUTES).length).toBe(expected.length);
+
+    const q = (p: string, m = 'get') => (doc.paths[p]![m]!.parameters ?? []).filter((x) => x.in === 'query').map((x) => x.name).sort();
+    expect(q('/api/v1/runs')).toEqual(['label', 'latest', 'limit', 'namespace', 'offset', 'since', 'state', 'until', 'worker', 'workflow']);
+    expect(q('/api/v1/jobs')).toEqual(['label', 'limit', 'namespace', 'offset', 'run', 'since', 'stale', 'state', 'until', 'worker', 'workflow']);
+    for (const [p, m] of [['/api/v1/definitions', 'post'], ['/api/v1/runs', 'post'], ['/api/v1/runs/{id}/retry', 'post'], ['/api/v1/pools/{name}', 'put']] as const)
+      expect(doc.paths[p]![m]!.requestBody?.content['application/json'], `${m} ${p}`).toBeDefined();
+    const runBody = (doc.paths['/api/v1/runs']!.post!.requestBody!.content['application/json'] as { schema: { properties: Record<string, unknown>; required: string[] } }).schema;
+    expect(Object.keys(runBody.properties).sort()).toEqual(['at', 'force', 'labels', 'namespace', 'params', 'priority', 'workflow']);
+    expect(runBody.required).toEqual(['workflow']);
+
+    // every $ref points at a component that exists
+    const refs = [...r.body.matchAll(/"\$ref":"([^"]+)"/g)].map((x) => x[1]!);
+    expect(refs.length).toBeGreaterThan(10);
+    for (const ref of new Set(refs)) {
+      expect(ref).toMatch(/^#\/components\/schemas\//);
+      expect(doc.components.schemas[ref.slice('#/components/schemas/'.length)], ref).toBeDefined();
+    }
+    const job = doc.components.schemas.Job as { properties: Record<string, unknown> };
+    expect(Object.keys(job.properties)).toEqual(expect.arrayContaining(['id', 'runId', 'task', 'chunk', 'state', 'attempts', 'worker', 'startedAt', 'finishedAt', 'error']));
+  });
+
+  it('a body over the limit is a 413 with a JSON error, not a 500; definitions take up to 10 MiB', async () => {
+    const { app } = h;
+    const big = JSON.stringify({ workflow: 'x', params: { blob: 'a'.repeat(2 * 1024 * 1024) } });
+    const r = await call<{ error: string }>(app, 'POST', '/api/v1/runs', JSON.parse(big));
+    expect(r.status).toBe(413);
+    expect(r.body.error).toMatch(/request body too large: POST \/api\/v1\/runs takes at most 1 MiB/);
+
+    const source = `name: big\ndescription: "${'d'.repeat(3 * 1024 * 1024)}"\ntasks:\n  a: { run: "true" }\n`;
+    const ok = await call<{ applied: { name: string }[] }>(app, 'POST', '/api/v1/definitions', { files: [{ path: '/d/big.yaml', source }] });
+    expect(ok.status, JSON.stringify(ok.body).slice(0, 300)).toBe(200);
+    expect(ok.body.applied.map((a) => a.name)).toEqual(['big']);
+
+    const huge = await call<{ error: string }>(app, 'POST', '/api/v1/definitions', { files: [{ path: '/d/huge.yaml', source: 'x'.repeat(11 * 1024 * 1024) }] });
+    expect(huge.status).toBe(413);
+    expect(huge.body.error).toMatch(/at most 10 MiB/);
+    expect((await call(app, 'GET', '/api/v1/health')).status).toBe(200);
+  });
+
+  it('invalid bodies are 400 with the field paths', async () => {
+    const { app } = h;
+    const cases: [string, string, unknown, string[]][] = [
+      ['POST', '/api/v1/definitions', { files: [{ path: '', source: 1 }] }, ['body.files.0.path', 'body.files.0.source']],
+      ['POST', '/api/v1/definitions', { files: [] }, ['body.files']],
+      ['POST', '/api/v1/runs', { workflow: 5, priority: 1.5, extra: true }, ['body.workflow', 'body.priority', 'body']],
+      ['POST', '/api/v1/runs', { workflow: 'x', labels: { a: 1 } }, ['body.labels.a']],
+      ['POST', '/api/v1/runs/1/retry', { failed: 'yes' }, ['body.failed']],
+      ['PUT', '/api/v1/pools/db', { slots: -1 }, ['body.slots']],
+      ['PUT', '/api/v1/pools/db', {}, ['body.slots']],
+    ];
+    for (const [method, url, payload, paths] of cases) {
+      const r = await call<{ error: string; issues: { path: string }[] }>(app, method as 'POST', url, payload);
+      expect(r.status, `${method} ${url} ${JSON.stringify(payload)}`).toBe(400);
+      expect(r.body.issues.map((i) => i.path), `${method} ${url}`).toEqual(expect.arrayContaining(paths));
+    }
+    const notJson = await app.inject({ method: 'POST', url: '/api/v1/runs', payload: '{"workflow":', headers: { 'content-type': 'application/json' } });
+    expect(notJson.statusCode).toBe(400);
+    expect(notJson.json()).toHaveProperty('error');
+  });
+});
