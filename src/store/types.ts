@@ -498,7 +498,6 @@ export interface Store {
   // events (outbox)
   readEvents(afterId: number, filter: { runId?: number }, limit?: number): Promise<StoreEvent[]>;
   lastEventId(): Promise<number>;
-}
 
   // metrics (read only, set-based: one query each however many jobs)
   jobCounts(): Promise<JobCount[]>;
@@ -508,3 +507,4 @@ export interface Store {
    * cursor moves over every event, finished jobs or not.
    */
   finishedJobTimings(afterEventId: number, limit: number): Promise<{ lastEventId: number; jobs: FinishedJobTiming[] }>;
+}

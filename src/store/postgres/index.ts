@@ -1572,9 +1572,6 @@ export class PostgresStore implements Store {
     return (await this.one<{ id: number }>(`SELECT coalesce(max(id), 0)::bigint AS id FROM events`))!.id;
   }
 
-  async readEvents(afterId: number, filter: { runId?: number }, limit = 1000): Promise<StoreEvent[]> {
-    const rows =
-      filter.runId !== undefined
   async jobCounts(): Promise<JobCount[]> {
     return this.all<JobCount>(`SELECT state, queue, count(*)::int AS count FROM jobs GROUP BY state, queue`);
   }
@@ -1590,6 +1587,9 @@ export class PostgresStore implements Store {
     return finishedTimings(afterEventId, rows);
   }
 
+  async readEvents(afterId: number, filter: { runId?: number }, limit = 1000): Promise<StoreEvent[]> {
+    const rows =
+      filter.runId !== undefined
         ? await this.all<EventRowDb>(
             `SELECT e.*, j.task, j.chunk FROM events e LEFT JOIN jobs j ON j.id = e.job_id WHERE e.run_id = $1 AND e.id > $2 ORDER BY e.id LIMIT $3`,
             [filter.runId, afterId, limit],

@@ -1102,9 +1102,6 @@ export class SqliteStore implements Store {
     return (this.sql(`SELECT ifnull(max(id), 0) AS id FROM events`).get() as { id: number }).id;
   }
 
-  async readEvents(afterId: number, filter: { runId?: number }, limit = 1000): Promise<StoreEvent[]> {
-    const rows = (
-      filter.runId !== undefined
   async jobCounts(): Promise<JobCount[]> {
     return this.sql(`SELECT state, queue, count(*) AS count FROM jobs GROUP BY state, queue`).all() as JobCount[];
   }
@@ -1119,6 +1116,9 @@ export class SqliteStore implements Store {
     return finishedTimings(afterEventId, rows);
   }
 
+  async readEvents(afterId: number, filter: { runId?: number }, limit = 1000): Promise<StoreEvent[]> {
+    const rows = (
+      filter.runId !== undefined
         ? this.sql(
               `SELECT e.*, j.task, j.chunk FROM events e LEFT JOIN jobs j ON j.id = e.job_id WHERE e.run_id = ? AND e.id > ? ORDER BY e.id LIMIT ?`,
             )
