@@ -1,5 +1,5 @@
 // Mapping of database rows (same columns in SQLite and PostgreSQL) to the Store's plain objects.
-import type { Attempt, AttemptState, Capacity, LostAttempt, Job, JobState, Run, RunState, SkipReason, StoreEvent, StoredDefinition, StoredLogLine, WorkerRow } from './types.js';
+import type { Attempt, AttemptState, Capacity, LostAttempt, Job, JobState, Run, RunState, SkipReason, StoreEvent, StoredDefinition, StoredLogLine, WorkerRow, WorkerStopMode } from './types.js';
 import type { Definition } from '../spec/model.js';
 import { addCapacity, freeOf, NO_CAPACITY, type LiveWorker } from './claimSelection.js';
 import { formatJobId } from './jobId.js';
@@ -203,6 +203,12 @@ export interface WorkerRowDb {
   cpu: number;
   memory: number | null;
   resources: string;
+}
+
+const STOP_RANK: Record<WorkerStopMode, number> = { drain: 1, stop: 2, terminate: 3 };
+/** A stop request never weakens an earlier one (stop after terminate stays terminate). */
+export function strongerStopMode(old: WorkerStopMode | null, next: WorkerStopMode): WorkerStopMode {
+  return old !== null && STOP_RANK[old] >= STOP_RANK[next] ? old : next;
 }
 
 export function toWorker(r: WorkerRowDb, running: string[], used: Capacity): WorkerRow {

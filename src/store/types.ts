@@ -196,6 +196,13 @@ export interface WorkerRow extends WorkerInfo {
   used: Capacity;
 }
 
+/**
+ * What an operator asked a worker to do (it is `draining` meanwhile): drain =
+ * finish running jobs and claim no more; stop = drain, then exit; terminate =
+ * kill running jobs now, give them back as lost (requeued), then exit.
+ */
+export type WorkerStopMode = 'drain' | 'stop' | 'terminate';
+
 /** What a claiming worker has free right now (slots are the claim's limit). */
 export type FreeCapacity = Capacity;
 
@@ -293,6 +300,8 @@ export type StoreSignal =
   /** definitions or deferred starts changed: wakes the scheduler to recompute its next start */
   | { type: 'schedules' }
   | { type: 'revoked'; fences: number[] }
+  /** an operator asked this worker to drain or stop (gantry drain / stop): it reads its stop mode */
+  | { type: 'worker'; name: string }
   | { type: 'events' }
   | { type: 'logs' };
 
@@ -396,14 +405,15 @@ export interface Store {
   getRun(id: number): Promise<Run | null>;
   getRunSpec(id: number): Promise<WorkflowSpec>;
   listRuns(filter: RunFilter): Promise<Run[]>;
-  cancelRun(id: number): Promise<Run>;
+  /** `clean`: the workers running its jobs also delete those jobs' final-path outputs once their processes are gone (cleanRequested) */
+  cancelRun(id: number, opts?: { clean?: boolean }): Promise<Run>;
   retryRun(id: number, opts: { failedOnly: boolean; force: boolean }): Promise<{ run: Run; reset: number }>;
 
   // jobs
   listJobs(filter: JobFilter): Promise<Job[]>;
   getJob(id: string): Promise<Job | null>;
   listAttempts(jobId: string): Promise<Attempt[]>;
-  cancelJob(id: string): Promise<Job>;
+  cancelJob(id: string, opts?: { clean?: boolean }): Promise<Job>;
 
   // worker transitions
   registerWorker(info: WorkerInfo): Promise<void>;
@@ -411,6 +421,17 @@ export interface Store {
   heartbeat(worker: string, fences: { fence: number; progress: number | null }[], leaseMs: number): Promise<number[]>;
   stopWorker(worker: string): Promise<void>;
   listWorkers(): Promise<WorkerRow[]>;
+  /**
+   * Asks a worker to drain, stop or terminate (see WorkerStopMode): it shows as
+   * `draining` until it stops; a request never weakens an earlier one. The worker
+   * learns it from a `worker` signal or its next heartbeat. NotFoundError for an
+   * unknown worker, ConflictError for a stopped one. registerWorker clears it.
+   */
+  requestWorkerStop(name: string, mode: WorkerStopMode): Promise<WorkerRow>;
+  /** what was asked of this worker; null: nothing (it is active) */
+  workerStopMode(name: string): Promise<WorkerStopMode | null>;
+  /** whether the attempt was cancelled with `clean` (its partial final-path outputs are to be deleted) */
+  cleanRequested(fence: number): Promise<boolean>;
   /**
    * Claims up to `limit` jobs of the worker's queues, in priority then enqueue order,
    * that fit `free` (unlimited when absent) and whose pool has a free slot.

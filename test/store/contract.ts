@@ -278,6 +278,40 @@ tasks:
       expect((await store.listAttempts(`${run.id}:a`))[0]!.state).toBe('cancelled');
     });
 
+    it('asks a worker to drain, stop or terminate: shown as draining, never weakened, cleared when it registers again', async () => {
+      const info = { name: 'w1', host: 'test-host', pid: 1, queues: ['default'], slots: 1, resources: { cpu: 1, memoryBytes: null, custom: {} } };
+      await store.registerWorker(info);
+      expect(await store.workerStopMode('w1')).toBeNull();
+      const signals: StoreSignal[] = [];
+      const off = store.subscribe((s) => signals.push(s));
+      expect((await store.requestWorkerStop('w1', 'drain')).state).toBe('draining');
+      off();
+      expect(signals).toContainEqual({ type: 'worker', name: 'w1' });
+      expect(await store.workerStopMode('w1')).toBe('drain');
+      await store.requestWorkerStop('w1', 'terminate');
+      await store.requestWorkerStop('w1', 'stop');
+      expect(await store.workerStopMode('w1')).toBe('terminate');
+      expect((await store.listWorkers())[0]!.state).toBe('draining');
+      await store.registerWorker(info); // the worker started again (a deploy): active, nothing asked
+      expect(await store.workerStopMode('w1')).toBeNull();
+      expect((await store.listWorkers())[0]!.state).toBe('active');
+      await expect(store.requestWorkerStop('nobody', 'drain')).rejects.toBeInstanceOf(NotFoundError);
+      await store.stopWorker('w1');
+      await expect(store.requestWorkerStop('w1', 'stop')).rejects.toBeInstanceOf(ConflictError);
+      expect(await store.workerStopMode('w1')).toBeNull();
+    });
+
+    it('records cancel --clean on the attempts it revokes, and only there', async () => {
+      await define(`name: clean\ntasks:\n  a: { run: "sleep 100" }\n  b: { run: "sleep 100" }\n`);
+      const r1 = await startRun(store, { workflow: 'clean' });
+      const [x, y] = await claim();
+      await store.cancelJob(x!.job.id);
+      expect(await store.cleanRequested(x!.fence)).toBe(false);
+      await store.cancelRun(r1.id, { clean: true });
+      expect(await store.cleanRequested(y!.fence)).toBe(true);
+      expect(await store.cleanRequested(x!.fence)).toBe(false);
+    });
+
     it('cancels one job: its dependents are skipped and the run ends cancelled', async () => {
       await define(`name: cancel1\ntasks:\n  a: { run: "sleep 100" }\n  b: { run: "true", needs: [a] }\n  c: { run: "true" }\n`);
       const run = await startRun(store, { workflow: 'cancel1' });

@@ -45,6 +45,8 @@ import {
   type JobCount,
   type FinishedJobTiming,
 } from '../types.js';
+import type { WorkerStopMode } from '../types.js';
+import { strongerStopMode } from '../rows.js';
 import type { Overlap } from '../../spec/model.js';
 import { toDeferred, toMark, type DeferredRowDb, type MarkRowDb } from '../scheduleRows.js';
 import { chunkGroup, selectClaims, unfittableReason, type LiveWorker } from '../claimSelection.js';
@@ -237,7 +239,7 @@ export class PostgresStore implements Store {
     const c = await this.checkout();
     const signals: StoreSignal[] = [];
     const signal = (s: StoreSignal) => {
-      if (s.type === 'revoked' || !signals.some((p) => p.type === s.type)) signals.push(s);
+      if (s.type === 'revoked' || s.type === 'worker' || !signals.some((p) => p.type === s.type)) signals.push(s);
     };
     let result: T;
     try {
@@ -552,7 +554,7 @@ export class PostgresStore implements Store {
     return rows.map((r) => toRun(r, Object.fromEntries(counts.filter((c) => c.run_id === r.id).map((c) => [c.state, c.n]))));
   }
 
-  async cancelRun(id: number): Promise<Run> {
+  async cancelRun(id: number, opts: { clean?: boolean } = {}): Promise<Run> {
     const now = this.clock.now();
     await this.tx(async (c, signal) => {
       // Job rows first, then the run row: the order completions take them in, so the two cannot deadlock.
@@ -565,7 +567,7 @@ export class PostgresStore implements Store {
       const run = (await c.query<{ state: RunState; namespace: string; workflow: string }>(prepared(`SELECT state, namespace, workflow FROM runs WHERE id = $1 FOR UPDATE`, [id]))).rows[0];
       if (!run) throw new NotFoundError(`no run ${id}`);
       if (run.state !== 'running' && run.state !== 'queued') throw new ConflictError(`run ${id} has already ${run.state}`);
-      await this.cancelRunRow(c, signal, id, jobs, run, now);
+      await this.cancelRunRow(c, signal, id, jobs, run, now, opts.clean === true);
     });
     return (await this.getRun(id))!;
   }
@@ -578,19 +580,20 @@ export class PostgresStore implements Store {
     jobs: { id: number; fence: number | null; state: JobState }[],
     run: { namespace: string; workflow: string },
     now: number,
+    clean = false,
   ): Promise<void> {
-    const fences = await this.cancelJobRows(c, signal, jobs, now);
+    const fences = await this.cancelJobRows(c, signal, jobs, now, clean);
     await c.query(prepared(`UPDATE runs SET state = 'cancelled', finished_at = $1 WHERE id = $2`, [now, id]));
     await this.runEvent(c, signal, id, 'cancelled', now);
     if (fences.length) signal({ type: 'revoked', fences });
     await this.startQueuedRuns(c, signal, run.namespace, run.workflow, now);
   }
 
-  private async cancelJobRows(c: Q, signal: Sig, jobs: { id: number; fence: number | null; state: JobState }[], now: number): Promise<number[]> {
+  private async cancelJobRows(c: Q, signal: Sig, jobs: { id: number; fence: number | null; state: JobState }[], now: number, clean = false): Promise<number[]> {
     const ids = jobs.map((j) => j.id);
     const fences = jobs.filter((j) => j.state === 'running' && j.fence !== null).map((j) => j.fence!);
     if (fences.length)
-      await c.query(prepared(`UPDATE attempts SET state = 'cancelled', finished_at = $1, error = 'cancelled by request' WHERE id = ANY($2::bigint[])`, [now, fences]));
+      await c.query(prepared(`UPDATE attempts SET state = 'cancelled', finished_at = $1, error = 'cancelled by request', clean = $3 WHERE id = ANY($2::bigint[])`, [now, fences, clean]));
     await c.query(prepared(
       `UPDATE jobs SET state = 'cancelled', finished_at = $1, fence = NULL, lease_until = NULL, error = coalesce(error, 'cancelled by request')
        WHERE id = ANY($2::bigint[])`,
@@ -695,13 +698,13 @@ export class PostgresStore implements Store {
     ).map(toAttempt);
   }
 
-  async cancelJob(id: string): Promise<Job> {
+  async cancelJob(id: string, opts: { clean?: boolean } = {}): Promise<Job> {
     const now = this.clock.now();
     await this.tx(async (c, signal) => {
       const j = await this.jobRowByPublicId(c, id, true);
       if (!j) throw new NotFoundError(`no job ${id}`);
       if (!['pending', 'queued', 'running', 'retrying'].includes(j.state)) throw new ConflictError(`job ${id} has already ${j.state}`);
-      const fences = await this.cancelJobRows(c, signal, [{ id: j.id, fence: j.fence, state: j.state }], now);
+      const fences = await this.cancelJobRows(c, signal, [{ id: j.id, fence: j.fence, state: j.state }], now, opts.clean === true);
       if (fences.length) signal({ type: 'revoked', fences });
       await this.settle(c, signal, [], [j.id], [], now);
       return j.run_id;
@@ -717,7 +720,7 @@ export class PostgresStore implements Store {
       `INSERT INTO workers (name, host, pid, queues, slots, cpu, memory, resources, state, started_at, heartbeat_at)
        VALUES ($1, $2, $3, $4, $5, $7, $8, $9, 'active', $6, $6)
        ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid, queues = excluded.queues, slots = excluded.slots,
-         cpu = excluded.cpu, memory = excluded.memory, resources = excluded.resources,
+         cpu = excluded.cpu, memory = excluded.memory, resources = excluded.resources, stop_mode = NULL,
          state = 'active', started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at`,
       [w.name, w.host, w.pid, JSON.stringify(w.queues), w.slots, now, w.resources.cpu, w.resources.memoryBytes, JSON.stringify(w.resources.custom)],
     ));
@@ -753,6 +756,26 @@ export class PostgresStore implements Store {
       const mine = running.filter((j) => j.worker === r.name);
       return toWorker(r, mine.map((j) => formatJobId(j.run_id, j.task, j.chunk)), usedBy(mine));
     });
+  }
+
+  async requestWorkerStop(name: string, mode: WorkerStopMode): Promise<WorkerRow> {
+    await this.tx(async (c, signal) => {
+      const w = (await c.query<{ state: WorkerRow['state']; stop_mode: WorkerStopMode | null }>(`SELECT state, stop_mode FROM workers WHERE name = $1 FOR UPDATE`, [name])).rows[0];
+      if (!w) throw new NotFoundError(`no worker ${name}`);
+      if (w.state === 'stopped') throw new ConflictError(`worker ${name} has stopped`);
+      await c.query(`UPDATE workers SET state = 'draining', stop_mode = $1 WHERE name = $2`, [strongerStopMode(w.stop_mode, mode), name]);
+      signal({ type: 'worker', name });
+    });
+    return (await this.listWorkers()).find((w) => w.name === name)!;
+  }
+
+  async workerStopMode(name: string): Promise<WorkerStopMode | null> {
+    const w = (await this.pool.query<{ state: string; stop_mode: WorkerStopMode | null }>(prepared(`SELECT state, stop_mode FROM workers WHERE name = $1`, [name]))).rows[0];
+    return w?.state === 'draining' ? w.stop_mode : null;
+  }
+
+  async cleanRequested(fence: number): Promise<boolean> {
+    return (await this.pool.query<{ clean: boolean }>(prepared(`SELECT clean FROM attempts WHERE id = $1`, [fence]))).rows[0]?.clean === true;
   }
 
   async claimJobs(worker: { name: string; host: string; queues: string[] }, limit: number, leaseMs: number, free?: FreeCapacity): Promise<ClaimedJob[]> {

@@ -234,6 +234,11 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX deferred_runs_waiting ON deferred_runs (due_at, id) WHERE state = 'waiting';
   `,
+  // graceful worker stops (gantry drain / stop [--terminate]) and cancel --clean
+  `
+  ALTER TABLE workers ADD COLUMN stop_mode text;
+  ALTER TABLE attempts ADD COLUMN clean boolean NOT NULL DEFAULT false;
+  `,
 ];
 
 /** Arbitrary constant naming Gantry's migration lock. */

@@ -42,6 +42,8 @@ import {
   type JobCount,
   type FinishedJobTiming,
 } from '../types.js';
+import type { WorkerStopMode } from '../types.js';
+import { strongerStopMode } from '../rows.js';
 import type { Overlap } from '../../spec/model.js';
 import { toDeferred, toMark, type DeferredRowDb, type MarkRowDb } from '../scheduleRows.js';
 import { chunkGroup, selectClaims, unfittableReason, type LiveWorker } from '../claimSelection.js';
@@ -157,8 +159,8 @@ export class SqliteStore implements Store {
   }
 
   private signal(s: StoreSignal): void {
-    if (!this.pendingSignals.some((p) => p.type === s.type && s.type !== 'revoked')) this.pendingSignals.push(s);
-    else if (s.type === 'revoked') this.pendingSignals.push(s);
+    // revoked and worker signals carry their own fences / names: never merged
+    if (s.type === 'revoked' || s.type === 'worker' || !this.pendingSignals.some((p) => p.type === s.type)) this.pendingSignals.push(s);
   }
 
   // ---------------------------------------------------------------- definitions
@@ -366,25 +368,25 @@ export class SqliteStore implements Store {
     return rows.map((r) => toRun(r, this.countsFor(r.id)));
   }
 
-  async cancelRun(id: number): Promise<Run> {
+  async cancelRun(id: number, opts: { clean?: boolean } = {}): Promise<Run> {
     const now = this.clock.now();
     this.tx(() => {
       const run = this.sql(`SELECT state FROM runs WHERE id = ?`).get(id) as { state: RunState } | undefined;
       if (!run) throw new NotFoundError(`no run ${id}`);
       if (run.state !== 'running' && run.state !== 'queued') throw new ConflictError(`run ${id} has already ${run.state}`);
-      this.cancelRunRow(id, now);
+      this.cancelRunRow(id, now, opts.clean === true);
     });
     return (await this.getRun(id))!;
   }
 
   /** Cancels an active run inside the caller's transaction: its active jobs, running attempts revoked; starts the next queued run. */
-  private cancelRunRow(id: number, now: number): void {
+  private cancelRunRow(id: number, now: number, clean = false): void {
     const jobs = this.sql(`SELECT id, fence, state FROM jobs WHERE run_id = ? AND state IN ${ACTIVE}`).all(id) as {
       id: number;
       fence: number | null;
       state: JobState;
     }[];
-    const fences = this.cancelJobRows(jobs, now);
+    const fences = this.cancelJobRows(jobs, now, clean);
     this.sql(`UPDATE runs SET state = 'cancelled', finished_at = ? WHERE id = ?`).run(now, id);
     this.runEvent(id, 'cancelled', now);
     if (fences.length) this.signal({ type: 'revoked', fences });
@@ -393,14 +395,14 @@ export class SqliteStore implements Store {
   }
 
   /** Marks the given active jobs cancelled (and their running attempts); returns the revoked fences. */
-  private cancelJobRows(jobs: { id: number; fence: number | null; state: JobState }[], now: number): number[] {
+  private cancelJobRows(jobs: { id: number; fence: number | null; state: JobState }[], now: number, clean = false): number[] {
     const ids = jobs.map((j) => j.id);
     const fences = jobs.filter((j) => j.state === 'running' && j.fence !== null).map((j) => j.fence!);
     if (fences.length)
       this.sql(
-          `UPDATE attempts SET state = 'cancelled', finished_at = ?, error = 'cancelled by request' WHERE id IN (SELECT value FROM json_each(?))`,
+          `UPDATE attempts SET state = 'cancelled', finished_at = ?, error = 'cancelled by request', clean = ? WHERE id IN (SELECT value FROM json_each(?))`,
         )
-        .run(now, JSON.stringify(fences));
+        .run(now, clean ? 1 : 0, JSON.stringify(fences));
     this.sql(
         `UPDATE jobs SET state = 'cancelled', finished_at = ?, fence = NULL, lease_until = NULL, error = coalesce(error, 'cancelled by request')
          WHERE id IN (SELECT value FROM json_each(?))`,
@@ -497,13 +499,13 @@ export class SqliteStore implements Store {
     return rows.map(toAttempt);
   }
 
-  async cancelJob(id: string): Promise<Job> {
+  async cancelJob(id: string, opts: { clean?: boolean } = {}): Promise<Job> {
     const now = this.clock.now();
     this.tx(() => {
       const j = this.jobRowByPublicId(id);
       if (!j) throw new NotFoundError(`no job ${id}`);
       if (!['pending', 'queued', 'running', 'retrying'].includes(j.state)) throw new ConflictError(`job ${id} has already ${j.state}`);
-      const fences = this.cancelJobRows([{ id: j.id, fence: j.fence, state: j.state }], now);
+      const fences = this.cancelJobRows([{ id: j.id, fence: j.fence, state: j.state }], now, opts.clean === true);
       if (fences.length) this.signal({ type: 'revoked', fences });
       this.settle([], [j.id], [], now);
       this.finishRunIfDone(j.run_id, now);
@@ -520,7 +522,7 @@ export class SqliteStore implements Store {
           `INSERT INTO workers (name, host, pid, queues, slots, cpu, memory, resources, state, started_at, heartbeat_at)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)
            ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid, queues = excluded.queues, slots = excluded.slots,
-             cpu = excluded.cpu, memory = excluded.memory, resources = excluded.resources,
+             cpu = excluded.cpu, memory = excluded.memory, resources = excluded.resources, stop_mode = NULL,
              state = 'active', started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at`,
         )
         .run(w.name, w.host, w.pid, JSON.stringify(w.queues), w.slots, w.resources.cpu, w.resources.memoryBytes, JSON.stringify(w.resources.custom), now, now);
@@ -553,6 +555,26 @@ export class SqliteStore implements Store {
       const mine = running.filter((j) => j.worker === r.name);
       return toWorker(r, mine.map((j) => formatJobId(j.run_id, j.task, j.chunk)), usedBy(mine));
     });
+  }
+
+  async requestWorkerStop(name: string, mode: WorkerStopMode): Promise<WorkerRow> {
+    this.tx(() => {
+      const w = this.sql(`SELECT state, stop_mode FROM workers WHERE name = ?`).get(name) as { state: WorkerRow['state']; stop_mode: WorkerStopMode | null } | undefined;
+      if (!w) throw new NotFoundError(`no worker ${name}`);
+      if (w.state === 'stopped') throw new ConflictError(`worker ${name} has stopped`);
+      this.sql(`UPDATE workers SET state = 'draining', stop_mode = ? WHERE name = ?`).run(strongerStopMode(w.stop_mode, mode), name);
+      this.signal({ type: 'worker', name });
+    });
+    return (await this.listWorkers()).find((w) => w.name === name)!;
+  }
+
+  async workerStopMode(name: string): Promise<WorkerStopMode | null> {
+    const w = this.sql(`SELECT state, stop_mode FROM workers WHERE name = ?`).get(name) as { state: string; stop_mode: WorkerStopMode | null } | undefined;
+    return w?.state === 'draining' ? w.stop_mode : null;
+  }
+
+  async cleanRequested(fence: number): Promise<boolean> {
+    return (this.sql(`SELECT clean FROM attempts WHERE id = ?`).get(fence) as { clean: number } | undefined)?.clean === 1;
   }
 
   async claimJobs(worker: { name: string; host: string; queues: string[] }, limit: number, leaseMs: number, free?: FreeCapacity): Promise<ClaimedJob[]> {

@@ -230,6 +230,11 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX deferred_runs_waiting ON deferred_runs (due_at, id) WHERE state = 'waiting';
   `,
+  // graceful worker stops (gantry drain / stop [--terminate]) and cancel --clean
+  `
+  ALTER TABLE workers ADD COLUMN stop_mode TEXT;
+  ALTER TABLE attempts ADD COLUMN clean INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
 export function migrateSqlite(db: Database.Database): number {
