@@ -66,3 +66,19 @@ export async function discardStaging(outputs: Record<string, string>, fence: num
     await fs.rmdir(path.dirname(dir)).catch(() => undefined); // only when empty
   }
 }
+
+/**
+ * `gantry cancel --clean`: deletes what a cancelled attempt left at its outputs'
+ * final paths (a command that wrote there directly, not to its staging path).
+ * Only called for attempts that were cancelled while running: a completed job's
+ * outputs are never touched.
+ */
+export async function removeFinalOutputs(outputs: Record<string, string>): Promise<string[]> {
+  const removed: string[] = [];
+  for (const finalPath of Object.values(outputs)) {
+    if (!existsSync(finalPath)) continue;
+    await fs.rm(finalPath, { recursive: true, force: true });
+    removed.push(finalPath);
+  }
+  return removed;
+}

@@ -15,11 +15,12 @@ import { expandWorkflow, ExpansionError, workflowKey, type ExpandedTask, type Ta
 import { chunkContext, jobStep, planChunks, splitArray, type JobStep } from './jobStep.js';
 import { snapshotLookup } from '../spec/snapshot.js';
 import { formatDuration } from '../spec/duration.js';
-import { ConflictError, NotFoundError, StaleFenceError, type AttemptOutcome, type Capacity, type ClaimedJob, type LogLine, type Store } from '../store/types.js';
+import { ConflictError, NotFoundError, StaleFenceError, type AttemptOutcome, type Capacity, type ClaimedJob, type LogLine, type Store, type WorkerStopMode } from '../store/types.js';
+import { strongerStopMode } from '../store/rows.js';
 import { addCapacity, freeOf, NO_CAPACITY } from '../store/claimSelection.js';
 import type { Logger } from '../log.js';
 import { LogShipper } from './logShipper.js';
-import { allOutputsExist, commitOutputs, discardStaging, missingStagedOutputs, prepareStaging } from './outputs.js';
+import { allOutputsExist, commitOutputs, discardStaging, missingStagedOutputs, prepareStaging, removeFinalOutputs } from './outputs.js';
 import { runCommand } from './runCommand.js';
 import { CompletionBatcher } from './completionBatcher.js';
 import { killLostAttempt } from './processTree.js';
@@ -64,7 +65,9 @@ interface ActiveAttempt {
   need: Capacity;
   abort: AbortController;
   /** why it was aborted: decides how the attempt ends */
-  abortReason: 'timeout' | 'revoked' | 'shutdown' | null;
+  abortReason: 'timeout' | 'stalled' | 'revoked' | 'shutdown' | 'terminated' | null;
+  /** last output line or progress report: what stall_timeout measures from */
+  lastActivity: number;
   progress: number | null;
   /** tells the job's supervisor the lease was renewed */
   renew: (() => void) | null;
@@ -88,6 +91,7 @@ const SUPERVISE_FRACTION = 0.8;
 /** what bin/gantry-supervise prints before it kills a job */
 const SUPERVISOR_KILL_LINE = 'gantry-supervise: the worker stopped renewing';
 const ORPHAN_CHECK_MS = 2_000;
+const STOP_CHECK_MS = 1_000;
 /** how far back lost attempts are looked at (pids are reused eventually) */
 const ORPHAN_WINDOW_MS = 60 * 60_000;
 const PROGRESS_LINE = /^gantry-progress\s+(\d+(?:\.\d+)?)\s*$/;
@@ -97,6 +101,12 @@ export class Worker {
   /** per run: its snapshot expanded once (sub-workflows inlined), by task id in the run */
   private readonly plans = new Map<number, Promise<Map<string, ExpandedTask>>>();
   private stopping = false;
+  /** what an operator (or SIGTERM) asked of this worker; set: it claims nothing new */
+  private stopMode: WorkerStopMode | null = null;
+  private exiting: Promise<void> | null = null;
+  private resolveStopped!: () => void;
+  /** resolves once a requested stop (gantry stop, SIGTERM) has ended this worker: its process may exit */
+  readonly stopped = new Promise<void>((r) => (this.resolveStopped = r));
   private wake: (() => void) | null = null;
   private loopDone: Promise<void> | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
@@ -125,10 +135,14 @@ export class Worker {
     this.unsubscribe = this.store.subscribe((s) => {
       if (s.type === 'queued') this.wake?.();
       else if (s.type === 'revoked') for (const f of s.fences) this.abortAttempt(f, 'revoked');
+      else if (s.type === 'worker' && s.name === this.o.name) void this.readStopMode();
     });
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.o.heartbeatMs);
     await this.killOrphans();
     this.orphanTimer = setInterval(() => void this.killOrphans(), ORPHAN_CHECK_MS);
+    // SQLite has no cross-process signal: a drain or stop asked by another process is read this often
+    // (PostgreSQL's NOTIFY brings it at once; the heartbeat reads it too, as a fallback).
+    if (this.store.dialect === 'sqlite') this.stopCheckTimer = setInterval(() => void this.readStopMode(), STOP_CHECK_MS);
     this.loopDone = this.claimLoop();
   }
 
@@ -142,8 +156,54 @@ export class Worker {
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     if (this.progressTimer) clearTimeout(this.progressTimer);
     if (this.orphanTimer) clearInterval(this.orphanTimer);
+    if (this.stopCheckTimer) clearInterval(this.stopCheckTimer);
     this.unsubscribe?.();
     await this.store.stopWorker(this.o.name).catch(() => undefined);
+    this.resolveStopped();
+  }
+
+  /**
+   * SIGTERM: drain (shown as draining in the store), and once `graceMs` has
+   * passed with jobs still running, terminate them (killed, requeued as lost).
+   * Resolves when the worker has stopped.
+   */
+  async drainAndStop(graceMs: number): Promise<void> {
+    await this.requestStop('stop');
+    const timer = setTimeout(() => void this.requestStop('terminate'), graceMs);
+    await this.stopped;
+    clearTimeout(timer);
+  }
+
+  /** Records the request in the store (so `gantry workers` shows it) and acts on it here at once. */
+  private async requestStop(mode: WorkerStopMode): Promise<void> {
+    await this.store.requestWorkerStop(this.o.name, mode).catch((e) => this.o.logger.warn({ err: e }, 'could not record the stop request in the store'));
+    this.applyStopMode(mode);
+  }
+
+  /** What the store says was asked of this worker (gantry drain / stop): read at a `worker` signal and each heartbeat. */
+  private async readStopMode(): Promise<void> {
+    if (this.stopping) return;
+    try {
+      const mode = await this.store.workerStopMode(this.o.name);
+      if (mode) this.applyStopMode(mode);
+    } catch (e) {
+      this.o.logger.error({ err: e }, 'reading the stop request failed');
+    }
+  }
+
+  private applyStopMode(mode: WorkerStopMode): void {
+    const next = strongerStopMode(this.stopMode, mode);
+    if (next === this.stopMode || this.stopping) return;
+    this.stopMode = next;
+    this.o.logger.info({ worker: this.o.name, mode: next, running: this.runningJobs() }, next === 'drain' ? 'draining: claiming no more jobs' : `${next} requested`);
+    if (next === 'terminate') for (const a of this.active.values()) if (!a.finishing) this.abortAttempt(a.fence, 'terminated');
+    if (next !== 'drain' && !this.exiting) {
+      // stop: the running attempts finish (or are terminated), then the worker ends.
+      this.exiting = (async () => {
+        while (this.active.size > 0) await Promise.all([...this.active.values()].map((a) => a.done));
+        await this.stop({ graceful: true });
+      })();
+    }
   }
 
   runningJobs(): string[] {
@@ -156,7 +216,7 @@ export class Worker {
       // the next job's claim overlaps that round trip. It stays in `active`, so its lease is still renewed.
       const holding = [...this.active.values()].filter((a) => !a.finishing);
       const free = this.o.slots - holding.length;
-      if (free > 0) {
+      if (free > 0 && this.stopMode === null) {
         try {
           const used = holding.reduce((acc, a) => addCapacity(acc, a.need), NO_CAPACITY);
           const claimed = await this.store.claimJobs(
@@ -189,6 +249,7 @@ export class Worker {
 
   private progressTimer: NodeJS.Timeout | null = null;
   private orphanTimer: NodeJS.Timeout | null = null;
+  private stopCheckTimer: NodeJS.Timeout | null = null;
   private readonly orphansHandled = new Set<number>();
 
   /**
@@ -235,6 +296,8 @@ export class Worker {
     } catch (e) {
       this.o.logger.error({ err: e }, 'heartbeat failed');
     }
+    // A drain or stop asked from another process reaches a SQLite worker here (PostgreSQL also signals it).
+    if (!this.stopping) await this.readStopMode();
   }
 
   private abortAttempt(fence: number, reason: NonNullable<ActiveAttempt['abortReason']>): void {
@@ -254,6 +317,7 @@ export class Worker {
       progress: null,
       renew: null,
       renewedAt: Date.now(),
+      lastActivity: Date.now(),
       done: Promise.resolve(),
     };
     this.active.set(c.fence, a);
@@ -339,6 +403,18 @@ export class Worker {
         this.abortAttempt(fence, 'timeout');
       }, task.timeoutMs);
     }
+    // stall_timeout: alive but silent (no output line, no progress report) for that long.
+    const stallMs = task.stallTimeoutMs;
+    let stallTimer: NodeJS.Timeout | null = null;
+    if (stallMs !== null) {
+      a.lastActivity = Date.now();
+      stallTimer = setInterval(() => {
+        if (a.abortReason || Date.now() - a.lastActivity < stallMs) return;
+        system(`stalled: no output or progress for ${formatDuration(stallMs)} (stall_timeout): killing its process tree`);
+        this.o.logger.warn({ job: job.id, fence }, 'stalled job killed');
+        this.abortAttempt(fence, 'stalled');
+      }, Math.max(100, Math.min(1000, stallMs / 4)));
+    }
     let outcome: AttemptOutcome;
     try {
       outcome = await this.execute(c, a, step, staged, resultFile, logs);
@@ -346,14 +422,33 @@ export class Worker {
       outcome = { state: 'failed', exitCode: null, error: errorMessage(e), retryable: !(e instanceof TemplateError) };
     } finally {
       if (timer) clearTimeout(timer);
+      if (stallTimer) clearInterval(stallTimer);
     }
     if (a.abortReason === 'timeout') outcome = { state: 'timed_out', exitCode: null, error: `timed out after ${formatDuration(task.timeoutMs!)}` };
+    // A failed try like any other: retried per the task's retry policy.
+    if (a.abortReason === 'stalled') outcome = { state: 'failed', exitCode: null, error: `stalled: no output or progress for ${formatDuration(stallMs!)}` };
 
     try {
       if (a.abortReason === 'revoked' || a.abortReason === 'shutdown') {
         system(a.abortReason === 'revoked' ? 'attempt revoked (cancelled or lease lost): killed' : 'worker shutting down: attempt killed');
         await logs.flush();
         await discardStaging(job.outputs, fence);
+        if (a.abortReason === 'revoked' && (await this.store.cleanRequested(fence).catch(() => false))) {
+          // gantry cancel --clean: the process tree is gone (runCommand returned), so nothing writes there any more.
+          const removed = await removeFinalOutputs(job.outputs);
+          if (removed.length) this.o.logger.info({ job: job.id, removed }, 'cancelled with --clean: partial outputs deleted');
+        }
+        return;
+      }
+      if (a.abortReason === 'terminated') {
+        // gantry stop --terminate (or SIGTERM past its grace): not the job's fault, so lost and requeued, not failed.
+        const reason = `worker ${this.o.name} was stopped with --terminate: attempt killed, job requeued`;
+        system(reason);
+        await logs.flush();
+        await discardStaging(job.outputs, fence);
+        await this.withStoreRetry(() => this.store.releaseAttempt(fence, reason)).catch((e) =>
+          this.o.logger.warn({ err: e, job: job.id }, 'could not give the job back; the reaper will'),
+        );
         return;
       }
       if (outcome.state === 'succeeded') {
@@ -480,12 +575,14 @@ export class Worker {
     const command = step.command!;
     if (step.kind === 'split') a.splitStdout = [];
     const setProgress = (n: number) => {
+      a.lastActivity = Date.now();
       a.progress = Math.max(0, Math.min(100, n));
       this.heartbeatSoon();
     };
     if (command.kind === 'handler') {
       const fn = await loadHandler(command.module, command.exportName);
       const log = (stream: 'stdout' | 'stderr') => (m: string) => {
+        a.lastActivity = Date.now();
         for (const line of String(m).split('\n')) logs.push(stream, line);
       };
       const hctx: HandlerContext = {
@@ -557,6 +654,7 @@ export class Worker {
         void this.store.setAttemptPid(c.fence, pid).catch(() => undefined);
       },
       onLine: (stream, line) => {
+        a.lastActivity = Date.now();
         if (stream === 'stderr') {
           const m = PROGRESS_LINE.exec(line);
           if (m) return setProgress(Number(m[1]));
