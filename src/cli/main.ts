@@ -15,7 +15,7 @@ import { buildApp } from '../server/app.js';
 import { WORKER_DEFAULTS } from '../worker/worker.js';
 import type { Logger } from '../log.js';
 import type { Capacity } from '../store/types.js';
-import { parseMemory } from '../spec/duration.js';
+import { parseDuration, parseMemory } from '../spec/duration.js';
 import { JOB_HEADERS, RUN_HEADERS, chunksLine, jobLine, kv, runLine, table, time, elapsed, TERMINAL_RUN, DEFERRED_HEADERS, deferredLine, nextStartText, utcTime } from './format.js';
 import { parseStartTime } from '../scheduler/schedules.js';
 import { taskProgress } from '../store/taskProgress.js';
@@ -47,6 +47,16 @@ function keyValues(list: string[] | undefined, what: string): Record<string, str
 function intOption(v: string): number {
   if (!/^-?\d+$/.test(v)) throw new InvalidArgumentError(`'${v}' is not a whole number`);
   return Number(v);
+}
+
+/** a duration: plain milliseconds (as before) or with a unit (30s, 5m) */
+function graceOption(v: string): number {
+  if (/^\d+$/.test(v)) return Number(v);
+  try {
+    return parseDuration(v);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
 }
 
 function numberOption(v: string): number {
@@ -239,7 +249,7 @@ export function buildProgram(): Command {
     .option('--lease <ms>', 'lease of a claimed job, renewed by heartbeats', intOption, WORKER_DEFAULTS.leaseMs)
     .option('--supervise', 'run commands under gantry-supervise: killed when this worker stops renewing (default with PostgreSQL)')
     .option('--no-supervise', 'do not')
-    .option('--grace <ms>', 'on SIGTERM/SIGINT: how long running jobs may finish before they are killed and requeued', intOption, 60_000)
+    .option('--grace <time>', 'on SIGTERM/SIGINT: how long running jobs may finish before they are killed and requeued (ms, or 30s, 5m)', graceOption, 5 * 60_000)
     .action(async (o: { db: string; name?: string; queues: string; slots?: number; cpu?: number; memory?: string; resource?: string[]; lease: number; supervise?: boolean; grace: number }) => {
       const logger = createLogger({ name: 'gantry-worker' });
       const resources = offeredResources(o);
@@ -256,13 +266,12 @@ export function buildProgram(): Command {
       });
       await worker.start();
       process.stdout.write(`gantry worker ${name} running (queues: ${o.queues}; store: ${redact(o.db)})\n`);
-      await untilSignal(logger, async () => {
-        const graceful = worker.stop({ graceful: true });
-        const timer = setTimeout(() => void worker.stop({ graceful: false }), o.grace);
-        await graceful;
-        clearTimeout(timer);
-        await store.close();
-      });
+      // SIGTERM drains (claims nothing new, shows as draining), then terminates what still runs after the grace period.
+      // gantry stop W ends the worker the same way, from the store: the process exits once it has stopped.
+      await Promise.race([untilSignal(logger, () => worker.drainAndStop(o.grace)), worker.stopped]);
+      await worker.stopped;
+      await store.close();
+      process.stdout.write(`gantry worker ${name} stopped\n`);
     });
 
   program
@@ -476,8 +485,10 @@ export function buildProgram(): Command {
     .description('cancel a run (RUN) or one job (RUN:TASK): kills its processes wherever they run')
     .argument('<target>')
     .option('--deferred', 'TARGET is a deferred run (gantry run --at) that has not started: it never will')
+    .option('--clean', "also delete the partial outputs the cancelled jobs left at their final paths (completed jobs' outputs stay)")
+    .option('--reschedule-at <time>', 'start the run again then (ISO 8601 or +10m), as a deferred run: tasks whose outputs exist are skipped')
     .option('--json', 'machine-readable output')
-    .action(async (target: string, o: { deferred?: boolean; json?: boolean }, cmd: Command) => {
+    .action(async (target: string, o: { deferred?: boolean; clean?: boolean; rescheduleAt?: string; json?: boolean }, cmd: Command) => {
       const client = clientOf(cmd);
       if (o.deferred) {
         if (!/^\d+$/.test(target)) throw usage(`'${target}' is not a deferred run id (a number, as gantry runs shows it)`);
@@ -487,11 +498,23 @@ export function buildProgram(): Command {
       const t = parseTarget(target);
       if (!t) throw usage(`'${target}' is neither a run id (17) nor a job id (17:stubs)`);
       if (t.kind === 'run') {
-        const r = await client.cancelRun(t.runId);
-        print(o.json, r, () => `run ${r.id} cancelled`);
+        const r = await client.cancelRun(t.runId, { clean: o.clean });
+        if (o.rescheduleAt === undefined) return print(o.json, r, () => `run ${r.id} cancelled${o.clean ? ' (partial outputs deleted)' : ''}`);
+        // The same run again, later: a deferred run of its workflow with its params and labels; what is done
+        // (its outputs exist) is skipped when it runs. `gantry runs` lists it while it waits.
+        const d = await client.deferRun({
+          workflow: r.workflow,
+          namespace: r.namespace,
+          params: r.params,
+          labels: { ...r.labels, 'gantry.rescheduled-from': String(r.id) },
+          priority: r.priority,
+          at: o.rescheduleAt,
+        });
+        print(o.json, { run: r, rescheduled: d }, () => `run ${r.id} cancelled; rescheduled for ${utcTime(d.dueAt)} (deferred run ${d.id})`);
       } else {
-        const j = await client.cancelJob(t.jobId);
-        print(o.json, j, () => `job ${j.id} cancelled`);
+        if (o.rescheduleAt !== undefined) throw usage('--reschedule-at takes a run: reschedule the run of the job (gantry cancel RUN --reschedule-at TIME)');
+        const j = await client.cancelJob(t.jobId, { clean: o.clean });
+        print(o.json, j, () => `job ${j.id} cancelled${o.clean ? ' (partial outputs deleted)' : ''}`);
       }
     });
 
@@ -538,6 +561,27 @@ export function buildProgram(): Command {
           ]),
         ),
       );
+    });
+
+  program
+    .command('drain')
+    .description('drain a worker: it finishes its running jobs and claims no new ones')
+    .argument('<worker>')
+    .option('--json', 'machine-readable output')
+    .action(async (name: string, o: { json?: boolean }, cmd: Command) => {
+      const w = await clientOf(cmd).drainWorker(name);
+      print(o.json, w, () => `worker ${w.name} draining${w.running.length ? ` (running: ${w.running.join(' ')})` : ''}`);
+    });
+
+  program
+    .command('stop')
+    .description('stop a worker: drain, then it exits; --terminate kills its running jobs now and requeues them')
+    .argument('<worker>')
+    .option('--terminate', 'kill its running jobs (their process trees) now; they are requeued as lost, not failed')
+    .option('--json', 'machine-readable output')
+    .action(async (name: string, o: { terminate?: boolean; json?: boolean }, cmd: Command) => {
+      const w = await clientOf(cmd).stopWorker(name, { terminate: o.terminate });
+      print(o.json, w, () => `worker ${w.name} ${o.terminate ? 'terminating: its running jobs are killed and requeued' : 'stopping once its running jobs finish'}`);
     });
 
   program

@@ -153,8 +153,8 @@ export class GantryClient {
   run(id: number) {
     return this.request<RunWithJobs>('GET', `/api/v1/runs/${id}`);
   }
-  cancelRun(id: number) {
-    return this.request<Run>('POST', `/api/v1/runs/${id}/cancel`, { body: {} });
+  cancelRun(id: number, o: { clean?: boolean } = {}) {
+    return this.request<Run>('POST', `/api/v1/runs/${id}/cancel`, { body: o });
   }
   retryRun(id: number, o: { failed?: boolean; force?: boolean }) {
     return this.request<{ run: Run; reset: number }>('POST', `/api/v1/runs/${id}/retry`, { body: o });
@@ -180,14 +180,22 @@ export class GantryClient {
   job(id: string) {
     return this.request<JobWithAttempts>('GET', `/api/v1/jobs/${encodeURIComponent(id)}`);
   }
-  cancelJob(id: string) {
-    return this.request<Job>('POST', `/api/v1/jobs/${encodeURIComponent(id)}/cancel`, { body: {} });
+  cancelJob(id: string, o: { clean?: boolean } = {}) {
+    return this.request<Job>('POST', `/api/v1/jobs/${encodeURIComponent(id)}/cancel`, { body: o });
   }
   logs(q: { run?: number; job?: string; after?: number; limit?: number; wait?: number }, signal?: AbortSignal) {
     return this.request<{ lines: StoredLogLine[]; next: number; finished: boolean }>('GET', '/api/v1/logs', { query: q, signal });
   }
   workers() {
     return this.request<{ workers: WorkerRow[] }>('GET', '/api/v1/workers');
+  }
+  /** the worker finishes its running jobs and claims no more */
+  drainWorker(name: string) {
+    return this.request<WorkerRow>('POST', `/api/v1/workers/${encodeURIComponent(name)}/drain`, { body: {} });
+  }
+  /** drain, then the worker exits; `terminate`: its running jobs are killed and requeued first */
+  stopWorker(name: string, o: { terminate?: boolean } = {}) {
+    return this.request<WorkerRow>('POST', `/api/v1/workers/${encodeURIComponent(name)}/stop`, { body: o });
   }
   pools() {
     return this.request<{ pools: PoolRow[] }>('GET', '/api/v1/pools');

@@ -18,6 +18,9 @@ import {
   BODY_LIMIT,
   DEFINITIONS_BODY_LIMIT,
   applyBody,
+  cancelBody,
+  stopWorkerBody,
+  workerParam,
   deferredQuery,
   eventsQuery,
   idParam,
@@ -206,7 +209,8 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock }: AppOpt
 
   app.post('/api/v1/runs/:id/cancel', async (req) => {
     const { id } = parse(idParam, req.params, 'path');
-    return store.cancelRun(id);
+    const body = parse(cancelBody, req.body ?? {}, 'body');
+    return store.cancelRun(id, { clean: body.clean });
   });
 
   app.post('/api/v1/runs/:id/retry', async (req) => {
@@ -244,7 +248,8 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock }: AppOpt
 
   app.post('/api/v1/jobs/:id/cancel', async (req) => {
     const { id } = parse(jobIdParam, req.params, 'path');
-    return store.cancelJob(id);
+    const body = parse(cancelBody, req.body ?? {}, 'body');
+    return store.cancelJob(id, { clean: body.clean });
   });
 
   // ---- logs, workers, events
@@ -274,6 +279,18 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock }: AppOpt
   });
 
   app.get('/api/v1/workers', async () => ({ workers: await store.listWorkers() }));
+
+  // Signalled through the store: a worker reads it within a second (SQLite), or at once through PostgreSQL's NOTIFY.
+  app.post('/api/v1/workers/:name/drain', async (req) => {
+    const { name } = parse(workerParam, req.params, 'path');
+    return store.requestWorkerStop(name, 'drain');
+  });
+
+  app.post('/api/v1/workers/:name/stop', async (req) => {
+    const { name } = parse(workerParam, req.params, 'path');
+    const body = parse(stopWorkerBody, req.body ?? {}, 'body');
+    return store.requestWorkerStop(name, body.terminate ? 'terminate' : 'stop');
+  });
 
   app.get('/api/v1/pools', async () => ({ pools: await store.listPools() }));
 

@@ -80,6 +80,7 @@ export const ROUTES: Record<string, RouteDoc> = {
     tag: 'runs',
     summary: 'cancel a run: its running jobs are killed wherever they run',
     params: S.idParam,
+    body: S.cancelBody,
     responses: { 200: { description: 'the cancelled run', schema: S.runSchema }, ...BAD, ...NOT_FOUND, ...CONFLICT },
   },
   'POST /api/v1/runs/:id/retry': {
@@ -117,6 +118,7 @@ export const ROUTES: Record<string, RouteDoc> = {
     tag: 'jobs',
     summary: 'cancel a job: killed wherever it runs',
     params: S.jobIdParam,
+    body: S.cancelBody,
     responses: { 200: { description: 'the cancelled job', schema: S.jobSchema }, ...BAD, ...NOT_FOUND, ...CONFLICT },
   },
   'GET /api/v1/logs': {
@@ -135,6 +137,19 @@ export const ROUTES: Record<string, RouteDoc> = {
     tag: 'workers',
     summary: 'workers: queues, slots, resources offered and used, heartbeat, running jobs',
     responses: { 200: { description: 'workers', schema: S.workersResponse } },
+  },
+  'POST /api/v1/workers/:name/drain': {
+    tag: 'workers',
+    summary: 'drain a worker: it finishes its running jobs and claims no new ones (state draining)',
+    params: S.workerParam,
+    responses: { 200: { description: 'the worker', schema: S.workerSchema }, ...BAD, ...NOT_FOUND, ...CONFLICT },
+  },
+  'POST /api/v1/workers/:name/stop': {
+    tag: 'workers',
+    summary: 'stop a worker: drain, then its process exits; with terminate, its running jobs are killed and requeued first',
+    params: S.workerParam,
+    body: S.stopWorkerBody,
+    responses: { 200: { description: 'the worker', schema: S.workerSchema }, ...BAD, ...NOT_FOUND, ...CONFLICT, ...TOO_LARGE },
   },
   'GET /api/v1/pools': {
     tag: 'pools',

@@ -123,6 +123,13 @@ export const eventsQuery = z.object({
 });
 export const idParam = z.object({ id: intParam });
 export const jobIdParam = z.object({ id: z.string().min(1).meta({ description: 'RUN:TASK, or RUN:TASK#CHUNK' }) });
+export const workerParam = z.object({ name: z.string().min(1) });
+export const cancelBody = z
+  .object({ clean: z.boolean().optional().meta({ description: "also delete the partial final-path outputs of the jobs cancelled while running (completed jobs' outputs stay)" }) })
+  .strict();
+export const stopWorkerBody = z
+  .object({ terminate: z.boolean().optional().meta({ description: 'kill its running jobs now and requeue them (lost, not failed), instead of letting them finish' }) })
+  .strict();
 export const poolParam = z.object({ name: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, 'a pool name: letters, digits, _ . -') });
 
 // ----------------------------------------------------------------- responses
