@@ -638,7 +638,7 @@ export async function queues({ reps, log, workloads, systems: wanted = SYSTEMS_A
         }
         repsOut.push(rep);
       }
-      res[workload] = { ...wl, reps: repsOut, ...summarise(repsOut, systems) };
+      res[workload] = { ...wl, skipped: { ...res.skipped }, reps: repsOut, ...summarise(repsOut, systems) };
     }
     return res;
   } finally {

@@ -393,8 +393,8 @@ const peerLabel = (w, s) => `${PEER_NAMES[s]} ${s === 'graphile' ? w.versions.gr
 function w1pgView(q) {
   const w = q?.w1;
   if (!q || !w) return null;
-  if (!w.gantry && !w.graphile && !w.pgboss) return { skipped: q.skipped.gantry ?? 'not run' };
-  const view = { jobs: w.jobs, workers: w.workers, concurrency: w.concurrency, pollMs: q.pollMs, server: q.pgServer, versions: q.versions, peersSkipped: q.skipped.graphile ?? null };
+  if (!w.gantry && !w.graphile && !w.pgboss) return { skipped: w.skipped?.gantry ?? 'not run' };
+  const view = { jobs: w.jobs, workers: w.workers, concurrency: w.concurrency, pollMs: q.pollMs, server: q.pgServer, versions: q.versions, peersSkipped: w.skipped?.graphile ?? null };
   for (const s of ['gantry', 'graphile', 'pgboss']) {
     if (!w[s]) continue;
     view[s] = { ...w[s], totalJobsPerSec: (w.jobs * 1000) / w[s].totalMs, workerCpuMsPerJob: w[s].workerCpuMs / w.jobs, serverCpuMsPerJob: w[s].serverCpuMs / w.jobs };
@@ -670,7 +670,11 @@ async function main() {
   const queueRes = { skipped: {}, systems: [] };
   const runQueues = async (w) => {
     const r = await queues({ ...q, workloads: [w], xargs: () => timeShell(`seq ${SHELL_JOBS} | xargs -P${PARALLELISM} -n1 sh -c true`) });
-    for (const [k, v] of Object.entries(r)) if (!['w1', 'w2', 'w3', 'w4'].includes(k)) queueRes[k] = v;
+    for (const [k, v] of Object.entries(r)) if (!['w1', 'w2', 'w3', 'w4', 'skipped', 'systems', 'versions'].includes(k)) queueRes[k] = v;
+    // a server may be there for one workload and not for another: keep every reason, and every version seen
+    for (const [s, why] of Object.entries(r.skipped)) queueRes.skipped[s] = queueRes.skipped[s] && queueRes.skipped[s] !== why ? `${queueRes.skipped[s]}; ${w}: ${why}` : why;
+    queueRes.systems = [...new Set([...queueRes.systems, ...r.systems])];
+    queueRes.versions = { ...queueRes.versions, ...Object.fromEntries(Object.entries(r.versions).filter(([, v]) => v)) };
     queueRes[w] = r[w];
     workloads.queues = queueRes;
   };
