@@ -189,7 +189,12 @@ describe('chaos scenarios under load', () => {
         `${cutIn.length} low jobs started in between (total slots ${2 * SLOTS}); ${lowJobs.filter((j) => j.state === 'queued').length} low jobs still queued`,
     );
     expect(lowJobs.filter((j) => j.state === 'queued').length, 'the low queue was still deep').toBeGreaterThan(N / 2);
-    expect(cutIn.length).toBeLessThanOrEqual(2 * SLOTS);
+    // Jumped the queue: started within a claim cycle's time (not behind thousands of low jobs, ~25 s of work).
+    // The low jobs started since its enqueue stamp are the claims already under way, plus what was claimed
+    // while its creating transaction had yet to commit (the stamp is taken inside it): bounded by time, not
+    // by slots, since slots free up as fast as no-op jobs end.
+    expect(urgent.startedAt! - urgent.enqueuedAt!).toBeLessThan(1_000);
+    expect(cutIn.length).toBeLessThan(100);
     await waitRun(c, highId, 10_000);
     t = Date.now();
     await waitRun(c, lowId, 150_000);
