@@ -525,13 +525,17 @@ function figuresOf(res) {
     f[w] = {};
     const key = { w1: 'jobsPerSec', w2: 'hopP50Ms', w3: 'totalMs', w4: 'xargsRatio' }[w];
     if (w === 'w4') {
-      // one denominator for every system: the median of all the xargs timings of W4 (one per W4-lite
-      // repetition, one before each system's run), steadier on a busy machine than any single one
+      // each run ÷ the xargs timed right before it, in the same conditions (median of those ratios): on
+      // this shared VM xargs takes ~0.5 s or ~1 s depending on what else runs, for a minute at a time,
+      // and the ratios of adjacent pairs are steadier than either figure alone
       const xs = [...(res.workloads.w4lite?.reps ?? []).map((r) => r.xargsMs), ...(q.w4?.reps ?? []).flatMap((rep) => Object.values(rep).map((x) => x?.xargsMs))].filter(Number.isFinite);
-      const xargsMs = median(xs);
-      f.w4xargs = { xargsMs, samples: xs.length };
-      for (const s of ['gantry', ...PEERS]) if (q.w4?.[s]) f.w4[s] = { value: q.w4[s].totalMs / xargsMs, totalMs: q.w4[s].totalMs };
-      if (res.workloads.w4lite) f.w4.sqlite = { value: res.workloads.w4lite.gantryMs / xargsMs, totalMs: res.workloads.w4lite.gantryMs };
+      f.w4xargs = { xargsMs: median(xs), samples: xs.length };
+      for (const s of ['gantry', ...PEERS]) if (q.w4?.[s]) f.w4[s] = { value: q.w4[s].xargsRatio, totalMs: q.w4[s].totalMs };
+      const lite = res.workloads.w4lite;
+      if (lite) {
+        f.w4.sqlite = { value: median(lite.reps.map((r) => r.gantryMs / r.xargsMs)), totalMs: lite.gantryMs };
+        f.w4xargs.nodePoolRatio = median(lite.reps.map((r) => r.nodePoolMs / r.xargsMs));
+      }
       continue;
     }
     for (const s of ['gantry', ...PEERS]) if (q[w]?.[s]) f[w][s] = { value: q[w][s][key], totalMs: q[w][s].totalMs };
@@ -590,7 +594,7 @@ function summaryTable(res) {
     };
     const floor =
       w === 'w4'
-        ? `1.00× (xargs ${fmtS(f.w4xargs.xargsMs)}, median of ${f.w4xargs.samples})${res.workloads.w4lite ? `; Node spawn pool ${fmtX(res.workloads.w4lite.nodePoolMs / f.w4xargs.xargsMs)}` : ''}`
+        ? `1.00× (xargs ${fmtS(f.w4xargs.xargsMs)}, median of ${f.w4xargs.samples})${f.w4xargs.nodePoolRatio ? `; Node spawn pool ${fmtX(f.w4xargs.nodePoolRatio)}` : ''}`
         : '—';
     const r = (x) => (Number.isFinite(x) ? fmtX(x) : '—');
     rows.push([title[w], ...SYSTEM_COLUMNS.map(cell), floor, best ? `${r(out[w].sqliteRatio)} / ${r(out[w].pgRatio)} of ${label[best]}` : '—', TARGETS[w].text]);
