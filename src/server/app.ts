@@ -203,7 +203,8 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock }: AppOpt
     const { id } = parse(idParam, req.params, 'path');
     const run = await store.getRun(id);
     if (!run) throw new NotFoundError(`no run ${id}`);
-    const jobs = await store.listJobs({ runId: id });
+    // every job: the per-task progress is computed from them (the list's default page of 10,000 made it wrong on bigger runs)
+    const jobs = await store.listJobs({ runId: id, limit: Number.MAX_SAFE_INTEGER });
     return { ...run, jobs, tasks: taskProgress(jobs) };
   });
 
