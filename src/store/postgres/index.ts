@@ -898,7 +898,7 @@ export class PostgresStore implements Store {
     free: FreeCapacity | undefined,
     now: number,
   ): Promise<ClaimedJob[] | 'not-plain' | 'empty'> {
-    const r = await this.pool.query<(ClaimRowDb | { [K in keyof ClaimRowDb]: null }) & { candidates: number; plain: boolean }>(
+    const r = await this.pool.query<(ClaimRowDb | { [K in keyof ClaimRowDb]: null }) & { candidates: number; plain: boolean; fallback: boolean }>(
       prepared(
         `WITH cand AS (
            SELECT id, attempts, pool, cpu, memory, resources, chunk, chunk_limit FROM jobs WHERE state = 'queued' AND queue = $1
@@ -919,7 +919,10 @@ export class PostgresStore implements Store {
          ), ev AS (
            INSERT INTO events (ts, kind, run_id, job_id, state) SELECT $7, 'job', run_id, id, 'running' FROM upd
          )
-         SELECT t.*, verdict.candidates, verdict.plain FROM verdict LEFT JOIN (
+         SELECT t.*, verdict.candidates, verdict.plain,
+           -- only then is the general claim worth a transaction on an empty queue head
+           EXISTS (SELECT 1 FROM jobs f WHERE f.state = 'queued' AND f.has_fallback = 1 AND f.queue <> $1 AND f.queues::jsonb ? $1) AS fallback
+         FROM verdict LEFT JOIN (
            SELECT upd.*, r.params AS run_params, r.logical_date AS run_logical_date, r.force AS run_force,
              EXISTS (SELECT 1 FROM job_deps d WHERE d.upstream_id = upd.id) AS has_dependents
            FROM upd JOIN runs r ON r.id = upd.run_id
@@ -929,9 +932,9 @@ export class PostgresStore implements Store {
     );
     const head = r.rows[0];
     if (!head || !head.plain) return 'not-plain';
-    const taken = r.rows.filter((x): x is ClaimRowDb & { candidates: number; plain: boolean } => x.id !== null);
+    const taken = r.rows.filter((x): x is ClaimRowDb & { candidates: number; plain: boolean; fallback: boolean } => x.id !== null);
     // An empty queue: jobs that list this queue second are the general claim's to find.
-    if (taken.length === 0) return head.candidates === 0 ? 'empty' : [];
+    if (taken.length === 0) return head.candidates === 0 && head.fallback ? 'empty' : [];
     this.emitter.emit('signal', { type: 'events' } satisfies StoreSignal);
     this.notifyReaders('events');
     return this.claimedJobs(this.pool, taken);
