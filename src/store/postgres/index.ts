@@ -99,6 +99,32 @@ type Q = pg.PoolClient;
 /** What a claim and a completion send back: the columns a Job shows (+ what a claim needs), not all of the row (parsing is per column). */
 const JOB_RETURNING = JOB_COLUMNS.map((c) => `jobs.${c}`).join(', ');
 const CLAIMED_COLUMNS = `${JOB_RETURNING}, jobs.fence, jobs.refs`;
+/**
+ * The claim itself, shared by both claims: for the jobs of `picked` (a FROM item
+ * with id and attempts), their attempts, their rows turned running and their
+ * outbox events — CTEs att, upd and ev, with the placeholders given.
+ */
+function claimTransition(picked: string, p: { worker: string; host: string; now: string; lease: string }): string {
+  return `att AS (
+      INSERT INTO attempts (job_id, number, worker, host, state, started_at)
+      SELECT picked.id, picked.attempts + 1, ${p.worker}, ${p.host}, 'running', ${p.now} FROM ${picked}
+      RETURNING id, job_id
+    ), upd AS (
+      UPDATE jobs SET state = 'running', attempts = jobs.attempts + 1, fence = att.id, worker = ${p.worker}, lease_until = ${p.lease},
+        started_at = ${p.now}, progress = NULL, waiting_reason = NULL
+      FROM att WHERE jobs.id = att.job_id RETURNING ${CLAIMED_COLUMNS}
+    ), ev AS (
+      INSERT INTO events (ts, kind, run_id, job_id, state) SELECT ${p.now}, 'job', run_id, id, 'running' FROM upd
+    )`;
+}
+/** The rows claimTransition took, with their runs' parameters and whether anything depends on them. */
+const CLAIMED_ROWS = `SELECT upd.*, r.params AS run_params, r.logical_date AS run_logical_date, r.force AS run_force,
+    EXISTS (SELECT 1 FROM job_deps d WHERE d.upstream_id = upd.id) AS has_dependents
+  FROM upd JOIN runs r ON r.id = upd.run_id`;
+/** The general claim's jobs: the ids it chose ($1), for worker $2 on host $3 at $4, lease until $5. */
+const CLAIM_CHOSEN = claimTransition('(SELECT j.id, j.attempts FROM jobs j WHERE j.id = ANY($1::bigint[])) picked', { worker: '$2', host: '$3', now: '$4', lease: '$5' });
+/** claimPlain's jobs: its candidates when its verdict says plain, for worker $5 on host $6 at $7, lease until $8. */
+const CLAIM_PLAIN = claimTransition('(SELECT cand.id, cand.attempts FROM cand, verdict WHERE verdict.plain) picked', { worker: '$5', host: '$6', now: '$7', lease: '$8' });
 /** A claimed job's row with its run's parameters. */
 type ClaimRowDb = JobRowDb & { run_params: string; run_logical_date: string; run_force: number; has_dependents: boolean };
 type DoneItem = { fence: number; outcome: Extract<AttemptOutcome, { state: 'succeeded' | 'skipped' }>; lines?: LogLine[] };
@@ -861,20 +887,8 @@ export class PostgresStore implements Store {
       // Attempts, job rows, outbox events and the runs' parameters in one statement.
       const taken = (
         await c.query<ClaimRowDb>(prepared(
-          `WITH att AS (
-             INSERT INTO attempts (job_id, number, worker, host, state, started_at)
-             SELECT j.id, j.attempts + 1, $2, $3, 'running', $4 FROM jobs j WHERE j.id = ANY($1::bigint[])
-             RETURNING id, job_id
-           ), upd AS (
-             UPDATE jobs SET state = 'running', attempts = jobs.attempts + 1, fence = att.id, worker = $2, lease_until = $5, started_at = $4,
-               progress = NULL, waiting_reason = NULL
-             FROM att WHERE jobs.id = att.job_id RETURNING ${CLAIMED_COLUMNS}
-           ), ev AS (
-             INSERT INTO events (ts, kind, run_id, job_id, state) SELECT $4, 'job', run_id, id, 'running' FROM upd
-           )
-           SELECT upd.*, r.params AS run_params, r.logical_date AS run_logical_date, r.force AS run_force,
-             EXISTS (SELECT 1 FROM job_deps d WHERE d.upstream_id = upd.id) AS has_dependents
-           FROM upd JOIN runs r ON r.id = upd.run_id`,
+          `WITH ${CLAIM_CHOSEN}
+           ${CLAIMED_ROWS}`,
           [chosen, worker.name, worker.host, now, now + leaseMs],
         ))
       ).rows;
@@ -908,25 +922,11 @@ export class PostgresStore implements Store {
              coalesce(bool_and(pool IS NULL AND resources = '{}' AND (chunk IS NULL OR chunk_limit IS NULL)), true) AND coalesce(sum(cpu), 0) <= $3
                AND ($4::bigint IS NULL OR coalesce(sum(memory), 0) <= $4) AS plain
            FROM cand
-         ), att AS (
-           INSERT INTO attempts (job_id, number, worker, host, state, started_at)
-           SELECT cand.id, cand.attempts + 1, $5, $6, 'running', $7 FROM cand, verdict WHERE verdict.plain
-           RETURNING id, job_id
-         ), upd AS (
-           UPDATE jobs SET state = 'running', attempts = jobs.attempts + 1, fence = att.id, worker = $5, lease_until = $8, started_at = $7,
-             progress = NULL, waiting_reason = NULL
-           FROM att WHERE jobs.id = att.job_id RETURNING ${CLAIMED_COLUMNS}
-         ), ev AS (
-           INSERT INTO events (ts, kind, run_id, job_id, state) SELECT $7, 'job', run_id, id, 'running' FROM upd
-         )
+         ), ${CLAIM_PLAIN}
          SELECT t.*, verdict.candidates, verdict.plain,
            -- only then is the general claim worth a transaction on an empty queue head
            EXISTS (SELECT 1 FROM jobs f WHERE f.state = 'queued' AND f.has_fallback = 1 AND f.queue <> $1 AND f.queues::jsonb ? $1) AS fallback
-         FROM verdict LEFT JOIN (
-           SELECT upd.*, r.params AS run_params, r.logical_date AS run_logical_date, r.force AS run_force,
-             EXISTS (SELECT 1 FROM job_deps d WHERE d.upstream_id = upd.id) AS has_dependents
-           FROM upd JOIN runs r ON r.id = upd.run_id
-         ) t ON true`,
+         FROM verdict LEFT JOIN (${CLAIMED_ROWS}) t ON true`,
         [worker.queue, limit, free ? free.cpu + 1e-9 : Number.MAX_SAFE_INTEGER, free?.memoryBytes ?? null, worker.name, worker.host, now, now + leaseMs],
       ),
     );
