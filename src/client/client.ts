@@ -3,6 +3,7 @@
 // ApiError (the server answered 4xx/5xx) and UnreachableError (no answer).
 import type { Attempt, DeferredRun, Job, PoolRow, Run, StoreEvent, StoredLogLine, WorkerRow } from '../store/types.js';
 import type { ScheduleSummary } from '../server/schedules.js';
+import type { StartRunRequest } from '../server/runs.js';
 import type { SpecError } from '../spec/model.js';
 import type { TaskProgress } from '../store/taskProgress.js';
 
@@ -44,14 +45,8 @@ export interface WorkflowSummary {
   file: string;
 }
 
-export interface RunRequest {
-  workflow: string;
-  namespace?: string;
-  params?: Record<string, unknown>;
-  labels?: Record<string, string>;
-  priority?: number;
-  force?: boolean;
-}
+/** What starting a run takes: the server's own request type, one definition for both ends. */
+export type RunRequest = StartRunRequest;
 
 type Query = Record<string, string | number | boolean | string[] | undefined>;
 
