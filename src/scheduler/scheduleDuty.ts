@@ -11,7 +11,7 @@
 import { logicalDateOf } from './planRun.js';
 import { DEFAULT_CATCHUP_LIMIT, dueTicks, logicalDateIn, nextTick, scheduleKey } from './schedules.js';
 import { InvalidRunRequest, prepareRun, withPlanErrors } from '../server/runs.js';
-import { ConflictError, NotFoundError, systemClock, type Clock, type DeferredRun, type ScheduleTick, type Store } from '../store/types.js';
+import { ConflictError, NotFoundError, systemClock, type Clock, type AuditNote, type DeferredRun, type ScheduleTick, type Store } from '../store/types.js';
 import type { ScheduleSpec, WorkflowSpec } from '../spec/model.js';
 import type { Logger } from '../log.js';
 
@@ -27,6 +27,8 @@ export interface ScheduleDutyOptions {
   catchupLimit?: number;
   /** longest time cached schedules are trusted without a change signal; also the longest sleep */
   refreshMs?: number;
+  /** who the audit log says created catch-up runs (`scheduler:<id>`) */
+  actor?: string;
 }
 
 interface Entry {
@@ -120,14 +122,27 @@ export class ScheduleDuty {
         { workflow: e.workflow, schedule: e.key, cron: e.spec.cron, firstRun: new Date(due.ticks[0]!).toISOString() },
         e.spec.catchup ? 'missed ticks beyond the catch-up limit are not run' : 'missed ticks are not run (catchup: false): only the latest',
       );
+    const latest = due.ticks[due.ticks.length - 1];
     for (const at of due.ticks) {
-      await this.startTick(e, at);
+      // A tick older than another one already due is a missed one, run late (catchup: true).
+      await this.startTick(e, at, at === latest ? undefined : this.catchupNote(e, at, latest!, due.ticks.length - 1));
       this.marks.set(markKey(e.namespace, e.workflow, e.key), at);
     }
     e.next = nextTick(e.spec, Math.max(this.after(e), now));
   }
 
-  private async startTick(e: Entry, at: number): Promise<void> {
+  private catchupNote(e: Entry, at: number, latest: number, missed: number): AuditNote {
+    return {
+      actor: this.o.actor ?? 'scheduler',
+      action: 'catchup.run_created',
+      reason: `schedule ${e.spec.cron} (${e.spec.timezone}) of ${e.workflow} missed its tick of ${new Date(at).toISOString()}: run created late (catchup: true, ${missed} missed)`,
+      namespace: e.namespace,
+      subject: e.key,
+      details: { workflow: e.workflow, schedule: e.key, tick: at, latestTick: latest },
+    };
+  }
+
+  private async startTick(e: Entry, at: number, note?: AuditNote): Promise<void> {
     const tick: ScheduleTick = { namespace: e.namespace, workflow: e.workflow, schedule: e.key, at };
     const log = { workflow: e.workflow, namespace: e.namespace, schedule: e.key, tick: new Date(at).toISOString() };
     try {
@@ -141,7 +156,7 @@ export class ScheduleDuty {
         },
         logicalDateIn(at, e.spec.timezone),
       );
-      const r = await withPlanErrors(e.workflow, () => this.store.startScheduledRun(tick, e.spec.overlap, input));
+      const r = await withPlanErrors(e.workflow, () => this.store.startScheduledRun(tick, e.spec.overlap, input, note));
       if (r.outcome === 'started') this.o.logger.info({ ...log, run: r.run.id, cancelled: r.cancelled }, 'scheduled run started');
       else if (r.outcome === 'skipped') this.o.logger.info({ ...log, running: r.running }, 'tick skipped: a run of this schedule is still running (overlap: skip)');
     } catch (err) {

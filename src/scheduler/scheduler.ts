@@ -43,7 +43,7 @@ export class Scheduler {
   private readonly schedules: ScheduleDuty;
 
   constructor(private readonly store: Store, private readonly o: SchedulerOptions) {
-    this.schedules = new ScheduleDuty(store, { logger: o.logger, clock: o.clock, catchupLimit: o.catchupLimit });
+    this.schedules = new ScheduleDuty(store, { logger: o.logger, clock: o.clock, catchupLimit: o.catchupLimit, actor: `scheduler:${this.id}` });
   }
 
   private get ttl(): number {
@@ -167,6 +167,7 @@ export class Scheduler {
     const reaped = await this.store.reapLostAttempts(
       dead,
       lost.map((l) => l.fence),
+      `scheduler:${this.id}`,
     );
     for (const r of reaped) this.o.logger.warn({ job: r.jobId, fence: r.fence, host: r.host }, 'attempt lost: job requeued');
   }

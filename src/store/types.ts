@@ -165,7 +165,8 @@ export type AttemptOutcome =
   /** `chunks`: a split step's array; the chunk jobs are created in the completing transaction (replacing any earlier ones) */
   | { state: 'succeeded'; exitCode: number | null; result?: unknown; chunks?: ChunkPlan[] }
   | { state: 'skipped' }
-  | { state: 'failed' | 'timed_out'; exitCode: number | null; error: string; retryable?: boolean };
+  /** `cause: 'stalled'`: the worker killed it for its stall_timeout (recorded in the audit log) */
+  | { state: 'failed' | 'timed_out'; exitCode: number | null; error: string; retryable?: boolean; cause?: 'stalled' };
 
 export interface LogLine {
   stream: 'stdout' | 'stderr' | 'system';
@@ -379,6 +380,78 @@ export interface DeferredFilter {
   limit?: number;
 }
 
+/**
+ * Actions Gantry takes on its own, as the audit log names them (SPEC `gantry audit`).
+ * Each is written by the store in the transaction of the transition it records.
+ */
+export const AUDIT_ACTIONS = [
+  /** a failed attempt with retries left: the job waits out its delay */
+  'retry.scheduled',
+  /** a job failed with no retries left (it had some) */
+  'retries.exhausted',
+  /** a running attempt's lease expired or its worker died: recorded lost, its job requeued */
+  'lease.reaped',
+  /** a job silent past its stall_timeout was killed (then failed as stalled, retried per its retries) */
+  'stall.killed',
+  /** a service's process died and was started again */
+  'service.restarted',
+  /** a service restarts too often */
+  'service.flapping',
+  /** a scheduler took the leadership from another (lease expired, or its process is gone) */
+  'leader.takeover',
+  /** a schedule's missed tick got its run after downtime (catchup: true) */
+  'catchup.run_created',
+] as const;
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+
+/** What a transition records in the audit log (namespace defaults to the run's). */
+export interface AuditNote {
+  /** who acted: `scheduler:<id>`, `worker:<name>`, `store` */
+  actor: string;
+  action: AuditAction;
+  /** a sentence a person understands */
+  reason: string;
+  namespace?: string | null;
+  runId?: number | null;
+  /** a job's public id `RUN:TASK` */
+  jobId?: string | null;
+  /** what else it is about: a service, a worker, a scheduler role */
+  subject?: string | null;
+  details?: Record<string, unknown> | null;
+}
+
+export interface AuditEntry {
+  id: number;
+  /** epoch ms */
+  at: number;
+  actor: string;
+  action: AuditAction;
+  reason: string;
+  namespace: string | null;
+  runId: number | null;
+  jobId: string | null;
+  subject: string | null;
+  details: Record<string, unknown> | null;
+}
+
+export interface AuditFilter {
+  /** at or after, epoch ms */
+  since?: number;
+  /** before, epoch ms */
+  until?: number;
+  runId?: number;
+  namespace?: string;
+  /** a full action (`lease.reaped`) or its family (`service`) */
+  action?: string;
+  /** ids above this one (oldest first), for paging forward */
+  afterId?: number;
+  /** ids below this one, for paging back with newestFirst */
+  beforeId?: number;
+  newestFirst?: boolean;
+  /** default 100, at most 1000 */
+  limit?: number;
+}
+
 /** A request named something that does not exist (maps to 404 / exit 2). */
 export class NotFoundError extends Error {
   override name = 'NotFoundError';
@@ -473,8 +546,9 @@ export interface Store {
   /**
    * Records those attempts lost and requeues their jobs (a lost attempt is not a
    * failed try). With `onlyFences`, only those (the caller killed their processes first).
+   * Each is a `lease.reaped` audit entry by `actor` (default `store`).
    */
-  reapLostAttempts(deadWorkers: string[], onlyFences?: number[]): Promise<LostAttempt[]>;
+  reapLostAttempts(deadWorkers: string[], onlyFences?: number[], actor?: string): Promise<LostAttempt[]>;
   nextRetryAt(): Promise<number | null>;
   /** attempts on `host` recorded lost since `since`: their processes may have outlived their worker */
   listLostAttempts(host: string, since: number): Promise<{ fence: number; jobId: string; pid: number | null; outputs: Record<string, string> }[]>;
@@ -485,6 +559,7 @@ export interface Store {
   /**
    * Takes or renews a leadership lease; true while `holder` leads `role`. With
    * `takeoverFrom`, also takes it from that holder before its lease ends (it is known dead).
+   * Taking it from another holder is a `leader.takeover` audit entry, actor `<role>:<holder>`.
    */
   acquireLeadership(role: string, holder: string, ttlMs: number, takeoverFrom?: string): Promise<boolean>;
   currentLeader(role: string): Promise<{ holder: string; until: number } | null>;
@@ -499,8 +574,9 @@ export interface Store {
    * runs of earlier missed ticks do not count) (skip: record the tick and start nothing;
    * cancel_running: cancel them first; queue: start anyway), then creates the
    * run as createRun does. Exactly one run per tick, however many schedulers race.
+   * `note` (e.g. a catch-up run) goes to the audit log with the run's id when a run starts.
    */
-  startScheduledRun(tick: ScheduleTick, overlap: Overlap, input: CreateRunInput): Promise<ScheduledRunResult>;
+  startScheduledRun(tick: ScheduleTick, overlap: Overlap, input: CreateRunInput, note?: AuditNote): Promise<ScheduledRunResult>;
   /** Records a tick that could not start a run (e.g. its params no longer resolve), so it is not tried again; false if already recorded. */
   skipScheduleTick(tick: ScheduleTick, reason: string): Promise<boolean>;
   scheduleMarks(): Promise<ScheduleMark[]>;
@@ -519,6 +595,9 @@ export interface Store {
   // events (outbox)
   readEvents(afterId: number, filter: { runId?: number }, limit?: number): Promise<StoreEvent[]>;
   lastEventId(): Promise<number>;
+
+  // audit log (read only: rows are written by the transitions they record)
+  listAudit(filter: AuditFilter): Promise<AuditEntry[]>;
 
   // metrics (read only, set-based: one query each however many jobs)
   jobCounts(): Promise<JobCount[]>;

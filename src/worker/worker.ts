@@ -426,7 +426,7 @@ export class Worker {
     }
     if (a.abortReason === 'timeout') outcome = { state: 'timed_out', exitCode: null, error: `timed out after ${formatDuration(task.timeoutMs!)}` };
     // A failed try like any other: retried per the task's retry policy.
-    if (a.abortReason === 'stalled') outcome = { state: 'failed', exitCode: null, error: `stalled: no output or progress for ${formatDuration(stallMs!)}` };
+    if (a.abortReason === 'stalled') outcome = { state: 'failed', exitCode: null, error: `stalled: no output or progress for ${formatDuration(stallMs!)}`, cause: 'stalled' };
 
     try {
       if (a.abortReason === 'revoked' || a.abortReason === 'shutdown') {

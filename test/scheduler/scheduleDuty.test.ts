@@ -226,6 +226,11 @@ tasks:
       ]);
       const latest = (await runsOf('latest')).slice(1);
       expect(ticksOf(latest)).toEqual(['2026-11-23T13:00:00.000Z']);
+      // the audit log has each run created late (all missed ticks but the latest), with its run and the scheduler
+      const catchups = await store.listAudit({ action: 'catchup.run_created', limit: 1000 });
+      expect(catchups.map((e) => e.runId).sort((a, b) => a! - b!)).toEqual(hourly.slice(0, -1).map((r) => r.id).sort((a, b) => a - b));
+      expect(catchups[0]).toMatchObject({ actor: 'scheduler', namespace: 'default', details: { workflow: 'hourly' } });
+      expect(catchups[0]!.reason).toMatch(/^schedule 0 \* \* \* \* \(America\/New_York\) of hourly missed its tick of 2026-11-20T14:00:00.000Z: run created late \(catchup: true, 71 missed\)$/);
       // nothing twice: not on the next pass, nor by another scheduler reading the store afresh
       await d.pass();
       await duty().pass();

@@ -44,6 +44,9 @@ import {
   type DeferredFilter,
   type JobCount,
   type FinishedJobTiming,
+  type AuditEntry,
+  type AuditFilter,
+  type AuditNote,
 } from '../types.js';
 import type { WorkerStopMode } from '../types.js';
 import { strongerStopMode } from '../rows.js';
@@ -81,6 +84,8 @@ import {
   JOB_COLUMNS,
 } from '../rows.js';
 import { migratePostgres } from './migrations.js';
+import { insertAudit } from './audit.js';
+import { auditListSql, failureNotes, reapNote, takeoverNote, toAuditEntry, type AuditRowDb } from '../audit.js';
 import { finishedTimings, type FinishedTimingRowDb } from '../metricsRows.js';
 import { checkpointJson, partitionSettled, rerunCheckpointSql, retryDelayMs, runOutcome, SKIP_MESSAGES } from '../rules.js';
 
@@ -1227,14 +1232,17 @@ export class PostgresStore implements Store {
     const failures = j.failures + 1;
     let row: pg.QueryResult<JobRowDb>;
     if (outcome.retryable !== false && failures <= j.max_retries) {
+      const delay = retryDelayMs(j, failures);
       row = await c.query<JobRowDb>(prepared(
         `UPDATE jobs SET state = 'retrying', failures = $1, run_after = $2, exit_code = $3, error = $4, fence = NULL, lease_until = NULL
          WHERE id = $5 RETURNING *`,
-        [failures, now + retryDelayMs(j, failures), exitCode, error, j.id],
+        [failures, now + delay, exitCode, error, j.id],
       ));
       await this.jobEvents(c, signal, [j.id], now);
+      for (const n of failureNotes(j, fence, outcome, failures, delay, now + delay)) await insertAudit(c, n, now);
       signal({ type: 'retrying' });
     } else {
+      for (const n of failureNotes(j, fence, outcome, failures, null, null)) await insertAudit(c, n, now);
       row = await c.query<JobRowDb>(prepared(
         `UPDATE jobs SET state = 'failed', failures = $1, finished_at = $2, exit_code = $3, error = $4, fence = NULL, lease_until = NULL
          WHERE id = $5 RETURNING *`,
@@ -1357,7 +1365,7 @@ export class PostgresStore implements Store {
     return (await this.all<LostCandidateDb>(LOST_SQL, [this.clock.now(), deadWorkers])).map(toLostCandidate);
   }
 
-  async reapLostAttempts(deadWorkers: string[], onlyFences?: number[]) {
+  async reapLostAttempts(deadWorkers: string[], onlyFences?: number[], actor = 'store') {
     const now = this.clock.now();
     return this.tx(async (c, signal) => {
       if (deadWorkers.length) await c.query(prepared(`UPDATE workers SET state = 'stopped' WHERE name = ANY($1::text[])`, [deadWorkers]));
@@ -1375,6 +1383,7 @@ export class PostgresStore implements Store {
           await c.query(prepared(`UPDATE attempts SET state = 'lost', finished_at = $1, error = $2 WHERE id = ANY($3::bigint[])`, [now, why, set.map((r) => r.fence)]));
       // The job goes back to the queue with its original enqueue time, so it is taken again first.
       await c.query(prepared(`UPDATE jobs SET state = 'queued', fence = NULL, lease_until = NULL, worker = NULL WHERE id = ANY($1::bigint[])`, [rows.map((r) => r.id)]));
+      for (const r of rows) await insertAudit(c, reapNote(r, now, actor), now);
       await this.jobEvents(
         c,
         signal,
@@ -1419,13 +1428,20 @@ export class PostgresStore implements Store {
 
   async acquireLeadership(role: string, holder: string, ttlMs: number, takeoverFrom?: string): Promise<boolean> {
     const now = this.clock.now();
-    const r = await this.pool.query(prepared(
-      `INSERT INTO leaders (role, holder, until) VALUES ($1, $2, $3)
-       ON CONFLICT (role) DO UPDATE SET holder = excluded.holder, until = excluded.until
-       WHERE leaders.holder = excluded.holder OR leaders.until < $4 OR leaders.holder = $5`,
-      [role, holder, now + ttlMs, now, takeoverFrom ?? null],
-    ));
-    return (r.rowCount ?? 0) === 1;
+    // The row as it was is locked, so a racing taker waits and then sees ours; a lease going from
+    // another holder to this one is a takeover, recorded with it.
+    return this.tx(async (c) => {
+      const prev = (await c.query<{ holder: string; until: number }>(prepared(`SELECT holder, until FROM leaders WHERE role = $1 FOR UPDATE`, [role]))).rows[0];
+      const r = await c.query(prepared(
+        `INSERT INTO leaders (role, holder, until) VALUES ($1, $2, $3)
+         ON CONFLICT (role) DO UPDATE SET holder = excluded.holder, until = excluded.until
+         WHERE leaders.holder = excluded.holder OR leaders.until < $4 OR leaders.holder = $5`,
+        [role, holder, now + ttlMs, now, takeoverFrom ?? null],
+      ));
+      const taken = (r.rowCount ?? 0) === 1;
+      if (taken && prev && prev.holder !== holder) await insertAudit(c, takeoverNote(role, holder, prev, now, takeoverFrom), now);
+      return taken;
+    });
   }
 
   async currentLeader(role: string): Promise<{ holder: string; until: number } | null> {
@@ -1438,7 +1454,7 @@ export class PostgresStore implements Store {
 
   // ------------------------------------------------------------------ schedules
 
-  async startScheduledRun(tick: ScheduleTick, overlap: Overlap, input: CreateRunInput): Promise<ScheduledRunResult> {
+  async startScheduledRun(tick: ScheduleTick, overlap: Overlap, input: CreateRunInput, note?: AuditNote): Promise<ScheduledRunResult> {
     const now = this.clock.now();
     type Outcome = { outcome: 'started'; id: number; jobs: number; cancelled: number[] } | Exclude<ScheduledRunResult, { outcome: 'started' }>;
     const key = [tick.namespace, tick.workflow, tick.schedule, tick.at];
@@ -1477,6 +1493,7 @@ export class PostgresStore implements Store {
         }
       const made = await this.insertRun(c, signal, input, now);
       await c.query(`UPDATE schedule_ticks SET run_id = $1 WHERE ${where}`, [made.id, ...key]);
+      if (note) await insertAudit(c, { ...note, runId: made.id }, now);
       return { outcome: 'started', id: made.id, jobs: made.jobs, cancelled };
     });
     if (r.outcome !== 'started') return r;
@@ -1593,6 +1610,11 @@ export class PostgresStore implements Store {
   }
 
   // --------------------------------------------------------------------- events
+
+  async listAudit(f: AuditFilter): Promise<AuditEntry[]> {
+    const q = auditListSql(f, (i) => `$${i}`);
+    return (await this.all<AuditRowDb>(q.sql, q.values)).map(toAuditEntry);
+  }
 
   async lastEventId(): Promise<number> {
     return (await this.one<{ id: number }>(`SELECT coalesce(max(id), 0)::bigint AS id FROM events`))!.id;

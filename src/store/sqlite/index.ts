@@ -41,6 +41,9 @@ import {
   type DeferredFilter,
   type JobCount,
   type FinishedJobTiming,
+  type AuditEntry,
+  type AuditFilter,
+  type AuditNote,
 } from '../types.js';
 import type { WorkerStopMode } from '../types.js';
 import { strongerStopMode } from '../rows.js';
@@ -48,6 +51,8 @@ import type { Overlap } from '../../spec/model.js';
 import { toDeferred, toMark, type DeferredRowDb, type MarkRowDb } from '../scheduleRows.js';
 import { chunkGroup, selectClaims, unfittableReason, type LiveWorker } from '../claimSelection.js';
 import { migrateSqlite } from './migrations.js';
+import { insertAudit } from './audit.js';
+import { auditListSql, failureNotes, reapNote, takeoverNote, toAuditEntry, type AuditRowDb } from '../audit.js';
 import {
   toAttempt,
   toDefinition,
@@ -751,8 +756,10 @@ export class SqliteStore implements Store {
           )
           .run(failures, now + delay, exitCode, error, j.id);
         this.jobEvents([j.id], now);
+        for (const n of failureNotes(j, fence, outcome, failures, delay, now + delay)) insertAudit(this.db, n, now);
         this.signal({ type: 'retrying' });
       } else {
+        for (const n of failureNotes(j, fence, outcome, failures, null, null)) insertAudit(this.db, n, now);
         this.sql(
             `UPDATE jobs SET state = 'failed', failures = ?, finished_at = ?, exit_code = ?, error = ?, fence = NULL, lease_until = NULL
              WHERE id = ?`,
@@ -889,7 +896,7 @@ export class SqliteStore implements Store {
     return (this.sql(LOST_SQL).all(this.clock.now(), JSON.stringify(deadWorkers)) as LostCandidateDb[]).map(toLostCandidate);
   }
 
-  async reapLostAttempts(deadWorkers: string[], onlyFences?: number[]) {
+  async reapLostAttempts(deadWorkers: string[], onlyFences?: number[], actor = 'store') {
     const now = this.clock.now();
     return this.tx(() => {
       const rows = (this.sql(LOST_SQL).all(now, JSON.stringify(deadWorkers)) as LostCandidateDb[]).filter(
@@ -905,6 +912,7 @@ export class SqliteStore implements Store {
         const why = r.lease_until < now ? `lease expired (worker ${r.worker} stopped heartbeating)` : `worker ${r.worker} died or stopped`;
         markLost.run(now, why, r.fence);
         requeue.run(r.id);
+        insertAudit(this.db, reapNote(r, now, actor), now);
       }
       this.jobEvents(
         rows.map((r) => r.id),
@@ -957,14 +965,17 @@ export class SqliteStore implements Store {
 
   async acquireLeadership(role: string, holder: string, ttlMs: number, takeoverFrom?: string): Promise<boolean> {
     const now = this.clock.now();
-    return this.tx(
-      () =>
+    return this.tx(() => {
+      const prev = this.sql(`SELECT holder, until FROM leaders WHERE role = ?`).get(role) as { holder: string; until: number } | undefined;
+      const taken =
         this.sql(
           `INSERT INTO leaders (role, holder, until) VALUES (?, ?, ?)
            ON CONFLICT (role) DO UPDATE SET holder = excluded.holder, until = excluded.until
            WHERE leaders.holder = excluded.holder OR leaders.until < ? OR leaders.holder = ?`,
-        ).run(role, holder, now + ttlMs, now, takeoverFrom ?? null).changes === 1,
-    );
+        ).run(role, holder, now + ttlMs, now, takeoverFrom ?? null).changes === 1;
+      if (taken && prev && prev.holder !== holder) insertAudit(this.db, takeoverNote(role, holder, prev, now, takeoverFrom), now);
+      return taken;
+    });
   }
 
   async currentLeader(role: string): Promise<{ holder: string; until: number } | null> {
@@ -977,7 +988,7 @@ export class SqliteStore implements Store {
 
   // ------------------------------------------------------------------ schedules
 
-  async startScheduledRun(tick: ScheduleTick, overlap: Overlap, input: CreateRunInput): Promise<ScheduledRunResult> {
+  async startScheduledRun(tick: ScheduleTick, overlap: Overlap, input: CreateRunInput, note?: AuditNote): Promise<ScheduledRunResult> {
     const now = this.clock.now();
     type Outcome = { outcome: 'started'; id: number; cancelled: number[] } | Exclude<ScheduledRunResult, { outcome: 'started' }>;
     const r = this.tx((): Outcome => {
@@ -1002,6 +1013,7 @@ export class SqliteStore implements Store {
       if (overlap === 'cancel_running') for (const id of running) this.cancelRunRow(id, now);
       const id = this.insertRun(input, now);
       this.sql(`UPDATE schedule_ticks SET run_id = ? WHERE ${where}`).run(id, ...key);
+      if (note) insertAudit(this.db, { ...note, runId: id }, now);
       return { outcome: 'started', id, cancelled: overlap === 'cancel_running' ? running : [] };
     });
     return r.outcome === 'started' ? { outcome: 'started', run: (await this.getRun(r.id))!, cancelled: r.cancelled } : r;
@@ -1119,6 +1131,11 @@ export class SqliteStore implements Store {
   }
 
   // --------------------------------------------------------------------- events
+
+  async listAudit(f: AuditFilter): Promise<AuditEntry[]> {
+    const q = auditListSql(f, () => '?');
+    return (this.db.prepare(q.sql).all(...q.values) as AuditRowDb[]).map(toAuditEntry);
+  }
 
   async lastEventId(): Promise<number> {
     return (this.sql(`SELECT ifnull(max(id), 0) AS id FROM events`).get() as { id: number }).id;

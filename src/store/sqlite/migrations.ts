@@ -235,6 +235,25 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   ALTER TABLE workers ADD COLUMN stop_mode TEXT;
   ALTER TABLE attempts ADD COLUMN clean INTEGER NOT NULL DEFAULT 0;
   `,
+  // the audit log: automatic actions (retries, reaped leases, stalls, service
+  // restarts, leader takeovers, catch-up runs), each written in the transaction
+  // of the transition it records (src/store/audit.ts)
+  `
+  CREATE TABLE audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    namespace TEXT,
+    run_id INTEGER,
+    job_id TEXT,
+    subject TEXT,
+    details TEXT
+  );
+  CREATE INDEX audit_by_at ON audit (at, id);
+  CREATE INDEX audit_by_run ON audit (run_id, id) WHERE run_id IS NOT NULL;
+  `,
 ];
 
 export function migrateSqlite(db: Database.Database): number {
