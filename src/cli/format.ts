@@ -60,6 +60,19 @@ export function chunksLine(t: TaskProgress): string | null {
   return `${t.task}: ${parts.join(', ')}${pct}`;
 }
 
+/** A stage's line in the status of a big run: its copies (and chunks) done / total. */
+export function stageLine(t: TaskProgress): string {
+  const parts: string[] = [];
+  const n = t.copies;
+  if (n) {
+    parts.push(`${n.done}/${n.total} done`);
+    if (n.running) parts.push(`${n.running} running`);
+    if (n.failed) parts.push(`${n.failed} failed`);
+  } else parts.push(t.state);
+  const chunks = chunksLine(t);
+  return `${t.task}: ${parts.join(', ')}${chunks ? `; ${chunks.slice(t.task.length + 2)}` : ''}`;
+}
+
 export const TERMINAL_RUN = new Set(['succeeded', 'failed', 'cancelled']);
 
 /** A full date and time in UTC: for times that may be days away. */

@@ -16,7 +16,7 @@ import { WORKER_DEFAULTS } from '../worker/worker.js';
 import type { Logger } from '../log.js';
 import type { Capacity } from '../store/types.js';
 import { parseDuration, parseMemory } from '../spec/duration.js';
-import { JOB_HEADERS, RUN_HEADERS, chunksLine, jobLine, kv, runLine, table, time, elapsed, TERMINAL_RUN, DEFERRED_HEADERS, deferredLine, nextStartText, utcTime } from './format.js';
+import { JOB_HEADERS, RUN_HEADERS, chunksLine, stageLine, jobLine, kv, runLine, table, time, elapsed, TERMINAL_RUN, DEFERRED_HEADERS, deferredLine, nextStartText, utcTime } from './format.js';
 import { parseStartTime } from '../scheduler/schedules.js';
 import { taskProgress } from '../store/taskProgress.js';
 import { watchRun } from './watchRun.js';
@@ -618,14 +618,18 @@ export function buildProgram(): Command {
 function statusText(run: import('../client/client.js').RunWithJobs): string {
   const c = run.counts;
   const left = (c.pending ?? 0) + (c.queued ?? 0) + (c.retrying ?? 0);
+  const total = Object.values(c).reduce((a, n) => a + (n ?? 0), 0);
+  const big = run.jobsListed === 'active';
+  const tasks = run.tasks ?? taskProgress(run.jobs);
   const lines = [
     `run ${run.id}  ${run.workflow}  ${run.state}`,
     `params: ${kv(run.params) || '-'}   labels: ${kv(run.labels) || '-'}`,
     `created ${time(run.createdAt)}  started ${time(run.startedAt) || '-'}  ${run.finishedAt ? `finished ${time(run.finishedAt)} after ${elapsed(run.startedAt, run.finishedAt)}` : `running for ${elapsed(run.startedAt, null)}`}`,
-    `jobs: ${run.jobs.length} total, ${(c.succeeded ?? 0) + (c.skipped ?? 0)} done, ${c.running ?? 0} running, ${left} left, ${c.failed ?? 0} failed`,
-    // split tasks: their chunks done / total (each chunk is also a row of the table below)
-    ...taskProgress(run.jobs).flatMap((t) => chunksLine(t) ?? []).map((l) => `  ${l}`),
+    `jobs: ${total} total, ${(c.succeeded ?? 0) + (c.skipped ?? 0)} done, ${c.running ?? 0} running, ${left} left, ${c.failed ?? 0} failed`,
+    // split tasks: their chunks done / total (each chunk is also a row of the table below); a big run: every stage
+    ...tasks.flatMap((t) => (big ? stageLine(t) : chunksLine(t)) ?? []).map((l) => `  ${l}`),
     '',
+    ...(big ? [`the ${run.jobs.length} running, retrying and failed jobs of ${total} (\`gantry jobs --run ${run.id}\` lists them all):`] : []),
     table(JOB_HEADERS, run.jobs.map(jobLine)),
   ];
   return lines.join('\n');

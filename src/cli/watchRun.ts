@@ -14,8 +14,10 @@ export async function watchRun(client: GantryClient, runId: number, o: { tty: bo
     if (!o.quiet) process.stdout.write(`run ${runId} ${run.state}\n`);
     return run;
   }
-  const total = () => run.jobs.length;
-  const done = () => run.jobs.filter((j) => ['succeeded', 'failed', 'cancelled', 'skipped'].includes(j.state)).length;
+  // from the counts: a big run's status lists only its active jobs
+  const count = (states: string[]) => states.reduce((n, s) => n + (run.counts[s as keyof typeof run.counts] ?? 0), 0);
+  const total = () => count(['pending', 'queued', 'running', 'retrying', 'succeeded', 'failed', 'cancelled', 'skipped']);
+  const done = () => count(['succeeded', 'failed', 'cancelled', 'skipped']);
   const running = () =>
     run.jobs
       .filter((j) => j.state === 'running')

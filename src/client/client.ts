@@ -26,7 +26,9 @@ export class UnreachableError extends Error {
 }
 
 export interface RunWithJobs extends Run {
+  /** every job (`jobsListed: 'all'`), or for a big run only its running, retrying and failed ones */
   jobs: Job[];
+  jobsListed?: 'all' | 'active';
   /** per task: its chunks done / total and its progress (absent from older servers) */
   tasks?: TaskProgress[];
 }

@@ -12,7 +12,7 @@ import { ConflictError, NotFoundError, type Clock, type JobState, type RunState,
 import type { Logger } from '../log.js';
 import { InvalidRunRequest, deferRun, startRun } from './runs.js';
 import { workflowSchedules } from './schedules.js';
-import { taskProgress } from '../store/taskProgress.js';
+import { stageProgress, taskProgress } from '../store/taskProgress.js';
 import { signalWaiter, streamEvents } from './events.js';
 import {
   BODY_LIMIT,
@@ -32,10 +32,14 @@ import {
   retryBody,
   runBody,
   runsQuery,
+  runStatusQuery,
+  RUN_STATUS_LIST_ALL_UP_TO,
 } from './schemas.js';
 import { ApiMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { createRequire } from 'node:module';
+/** per state, in a big run's status */
+const ACTIVE_JOBS_LISTED = 1_000;
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -203,9 +207,20 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock }: AppOpt
     const { id } = parse(idParam, req.params, 'path');
     const run = await store.getRun(id);
     if (!run) throw new NotFoundError(`no run ${id}`);
-    // every job: the per-task progress is computed from them (the list's default page of 10,000 made it wrong on bigger runs)
-    const jobs = await store.listJobs({ runId: id, limit: Number.MAX_SAFE_INTEGER });
-    return { ...run, jobs, tasks: taskProgress(jobs) };
+    const q = parse(runStatusQuery, req.query ?? {}, 'query');
+    const total = Object.values(run.counts).reduce((a, n) => a + (n ?? 0), 0);
+    if (q.jobs === 'all' || (q.jobs === undefined && total <= RUN_STATUS_LIST_ALL_UP_TO)) {
+      // every job: the per-task progress is computed from them
+      const jobs = await store.listJobs({ runId: id, limit: Number.MAX_SAFE_INTEGER });
+      return { ...run, jobs, jobsListed: 'all' as const, tasks: taskProgress(jobs) };
+    }
+    // A run of 100,000 jobs listed whole is 60 MB of JSON and seconds of work per call: the
+    // jobs that need attention, and the progress per stage counted in the store.
+    const [active, stages] = await Promise.all([
+      Promise.all((['running', 'retrying', 'failed'] as const).map((state) => store.listJobs({ runId: id, state, limit: ACTIVE_JOBS_LISTED }))),
+      store.stageCounts(id),
+    ]);
+    return { ...run, jobs: active.flat(), jobsListed: 'active' as const, tasks: stageProgress(stages) };
   });
 
   app.post('/api/v1/runs/:id/cancel', async (req) => {

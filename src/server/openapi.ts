@@ -72,8 +72,9 @@ export const ROUTES: Record<string, RouteDoc> = {
   },
   'GET /api/v1/runs/:id': {
     tag: 'runs',
-    summary: 'a run with its jobs and per-task progress',
+    summary: 'a run with its jobs and per-task progress (a big run: its active jobs and per-stage progress)',
     params: S.idParam,
+    query: S.runStatusQuery,
     responses: { 200: { description: 'the run', schema: S.runWithJobsSchema }, ...BAD, ...NOT_FOUND },
   },
   'POST /api/v1/runs/:id/cancel': {

@@ -122,6 +122,16 @@ export const eventsQuery = z.object({
   after: intParam.optional().meta({ description: 'resume after this event id (or send Last-Event-ID)' }),
 });
 export const idParam = z.object({ id: intParam });
+/** Above this many jobs a run's status lists only its active ones (see runStatusQuery). */
+export const RUN_STATUS_LIST_ALL_UP_TO = 10_000;
+export const runStatusQuery = z.object({
+  jobs: z
+    .enum(['all', 'active'])
+    .optional()
+    .meta({
+      description: `which jobs to list: \`all\`, or \`active\` (running, retrying, failed; at most 1,000 each) with per-stage progress. Default: all up to ${RUN_STATUS_LIST_ALL_UP_TO.toLocaleString('en-US')} jobs, active above`,
+    }),
+});
 export const jobIdParam = z.object({ id: z.string().min(1).meta({ description: 'RUN:TASK, or RUN:TASK#CHUNK' }) });
 export const workerParam = z.object({ name: z.string().min(1) });
 export const cancelBody = z
@@ -246,10 +256,19 @@ export const taskProgressSchema = component(
     state: jobState,
     chunks: z.object({ done: z.number(), total: z.number(), running: z.number(), failed: z.number() }).nullable(),
     progress: z.number().nullable(),
+    copies: z.object({ done: z.number(), total: z.number(), running: z.number(), failed: z.number() }).optional(),
   }),
 );
 
-export const runWithJobsSchema = component('RunStatus', runSchema.extend({ jobs: z.array(jobSchema), tasks: z.array(taskProgressSchema) }));
+export const runWithJobsSchema = component(
+  'RunStatus',
+  runSchema.extend({
+    jobs: z.array(jobSchema),
+    /** `all`: every job is in `jobs` and `tasks` is per task; `active`: only running/retrying/failed ones, and `tasks` is per stage */
+    jobsListed: z.enum(['all', 'active']),
+    tasks: z.array(taskProgressSchema),
+  }),
+);
 export const jobWithAttemptsSchema = component('JobWithAttempts', jobSchema.extend({ attemptList: z.array(attemptSchema) }));
 
 export const deferredRunSchema = component(

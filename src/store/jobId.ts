@@ -21,3 +21,13 @@ export const SPLIT_SUFFIX = '.split';
 export function splitJobId(taskId: string): string {
   return `${taskId}${SPLIT_SUFFIX}`;
 }
+
+/**
+ * A task id with every foreach item replaced by `[*]`: `dumps[enwiki].stubs` →
+ * `dumps[*].stubs`, the stage the copies share (PostgreSQL: the same rule as
+ * a generated column, see its migrations).
+ */
+const STAGE_RE = /\[[^\]]*\]/g;
+export function stageOf(task: string): string {
+  return task.includes('[') ? task.replace(STAGE_RE, '[*]') : task;
+}

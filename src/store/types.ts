@@ -248,10 +248,23 @@ export interface RunFilter {
   limit?: number;
   offset?: number;
 }
+/** One group of `Store.stageCounts`. */
+export interface StageCount {
+  stage: string;
+  /** chunk jobs of a split task (else the task's own job) */
+  chunk: boolean;
+  state: JobState;
+  jobs: number;
+  /** the sum of the last progress (0–100) the running ones reported */
+  progress: number;
+}
+
 export interface JobFilter {
   runId?: number;
   worker?: string;
   state?: JobState;
+  /** any of these states (with `state`, both must hold) */
+  states?: JobState[];
   /** claimed (running) but whose lease has lapsed or whose process never started */
   stale?: boolean;
   /** jobs of runs of this workflow / namespace / with these labels */
@@ -486,6 +499,12 @@ export interface Store {
   listJobs(filter: JobFilter): Promise<Job[]>;
   getJob(id: string): Promise<Job | null>;
   listAttempts(jobId: string): Promise<Attempt[]>;
+  /**
+   * A run's jobs counted per stage (its task id with every foreach item as
+   * `[*]`), chunk or not, and state: what the status of a run too big to list
+   * job by job shows. Set-based: one grouped scan, a few rows per stage.
+   */
+  stageCounts(runId: number): Promise<StageCount[]>;
   cancelJob(id: string, opts?: { clean?: boolean }): Promise<Job>;
 
   // worker transitions

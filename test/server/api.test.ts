@@ -394,3 +394,66 @@ describe('API on SQLite: OpenAPI document, body limits, invalid bodies', () => {
     expect(notJson.json()).toHaveProperty('error');
   });
 });
+
+onEveryStore('run status of a run too big to list job by job', (storeName) => {
+  let h: Harness;
+  beforeEach(async () => {
+    h = await harness(storeName);
+  });
+  afterEach(async () => {
+    await h.close();
+  });
+
+  it('`?jobs=active` lists running/retrying/failed jobs and per-stage progress that agrees with the full listing', async () => {
+    const { app, store } = h;
+    // a pipeline per wiki (fetch → parse, parse splits into 3 chunks), then one report over all of them
+    await apply(app, `name: wiki\nparams: { w: { required: true } }\ntasks:\n  fetch: { run: "true" }\n  parse: { run: "true", needs: [fetch], split: "echo '[1,2,3]'" }\n`, '/defs/wiki.yaml');
+    await apply(
+      app,
+      `name: all\nparams: { wikis: { default: [a, b, c, d] } }\ntasks:\n  w: { workflow: wiki, foreach: "{{ params.wikis }}", with: { w: "{{ item }}" } }\n  report: { run: "true", needs: [w] }\n`,
+      '/defs/all.yaml',
+    );
+    const run = await startRun(app, 'all');
+    const w = { name: 'w1', host: 'h', queues: ['default'] };
+    // the four fetches: a succeeds and its split makes 3 chunks, one of which runs (40 %)
+    const fetches = Object.fromEntries((await store.claimJobs(w, 4, 60_000)).map((c) => [c.job.task, c.fence]));
+    expect(Object.keys(fetches).sort()).toEqual(['w[a].fetch', 'w[b].fetch', 'w[c].fetch', 'w[d].fetch']);
+    await store.completeAttempt(fetches['w[a].fetch']!, { state: 'succeeded', exitCode: 0 });
+    const [split] = await store.claimJobs(w, 1, 60_000);
+    expect(split!.job.task).toBe('w[a].parse.split');
+    await store.completeAttempt(split!.fence, { state: 'succeeded', exitCode: 0, chunks: [1, 2, 3].map((value) => ({ value, outputs: {} })) });
+    const [chunk] = await store.claimJobs(w, 1, 60_000);
+    expect(chunk!.job.chunk).not.toBeNull();
+    await store.heartbeat('w1', [{ fence: chunk!.fence, progress: 40 }], 60_000);
+    // then b succeeds, c fails for good (its pipeline is skipped), d keeps running
+    await store.completeAttempt(fetches['w[b].fetch']!, { state: 'succeeded', exitCode: 0 });
+    await store.completeAttempt(fetches['w[c].fetch']!, { state: 'failed', exitCode: 1, error: 'boom', retryable: false });
+
+    const all = await call<{ jobs: Job[]; jobsListed: string; tasks: Record<string, unknown>[]; counts: Record<string, number> }>(app, 'GET', `/api/v1/runs/${run.id}?jobs=all`);
+    const active = await call<typeof all.body>(app, 'GET', `/api/v1/runs/${run.id}?jobs=active`);
+    expect(all.status).toBe(200);
+    expect(active.status, JSON.stringify(active.body)).toBe(200);
+    expect(all.body.jobsListed).toBe('all');
+    expect(active.body.jobsListed).toBe('active');
+    // a small run lists everything by default
+    expect((await call<typeof all.body>(app, 'GET', `/api/v1/runs/${run.id}`)).body.jobsListed).toBe('all');
+    expect(active.body.counts).toEqual(all.body.counts);
+
+    // active: exactly the running and failed jobs of the full listing
+    const pick = (jobs: Job[]) => jobs.filter((j) => ['running', 'retrying', 'failed'].includes(j.state)).map((j) => `${j.id} ${j.state}`).sort();
+    expect(active.body.jobs.map((j) => `${j.id} ${j.state}`).sort()).toEqual(pick(all.body.jobs));
+    expect(pick(active.body.jobs)).toEqual([`${run.id}:w[c].fetch failed`, `${run.id}:w[d].fetch running`, `${chunk!.job.id} running`].sort());
+
+    const stage = (t: string) => active.body.tasks.find((x) => x.task === t);
+    expect(active.body.tasks.map((t) => t.task)).toEqual(['w[*].fetch', 'w[*].parse.split', 'w[*].parse', 'report']);
+    expect(stage('w[*].fetch')).toMatchObject({ state: 'running', copies: { done: 2, total: 4, running: 1, failed: 1 }, chunks: null, progress: 50 });
+    // done: a's (succeeded) and c's (skipped, as everything downstream of a failure); b's waits in the queue
+    expect(stage('w[*].parse.split')).toMatchObject({ state: 'queued', copies: { done: 2, total: 4, running: 0, failed: 0 } });
+    // a's parse: 3 chunks, none done, one at 40 %; c's parse skipped, the others wait
+    expect(stage('w[*].parse')).toMatchObject({ state: 'pending', chunks: { done: 0, total: 3, running: 1, failed: 0 }, progress: 13, copies: { done: 1, total: 4 } });
+    expect(stage('report')).toMatchObject({ state: 'pending', progress: null });
+    expect(stage('report')!.copies).toBeUndefined();
+
+    expect((await call(app, 'GET', `/api/v1/runs/${run.id}?jobs=some`)).status).toBe(400);
+  });
+});

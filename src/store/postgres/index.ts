@@ -9,6 +9,7 @@ import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import type { Definition, WorkflowSpec } from '../../spec/model.js';
 import { parseJobId, formatJobId, SPLIT_SUFFIX } from '../jobId.js';
+import { stageCountsFrom } from '../taskProgress.js';
 import {
   ConflictError,
   NotFoundError,
@@ -48,7 +49,7 @@ import {
   type AuditFilter,
   type AuditNote,
 } from '../types.js';
-import type { WorkerStopMode } from '../types.js';
+import type { StageCount, WorkerStopMode } from '../types.js';
 import { strongerStopMode } from '../rows.js';
 import type { Overlap } from '../../spec/model.js';
 import { toDeferred, toMark, type DeferredRowDb, type MarkRowDb } from '../scheduleRows.js';
@@ -687,6 +688,7 @@ export class PostgresStore implements Store {
     if (f.runId !== undefined) where.push(`run_id = ${arg(f.runId)}`);
     if (f.worker) where.push(`worker = ${arg(f.worker)}`);
     if (f.state) where.push(`state = ${arg(f.state)}`);
+    if (f.states) where.push(`state = ANY(${arg(f.states)}::text[])`);
     if (f.stale) {
       const now = this.clock.now();
       where.push(`state = 'running' AND (lease_until < ${arg(now)} OR fence IN (SELECT id FROM attempts WHERE pid IS NULL AND started_at < ${arg(now - 10_000)}))`);
@@ -702,6 +704,24 @@ export class PostgresStore implements Store {
     const order = f.runId !== undefined ? 'ORDER BY id' : 'ORDER BY id DESC';
     const sql = `SELECT * FROM jobs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ${order} LIMIT ${arg(f.limit ?? 10_000)} OFFSET ${arg(f.offset ?? 0)}`;
     return (await this.all<JobRowDb>(sql, args)).map(toJob);
+  }
+
+  async stageCounts(runId: number): Promise<StageCount[]> {
+    // count(chunk) counts the chunk jobs; grouped in the order of the index (run_id, state, stage, chunk)
+    const [counts, reported] = await Promise.all([
+      this.all<{ state: JobState; stage: string; own: string; chunks: string; first: string }>(
+        `SELECT state, stage, count(*) - count(chunk) AS own, count(chunk) AS chunks, min(id) AS first FROM jobs WHERE run_id = $1 GROUP BY state, stage`,
+        [runId],
+      ),
+      this.all<{ stage: string; chunk: boolean; progress: string }>(
+        `SELECT stage, chunk IS NOT NULL AS chunk, sum(coalesce(progress, 0)) AS progress FROM jobs WHERE run_id = $1 AND state = 'running' GROUP BY 1, 2`,
+        [runId],
+      ),
+    ]);
+    return stageCountsFrom(
+      counts.map((r) => ({ state: r.state, stage: r.stage, own: Number(r.own), chunks: Number(r.chunks), first: Number(r.first) })),
+      reported.map((r) => ({ stage: r.stage, chunk: r.chunk, progress: Number(r.progress) })),
+    );
   }
 
   private async jobRowByPublicId(c: Q | pg.Pool, id: string, lock = false): Promise<JobRowDb | undefined> {

@@ -5,7 +5,8 @@
 import Database from 'better-sqlite3';
 import { EventEmitter } from 'node:events';
 import type { Definition, WorkflowSpec } from '../../spec/model.js';
-import { SPLIT_SUFFIX, formatJobId, parseJobId } from '../jobId.js';
+import { SPLIT_SUFFIX, formatJobId, parseJobId, stageOf } from '../jobId.js';
+import { stageCountsFrom, type StageCountRow } from '../taskProgress.js';
 import {
   ConflictError,
   NotFoundError,
@@ -45,7 +46,7 @@ import {
   type AuditFilter,
   type AuditNote,
 } from '../types.js';
-import type { WorkerStopMode } from '../types.js';
+import type { StageCount, WorkerStopMode } from '../types.js';
 import { strongerStopMode } from '../rows.js';
 import type { Overlap } from '../../spec/model.js';
 import { toDeferred, toMark, type DeferredRowDb, type MarkRowDb } from '../scheduleRows.js';
@@ -112,6 +113,8 @@ export class SqliteStore implements Store {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 10000');
     this.db.pragma('foreign_keys = ON');
+    // PostgreSQL does this with regexp_replace; SQLite has no regular expressions
+    this.db.function('gantry_stage', { deterministic: true }, (task: unknown) => stageOf(String(task)));
     this.clock = opts.clock ?? systemClock;
     this.emitter.setMaxListeners(0);
   }
@@ -235,8 +238,8 @@ export class SqliteStore implements Store {
 
     const insJob = this.sql(
       `INSERT INTO jobs (run_id, task, chunk, state, trigger_rule, deps_total, priority, queue, queues, has_fallback, cpu, memory,
-         resources, pool, max_retries, retry_delay_ms, retry_backoff, retry_max_delay_ms, force, outputs, refs, chunked, chunk_limit)
-       VALUES (?, ?, NULL, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)`,
+         resources, pool, max_retries, retry_delay_ms, retry_backoff, retry_max_delay_ms, force, outputs, refs, chunked, chunk_limit, stage)
+       VALUES (?, ?, NULL, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)`,
     );
     const ids = new Map<string, number>();
     for (const j of plan.jobs) {
@@ -261,6 +264,7 @@ export class SqliteStore implements Store {
         JSON.stringify(j.refs),
         j.chunked ? 1 : 0,
         j.chunkLimit ?? null,
+        stageOf(j.task),
       );
       ids.set(j.task, Number(r.lastInsertRowid));
     }
@@ -461,6 +465,7 @@ export class SqliteStore implements Store {
     if (f.runId !== undefined) (where.push('run_id = ?'), args.push(f.runId));
     if (f.worker) (where.push('worker = ?'), args.push(f.worker));
     if (f.state) (where.push('state = ?'), args.push(f.state));
+    if (f.states) (where.push(`state IN (${f.states.map(() => '?').join(', ')})`), args.push(...f.states));
     if (f.stale) {
       // claimed but not running: the lease lapsed, or the process never reported its pid
       where.push(`state = 'running' AND (lease_until < ? OR fence IN (SELECT id FROM attempts WHERE pid IS NULL AND started_at < ?))`);
@@ -482,6 +487,18 @@ export class SqliteStore implements Store {
     const sql = `SELECT ${JOB_COLUMNS.join(', ')} FROM jobs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ${order} LIMIT ? OFFSET ?`;
     const rows = this.sql(sql).raw(true).all(...args, f.limit ?? 10_000, f.offset ?? 0) as unknown[][];
     return rows.map(toJobFromColumns);
+  }
+
+  async stageCounts(runId: number): Promise<StageCount[]> {
+    // Both read only the index (run_id, state, stage, chunk), the first in its order (no sort):
+    // no table rows, whatever the run's size. count(chunk) counts the chunk jobs.
+    const counts = this.sql(
+      `SELECT state, stage, count(*) - count(chunk) AS own, count(chunk) AS chunks, min(id) AS first FROM jobs WHERE run_id = ? GROUP BY state, stage`,
+    ).all(runId) as StageCountRow[];
+    const reported = this.sql(
+      `SELECT stage, chunk IS NOT NULL AS chunk, sum(ifnull(progress, 0)) AS progress FROM jobs WHERE run_id = ? AND state = 'running' GROUP BY 1, 2`,
+    ).all(runId) as { stage: string; chunk: number; progress: number }[];
+    return stageCountsFrom(counts, reported.map((r) => ({ ...r, chunk: r.chunk === 1 })));
   }
 
   private jobRowByPublicId(id: string): JobRowDb | undefined {
@@ -787,9 +804,9 @@ export class SqliteStore implements Store {
     this.dropChunks(split.run_id, main.task);
     const ins = this.sql(
       `INSERT INTO jobs (run_id, task, chunk, state, trigger_rule, deps_total, priority, queue, queues, has_fallback, cpu, memory, resources,
-         pool, max_retries, retry_delay_ms, retry_backoff, retry_max_delay_ms, force, outputs, refs, enqueued_at, chunk_value, chunk_limit)
+         pool, max_retries, retry_delay_ms, retry_backoff, retry_max_delay_ms, force, outputs, refs, enqueued_at, chunk_value, chunk_limit, stage)
        SELECT run_id, task, ?, 'queued', 'all_success', 0, priority, queue, queues, has_fallback, cpu, memory, resources,
-         pool, max_retries, retry_delay_ms, retry_backoff, retry_max_delay_ms, force, ?, refs, ?, ?, chunk_limit FROM jobs WHERE id = ?`,
+         pool, max_retries, retry_delay_ms, retry_backoff, retry_max_delay_ms, force, ?, refs, ?, ?, chunk_limit, stage FROM jobs WHERE id = ?`,
     );
     const dep = this.sql(`INSERT INTO job_deps (upstream_id, job_id) VALUES (?, ?)`);
     const ids: number[] = [];
