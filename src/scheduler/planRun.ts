@@ -18,19 +18,20 @@ export function planRun(
   spec: RunSnapshot,
   params: Record<string, unknown>,
   run: { id: number; date: string; priority: number; extraLabels: Record<string, string> },
-): { jobs: JobPlan[]; labels: Record<string, string> } {
+): { jobs: JobPlan[]; labels: Record<string, string>; expanded: ExpandedTask[] } {
   const runCtx = { id: String(run.id), date: run.date };
   const base: TemplateContext = { params, run: runCtx, outputs: {}, tasks: {} };
   const labels: Record<string, string> = {};
   for (const [k, v] of Object.entries(spec.labels)) labels[k] = renderLiteral(v, base);
   Object.assign(labels, run.extraLabels);
   const contexts = new Map<TaskScope, TemplateContext>();
-  const jobs = expandWorkflow(spec, snapshotLookup(spec), params, runCtx).flatMap((e): JobPlan[] => {
+  const expanded = expandWorkflow(spec, snapshotLookup(spec), params, runCtx);
+  const jobs = expanded.flatMap((e): JobPlan[] => {
     let ctx = contexts.get(e.scope);
     if (!ctx) contexts.set(e.scope, (ctx = scopeContext(e.scope, runCtx)));
     return e.task.split ? planSplitTask(e, ctx, run.priority) : [planJob(e, ctx, run.priority)];
   });
-  return { jobs, labels };
+  return { jobs, labels, expanded };
 }
 
 /** What templates of a task in `scope` see before it runs (no outputs or upstream yet). */

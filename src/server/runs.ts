@@ -4,6 +4,7 @@
 import type { WorkflowSpec } from '../spec/model.js';
 import { resolveParams } from '../spec/params.js';
 import { ExpansionError } from '../spec/expand.js';
+import { offerRunPlan } from '../worker/runPlans.js';
 import { takeSnapshot } from '../spec/snapshot.js';
 import { logicalDateOf, planRun } from '../scheduler/planRun.js';
 import { NotFoundError, type CreateRunInput, type DeferredRun, type Run, type Store } from '../store/types.js';
@@ -36,7 +37,11 @@ export async function startRun(store: Store, req: StartRunRequest, now = Date.no
  * snapshotted with its sub-workflows. Scheduled and deferred runs use it too,
  * with the store method that records why they start in the same transaction.
  */
-export async function prepareRun(store: Store, req: StartRunRequest, logicalDate: string): Promise<CreateRunInput> {
+export async function prepareRun(
+  store: Store,
+  req: StartRunRequest,
+  logicalDate: string,
+): Promise<CreateRunInput> {
   const namespace = req.namespace ?? 'default';
   const stored = await store.getWorkflow(namespace, req.workflow);
   if (!stored) throw new NotFoundError(`no workflow '${req.workflow}' in namespace '${namespace}' (apply it first)`);
@@ -57,7 +62,13 @@ export async function prepareRun(store: Store, req: StartRunRequest, logicalDate
     priority,
     force: req.force ?? false,
     logicalDate,
-    plan: (id) => planRun(snapshot, params, { id, date: logicalDate, priority, extraLabels: req.labels ?? {} }),
+    plan: (id) => {
+      const planned = planRun(snapshot, params, { id, date: logicalDate, priority, extraLabels: req.labels ?? {} });
+      // Workers of this process (gantry up) take the plan as it is instead of expanding the
+      // snapshot again; offered before the run commits, as they may claim its jobs at once.
+      offerRunPlan(store, id, planned.expanded);
+      return planned;
+    },
   };
 }
 

@@ -12,6 +12,7 @@ import { statSync } from 'node:fs';
 import type { RunSnapshot, TemplateContext, WorkflowSpec } from '../spec/model.js';
 import { paramEnv, renderArgv, renderLiteral, renderShell, TemplateError } from '../spec/template.js';
 import { expandWorkflow, ExpansionError, workflowKey, type ExpandedTask, type TaskScope } from '../spec/expand.js';
+import { registerPlanUser, runPlan } from './runPlans.js';
 import { chunkContext, jobStep, planChunks, splitArray, type JobStep } from './jobStep.js';
 import { snapshotLookup } from '../spec/snapshot.js';
 import { formatDuration } from '../spec/duration.js';
@@ -98,9 +99,9 @@ const PROGRESS_LINE = /^gantry-progress\s+(\d+(?:\.\d+)?)\s*$/;
 
 export class Worker {
   private readonly active = new Map<number, ActiveAttempt>();
-  /** per run: its snapshot expanded once (sub-workflows inlined), by task id in the run */
-  private readonly plans = new Map<number, Promise<Map<string, ExpandedTask>>>();
   private stopping = false;
+  /** ends this worker's share of the process's run plans (runPlans.ts) */
+  private releasePlans: (() => void) | undefined;
   /** what an operator (or SIGTERM) asked of this worker; set: it claims nothing new */
   private stopMode: WorkerStopMode | null = null;
   private exiting: Promise<void> | null = null;
@@ -137,6 +138,7 @@ export class Worker {
       else if (s.type === 'revoked') for (const f of s.fences) this.abortAttempt(f, 'revoked');
       else if (s.type === 'worker' && s.name === this.o.name) void this.readStopMode();
     });
+    this.releasePlans = registerPlanUser(this.store);
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.o.heartbeatMs);
     await this.killOrphans();
     this.orphanTimer = setInterval(() => void this.killOrphans(), ORPHAN_CHECK_MS);
@@ -158,6 +160,8 @@ export class Worker {
     if (this.orphanTimer) clearInterval(this.orphanTimer);
     if (this.stopCheckTimer) clearInterval(this.stopCheckTimer);
     this.unsubscribe?.();
+    this.releasePlans?.();
+    this.releasePlans = undefined;
     await this.store.stopWorker(this.o.name).catch(() => undefined);
     this.resolveStopped();
   }
@@ -335,9 +339,8 @@ export class Worker {
    */
   private plan(c: ClaimedJob): Promise<Map<string, ExpandedTask>> {
     const runId = c.run.id;
-    let p = this.plans.get(runId);
-    if (!p) {
-      p = this.store.getRunSpec(runId).then((spec) => {
+    return runPlan(this.store, runId, () =>
+      this.store.getRunSpec(runId).then((spec) => {
         const snapshot = spec as RunSnapshot;
         let tasks: ExpandedTask[];
         try {
@@ -349,12 +352,8 @@ export class Worker {
           tasks = unexpandedTasks(snapshot, c.run.params);
         }
         return new Map(tasks.map((t) => [t.id, t]));
-      });
-      this.plans.set(runId, p);
-      p.catch(() => this.plans.delete(runId));
-      if (this.plans.size > 200) this.plans.delete(this.plans.keys().next().value!);
-    }
-    return p;
+      }),
+    );
   }
 
   private async runAttempt(c: ClaimedJob, a: ActiveAttempt): Promise<void> {
