@@ -372,7 +372,10 @@ export function buildProgram(): Command {
     .description('a run: tasks done / running / left, what runs where, errors (default: the latest run)')
     .argument('[run]')
     .option('--json', 'machine-readable output')
-    .action(async (id: string | undefined, o: { json?: boolean }, cmd: Command) => {
+    .option('--active', 'list only running, retrying and failed jobs, with progress per stage (the default above 10,000 jobs)')
+    .option('--all', 'list every job, however many')
+    .action(async (id: string | undefined, o: { json?: boolean; active?: boolean; all?: boolean }, cmd: Command) => {
+      if (o.active && o.all) throw usage('--active and --all do not go together');
       const client = clientOf(cmd);
       let rid: number;
       if (id === undefined) {
@@ -380,7 +383,7 @@ export function buildProgram(): Command {
         if (!latest) return print(o.json, null, () => 'no runs yet');
         rid = latest.id;
       } else rid = runId(id);
-      const run = await client.run(rid);
+      const run = await client.run(rid, { jobs: o.active ? 'active' : o.all ? 'all' : undefined });
       print(o.json, run, () => statusText(run));
       if (run.state === 'failed' || run.state === 'cancelled') throw new Exit(1, '');
     });

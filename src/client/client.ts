@@ -147,8 +147,9 @@ export class GantryClient {
   cancelDeferredRun(id: number) {
     return this.request<DeferredRun>('POST', `/api/v1/deferred-runs/${id}/cancel`, { body: {} });
   }
-  run(id: number) {
-    return this.request<RunWithJobs>('GET', `/api/v1/runs/${id}`);
+  /** `jobs`: list every job, or only the active ones with per-stage progress (default: by the run's size) */
+  run(id: number, o: { jobs?: 'all' | 'active' } = {}) {
+    return this.request<RunWithJobs>('GET', `/api/v1/runs/${id}${o.jobs ? `?jobs=${o.jobs}` : ''}`);
   }
   cancelRun(id: number, o: { clean?: boolean } = {}) {
     return this.request<Run>('POST', `/api/v1/runs/${id}/cancel`, { body: o });

@@ -355,6 +355,19 @@ tasks:
       expect(none.code).toBe(2);
     });
 
+    it('status RUN --active: what a run too big to list shows — progress per stage and only the jobs that need attention', async () => {
+      const failed = await cli(['status', String(failedRun), '--active']);
+      expect(failed.code).toBe(1);
+      // the failed job is listed, the succeeded and skipped ones are only counted in their stage's line
+      expect(failed.stdout).toMatch(new RegExp(`^${failedRun}:bad\\s+failed`, 'm'));
+      expect(failed.stdout).toMatch(/the 1 running, retrying and failed jobs of \d+/);
+      expect(failed.stdout).toMatch(/^  bad: failed$/m);
+      const ok = await cli(['status', String(okRun), '--active']);
+      expect(ok.stdout).toMatch(/^  greet: succeeded$/m);
+      expect(ok.stdout).not.toMatch(new RegExp(`^${okRun}:greet`, 'm'));
+      expect((await cli(['status', String(okRun), '--active', '--all'])).code).toBe(2);
+    });
+
     it('runs --workflow W --json and runs --label k=v', async () => {
       const { json, res } = await cliJson<RunJson[]>(['runs', '--workflow', 'e2e-ok']);
       expect(res.code).toBe(0);
