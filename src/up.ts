@@ -4,7 +4,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { loadDefinitionFiles } from './spec/parse.js';
+import { loadDefinitions } from './spec/parse.js';
 import { SpecValidationError } from './spec/model.js';
 import type { Capacity, Store } from './store/types.js';
 import { openStore } from './store/open.js';
@@ -45,7 +45,7 @@ export async function startUp(o: UpOptions): Promise<Up> {
   const store = await openStore(o.db);
   try {
     if (o.apply?.length) {
-      const { definitions, errors } = loadDefinitionFiles(o.apply.map((p) => path.resolve(p)));
+      const { definitions, errors } = await loadDefinitions(o.apply.map((p) => path.resolve(p)));
       if (errors.length) throw new SpecValidationError(errors);
       await store.putDefinitions(definitions);
     }

@@ -6,7 +6,7 @@ import os from 'node:os';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { ApiError, GantryClient, UnreachableError } from '../client/client.js';
 import { formatSpecError, SpecValidationError } from '../spec/model.js';
-import { loadDefinitionFiles } from '../spec/parse.js';
+import { loadDefinitions } from '../spec/parse.js';
 import { parseTarget } from '../store/jobId.js';
 import { createLogger } from '../log.js';
 import { schedulerFor, startUp, workerFor } from '../up.js';
@@ -276,11 +276,11 @@ export function buildProgram(): Command {
 
   program
     .command('validate')
-    .description('check workflow and service files (no server needed)')
+    .description('check workflow and service files, YAML or TypeScript (no server needed)')
     .argument('<files...>')
     .option('--json', 'machine-readable output')
-    .action((files: string[], o: { json?: boolean }) => {
-      const { definitions, errors } = loadDefinitionFiles(files);
+    .action(async (files: string[], o: { json?: boolean }) => {
+      const { definitions, errors } = await loadDefinitions(files);
       if (o.json) process.stdout.write(JSON.stringify({ ok: errors.length === 0, errors, definitions: definitions.map((d) => ({ kind: d.kind, namespace: d.namespace, name: d.name, file: d.file })) }, null, 2) + '\n');
       if (errors.length) {
         if (!o.json) throw new Exit(2, `${errors.map(formatSpecError).join('\n')}\n${errors.length} error${errors.length > 1 ? 's' : ''}`);
@@ -291,15 +291,15 @@ export function buildProgram(): Command {
 
   program
     .command('apply')
-    .description('register (or update) workflow and service files on the server')
+    .description('register (or update) workflow and service files, YAML or TypeScript, on the server')
     .argument('<files...>')
     .option('--json', 'machine-readable output')
     .action(async (files: string[], o: { json?: boolean }, cmd: Command) => {
       const client = clientOf(cmd);
       const known = (await client.workflows()).workflows.map((w) => `${w.namespace}/${w.name}`);
-      const { definitions, errors } = loadDefinitionFiles(files, { knownWorkflows: known });
-      if (errors.length) throw new Exit(2, errors.map(formatSpecError).join('\n'));
-      const r = await client.applyDefinitions(definitions.map((d) => ({ path: d.file, source: fs.readFileSync(d.file, 'utf8') })));
+      const loaded = await loadDefinitions(files, { knownWorkflows: known });
+      if (loaded.errors.length) throw new Exit(2, loaded.errors.map(formatSpecError).join('\n'));
+      const r = await client.applyDefinitions(loaded.files);
       print(o.json, r, () => r.applied.map((a) => `${a.change.padEnd(9)} ${a.kind} ${a.namespace === 'default' ? a.name : `${a.namespace}/${a.name}`}`).join('\n'));
     });
 

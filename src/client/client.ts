@@ -4,6 +4,7 @@
 import type { Attempt, DeferredRun, Job, PoolRow, Run, StoreEvent, StoredLogLine, WorkerRow } from '../store/types.js';
 import type { ScheduleSummary } from '../server/schedules.js';
 import type { StartRunRequest } from '../server/runs.js';
+import type { DefinitionFile } from '../server/schemas.js';
 import type { SpecError } from '../spec/model.js';
 import type { TaskProgress } from '../store/taskProgress.js';
 
@@ -108,7 +109,8 @@ export class GantryClient {
   health() {
     return this.request<{ ok: boolean; store: string }>('GET', '/api/v1/health');
   }
-  applyDefinitions(files: { path: string; source: string }[]) {
+  /** each file as its text (YAML) or as a document (a workflow in the YAML shape, as a TypeScript file's defineWorkflow gives) */
+  applyDefinitions(files: DefinitionFile[]) {
     return this.request<{ applied: { name: string; namespace: string; kind: string; change: string }[] }>('POST', '/api/v1/definitions', {
       body: { files },
     });

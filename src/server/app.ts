@@ -5,7 +5,7 @@
 // src/server owns: routes (this file), run creation (runs.ts), event streams (events.ts).
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { z } from 'zod';
-import { parseDefinitionSource } from '../spec/parse.js';
+import { parseDefinitionDocument, parseDefinitionSource } from '../spec/parse.js';
 import { SpecValidationError, type SpecError, type WorkflowSpec } from '../spec/model.js';
 import { validateDefinitionSet } from '../spec/validate-set.js';
 import { ConflictError, NotFoundError, type Clock, type JobState, type RunState, type Store } from '../store/types.js';
@@ -119,7 +119,7 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock }: AppOpt
     const errors: SpecError[] = [];
     const defs = [];
     for (const f of body.files) {
-      const r = parseDefinitionSource(f.source, f.path);
+      const r = f.source !== undefined ? parseDefinitionSource(f.source, f.path) : parseDefinitionDocument(f.document, f.path);
       errors.push(...r.errors);
       if (r.definition) defs.push(r.definition);
     }

@@ -62,10 +62,24 @@ const labelParam = z
 
 // ------------------------------------------------------------------ requests
 
-export const applyBody = z
-  .object({ files: z.array(z.object({ path: z.string().min(1), source: z.string() })).min(1) })
+// A file is its text (YAML), or a document: the YAML shape as JSON, which is what a TypeScript
+// workflow file's defineWorkflow comes to (the CLI imports the module and sends each workflow).
+const definitionFile = z
+  .object({
+    path: z.string().min(1),
+    source: z.string().optional().meta({ description: 'the file\'s text (YAML)' }),
+    document: z.record(z.string(), z.unknown()).optional().meta({ description: 'a workflow or service as data, in the YAML shape (checked like a file)' }),
+  })
   .strict()
-  .meta({ description: 'workflow and service files to register, with their paths (for error messages and relative references)' });
+  .superRefine((f, ctx) => {
+    if ((f.source === undefined) === (f.document === undefined)) ctx.addIssue({ code: 'custom', message: 'give exactly one of source and document' });
+  });
+export const applyBody = z
+  .object({ files: z.array(definitionFile).min(1) })
+  .strict()
+  .meta({ description: 'workflow and service files to register, with their paths (for error messages and relative references): each as its text, or as a document' });
+/** A file to apply: its text, or a document. */
+export type DefinitionFile = { path: string; source: string } | { path: string; document: Record<string, unknown> };
 export const runBody = z
   .object({
     workflow: z.string().min(1),

@@ -4,7 +4,7 @@
 
 export * from './model.js';
 export { parseDuration, parseMemory, formatDuration } from './duration.js';
-export { parseDefinitionSource, loadDefinitionFiles, type ParseResult } from './parse.js';
+export { parseDefinitionSource, parseDefinitionDocument, loadDefinitionFiles, loadDefinitions, type ParseResult, type DefinitionSource, type LoadedDefinitions } from './parse.js';
 export { validateWorkflowDocument, validateServiceDocument, type ValidateContext } from './validate.js';
 export { validateDefinitionSet, qualifiedName, resolveWorkflowRef, type DefinitionSetOptions } from './validate-set.js';
 export {

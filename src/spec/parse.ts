@@ -1,5 +1,7 @@
 // Workflow and service files → typed definitions, with every problem of a
-// file reported at once, each with its line. Also loads files and folders.
+// file reported at once, each with its line. Also loads files and folders,
+// TypeScript workflow files included (typescript.ts turns them into documents
+// that take the same checks).
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -11,6 +13,7 @@ import type { Definition, SpecError } from './model.js';
 import { KEY_MESSAGE_SEPARATOR, serviceSchema, workflowSchema, type ServiceFile, type WorkflowFile } from './schema.js';
 import { validateServiceDocument, validateWorkflowDocument } from './validate.js';
 import { qualifiedName, validateDefinitionSet } from './validate-set.js';
+import { MODULE_FILE, WORKFLOW_MODULE_IN_FOLDER, loadWorkflowModule } from './typescript.js';
 
 export interface ParseResult {
   definition: Definition | null;
@@ -103,25 +106,35 @@ function parseDetailed(source: string, file: string): DetailedResult {
     });
     return fail();
   }
-  const locate = makeLocator(doc, lc);
+  return checkDocument(raw as Record<string, unknown>, { file: abs, baseDir, locate: makeLocator(doc, lc) }, errors);
+}
+
+/**
+ * The checks every definition goes through, whatever its source (a YAML file,
+ * or a TypeScript file's `defineWorkflow` turned into a document): the schema,
+ * the semantic checks, then the typed model. `errors` may hold earlier ones
+ * (duplicate keys) and receives the rest.
+ */
+function checkDocument(raw: Record<string, unknown>, ctx: { file: string; baseDir: string; locate: Locate }, errors: SpecError[] = []): DetailedResult {
+  const { file: abs, baseDir, locate } = ctx;
+  const fail = (): DetailedResult => ({ definition: null, errors: errors.sort(byPosition), locate: null, declared: null });
   const at = (p: DocPath, message: string, atKey = false) => {
     errors.push({ file: abs, ...locate(p, { atKey }), path: formatDocPath(p), message });
   };
 
   const isService = Object.hasOwn(raw, 'service');
-  const r = raw as Record<string, unknown>;
+  const r = raw;
   const declared = {
     kind: isService ? 'service' as const : 'workflow' as const,
     qualified: qualifiedName(typeof r.namespace === 'string' ? r.namespace : DEFAULT_NAMESPACE, nameText(isService ? r.service : r.name)),
   };
   const parsed = isService ? serviceSchema.safeParse(raw) : workflowSchema.safeParse(raw);
   if (!parsed.success) for (const issue of parsed.error.issues) issueErrors(issue, at);
-  const ctx = { file: abs, baseDir, locate };
   errors.push(...(isService ? validateServiceDocument(raw, ctx) : validateWorkflowDocument(raw, ctx)));
 
   if (errors.length || !parsed.success) {
     // the same spot can be reached by the schema and the semantic checks; say it once
-    const unique = [...new Map(errors.map((e) => [`${e.line}:${e.column}:${e.message}`, e])).values()];
+    const unique = [...new Map(errors.map((e) => [`${e.line}:${e.column}:${e.path}:${e.message}`, e])).values()];
     errors.length = 0;
     errors.push(...unique);
     return { ...fail(), locate, declared };
@@ -160,13 +173,15 @@ export function parseDefinitionSource(source: string, file: string): ParseResult
 
 const SKIP_DIRS = new Set(['node_modules', 'out']);
 
-function yamlFilesUnder(dir: string): string[] {
+const YAML_FILE = /\.ya?ml$/;
+
+function filesUnder(dir: string, accept: { test(name: string): boolean }): string[] {
   const found: string[] = [];
   for (const entry of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
     const full = path.join(dir, entry.name);
     if (entry.isDirectory()) {
-      if (!entry.name.startsWith('.') && !SKIP_DIRS.has(entry.name)) found.push(...yamlFilesUnder(full));
-    } else if (/\.ya?ml$/.test(entry.name)) {
+      if (!entry.name.startsWith('.') && !SKIP_DIRS.has(entry.name)) found.push(...filesUnder(full, accept));
+    } else if (accept.test(entry.name)) {
       found.push(full);
     }
   }
@@ -175,42 +190,124 @@ function yamlFilesUnder(dir: string): string[] {
 
 const ioMessage = (e: unknown) => ((e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (e as Error).message);
 
-/** Load files and folders (every *.yaml / *.yml below, skipping dot-folders, node_modules, out), then check them as a set. */
-export function loadDefinitionFiles(
-  paths: string[],
-  opts: { knownWorkflows?: Iterable<string> } = {},
-): { definitions: Definition[]; errors: SpecError[] } {
-  const definitions: Definition[] = [];
-  const errors: SpecError[] = [];
-  const locators = new Map<Definition, Locate>();
+const noPosition: Locate = () => ({ line: 0, column: 0 });
+
+/**
+ * Check a definition given as a document (the YAML shape as data: what a
+ * TypeScript workflow file's `defineWorkflow` gives, or JSON sent to the API).
+ * `file` is where it came from; relative paths resolve against its folder.
+ */
+export function parseDefinitionDocument(document: unknown, file: string, locate: Locate = noPosition): ParseResult {
+  const { definition, errors } = documentDetailed(document, file, locate);
+  return { definition, errors };
+}
+
+function documentDetailed(document: unknown, file: string, locate: Locate): DetailedResult {
+  const abs = path.resolve(file);
+  if (document === null || typeof document !== 'object' || Array.isArray(document)) {
+    return {
+      definition: null, locate: null, declared: null,
+      errors: [{ file: abs, line: 0, column: 0, path: '', message: 'expected a workflow {name, tasks} or a service {service, run}' }],
+    };
+  }
+  return checkDocument(document as Record<string, unknown>, { file: abs, baseDir: path.dirname(abs), locate });
+}
+
+/** A definition as the API's POST /definitions takes it: a file's text, or a document (a TypeScript workflow). */
+export type DefinitionSource = { path: string; source: string } | { path: string; document: Record<string, unknown> };
+
+export interface LoadedDefinitions {
+  definitions: Definition[];
+  errors: SpecError[];
+  /** what each definition came from (same order), to send to a server */
+  files: DefinitionSource[];
+}
+
+/** Checks what each file gave as a set, as loadDefinitionFiles and loadDefinitions do. */
+class DefinitionSetBuilder {
+  readonly definitions: Definition[] = [];
+  readonly files: DefinitionSource[] = [];
+  readonly errors: SpecError[] = [];
+  private locators = new Map<Definition, Locate>();
   // Workflows of files that failed still exist as far as references are concerned.
-  const known = new Set<string>(opts.knownWorkflows ?? []);
-  const files: string[] = [];
-  for (const p of paths) {
-    const abs = path.resolve(p);
-    try {
-      files.push(...(fs.statSync(abs).isDirectory() ? yamlFilesUnder(abs) : [abs]));
-    } catch (e) {
-      errors.push({ file: abs, line: 0, column: 0, path: '', message: `cannot read: ${ioMessage(e)}` });
+  private known: Set<string>;
+  constructor(knownWorkflows: Iterable<string> = []) {
+    this.known = new Set(knownWorkflows);
+  }
+  cannotRead(file: string, e: unknown): void {
+    this.errors.push({ file, line: 0, column: 0, path: '', message: `cannot read: ${ioMessage(e)}` });
+  }
+  add(result: DetailedResult, from: DefinitionSource): void {
+    this.errors.push(...result.errors);
+    if (result.definition) {
+      this.definitions.push(result.definition);
+      this.files.push(from);
+      if (result.locate) this.locators.set(result.definition, result.locate);
+    } else if (result.declared?.kind === 'workflow') {
+      this.known.add(result.declared.qualified);
     }
   }
-  for (const file of files) {
+  /** expands folders with `under`, reporting paths that cannot be read */
+  expand(paths: string[], under: (dir: string) => string[]): string[] {
+    const files: string[] = [];
+    for (const p of paths) {
+      const abs = path.resolve(p);
+      try {
+        files.push(...(fs.statSync(abs).isDirectory() ? under(abs) : [abs]));
+      } catch (e) {
+        this.cannotRead(abs, e);
+      }
+    }
+    return files;
+  }
+  readYaml(file: string): void {
     let source: string;
     try {
       source = fs.readFileSync(file, 'utf8');
     } catch (e) {
-      errors.push({ file, line: 0, column: 0, path: '', message: `cannot read: ${ioMessage(e)}` });
+      return this.cannotRead(file, e);
+    }
+    this.add(parseDetailed(source, file), { path: file, source });
+  }
+  finish(): LoadedDefinitions {
+    this.errors.push(...validateDefinitionSet(this.definitions, { knownWorkflows: this.known, locate: (d) => this.locators.get(d) }));
+    return { definitions: this.definitions, errors: this.errors, files: this.files };
+  }
+}
+
+/** Load files and folders (every *.yaml / *.yml below, skipping dot-folders, node_modules, out), then check them as a set. */
+export function loadDefinitionFiles(
+  paths: string[],
+  opts: { knownWorkflows?: Iterable<string> } = {},
+): LoadedDefinitions {
+  const set = new DefinitionSetBuilder(opts.knownWorkflows);
+  for (const file of set.expand(paths, (dir) => filesUnder(dir, YAML_FILE))) set.readYaml(file);
+  return set.finish();
+}
+
+/**
+ * loadDefinitionFiles, and TypeScript workflows too: a .ts/.js file given by
+ * name, and `*.workflow.ts` (.mts, .js, .mjs…) files in folders, are imported
+ * and each workflow they export is checked like a YAML file. Importing runs the module.
+ */
+export async function loadDefinitions(
+  paths: string[],
+  opts: { knownWorkflows?: Iterable<string> } = {},
+): Promise<LoadedDefinitions> {
+  const set = new DefinitionSetBuilder(opts.knownWorkflows);
+  const inFolder = (name: string) => YAML_FILE.test(name) || WORKFLOW_MODULE_IN_FOLDER.test(name);
+  for (const file of set.expand(paths, (dir) => filesUnder(dir, { test: inFolder }))) {
+    if (!MODULE_FILE.test(file)) {
+      set.readYaml(file);
       continue;
     }
-    const result = parseDetailed(source, file);
-    errors.push(...result.errors);
-    if (result.definition) {
-      definitions.push(result.definition);
-      if (result.locate) locators.set(result.definition, result.locate);
-    } else if (result.declared?.kind === 'workflow') {
-      known.add(result.declared.qualified);
+    if (!fs.existsSync(file)) {
+      set.cannotRead(file, Object.assign(new Error(), { code: 'ENOENT' }));
+      continue;
     }
+    const mod = await loadWorkflowModule(file);
+    if (mod.error) set.errors.push({ file, line: 0, column: 0, path: '', message: mod.error });
+    for (const w of mod.workflows) set.add(documentDetailed(w.document, file, w.locate), { path: file, document: w.document });
   }
-  errors.push(...validateDefinitionSet(definitions, { knownWorkflows: known, locate: (d) => locators.get(d) }));
-  return { definitions, errors };
+  return set.finish();
 }

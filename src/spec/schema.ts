@@ -75,7 +75,8 @@ const runSchema = byType<string | Array<string | number | boolean>>(
   { string: nonEmpty, array: z.array(scalar).min(1, 'must not be an empty list') },
   'a shell command string or a list of arguments',
 );
-const handlerSchema = z.string().regex(/^[^#]+#[A-Za-z_$][\w$]*$/, 'must be path#export, e.g. ./handlers/sync.ts#syncToMirror');
+// `#export` or a property path inside an export (`#handlers.sync`; TypeScript workflows' function handlers are `#default.tasks.id.handler`)
+const handlerSchema = z.string().regex(/^[^#]+#[A-Za-z_$][\w$]*(\.[\w$-]+)*$/, 'must be path#export, e.g. ./handlers/sync.ts#syncToMirror');
 const outputsSchema = z.record(z.string(), z.string({ error: 'must be a path (string)' }));
 
 const stepObject = strict({ run: runSchema.optional(), handler: handlerSchema.optional(), outputs: outputsSchema.optional() });

@@ -2,7 +2,7 @@
 // loaded through tsx's loader API, JavaScript through plain import(). Modules
 // are cached per worker: a new version of a handler file takes effect when the
 // worker restarts (the deploy story: drain, update, start).
-import { pathToFileURL } from 'node:url';
+import { importModule, modulePath } from '../spec/typescript.js';
 
 export interface HandlerContext {
   params: Record<string, unknown>;
@@ -36,14 +36,6 @@ export type Handler = (ctx: HandlerContext) => unknown;
 
 const modules = new Map<string, Promise<Record<string, unknown>>>();
 
-async function importModule(file: string): Promise<Record<string, unknown>> {
-  if (/\.(c|m)?tsx?$/.test(file)) {
-    const { tsImport } = await import('tsx/esm/api');
-    return (await tsImport(pathToFileURL(file).href, import.meta.url)) as Record<string, unknown>;
-  }
-  return (await import(pathToFileURL(file).href)) as Record<string, unknown>;
-}
-
 export async function loadHandler(file: string, exportName: string): Promise<Handler> {
   let mod = modules.get(file);
   if (!mod) {
@@ -52,10 +44,12 @@ export async function loadHandler(file: string, exportName: string): Promise<Han
     mod.catch(() => modules.delete(file)); // a fixed file can be retried without a restart
   }
   const m = await mod;
-  const fn = m[exportName] ?? (m.default as Record<string, unknown> | undefined)?.[exportName];
+  // `exportName` may be a path inside an export: a TypeScript workflow's function handler is `default.tasks.id.handler`
+  const fn = modulePath(m, exportName);
   if (typeof fn !== 'function') {
     const names = Object.keys(m).filter((k) => typeof m[k] === 'function');
-    throw new Error(`${file} has no exported function '${exportName}' (exported functions: ${names.join(', ') || 'none'})`);
+    const what = exportName.includes('.') ? 'function at' : 'exported function';
+    throw new Error(`${file} has no ${what} '${exportName}' (exported functions: ${names.join(', ') || 'none'})`);
   }
   return fn as Handler;
 }
