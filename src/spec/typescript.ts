@@ -44,7 +44,7 @@ export function modulePath(mod: Obj, dotted: string): unknown {
   return walk(mod) ?? walk(mod.default);
 }
 
-/** The workflows a module exports, by export name; each one once (the first name it is exported under). */
+/** The workflows a module exports, by export name, the default first; each one once (under the first name found). */
 export function exportedWorkflows(mod: Obj): Array<{ exportName: string; workflow: Obj }> {
   const found: Array<{ exportName: string; workflow: Obj }> = [];
   const seen = new Set<Obj>();
@@ -53,9 +53,11 @@ export function exportedWorkflows(mod: Obj): Array<{ exportName: string; workflo
     seen.add(v);
     found.push({ exportName: name, workflow: v });
   };
-  for (const [name, v] of Object.entries(mod)) add(name, v);
-  // CommonJS interop: module.exports under `default`
-  if (isObj(mod.default) && !isDefinedWorkflow(mod.default)) for (const [name, v] of Object.entries(mod.default)) add(name, v);
+  // CommonJS interop: tsx puts module.exports under `default`, with the default export inside it
+  const cjs: Obj = isObj(mod.default) && !isDefinedWorkflow(mod.default) ? mod.default : {};
+  add('default', mod.default);
+  add('default', cjs.default);
+  for (const [name, v] of [...Object.entries(mod), ...Object.entries(cjs)]) add(name, v);
   return found;
 }
 

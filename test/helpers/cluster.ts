@@ -16,6 +16,7 @@ import type { Worker } from '../../src/worker/worker.js';
 import type { Job, Run, Store } from '../../src/store/types.js';
 import { PG_URL, dropSchema, postgresAvailable, uniqueSchema } from './postgres.js';
 import { waitForRun } from './embedded.js';
+import { MODULE_FILE, loadWorkflowModule } from '../../src/spec/typescript.js';
 
 export type StoreName = 'SQLite' | 'PostgreSQL';
 
@@ -26,7 +27,7 @@ export interface Cluster {
   dir: string;
   /** writes a file (relative to `dir`), returns its absolute path */
   write(rel: string, content: string): string;
-  /** POST /api/v1/definitions with these files (paths relative to `dir`) */
+  /** POST /api/v1/definitions with these files (paths relative to `dir`; TypeScript workflow files as their documents) */
   apply(...rels: string[]): Promise<{ status: number; body: { errors?: { message: string }[]; applied?: unknown[] } }>;
   /** POST /api/v1/runs */
   startRun(workflow: string, params?: Record<string, unknown>): Promise<{ status: number; body: Run & { error?: string; errors?: string[] } }>;
@@ -90,9 +91,16 @@ export async function cluster(name: StoreName, o: { slots?: number; leaseMs?: nu
       fs.writeFileSync(file, content);
       return file;
     },
-    apply: (...rels) =>
+    // a TypeScript workflow file goes as the CLI sends it: each workflow it exports as a document
+    apply: async (...rels) =>
       inject('POST', '/api/v1/definitions', {
-        files: rels.map((rel) => ({ path: path.join(dir, rel), source: fs.readFileSync(path.join(dir, rel), 'utf8') })),
+        files: (await Promise.all(rels.map(async (rel) => {
+          const file = path.join(dir, rel);
+          if (!MODULE_FILE.test(file)) return [{ path: file, source: fs.readFileSync(file, 'utf8') }];
+          const mod = await loadWorkflowModule(file);
+          if (mod.error) throw new Error(`${rel}: ${mod.error}`);
+          return mod.workflows.map((w) => ({ path: file, document: w.document }));
+        }))).flat(),
       }),
     startRun: (workflow, params) => inject('POST', '/api/v1/runs', { workflow, ...(params ? { params } : {}) }),
     retry: (runId, body) => inject('POST', `/api/v1/runs/${runId}/retry`, body),
