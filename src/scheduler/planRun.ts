@@ -49,13 +49,14 @@ export function scopeContext(scope: TaskScope, run: { id: string; date: string }
 function planSplitTask(e: ExpandedTask, ctx: TemplateContext, runPriority: number): JobPlan[] {
   const t = e.task;
   const split = planJob({ ...e, id: splitJobId(e.id), task: { ...t, command: t.split!.command, outputs: t.split!.outputs } }, ctx, runPriority);
-  // Chunks copy the main job's refs: they include what the task's `run` reads.
+  // Chunks copy the main job's refs: they include what the task's `run` reads, and the task's own
+  // needs (a chunk or combine handler reads its upstream from ctx.tasks, with no template to say so).
   const main = planJob(
     { ...e, needs: [split.task], trigger: 'all_success', task: { ...t, command: t.combine?.command ?? null, outputs: t.combine?.outputs ?? {} } },
     ctx,
     runPriority,
   );
-  main.refs = [...new Set([...main.refs, ...referencedTasks(t).flatMap((local) => e.scope.taskIds[local] ?? [])])];
+  main.refs = [...new Set([...main.refs, ...e.needs, ...referencedTasks(t).flatMap((local) => e.scope.taskIds[local] ?? [])])];
   main.chunked = true;
   main.chunkLimit = t.concurrency;
   return [split, main];

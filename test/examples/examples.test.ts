@@ -5,14 +5,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { embedded, type Embedded } from '../helpers/embedded.js';
-import { loadDefinitionFiles } from '../../src/spec/parse.js';
+import { loadDefinitions } from '../../src/spec/parse.js';
 
 const examples = path.resolve(import.meta.dirname, '../../examples');
 let g: Embedded;
 
 beforeAll(async () => {
   g = await embedded({ slots: 2 });
-  const { definitions, errors } = loadDefinitionFiles([examples]);
+  // YAML files and TypeScript workflow files (examples/sdk/*.workflow.ts) alike
+  const { definitions, errors } = await loadDefinitions([examples]);
   expect(errors).toEqual([]);
   await g.up.store.putDefinitions(definitions);
 });
@@ -21,6 +22,21 @@ afterAll(async () => {
 });
 
 describe('examples', () => {
+  it('sdk/wordcount (TypeScript, function handlers) counts the sample text in blocks and reports the top words', async () => {
+    const { run, jobs } = await g.run({ workflow: 'wordcount', params: { top: 4 } }, 60_000);
+    try {
+      expect(run.state).toBe('succeeded');
+      // the sample's 31 lines: 2 blocks of 20
+      expect((await g.up.store.listJobs({ runId: run.id })).filter((j) => j.task === 'count' && j.chunk !== null)).toHaveLength(2);
+      // ties by word: the same as tr | grep -o | sort | uniq -c | sort -k1nr -k2
+      expect(jobs.report!.state).toBe('succeeded');
+      const lines = (await g.up.store.readLogs({ jobId: `${run.id}:report` })).filter((l) => l.stream === 'stdout').map((l) => l.line);
+      expect(lines).toEqual(['top words: the=15 it=12 a=11 to=11']);
+    } finally {
+      fs.rmSync(path.join(examples, 'sdk', 'out', String(run.id)), { recursive: true, force: true });
+    }
+  });
+
   it('hello succeeds, and with fail=always fails in flaky but still runs its all_done summary', async () => {
     const ok = await g.run({ workflow: 'hello', params: { who: 'Ada' } });
     expect(ok.run.state).toBe('succeeded');
