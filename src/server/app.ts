@@ -23,6 +23,7 @@ import {
   workerParam,
   deferredQuery,
   eventsQuery,
+  graphQuery,
   idParam,
   jobIdParam,
   jobsQuery,
@@ -38,6 +39,9 @@ import {
 import { ApiMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { createRequire } from 'node:module';
+import { buildRunGraph } from './runGraph.js';
+import { overview } from './overview.js';
+import { registerUi } from './ui.js';
 /** per state, in a big run's status */
 const ACTIVE_JOBS_LISTED = 1_000;
 
@@ -76,9 +80,11 @@ export interface AppOptions {
   workerTimeoutMs?: number;
   /** the store's clock (tests): what /metrics measures lateness and heartbeats against */
   clock?: Clock;
+  /** the built web UI (default dist/ui); absent: `/` says how to build it */
+  uiDir?: string;
 }
 
-export async function buildApp({ store, logger, workerTimeoutMs, clock }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir }: AppOptions): Promise<FastifyInstance> {
   // forceCloseConnections: event streams and keep-alive sockets must not hold a shutdown.
   // bodyLimit: fastify refuses a larger body (413) before reading it; definitions take more.
   const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT, forceCloseConnections: true });
@@ -86,6 +92,8 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock }: AppOpt
   // Every route as registered, for the OpenAPI document: one added without a description still shows.
   const routes: string[] = [];
   app.addHook('onRoute', (r) => {
+    // the web UI's static files are not part of the API
+    if (!r.url.startsWith('/api/') && r.url !== '/metrics') return;
     for (const m of Array.isArray(r.method) ? r.method : [r.method]) if (m !== 'HEAD') routes.push(`${m} ${r.url}`);
   });
 
@@ -223,6 +231,19 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock }: AppOpt
     return { ...run, jobs: active.flat(), jobsListed: 'active' as const, tasks: stageProgress(stages) };
   });
 
+  // The run's DAG for the web UI, groups closed unless `expand` opens them: counted in SQL, not loaded job by job.
+  app.get('/api/v1/runs/:id/graph', async (req) => {
+    const { id } = parse(idParam, req.params, 'path');
+    const q = parse(graphQuery, req.query, 'query');
+    // read first: an event after it is replayed to a stream that follows from here, never missed
+    const lastEventId = await store.lastEventId();
+    const run = await store.getRun(id);
+    if (!run) throw new NotFoundError(`no run ${id}`);
+    const [rows, edges] = await Promise.all([store.runTaskCounts(id), store.runTaskEdges(id)]);
+    const expand = q.expand === undefined ? [] : Array.isArray(q.expand) ? q.expand : [q.expand];
+    return { run, ...buildRunGraph(rows, edges, expand), lastEventId };
+  });
+
   app.post('/api/v1/runs/:id/cancel', async (req) => {
     const { id } = parse(idParam, req.params, 'path');
     const body = parse(cancelBody, req.body ?? {}, 'body');
@@ -294,6 +315,8 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock }: AppOpt
     return { lines, next: lines.length ? lines[lines.length - 1]!.id : (q.after ?? 0), finished: done && lines.length < limit };
   });
 
+  app.get('/api/v1/overview', async () => overview(store, clock ? clock.now() : Date.now()));
+
   app.get('/api/v1/workers', async () => ({ workers: await store.listWorkers() }));
 
   // Signalled through the store: a worker reads it within a second (SQLite), or at once through PostgreSQL's NOTIFY.
@@ -322,6 +345,8 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock }: AppOpt
     const after = q.after ?? (typeof header === 'string' && /^\d+$/.test(header) ? Number(header) : undefined);
     await streamEvents(store, reply, { runId: q.run, after });
   });
+
+  await registerUi(app, uiDir);
 
   return app;
 }

@@ -77,6 +77,13 @@ export const ROUTES: Record<string, RouteDoc> = {
     query: S.runStatusQuery,
     responses: { 200: { description: 'the run', schema: S.runWithJobsSchema }, ...BAD, ...NOT_FOUND },
   },
+  'GET /api/v1/runs/:id/graph': {
+    tag: 'runs',
+    summary: "a run's DAG for drawing: tasks and groups (sub-workflows, foreach copies) with job counts by state, closed unless `expand` opens them, and the edges between what is shown",
+    params: S.idParam,
+    query: S.graphQuery,
+    responses: { 200: { description: 'the graph', schema: S.graphResponse }, ...BAD, ...NOT_FOUND },
+  },
   'POST /api/v1/runs/:id/cancel': {
     tag: 'runs',
     summary: 'cancel a run: its running jobs are killed wherever they run',
@@ -133,6 +140,11 @@ export const ROUTES: Record<string, RouteDoc> = {
     summary: 'server-sent events of every run and job state change; resumable with Last-Event-ID',
     query: S.eventsQuery,
     responses: { 200: { description: 'an event stream: `id` the outbox id, `event` run or job, `data` an Event as JSON', schema: S.eventSchema, contentType: 'text/event-stream' }, ...BAD },
+  },
+  'GET /api/v1/overview': {
+    tag: 'server',
+    summary: 'runs by state, failures of the last 24 h, queue depths, pool use, workers busy/idle, jobs finished per worker and minute (the last hour)',
+    responses: { 200: { description: 'the overview', schema: S.overviewResponse } },
   },
   'GET /api/v1/workers': {
     tag: 'workers',

@@ -3,7 +3,8 @@
 // generated from them. Response schemas mirror the store's types; the
 // compile-time checks at the end fail the build when the two drift apart.
 import { z } from 'zod';
-import type { Attempt, DeferredRun, Job, PoolRow, Run, StoreEvent, StoredLogLine, WorkerRow } from '../store/types.js';
+import type { Attempt, DeferredRun, FinishedPerMinute, Job, PoolRow, Run, StoreEvent, StoredLogLine, WorkerRow } from '../store/types.js';
+import type { GraphEdge, GraphNode } from './runGraph.js';
 import type { TaskProgress } from '../store/taskProgress.js';
 import type { SpecError } from '../spec/model.js';
 import type { ScheduleSummary } from './schedules.js';
@@ -134,6 +135,12 @@ export const logsQuery = z.object({
 export const eventsQuery = z.object({
   run: intParam.optional(),
   after: intParam.optional().meta({ description: 'resume after this event id (or send Last-Event-ID)' }),
+});
+export const graphQuery = z.object({
+  expand: z
+    .union([z.string(), z.array(z.string())])
+    .optional()
+    .meta({ description: 'a group to show opened (a sub-workflow `task`, a foreach `task` or one copy `task[item]`); repeat for several' }),
 });
 export const idParam = z.object({ id: intParam });
 /** Above this many jobs a run's status lists only its active ones (see runStatusQuery). */
@@ -394,6 +401,57 @@ export const logsResponse = z.object({
 export const workersResponse = z.object({ workers: z.array(workerSchema) });
 export const poolsResponse = z.object({ pools: z.array(poolSchema) });
 
+const counts = z.partialRecord(jobState, z.number()).meta({ description: 'job counts by state' });
+
+export const graphNodeSchema = component(
+  'GraphNode',
+  z.object({
+    id: z.string().meta({ description: 'a task id, or a group: `task` (sub-workflow or foreach) or `task[item]` (one foreach copy)' }),
+    label: z.string(),
+    kind: z.enum(['task', 'split', 'subworkflow', 'foreach', 'pipeline']),
+    parent: z.string().nullable().meta({ description: 'the opened group it is shown in' }),
+    state: jobState.meta({ description: "a task's own state; for a group, the state that says most (running, then retrying, queued, failed, ...)" }),
+    counts,
+    jobs: z.number().int(),
+    tasks: z.number().int().meta({ description: 'tasks inside (1 for a task)' }),
+    children: z.number().int().meta({ description: 'what opening it shows: copies of a foreach, tasks and groups of a sub-workflow (0 for a task)' }),
+    chunks: z.object({ done: z.number(), total: z.number(), running: z.number(), failed: z.number() }).nullable(),
+    progress: z.number().nullable().meta({ description: '0–100' }),
+    startedAt: ms.nullable(),
+    finishedAt: ms.nullable(),
+  }),
+  'a node of a run graph: a task, or a group of tasks shown as one',
+);
+
+export const graphResponse = component(
+  'RunGraph',
+  z.object({
+    run: runSchema,
+    nodes: z.array(graphNodeSchema),
+    edges: z.array(z.object({ from: z.string(), to: z.string() })),
+    expanded: z.array(z.object({ id: z.string(), kind: z.enum(['subworkflow', 'foreach', 'pipeline']), label: z.string() })),
+    lastEventId: z.number().int().meta({ description: 'the event stream position this graph was read at: follow GET /api/v1/events?run=ID&after= from it' }),
+  }),
+);
+
+export const overviewResponse = component(
+  'Overview',
+  z.object({
+    now: ms,
+    runs: counts.meta({ description: 'runs by state' }),
+    failures: z.object({ since: ms, count: z.number().int(), latest: z.array(jobSchema) }).meta({ description: 'jobs failed in the last 24 h, the latest first' }),
+    queues: z.array(z.object({ queue: z.string(), counts })).meta({ description: 'jobs by queue and state (pending, queued, running, retrying)' }),
+    pools: z.array(poolSchema),
+    workers: z.object({ total: z.number().int(), busy: z.number().int(), idle: z.number().int(), draining: z.number().int(), stopped: z.number().int() }),
+    throughput: z
+      .object({
+        since: ms,
+        series: z.array(z.object({ worker: z.string().nullable(), minute: ms, succeeded: z.number().int(), failed: z.number().int() })),
+      })
+      .meta({ description: 'jobs finished per worker and minute over the last hour' }),
+  }),
+);
+
 // ------------------------------------------------------ drift checks (types)
 // Each schema must describe exactly its store type: a field added to one and
 // not the other stops `tsc`.
@@ -413,3 +471,6 @@ same<Same<z.infer<typeof eventSchema>, StoreEvent>>();
 same<Same<z.infer<typeof taskProgressSchema>, TaskProgress>>();
 same<Same<z.infer<typeof scheduleSchema>, ScheduleSummary>>();
 same<Same<z.infer<typeof specErrorSchema>, SpecError>>();
+same<Same<z.infer<typeof graphNodeSchema>, GraphNode>>();
+same<Same<z.infer<typeof graphResponse>['edges'][number], GraphEdge>>();
+same<Same<z.infer<typeof overviewResponse>['throughput']['series'][number], FinishedPerMinute>>();

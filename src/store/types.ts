@@ -296,6 +296,38 @@ export interface FinishedJobTiming {
   finishedAt: number | null;
 }
 
+/** A run's jobs of one task in one state (the web UI's run graph): a split task's chunks apart from its own job. */
+export interface TaskStateCount {
+  task: string;
+  state: JobState;
+  /** these are chunk jobs of a split task (false: the task's own job, or its split step) */
+  chunk: boolean;
+  /** the task's own job is a split task's main job (its combine) */
+  chunked: boolean;
+  count: number;
+  /** earliest start and latest finish among them */
+  startedAt: number | null;
+  finishedAt: number | null;
+  /** summed reported progress (0–100 each) */
+  progress: number;
+}
+
+/** A dependency between two tasks of a run (chunks and jobs of one task folded into one). */
+export interface TaskEdge {
+  from: string;
+  to: string;
+}
+
+/** Jobs that finished in one minute on one worker (the web UI's throughput chart). */
+export interface FinishedPerMinute {
+  /** the worker of the job's last attempt */
+  worker: string | null;
+  /** the minute's start, epoch ms */
+  minute: number;
+  succeeded: number;
+  failed: number;
+}
+
 export interface StoreEvent {
   id: number;
   ts: number;
@@ -626,4 +658,16 @@ export interface Store {
    * cursor moves over every event, finished jobs or not.
    */
   finishedJobTimings(afterEventId: number, limit: number): Promise<{ lastEventId: number; jobs: FinishedJobTiming[] }>;
+
+  // web UI reads (read only, set-based: a 10,000-job run is counted in SQL, not loaded)
+  /** runs counted by state */
+  runCounts(): Promise<{ state: RunState; count: number }[]>;
+  /** jobs that succeeded or failed at or after `since`, counted per worker and minute */
+  finishedPerMinute(since: number): Promise<FinishedPerMinute[]>;
+  /** jobs that failed at or after `since`: how many, and the `limit` latest */
+  failedJobsSince(since: number, limit: number): Promise<{ count: number; jobs: Job[] }>;
+  /** a run's jobs counted per task and state (chunks apart), in the run's order */
+  runTaskCounts(runId: number): Promise<TaskStateCount[]>;
+  /** a run's dependencies between tasks */
+  runTaskEdges(runId: number): Promise<TaskEdge[]>;
 }

@@ -48,6 +48,9 @@ import {
   type AuditEntry,
   type AuditFilter,
   type AuditNote,
+  type FinishedPerMinute,
+  type TaskEdge,
+  type TaskStateCount,
 } from '../types.js';
 import type { StageCount, WorkerStopMode } from '../types.js';
 import { strongerStopMode } from '../rows.js';
@@ -87,7 +90,7 @@ import {
 import { migratePostgres } from './migrations.js';
 import { insertAudit } from './audit.js';
 import { auditListSql, failureNotes, reapNote, takeoverNote, toAuditEntry, type AuditRowDb } from '../audit.js';
-import { finishedTimings, type FinishedTimingRowDb } from '../metricsRows.js';
+import { finishedTimings, toTaskStateCount, type FinishedTimingRowDb, type TaskCountRowDb } from '../metricsRows.js';
 import { checkpointJson, partitionSettled, rerunCheckpointSql, retryDelayMs, runOutcome, SKIP_MESSAGES } from '../rules.js';
 
 const ACTIVE = `('pending','queued','running','retrying')`;
@@ -1642,6 +1645,50 @@ export class PostgresStore implements Store {
 
   async jobCounts(): Promise<JobCount[]> {
     return this.all<JobCount>(`SELECT state, queue, count(*)::int AS count FROM jobs GROUP BY state, queue`);
+  }
+
+  // ---------------------------------------------------------------- web UI reads
+
+  async runCounts(): Promise<{ state: RunState; count: number }[]> {
+    return this.all<{ state: RunState; count: number }>(`SELECT state, count(*)::int AS count FROM runs GROUP BY state`);
+  }
+
+  async finishedPerMinute(since: number): Promise<FinishedPerMinute[]> {
+    return this.all<FinishedPerMinute>(
+      `SELECT worker, (finished_at / 60000) * 60000 AS minute,
+              count(*) FILTER (WHERE state = 'succeeded')::int AS succeeded, count(*) FILTER (WHERE state = 'failed')::int AS failed
+       FROM jobs WHERE state IN ('succeeded', 'failed') AND finished_at >= $1
+       GROUP BY worker, minute ORDER BY minute, worker`,
+      [since],
+    );
+  }
+
+  async failedJobsSince(since: number, limit: number): Promise<{ count: number; jobs: Job[] }> {
+    const where = `state IN ('succeeded', 'failed') AND state = 'failed' AND finished_at >= $1`;
+    const [counted, rows] = await Promise.all([
+      this.one<{ count: number }>(`SELECT count(*)::int AS count FROM jobs WHERE ${where}`, [since]),
+      this.all<JobRowDb>(`SELECT * FROM jobs WHERE ${where} ORDER BY finished_at DESC LIMIT $2`, [since, limit]),
+    ]);
+    return { count: counted!.count, jobs: rows.map(toJob) };
+  }
+
+  async runTaskCounts(runId: number): Promise<TaskStateCount[]> {
+    const rows = await this.all<TaskCountRowDb>(
+      `SELECT task, state, chunk IS NOT NULL AS is_chunk, max(chunked) AS chunked, count(*)::int AS count,
+              min(started_at) AS started_at, max(finished_at) AS finished_at, coalesce(sum(progress), 0)::float8 AS progress, min(id) AS first
+       FROM jobs WHERE run_id = $1 GROUP BY task, state, chunk IS NOT NULL ORDER BY first`,
+      [runId],
+    );
+    return rows.map(toTaskStateCount);
+  }
+
+  async runTaskEdges(runId: number): Promise<TaskEdge[]> {
+    return this.all<TaskEdge>(
+      `SELECT DISTINCT u.task AS "from", d.task AS "to"
+       FROM jobs u JOIN job_deps x ON x.upstream_id = u.id JOIN jobs d ON d.id = x.job_id
+       WHERE u.run_id = $1 AND u.task <> d.task`,
+      [runId],
+    );
   }
 
   async finishedJobTimings(afterEventId: number, limit: number): Promise<{ lastEventId: number; jobs: FinishedJobTiming[] }> {

@@ -266,6 +266,10 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   DROP INDEX jobs_active_by_run;
   CREATE INDEX jobs_by_run_state ON jobs (run_id, state, stage, chunk);
   `,
+  // the web UI's overview: failures of the last 24 h and jobs finished per minute, without a scan of every job
+  `
+  CREATE INDEX jobs_finished ON jobs (finished_at) WHERE state IN ('succeeded', 'failed');
+  `,
 ];
 
 /** Arbitrary constant naming Gantry's migration lock. */

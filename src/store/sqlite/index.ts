@@ -45,6 +45,9 @@ import {
   type AuditEntry,
   type AuditFilter,
   type AuditNote,
+  type FinishedPerMinute,
+  type TaskEdge,
+  type TaskStateCount,
 } from '../types.js';
 import type { StageCount, WorkerStopMode } from '../types.js';
 import { strongerStopMode } from '../rows.js';
@@ -86,7 +89,7 @@ import {
   toJobFromColumns,
 } from '../rows.js';
 import { DependencyResolver } from './resolveDependents.js';
-import { finishedTimings, type FinishedTimingRowDb } from '../metricsRows.js';
+import { finishedTimings, toTaskStateCount, type FinishedTimingRowDb, type TaskCountRowDb } from '../metricsRows.js';
 import { checkpointJson, rerunCheckpointSql, retryDelayMs, runOutcome } from '../rules.js';
 
 const ACTIVE = `('pending','queued','running','retrying')`;
@@ -1160,6 +1163,47 @@ export class SqliteStore implements Store {
 
   async jobCounts(): Promise<JobCount[]> {
     return this.sql(`SELECT state, queue, count(*) AS count FROM jobs GROUP BY state, queue`).all() as JobCount[];
+  }
+
+  // ---------------------------------------------------------------- web UI reads
+
+  async runCounts(): Promise<{ state: RunState; count: number }[]> {
+    return this.sql(`SELECT state, count(*) AS count FROM runs GROUP BY state`).all() as { state: RunState; count: number }[];
+  }
+
+  async finishedPerMinute(since: number): Promise<FinishedPerMinute[]> {
+    // The state term repeats the partial index's condition word for word: SQLite uses it only then.
+    return this.sql(
+      `SELECT worker, (finished_at / 60000) * 60000 AS minute, sum(state = 'succeeded') AS succeeded, sum(state = 'failed') AS failed
+       FROM jobs WHERE state IN ('succeeded', 'failed') AND finished_at >= ?
+       GROUP BY worker, minute ORDER BY minute, worker`,
+    ).all(since) as FinishedPerMinute[];
+  }
+
+  async failedJobsSince(since: number, limit: number): Promise<{ count: number; jobs: Job[] }> {
+    const where = `state IN ('succeeded', 'failed') AND state = 'failed' AND finished_at >= ?`;
+    const { count } = this.sql(`SELECT count(*) AS count FROM jobs WHERE ${where}`).get(since) as { count: number };
+    const rows = this.sql(`SELECT ${JOB_COLUMNS.join(', ')} FROM jobs WHERE ${where} ORDER BY finished_at DESC LIMIT ?`)
+      .raw(true)
+      .all(since, limit) as unknown[][];
+    return { count, jobs: rows.map(toJobFromColumns) };
+  }
+
+  async runTaskCounts(runId: number): Promise<TaskStateCount[]> {
+    const rows = this.sql(
+      `SELECT task, state, chunk IS NOT NULL AS is_chunk, max(chunked) AS chunked, count(*) AS count,
+              min(started_at) AS started_at, max(finished_at) AS finished_at, ifnull(sum(progress), 0) AS progress, min(id) AS first
+       FROM jobs WHERE run_id = ? GROUP BY task, state, chunk IS NOT NULL ORDER BY first`,
+    ).all(runId) as TaskCountRowDb[];
+    return rows.map(toTaskStateCount);
+  }
+
+  async runTaskEdges(runId: number): Promise<TaskEdge[]> {
+    return this.sql(
+      `SELECT DISTINCT u.task AS "from", d.task AS "to"
+       FROM jobs u JOIN job_deps x ON x.upstream_id = u.id JOIN jobs d ON d.id = x.job_id
+       WHERE u.run_id = ? AND u.task <> d.task`,
+    ).all(runId) as TaskEdge[];
   }
 
   async finishedJobTimings(afterEventId: number, limit: number): Promise<{ lastEventId: number; jobs: FinishedJobTiming[] }> {
