@@ -39,7 +39,7 @@ import {
 import { ApiMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { createRequire } from 'node:module';
-import { buildRunGraph } from './runGraph.js';
+import { GraphAnswerCache, RunEdgeCache, buildRunGraph } from './runGraph.js';
 import { overview } from './overview.js';
 import { registerUi } from './ui.js';
 /** per state, in a big run's status */
@@ -231,17 +231,24 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir }:
     return { ...run, jobs: active.flat(), jobsListed: 'active' as const, tasks: stageProgress(stages) };
   });
 
+  const runEdges = new RunEdgeCache(store);
+  const graphAnswers = new GraphAnswerCache<Record<string, unknown>>();
   // The run's DAG for the web UI, groups closed unless `expand` opens them: counted in SQL, not loaded job by job.
   app.get('/api/v1/runs/:id/graph', async (req) => {
     const { id } = parse(idParam, req.params, 'path');
     const q = parse(graphQuery, req.query, 'query');
+    const list = (v: string | string[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+    const expand = list(q.expand);
+    const all = list(q.all);
     // read first: an event after it is replayed to a stream that follows from here, never missed
     const lastEventId = await store.lastEventId();
-    const run = await store.getRun(id);
-    if (!run) throw new NotFoundError(`no run ${id}`);
-    const [rows, edges] = await Promise.all([store.runTaskCounts(id), store.runTaskEdges(id)]);
-    const expand = q.expand === undefined ? [] : Array.isArray(q.expand) ? q.expand : [q.expand];
-    return { run, ...buildRunGraph(rows, edges, expand), lastEventId };
+    const key = JSON.stringify([id, [...expand].sort(), [...all].sort()]);
+    return graphAnswers.get(key, lastEventId, Date.now(), async () => {
+      const run = await store.getRun(id);
+      if (!run) throw new NotFoundError(`no run ${id}`);
+      const [rows, edges] = await Promise.all([store.runTaskCounts(id), runEdges.get(id)]);
+      return { run, ...buildRunGraph(rows, edges, expand, all), lastEventId };
+    });
   });
 
   app.post('/api/v1/runs/:id/cancel', async (req) => {

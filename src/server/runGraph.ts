@@ -7,11 +7,17 @@
 // shown closed as one node with counts unless the request opens it. A split
 // task is one node (its split step `task.split`, its chunks and its combine),
 // with chunks done/total.
-import type { JobState, TaskEdge, TaskStateCount } from '../store/types.js';
+import type { JobState, Store, TaskEdge, TaskStateCount } from '../store/types.js';
 import { SPLIT_SUFFIX } from '../store/jobId.js';
 
 export type GroupKind = 'subworkflow' | 'foreach' | 'pipeline';
-export type NodeKind = 'task' | 'split' | GroupKind;
+/** `more`: the children of an opened group past the first MAX_CHILDREN, as one node (`GROUP…`) */
+export type NodeKind = 'task' | 'split' | GroupKind | 'more';
+
+/** An opened group shows at most this many children (those in trouble or at work first) unless asked for all. */
+export const MAX_CHILDREN = 100;
+export const MORE_SUFFIX = '…';
+const RANK: Record<JobState, number> = { failed: 0, running: 1, retrying: 2, queued: 3, pending: 4, cancelled: 5, succeeded: 6, skipped: 7 };
 
 export interface GraphNode {
   id: string;
@@ -109,7 +115,7 @@ const add = (c: Partial<Record<JobState, number>>, s: JobState, n: number) => (c
 const minOf = (a: number | null, b: number | null) => (a === null ? b : b === null ? a : Math.min(a, b));
 const maxOf = (a: number | null, b: number | null) => (a === null ? b : b === null ? a : Math.max(a, b));
 
-export function buildRunGraph(rows: readonly TaskStateCount[], edges: readonly TaskEdge[], expand: Iterable<string>): RunGraph {
+export function buildRunGraph(rows: readonly TaskStateCount[], edges: readonly TaskEdge[], expand: Iterable<string>, full: Iterable<string> = []): RunGraph {
   const chunkedTasks = new Set(rows.filter((r) => r.chunked && !r.chunk).map((r) => r.task));
   // a split task's split step belongs to its node
   const taskOf = (t: string) => (t.endsWith(SPLIT_SUFFIX) && chunkedTasks.has(t.slice(0, -SPLIT_SUFFIX.length)) ? t.slice(0, -SPLIT_SUFFIX.length) : t);
@@ -224,11 +230,58 @@ export function buildRunGraph(rows: readonly TaskStateCount[], edges: readonly T
       n.progress = n.jobs ? Math.floor((done * 100) / n.jobs) : null;
     }
 
+  // An opened group of many children (a foreach over 1,000 wikis) shows the first MAX_CHILDREN, those in
+  // trouble or at work first; the others are one `more` node, unless the request asks for all of them.
+  const showAll = new Set(full);
+  const byParent = new Map<string, GraphNode[]>();
+  for (const n of nodes.values())
+    if (n.parent !== null) {
+      const list = byParent.get(n.parent);
+      if (list) list.push(n);
+      else byParent.set(n.parent, [n]);
+    }
+  const folded = new Map<string, string>();
+  for (const [parent, list] of byParent) {
+    if (list.length <= MAX_CHILDREN || showAll.has(parent)) continue;
+    const order = new Map(list.map((n, i) => [n.id, i]));
+    const ranked = [...list].sort((a, b) => RANK[a.state] - RANK[b.state] || order.get(a.id)! - order.get(b.id)!);
+    const rest = ranked.slice(MAX_CHILDREN);
+    const more: GraphNode = {
+      id: parent + MORE_SUFFIX,
+      label: `${rest.length} more`,
+      kind: 'more',
+      parent,
+      state: 'pending',
+      counts: {},
+      jobs: 0,
+      tasks: 0,
+      children: rest.length,
+      chunks: null,
+      progress: null,
+      startedAt: null,
+      finishedAt: null,
+    };
+    for (const n of rest) {
+      for (const [st, c] of Object.entries(n.counts) as [JobState, number][]) add(more.counts, st, c);
+      more.jobs += n.jobs;
+      more.tasks += n.tasks;
+      more.startedAt = minOf(more.startedAt, n.startedAt);
+      more.finishedAt = maxOf(more.finishedAt, n.finishedAt);
+      folded.set(n.id, more.id);
+      nodes.delete(n.id);
+    }
+    more.state = summaryState(more.counts);
+    const done = (more.counts.succeeded ?? 0) + (more.counts.skipped ?? 0);
+    more.progress = more.jobs ? Math.floor((done * 100) / more.jobs) : null;
+    nodes.set(more.id, more);
+  }
+  const shown = (id: string | undefined) => (id === undefined ? undefined : (folded.get(id) ?? id));
+
   const seen = new Set<string>();
   const out: GraphEdge[] = [];
   for (const e of edges) {
-    const from = visibleOf.get(taskOf(e.from))?.id;
-    const to = visibleOf.get(taskOf(e.to))?.id;
+    const from = shown(visibleOf.get(taskOf(e.from))?.id);
+    const to = shown(visibleOf.get(taskOf(e.to))?.id);
     if (!from || !to || from === to) continue;
     const k = `${from}\u0000${to}`;
     if (seen.has(k)) continue;
@@ -243,4 +296,52 @@ export function buildRunGraph(rows: readonly TaskStateCount[], edges: readonly T
       return { id, kind: kindOf(id), label: labelOf(id, outer.length ? outer[outer.length - 1]! : null) };
     });
   return { nodes: [...nodes.values()], edges: out, expanded };
+}
+
+/**
+ * A run's edges between tasks, read once per run: they are fixed when the run
+ * is created (a split's chunks hang below their own task, and retries keep
+ * every dependency), so a live view re-reads only the counts. The last few
+ * runs are kept.
+ */
+export class RunEdgeCache {
+  private readonly runs = new Map<number, Promise<TaskEdge[]>>();
+  constructor(private readonly store: Store, private readonly keep = 16) {}
+
+  get(runId: number): Promise<TaskEdge[]> {
+    let p = this.runs.get(runId);
+    if (p) {
+      // most recently used last
+      this.runs.delete(runId);
+      this.runs.set(runId, p);
+      return p;
+    }
+    p = this.store.runTaskEdges(runId);
+    p.catch(() => this.runs.delete(runId));
+    this.runs.set(runId, p);
+    while (this.runs.size > this.keep) this.runs.delete(this.runs.keys().next().value!);
+    return p;
+  }
+}
+
+/**
+ * Graph answers kept while nothing happened: the same run, groups and outbox
+ * position, for at most `ttlMs` (progress moves without an event). Several
+ * operators on one big run, or a view refreshed on another run's events,
+ * cost one computation.
+ */
+export class GraphAnswerCache<T> {
+  private readonly answers = new Map<string, { at: number; eventId: number; value: Promise<T> }>();
+  constructor(private readonly ttlMs = 2_000, private readonly keep = 32) {}
+
+  get(key: string, eventId: number, now: number, compute: () => Promise<T>): Promise<T> {
+    const hit = this.answers.get(key);
+    if (hit && hit.eventId === eventId && now - hit.at < this.ttlMs) return hit.value;
+    const value = compute();
+    value.catch(() => this.answers.delete(key));
+    this.answers.delete(key);
+    this.answers.set(key, { at: now, eventId, value });
+    while (this.answers.size > this.keep) this.answers.delete(this.answers.keys().next().value!);
+    return value;
+  }
 }

@@ -141,6 +141,10 @@ export const graphQuery = z.object({
     .union([z.string(), z.array(z.string())])
     .optional()
     .meta({ description: 'a group to show opened (a sub-workflow `task`, a foreach `task` or one copy `task[item]`); repeat for several' }),
+  all: z
+    .union([z.string(), z.array(z.string())])
+    .optional()
+    .meta({ description: 'an opened group to show every child of: past 100, the others are one `more` node (GROUP…) unless it is named here' }),
 });
 export const idParam = z.object({ id: intParam });
 /** Above this many jobs a run's status lists only its active ones (see runStatusQuery). */
@@ -408,7 +412,7 @@ export const graphNodeSchema = component(
   z.object({
     id: z.string().meta({ description: 'a task id, or a group: `task` (sub-workflow or foreach) or `task[item]` (one foreach copy)' }),
     label: z.string(),
-    kind: z.enum(['task', 'split', 'subworkflow', 'foreach', 'pipeline']),
+    kind: z.enum(['task', 'split', 'subworkflow', 'foreach', 'pipeline', 'more']).meta({ description: 'more: the children of an opened group past the first 100, as one node' }),
     parent: z.string().nullable().meta({ description: 'the opened group it is shown in' }),
     state: jobState.meta({ description: "a task's own state; for a group, the state that says most (running, then retrying, queued, failed, ...)" }),
     counts,

@@ -193,3 +193,28 @@ describe('the web UI beside the API', () => {
     }
   });
 });
+
+describe('buildRunGraph: an opened foreach of many copies', () => {
+  it('shows 100 copies, failed and running first, the others as one node; `all` shows every copy', async () => {
+    const { buildRunGraph, MAX_CHILDREN } = await import('../../src/server/runGraph.js');
+    const rows = [];
+    const edges = [];
+    for (let i = 0; i < 150; i++) {
+      const state = i === 140 ? 'failed' : i === 120 ? 'running' : 'succeeded';
+      for (const t of ['a', 'b']) rows.push({ task: `w[c${i}].${t}`, state, chunk: false, chunked: false, count: 1, startedAt: 1000 + i, finishedAt: 2000 + i, progress: 0 } as const);
+      edges.push({ from: `w[c${i}].a`, to: `w[c${i}].b` }, { from: `w[c${i}].b`, to: 'end' });
+    }
+    rows.push({ task: 'end', state: 'pending', chunk: false, chunked: false, count: 1, startedAt: null, finishedAt: null, progress: 0 } as const);
+    const g = buildRunGraph(rows, edges, ['w']);
+    const copies = g.nodes.filter((n) => n.kind === 'pipeline');
+    expect(copies).toHaveLength(MAX_CHILDREN);
+    expect(copies.slice(0, 2).map((n) => [n.id, n.state])).toEqual([['w[c140]', 'failed'], ['w[c120]', 'running']]);
+    const more = g.nodes.find((n) => n.kind === 'more')!;
+    expect(more).toMatchObject({ id: 'w…', parent: 'w', children: 50, jobs: 100, tasks: 100, state: 'succeeded', counts: { succeeded: 100 } });
+    expect(g.edges).toContainEqual({ from: 'w…', to: 'end' });
+    expect(g.edges.filter((e) => e.to === 'end')).toHaveLength(MAX_CHILDREN + 1);
+    const everything = buildRunGraph(rows, edges, ['w'], ['w']);
+    expect(everything.nodes.filter((n) => n.kind === 'pipeline')).toHaveLength(150);
+    expect(everything.nodes.some((n) => n.kind === 'more')).toBe(false);
+  });
+});

@@ -1,5 +1,4 @@
 // The shell: navigation, who is logged in, whether live updates flow, and the page for the URL.
-import { lazy, Suspense } from 'react';
 import { AuthProvider, useAuth } from './auth';
 import { Link } from './components';
 import { useLiveStatus } from './live';
@@ -12,8 +11,7 @@ import { WorkflowsPage } from './pages/Workflows';
 import { ServicesPage } from './pages/Services';
 import { LoginPage } from './pages/Login';
 
-// the graph libraries load with the run view only
-const RunPage = lazy(() => import('./pages/Run'));
+import RunPage from './pages/Run';
 
 const NAV = [
   ['/', 'Overview'],
@@ -27,11 +25,7 @@ const NAV = [
 function Page({ path }: { path: string }) {
   const run = /^\/runs\/(\d+)\/?$/.exec(path);
   if (run)
-    return (
-      <Suspense fallback={<div className="empty">Loading…</div>}>
-        <RunPage id={Number(run[1])} />
-      </Suspense>
-    );
+    return <RunPage id={Number(run[1])} />;
   switch (path.replace(/\/$/, '') || '/') {
     case '/':
       return <OverviewPage />;

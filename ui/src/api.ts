@@ -114,7 +114,7 @@ export interface Workflow {
   file: string;
 }
 
-export type NodeKind = 'task' | 'split' | 'subworkflow' | 'foreach' | 'pipeline';
+export type NodeKind = 'task' | 'split' | 'subworkflow' | 'foreach' | 'pipeline' | 'more';
 export interface GraphNode {
   id: string;
   label: string;

@@ -72,7 +72,7 @@ export function useLive<T>(load: () => Promise<T>, deps: unknown[], o: { filter?
   loadRef.current = load;
   const filterRef = useRef(o.filter);
   filterRef.current = o.filter;
-  const state = useRef({ busy: false, again: false, last: 0, timer: 0 as unknown as ReturnType<typeof setTimeout> | 0, alive: true, gen: 0 });
+  const state = useRef({ busy: false, again: false, last: 0, took: 0, timer: 0 as unknown as ReturnType<typeof setTimeout> | 0, alive: true, gen: 0 });
 
   const run = useCallback(async () => {
     const s = state.current;
@@ -88,6 +88,7 @@ export function useLive<T>(load: () => Promise<T>, deps: unknown[], o: { filter?
         s.last = Date.now();
         try {
           const v = await loadRef.current();
+          s.took = Date.now() - s.last;
           if (s.alive && gen === s.gen) {
             setData(v);
             setError(null);
@@ -104,7 +105,8 @@ export function useLive<T>(load: () => Promise<T>, deps: unknown[], o: { filter?
   const schedule = useCallback(() => {
     const s = state.current;
     if (s.timer) return;
-    const wait = Math.max(0, (o.minGapMs ?? 1000) - (Date.now() - s.last));
+    // a slow read (a huge run, a busy server) is repeated less often: never more than a third of the time
+    const wait = Math.max(0, Math.max(o.minGapMs ?? 1000, 3 * s.took) - (Date.now() - s.last));
     s.timer = setTimeout(() => {
       s.timer = 0;
       void run();

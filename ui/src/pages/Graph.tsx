@@ -84,13 +84,14 @@ const KIND_TEXT: Record<string, (n: GraphNode) => string> = {
   pipeline: (n) => `copy · ${n.tasks} tasks`,
   split: (n) => (n.chunks && n.chunks.total ? `chunks ${n.chunks.done}/${n.chunks.total}` : 'split'),
   task: () => '',
+  more: (n) => `${n.jobs} jobs · click to show all`,
 };
 
 type NodeData = { n: GraphNode; selected: boolean };
 
 const GantryNode = memo(function GantryNode({ data }: NodeProps<Node<NodeData>>) {
   const n = data.n;
-  const group = n.kind === 'foreach' || n.kind === 'subworkflow' || n.kind === 'pipeline';
+  const group = n.kind === 'foreach' || n.kind === 'subworkflow' || n.kind === 'pipeline' || n.kind === 'more';
   return (
     <div className={`gnode st-${n.state} ${group ? 'group' : ''} ${data.selected ? 'sel' : ''}`} data-node={n.id} data-state={n.state} data-kind={n.kind} title={`${n.id}: ${n.state}`}>
       <Handle type="target" position={Position.Left} isConnectable={false} />
@@ -112,7 +113,7 @@ const GantryNode = memo(function GantryNode({ data }: NodeProps<Node<NodeData>>)
 
 const nodeTypes = { gantry: GantryNode };
 
-export function GraphView({ graph, selected, onOpen, onSelect }: { graph: RunGraph; selected: string | null; onOpen: (id: string) => void; onSelect: (n: GraphNode) => void }) {
+export function GraphView({ graph, selected, onOpen, onMore, onSelect }: { graph: RunGraph; selected: string | null; onOpen: (id: string) => void; onMore: (group: string) => void; onSelect: (n: GraphNode) => void }) {
   // the layout depends on the shape only: states changing live keep every node in place
   const shape = useMemo(() => graph.nodes.map((n) => n.id).join('\n') + '\n--\n' + graph.edges.map((e) => `${e.from}>${e.to}`).join('\n'), [graph]);
   // eslint-disable-next-line react-hooks/exhaustive-deps
@@ -149,8 +150,10 @@ export function GraphView({ graph, selected, onOpen, onSelect }: { graph: RunGra
         nodes={nodes}
         edges={edges}
         nodeTypes={nodeTypes}
-        fitView
+        // a big graph opens at its start, readable, drawing only what is on screen; a small one fits the view
+        fitView={!big}
         fitViewOptions={{ padding: 0.15, maxZoom: 1.2 }}
+        defaultViewport={{ x: 20, y: 20, zoom: 0.85 }}
         minZoom={0.05}
         onlyRenderVisibleElements={big}
         nodesDraggable={false}
@@ -159,7 +162,8 @@ export function GraphView({ graph, selected, onOpen, onSelect }: { graph: RunGra
         proOptions={{ hideAttribution: true }}
         onNodeClick={(_, node) => {
           const n = (node.data as NodeData).n;
-          if (n.kind === 'foreach' || n.kind === 'subworkflow' || n.kind === 'pipeline') onOpen(n.id);
+          if (n.kind === 'more') onMore(n.parent!);
+          else if (n.kind === 'foreach' || n.kind === 'subworkflow' || n.kind === 'pipeline') onOpen(n.id);
           else onSelect(n);
         }}
       >

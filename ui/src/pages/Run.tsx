@@ -25,10 +25,11 @@ export default function RunPage({ id }: { id: number }) {
   const tab = (query.get('tab') as Tab | null) ?? 'graph';
   const jobId = query.get('job');
   const [expand, setExpand] = useState<string[]>(() => query.getAll('expand'));
+  const [all, setAll] = useState<string[]>(() => query.getAll('all'));
   const { can } = useAuth();
   const [actionError, setActionError] = useState<string | null>(null);
   const now = useNow(1000);
-  const { data: g, error, reload } = useLive(() => get<RunGraph>(`/api/v1/runs/${id}/graph${qs({ expand })}`), [id, expand.join('\n')], {
+  const { data: g, error, reload } = useLive(() => get<RunGraph>(`/api/v1/runs/${id}/graph${qs({ expand, all })}`), [id, expand.join('\n'), all.join('\n')], {
     filter: (e) => e.runId === id,
     minGapMs: 1000,
     pollMs: 15_000,
@@ -42,6 +43,14 @@ export default function RunPage({ id }: { id: number }) {
     const q = new URLSearchParams(location.search);
     q.delete('expand');
     for (const x of next) q.append('expand', x);
+    navigate(`${location.pathname}?${q.toString()}`, true);
+  };
+
+  const showAll = (group: string) => {
+    const next = [...all, group];
+    setAll(next);
+    const q = new URLSearchParams(location.search);
+    q.append('all', group);
     navigate(`${location.pathname}?${q.toString()}`, true);
   };
 
@@ -134,7 +143,7 @@ export default function RunPage({ id }: { id: number }) {
       <div className={`run-body ${jobId ? 'with-panel' : ''}`}>
         <div className="run-main">
           {tab === 'graph' ? (
-            <GraphView graph={g} selected={jobId ? jobId.slice(jobId.indexOf(':') + 1).replace(/#\d+$/, '') : null} onOpen={toggle} onSelect={(n: GraphNode) => setQuery({ job: `${r.id}:${n.id}` })} />
+            <GraphView graph={g} onMore={showAll} selected={jobId ? jobId.slice(jobId.indexOf(':') + 1).replace(/#\d+$/, '') : null} onOpen={toggle} onSelect={(n: GraphNode) => setQuery({ job: `${r.id}:${n.id}` })} />
           ) : tab === 'timeline' ? (
             <Timeline graph={g} now={now} onOpen={toggle} onSelect={(n) => setQuery({ job: `${r.id}:${n.id}` })} />
           ) : (
@@ -166,6 +175,7 @@ function Timeline({ graph, now, onOpen, onSelect }: { graph: RunGraph; now: numb
         row={(i) => {
           const n = rows[i]!;
           const group = n.kind === 'foreach' || n.kind === 'subworkflow' || n.kind === 'pipeline';
+          if (n.kind === 'more') return <div className="tl-row muted">{n.label} (open them in the graph)</div>;
           const end = n.finishedAt && !['running', 'queued', 'retrying', 'pending'].includes(n.state) ? n.finishedAt : now;
           return (
             <div className="tl-row" onClick={() => (group ? onOpen(n.id) : onSelect(n))}>
