@@ -18,7 +18,7 @@
 //   npm run bench                  # build, then 3 repetitions per workload (medians), W5 once
 //   node bench/run.js --quick      # one repetition, against the current dist/
 //   node bench/run.js --skip-pg    # without PostgreSQL (Gantry-SQLite and BullMQ only)
-//   node bench/run.js --only w2,w3 # some workloads only (w1 … w5)
+//   node bench/run.js --only w2,w3 # some workloads only (w1 … w5, ui: the web UI's run view of 10,000 jobs)
 //
 // PostgreSQL: GANTRY_BENCH_PG (default postgres://postgres@127.0.0.1:5432/test, a
 // role allowed to create databases); Redis: GANTRY_BENCH_REDIS (default
@@ -40,11 +40,12 @@ import { silentLogger } from '../dist/log.js';
 import { queues, hopsOf, WORKLOADS, SYSTEM_NAMES } from './queues.js';
 import { scale, w5 } from './scale.js';
 import { now, takeMarks } from './marks.mjs';
+import { uiRunView, uiRunViewTable } from './uiRunView.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const quick = process.argv.includes('--quick');
 const skipPg = process.argv.includes('--skip-pg');
-const ALL_WORKLOADS = ['w1', 'w2', 'w3', 'w4', 'w5'];
+const ALL_WORKLOADS = ['w1', 'w2', 'w3', 'w4', 'w5', 'ui'];
 const ONLY = (() => {
   const i = process.argv.findIndex((a) => a === '--only' || a.startsWith('--only='));
   if (i < 0) return null;
@@ -717,6 +718,10 @@ async function main() {
     log('W5: one run of ~100,000 no-op handler jobs (1,028 wikis × 97 tasks) on gantry up (SQLite), 4 workers × 10 slots');
     workloads.w5 = await w5({ log });
   }
+  if (want('ui')) {
+    log('UI: the run view of a 10,000-job run (1,000 wikis × 10 tasks) in headless Chromium, on gantry up (SQLite)');
+    workloads.ui = await uiRunView({ log, reps: REPS, workers: 0 });
+  }
   const res = { ...machine, repetitions: REPS, quick, only: ONLY ? [...ONLY] : null, versions: queueRes.versions ?? {}, workloads, ratios: null, totalSeconds: 0 };
   res.totalSeconds = Math.round((performance.now() - started) / 100) / 10;
 
@@ -730,6 +735,7 @@ async function main() {
     '',
     ...(summary ? [summary, '', 'Bold: the best peer. ✓/✗: Gantry against its target. Ratios: Gantry ÷ the best peer (W1: higher is better; W2–W4: lower is better).', ''] : []),
     ...(workloads.w5 ? [w5Table(workloads.w5), ''] : []),
+    ...(workloads.ui ? [uiRunViewTable(workloads.ui), ''] : []),
     ...(busy ? [`**Warning:** other work kept the machine ${machine.busyPercentAtStart}% busy at the start; treat these figures with care.`, ''] : []),
     queueNotes(res),
     '',

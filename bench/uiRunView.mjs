@@ -1,7 +1,8 @@
-// The web UI on a big run (`node bench/run.js --only ui`): a run of 10,000
-// jobs (a foreach over 1,000 wikis × a 10-task sub-workflow) on `gantry up`
-// (SQLite, in-process, one worker draining it meanwhile, so events flow), its
-// run view opened in headless Chromium (Debian's, through playwright-core).
+// The web UI on a big run (`node bench/run.js --only ui`, or `node bench/uiRunView.mjs`):
+// a run of 10,000 jobs (a foreach over 1,000 wikis × a 10-task sub-workflow)
+// on `gantry up` (SQLite, in-process; no worker by default, so that the figure
+// is the view's, not a drain's: `workers: N` drains it meanwhile), its run
+// view opened in headless Chromium (Debian's, through playwright-core).
 //
 // Measured, median of `reps` cold page loads (a fresh browser context each):
 // - openMs: navigation start → the DAG drawn (the collapsed foreach node on screen);
@@ -56,11 +57,11 @@ tasks:
   fs.writeFileSync(path.join(dir, 'one.yaml'), lines.join('\n') + '\n');
 }
 
-export async function uiRunView({ log = () => {}, reps = 3 } = {}) {
+export async function uiRunView({ log = () => {}, reps = 3, workers = 0 } = {}) {
   if (!fs.existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM} (apt-get install chromium)`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-bench-ui-'));
   writeWorkflows(dir);
-  const up = await startUp({ db: path.join(dir, 'gantry.db'), host: '127.0.0.1', port: 0, workers: Number(process.env.UI_BENCH_WORKERS ?? 1), slots: 4, logger: silentLogger() });
+  const up = await startUp({ db: path.join(dir, 'gantry.db'), host: '127.0.0.1', port: 0, workers, slots: 4, logger: silentLogger() });
   let browser = null;
   try {
     const { definitions, errors } = loadDefinitionFiles([path.join(dir, 'all.yaml'), path.join(dir, 'one.yaml')]);
@@ -111,6 +112,7 @@ export async function uiRunView({ log = () => {}, reps = 3 } = {}) {
     }
     const state = (await up.store.getRun(run.id)).state;
     return {
+      workers,
       jobs,
       wikis: UI_WIKIS,
       tasksPerWiki: UI_TASKS,
@@ -146,7 +148,7 @@ export function uiRunViewTable(x) {
 
 // on its own: node bench/uiRunView.mjs
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const r = await uiRunView({ log: (s) => process.stderr.write(s + '\n') });
+  const r = await uiRunView({ log: (s) => process.stderr.write(s + '\n'), workers: Number(process.env.UI_BENCH_WORKERS ?? 0) });
   process.stdout.write(uiRunViewTable(r) + '\n');
   process.exit(0);
 }
