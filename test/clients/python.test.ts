@@ -42,6 +42,9 @@ describe('the Python client (clients/python)', () => {
     const env: NodeJS.ProcessEnv = {};
     for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('GANTRY_')) env[k] = v;
     Object.assign(env, { GANTRY_SERVER: g.up.url, GANTRY_TEST_DIR: scratch, PYTHONDONTWRITEBYTECODE: '1', PYTHONUNBUFFERED: '1' });
+    // the server's admin token, once it has one (auth): the client sends it as a bearer token
+    const token = (g.up as { adminToken?: string }).adminToken;
+    if (token) env.GANTRY_TOKEN = token;
     const r = await python(['-m', 'unittest', '-v', 'test_gantry_client'], env, CLIENT_DIR);
     expect(r.code, `python3 -m unittest failed:\n${r.output}`).toBe(0);
     // every test ran: none was skipped for want of a server

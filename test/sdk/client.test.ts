@@ -13,7 +13,8 @@ describe('GantryClient from the package entry', () => {
   beforeAll(async () => {
     e = await embedded({ slots: 4 });
     makeProject(e.dir, { 'flow.workflow.ts': FLOW });
-    client = new GantryClient(e.up.url);
+    // the server's admin token, once it has one (auth)
+    client = new GantryClient(e.up.url, (e.up as { adminToken?: string }).adminToken);
   });
   afterAll(() => e?.close());
 
