@@ -164,6 +164,7 @@ async function gantryRun(tag, name, tasks, expectJobs, inspect, { workers = 1, s
       workers,
       slots,
       apply: [yaml],
+      dir,
       logger: silentLogger(),
     });
     try {

@@ -163,7 +163,13 @@ async function upRun({ log, tag, dir, workflow, expectedJobs, workers, slots, st
     }
     const rssBefore = peakRss(child.pid);
     const t0 = performance.now();
-    const res = await fetch(`${base}/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ workflow, params: { wikis } }) });
+    // the admin token its first start wrote into its working directory
+    const token = fs.readFileSync(path.join(dir, 'gantry.token'), 'utf8').trim();
+    const res = await fetch(`${base}/runs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ workflow, params: { wikis } }),
+    });
     const createMs = performance.now() - t0;
     const rssAfterCreate = peakRss(child.pid);
     const run = await res.json();

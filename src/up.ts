@@ -12,6 +12,7 @@ import { Scheduler } from './scheduler/scheduler.js';
 import { Worker, WORKER_DEFAULTS } from './worker/worker.js';
 import { buildApp } from './server/app.js';
 import type { Logger } from './log.js';
+import { bootstrapAdminToken, type TokenBootstrap } from './auth/bootstrap.js';
 
 export interface UpOptions {
   db: string;
@@ -28,6 +29,8 @@ export interface UpOptions {
   resources?: Partial<Capacity>;
   /** run commands under gantry-supervise (default: on for PostgreSQL) */
   supervise?: boolean;
+  /** where the first start writes `gantry.token` (default: the working directory) */
+  dir?: string;
   logger: Logger;
 }
 
@@ -37,6 +40,10 @@ export interface Up {
   app: FastifyInstance;
   scheduler: Scheduler;
   workers: Worker[];
+  /** an admin token of this store: created on its first start, or read back from `gantry.token`; undefined when neither */
+  adminToken?: string;
+  /** where the admin token is, and what to tell the operator about it */
+  auth: TokenBootstrap;
   /** graceful: running jobs get `graceMs` to finish, then are killed and requeued on the next start */
   stop(graceMs?: number): Promise<void>;
 }
@@ -49,6 +56,8 @@ export async function startUp(o: UpOptions): Promise<Up> {
       if (errors.length) throw new SpecValidationError(errors);
       await store.putDefinitions(definitions);
     }
+    const auth = await bootstrapAdminToken(store, o.dir ?? process.cwd(), { db: o.db });
+    o.logger.info({ file: auth.file, created: auth.created }, auth.message);
     const leaseMs = o.leaseMs ?? WORKER_DEFAULTS.leaseMs;
     const scheduler = schedulerFor(store, leaseMs, o.logger);
     // Reap what a previous crash left running before any worker claims.
@@ -82,6 +91,8 @@ export async function startUp(o: UpOptions): Promise<Up> {
       app,
       scheduler,
       workers,
+      adminToken: auth.token,
+      auth,
       stop(graceMs = 0) {
         stopped ??= (async () => {
           const graceful = Promise.all(workers.map((w) => w.stop({ graceful: true })));

@@ -20,6 +20,10 @@ import { JOB_HEADERS, RUN_HEADERS, chunksLine, stageLine, jobLine, kv, runLine, 
 import { parseStartTime } from '../scheduler/schedules.js';
 import { taskProgress } from '../store/taskProgress.js';
 import { watchRun } from './watchRun.js';
+import { registerTokenCommands } from './authCommands.js';
+import { bootstrapAdminToken } from '../auth/bootstrap.js';
+import { InvalidRunRequest, startRun } from '../server/runs.js';
+import { NotFoundError } from '../store/types.js';
 
 /** Exit with a code and a message on stderr. */
 class Exit extends Error {
@@ -175,6 +179,8 @@ export function buildProgram(): Command {
         throw e;
       }
       const defs = (await up.store.listDefinitions()).filter((d) => d.kind === 'workflow');
+      // before the "up" line: whoever waits for that line has this one too
+      process.stdout.write(`${up.auth.message}\n`);
       process.stdout.write(`gantry is up at ${up.url} (store: ${o.db}; ${o.workers} worker${o.workers > 1 ? 's' : ''})\n`);
       process.stdout.write(`workflows: ${defs.map((d) => d.name).join(', ') || 'none'}\n`);
       let stopping = false;
@@ -190,8 +196,18 @@ export function buildProgram(): Command {
       process.on('SIGINT', () => shutdown('SIGINT'));
       process.on('SIGTERM', () => shutdown('SIGTERM'));
       if (!o.run) return new Promise<void>(() => undefined);
-      const client = new GantryClient(up.url);
-      const run = await client.startRun({ workflow: o.run, params: keyValues(o.param, 'parameter'), force: o.force });
+      // Started in-process, on the store this process owns (no token needed); followed through the API's reads.
+      const client = new GantryClient(up.url, up.adminToken);
+      let run;
+      try {
+        run = await startRun(up.store, { workflow: o.run, params: keyValues(o.param, 'parameter'), force: o.force });
+      } catch (e) {
+        if (e instanceof NotFoundError || e instanceof InvalidRunRequest) {
+          await up.stop(0);
+          throw new Exit(2, `gantry: ${e.message}`);
+        }
+        throw e;
+      }
       process.stdout.write(`started run ${run.id} of ${run.workflow}: follow it with \`gantry status ${run.id}\` or ${up.url}/api/v1/runs/${run.id}\n`);
       const done = await watchRun(client, run.id, { tty: process.stdout.isTTY === true });
       if (!o.once) return new Promise<void>(() => undefined);
@@ -209,9 +225,11 @@ export function buildProgram(): Command {
     .action(async (o: { db: string; host: string; port: number }) => {
       const logger = createLogger({ name: 'gantry-server' });
       const store = await openStoreOrExit(o.db);
+      const auth = await bootstrapAdminToken(store, process.cwd(), { db: o.db });
       const app = await buildApp({ store, logger });
       await app.listen({ host: o.host, port: o.port });
       const addr = app.server.address();
+      process.stdout.write(`${auth.message}\n`);
       process.stdout.write(`gantry server listening at http://${o.host}:${typeof addr === 'object' && addr ? addr.port : o.port} (store: ${redact(o.db)})\n`);
       await untilSignal(logger, async () => {
         await app.close();
@@ -614,6 +632,8 @@ export function buildProgram(): Command {
     });
   pool.exitOverride();
 
+  registerTokenCommands(program, { clientOf, usage, openStore: openStoreOrExit, print, collect });
+
   for (const c of program.commands) c.exitOverride();
   return program;
 }
@@ -699,6 +719,10 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof UnreachableError) {
       process.stderr.write(`gantry: ${e.message}\n(start one with \`gantry up\`, or point --server / GANTRY_SERVER at it)\n`);
       return 3;
+    }
+    if (e instanceof NotFoundError) {
+      process.stderr.write(`gantry: ${e.message}\n`);
+      return 2;
     }
     if (e instanceof ApiError) {
       const specErrors = e.specErrors;

@@ -1,7 +1,7 @@
 // The typed HTTP client of Gantry's API: used by the CLI, and exported for
 // programs (the SDK). Errors are typed so callers can map them to exit codes:
 // ApiError (the server answered 4xx/5xx) and UnreachableError (no answer).
-import type { Attempt, DeferredRun, Job, PoolRow, Run, StoreEvent, StoredLogLine, WorkerRow } from '../store/types.js';
+import type { ApiToken, Attempt, DeferredRun, Job, PoolRow, Role, Run, SecretInfo, StoreEvent, StoredLogLine, WorkerRow } from '../store/types.js';
 import type { ScheduleSummary } from '../server/schedules.js';
 import type { StartRunRequest } from '../server/runs.js';
 import type { DefinitionFile } from '../server/schemas.js';
@@ -46,6 +46,14 @@ export interface WorkflowSummary {
   version: number;
   updatedAt: number;
   file: string;
+}
+
+/** The presented token's role and namespaces; role null without a token. */
+export interface WhoAmI {
+  role: Role | null;
+  namespaces: string[];
+  name?: string;
+  id?: string;
 }
 
 /** What starting a run takes: the server's own request type, one definition for both ends. */
@@ -202,6 +210,36 @@ export class GantryClient {
   }
   setPool(name: string, slots: number | null) {
     return this.request<PoolRow>('PUT', `/api/v1/pools/${encodeURIComponent(name)}`, { body: { slots } });
+  }
+
+  /** the role and namespaces of this client's token */
+  whoami() {
+    return this.request<WhoAmI>('GET', '/api/v1/auth/whoami');
+  }
+  /** a new API token (admin): `token` is shown in this answer only */
+  createToken(req: { namespaces: string[]; role?: Role; name?: string }) {
+    return this.request<ApiToken & { token: string }>('POST', '/api/v1/tokens', { body: req });
+  }
+  tokens() {
+    return this.request<{ tokens: ApiToken[] }>('GET', '/api/v1/tokens');
+  }
+  revokeToken(id: string) {
+    return this.request<ApiToken>('DELETE', `/api/v1/tokens/${encodeURIComponent(id)}`);
+  }
+  /** secret names (never values), of one namespace or all */
+  secrets(q: { namespace?: string } = {}) {
+    return this.request<{ secrets: SecretInfo[] }>('GET', '/api/v1/secrets', { query: q });
+  }
+  /** stores a secret (sealed on the server); `{{ secrets.NAME }}` in the namespace's workflows reads it */
+  setSecret(namespace: string, name: string, value: string) {
+    return this.request<{ namespace: string; name: string; change: 'created' | 'updated' }>(
+      'PUT',
+      `/api/v1/secrets/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}`,
+      { body: { value } },
+    );
+  }
+  deleteSecret(namespace: string, name: string) {
+    return this.request<{ namespace: string; name: string; deleted: true }>('DELETE', `/api/v1/secrets/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}`);
   }
 
   /** Follows the event stream (SSE) until the signal aborts; yields each state change. */

@@ -3,7 +3,7 @@
 // Unexpected errors are logged and answered 500; they never stop the server.
 //
 // src/server owns: routes (this file), run creation (runs.ts), event streams (events.ts).
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { parseDefinitionDocument, parseDefinitionSource } from '../spec/parse.js';
 import { SpecValidationError, type SpecError, type WorkflowSpec } from '../spec/model.js';
@@ -35,7 +35,11 @@ import {
   runsQuery,
   runStatusQuery,
   RUN_STATUS_LIST_ALL_UP_TO,
+  tokenBody,
+  tokenParam,
 } from './schemas.js';
+import { Forbidden, Unauthorized, installAuth, requireNamespace } from './auth.js';
+import { newToken } from '../auth/tokens.js';
 import { ApiMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { createRequire } from 'node:module';
@@ -88,6 +92,7 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir }:
   // forceCloseConnections: event streams and keep-alive sockets must not hold a shutdown.
   // bodyLimit: fastify refuses a larger body (413) before reading it; definitions take more.
   const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT, forceCloseConnections: true });
+  installAuth(app, store);
   const metrics = await ApiMetrics.create(store, { workerTimeoutMs, now: clock ? () => clock.now() : undefined });
   // Every route as registered, for the OpenAPI document: one added without a description still shows.
   const routes: string[] = [];
@@ -98,6 +103,8 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir }:
   });
 
   app.setErrorHandler((err: unknown, req, reply) => {
+    if (err instanceof Unauthorized) return reply.code(401).header('www-authenticate', 'Bearer').send({ error: err.message });
+    if (err instanceof Forbidden) return reply.code(403).send({ error: err.message });
     if (err instanceof BadRequest) return reply.code(400).send({ error: err.message, issues: err.details });
     if (err instanceof SpecValidationError) return reply.code(400).send({ error: 'invalid definition', errors: err.errors });
     if (err instanceof InvalidRunRequest) return reply.code(400).send({ error: err.message, errors: err.errors });
@@ -122,7 +129,7 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir }:
   app.get('/api/v1/openapi.json', async () => (openApi ??= openApiDocument(routes, { version })));
 
   // ---- definitions
-  app.post('/api/v1/definitions', { bodyLimit: DEFINITIONS_BODY_LIMIT }, async (req) => {
+  app.post('/api/v1/definitions', { bodyLimit: DEFINITIONS_BODY_LIMIT, config: { access: 'namespaced' } }, async (req) => {
     const body = parse(applyBody, req.body, 'body');
     const errors: SpecError[] = [];
     const defs = [];
@@ -131,6 +138,8 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir }:
       errors.push(...r.errors);
       if (r.definition) defs.push(r.definition);
     }
+    // rights on every namespace applied to (of the files that parse), before saying what else is wrong
+    requireNamespace(req, ...defs.map((d) => d.namespace));
     if (errors.length === 0) {
       // stored workflows count too: a child applied alone may close a cycle through a stored parent
       const stored = (await store.listDefinitions()).flatMap((d) => (d.definition.kind === 'workflow' ? [d.definition] : []));
@@ -164,8 +173,9 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir }:
   });
 
   // ---- runs
-  app.post('/api/v1/runs', async (req, reply) => {
+  app.post('/api/v1/runs', { config: { access: 'namespaced' } }, async (req, reply) => {
     const { at, ...body } = parse(runBody, req.body, 'body');
+    requireNamespace(req, body.namespace ?? 'default');
     // A deferred start is a pending start record (202), not a run: the scheduler starts it when due.
     if (at !== undefined) return reply.code(202).send(await deferRun(store, body, at));
     const run = await startRun(store, body);
@@ -177,8 +187,11 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir }:
     return { deferred: await store.listDeferredRuns({ workflow: q.workflow, namespace: q.namespace, state: q.state, limit: q.limit }) };
   });
 
-  app.post('/api/v1/deferred-runs/:id/cancel', async (req) => {
+  app.post('/api/v1/deferred-runs/:id/cancel', { config: { access: 'namespaced' } }, async (req) => {
     const { id } = parse(idParam, req.params, 'path');
+    const d = await store.getDeferredRun(id);
+    if (!d) throw new NotFoundError(`no deferred run ${id}`);
+    requireNamespace(req, d.namespace);
     return store.endDeferredRun(id, 'cancelled', 'cancelled by request');
   });
 
@@ -251,15 +264,24 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir }:
     });
   });
 
-  app.post('/api/v1/runs/:id/cancel', async (req) => {
+  /** the run's namespace checked against the request's token; 404 for an unknown run */
+  const requireRun = async (req: FastifyRequest, id: number) => {
+    const run = await store.getRun(id);
+    if (!run) throw new NotFoundError(`no run ${id}`);
+    requireNamespace(req, run.namespace);
+  };
+
+  app.post('/api/v1/runs/:id/cancel', { config: { access: 'namespaced' } }, async (req) => {
     const { id } = parse(idParam, req.params, 'path');
     const body = parse(cancelBody, req.body ?? {}, 'body');
+    await requireRun(req, id);
     return store.cancelRun(id, { clean: body.clean });
   });
 
-  app.post('/api/v1/runs/:id/retry', async (req) => {
+  app.post('/api/v1/runs/:id/retry', { config: { access: 'namespaced' } }, async (req) => {
     const { id } = parse(idParam, req.params, 'path');
     const body = parse(retryBody, req.body, 'body');
+    await requireRun(req, id);
     return store.retryRun(id, { failedOnly: body.failed ?? false, force: body.force ?? false });
   });
 
@@ -290,9 +312,12 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir }:
     return { ...job, attemptList: await store.listAttempts(id) };
   });
 
-  app.post('/api/v1/jobs/:id/cancel', async (req) => {
+  app.post('/api/v1/jobs/:id/cancel', { config: { access: 'namespaced' } }, async (req) => {
     const { id } = parse(jobIdParam, req.params, 'path');
     const body = parse(cancelBody, req.body ?? {}, 'body');
+    const job = await store.getJob(id);
+    if (!job) throw new NotFoundError(`no job ${id}`);
+    await requireRun(req, job.runId);
     return store.cancelJob(id, { clean: body.clean });
   });
 
@@ -326,6 +351,7 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir }:
 
   app.get('/api/v1/workers', async () => ({ workers: await store.listWorkers() }));
 
+  // Workers and pools are cluster-wide: admin only (the default for a mutation).
   // Signalled through the store: a worker reads it within a second (SQLite), or at once through PostgreSQL's NOTIFY.
   app.post('/api/v1/workers/:name/drain', async (req) => {
     const { name } = parse(workerParam, req.params, 'path');
@@ -344,6 +370,26 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir }:
     const { name } = parse(poolParam, req.params, 'path');
     const body = parse(poolBody, req.body, 'body');
     return store.setPool(name, body.slots);
+  });
+
+  // ---- auth: who the presented token is; tokens (admin)
+  app.get('/api/v1/auth/whoami', async (req) => {
+    const p = req.principal;
+    return p ? { role: p.role, namespaces: p.namespaces, id: p.id, ...(p.name ? { name: p.name } : {}) } : { role: null, namespaces: [] };
+  });
+
+  app.post('/api/v1/tokens', { config: { access: 'admin' } }, async (req, reply) => {
+    const body = parse(tokenBody, req.body, 'body');
+    const { token, record } = newToken({ role: body.role, namespaces: body.namespaces, name: body.name });
+    const created = await store.createToken(record);
+    return reply.code(201).send({ ...created, token });
+  });
+
+  app.get('/api/v1/tokens', { config: { access: 'admin' } }, async () => ({ tokens: await store.listTokens() }));
+
+  app.delete('/api/v1/tokens/:id', { config: { access: 'admin' } }, async (req) => {
+    const { id } = parse(tokenParam, req.params, 'path');
+    return store.revokeToken(id);
   });
 
   app.get('/api/v1/events', async (req, reply: FastifyReply) => {

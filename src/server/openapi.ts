@@ -30,6 +30,7 @@ const BAD = { 400: err('bad request: `issues` names each bad field (e.g. query.l
 const NOT_FOUND = { 404: err('no such run, job or workflow') };
 const CONFLICT = { 409: err('not allowed in its current state') };
 const TOO_LARGE = { 413: err('request body over the limit') };
+const AUTH = { 401: err('no API token, or not a valid one'), 403: err('the token lacks the role or the namespace for this') };
 
 /** Every route of the API, keyed `METHOD path` as fastify knows it. */
 export const ROUTES: Record<string, RouteDoc> = {
@@ -176,7 +177,32 @@ export const ROUTES: Record<string, RouteDoc> = {
     body: S.poolBody,
     responses: { 200: { description: 'the pool', schema: S.poolSchema }, ...BAD, ...TOO_LARGE },
   },
+  'GET /api/v1/auth/whoami': {
+    tag: 'auth',
+    summary: 'the role and namespaces of the presented token (role null without one)',
+    responses: { 200: { description: 'who you are', schema: S.whoamiResponse }, 401: err('the presented token is not valid') },
+  },
+  'POST /api/v1/tokens': {
+    tag: 'auth',
+    summary: 'create an API token (admin): the token is in this answer only, the store keeps its hash',
+    body: S.tokenBody,
+    responses: { 201: { description: 'the token, shown once', schema: S.createdTokenResponse }, ...BAD, ...TOO_LARGE },
+  },
+  'GET /api/v1/tokens': {
+    tag: 'auth',
+    summary: 'API tokens (admin), without their secrets',
+    responses: { 200: { description: 'tokens', schema: S.tokensResponse } },
+  },
+  'DELETE /api/v1/tokens/:id': {
+    tag: 'auth',
+    summary: 'revoke an API token (admin)',
+    params: S.tokenParam,
+    responses: { 200: { description: 'the revoked token', schema: S.tokenSchema }, ...BAD, ...NOT_FOUND },
+  },
 };
+
+// Every mutation, and every admin read, may be refused for its token.
+for (const [key, doc] of Object.entries(ROUTES)) if (!key.startsWith('GET ') || key === 'GET /api/v1/tokens') Object.assign(doc.responses, AUTH);
 
 const REF_PREFIX = '#/components/schemas/';
 

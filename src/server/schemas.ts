@@ -5,6 +5,8 @@
 import { z } from 'zod';
 import type { Attempt, DeferredRun, FinishedPerMinute, Job, PoolRow, Run, StoreEvent, StoredLogLine, WorkerRow } from '../store/types.js';
 import type { GraphEdge, GraphNode } from './runGraph.js';
+import type { ApiToken, SecretInfo } from '../store/types.js';
+import { ROLES } from '../store/types.js';
 import type { TaskProgress } from '../store/taskProgress.js';
 import type { SpecError } from '../spec/model.js';
 import type { ScheduleSummary } from './schedules.js';
@@ -166,6 +168,37 @@ export const stopWorkerBody = z
   .object({ terminate: z.boolean().optional().meta({ description: 'kill its running jobs now and requeue them (lost, not failed), instead of letting them finish' }) })
   .strict();
 export const poolParam = z.object({ name: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, 'a pool name: letters, digits, _ . -') });
+
+/** A namespace name as workflows have it (spec/schema.ts NAME), or '*' for all of them. */
+const NAMESPACE = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+const namespaceName = z.string().regex(NAMESPACE, 'a namespace name: letters, digits, _ . -');
+export const tokenBody = z
+  .object({
+    namespaces: z
+      .array(z.union([z.literal('*'), namespaceName]))
+      .default([])
+      .meta({ description: "the namespaces a maintainer (or viewer) token is for; '*': all. An admin acts everywhere" }),
+    role: z.enum(ROLES).default('maintainer'),
+    name: z.string().min(1).max(200).optional().meta({ description: 'who or what holds it, shown in lists' }),
+  })
+  .strict()
+  .refine((b) => b.role === 'admin' || b.namespaces.length > 0, { path: ['namespaces'], message: 'a maintainer or viewer token needs at least one namespace' });
+export const tokenParam = z.object({ id: z.string().regex(/^[0-9a-f]{12}$/, 'a token id: 12 hex digits, as gantry token list shows it') });
+
+/** Secret names are what `{{ secrets.NAME }}` can name. */
+export const SECRET_NAME = /^[A-Za-z0-9_][A-Za-z0-9_-]*$/;
+/** Largest secret value, in bytes of UTF-8. */
+export const MAX_SECRET_BYTES = 64 * 1024;
+export const secretParam = z.object({ namespace: namespaceName, name: z.string().regex(SECRET_NAME, 'a secret name: letters, digits, _ -') });
+export const secretBody = z
+  .object({
+    value: z
+      .string()
+      .refine((v) => Buffer.byteLength(v) <= MAX_SECRET_BYTES, `at most ${MAX_SECRET_BYTES} bytes`)
+      .meta({ description: 'the clear value: stored sealed with AES-256-GCM, never shown again' }),
+  })
+  .strict();
+export const secretsQuery = z.object({ namespace: namespaceName.optional() });
 
 // ----------------------------------------------------------------- responses
 // Registered with an id: they become components of the OpenAPI document.
@@ -385,6 +418,30 @@ export const workflowSummarySchema = component(
   }),
 );
 
+export const tokenSchema = component(
+  'Token',
+  z.object({
+    id: z.string().meta({ description: 'the public part of the token: what revoke takes' }),
+    role: z.enum(ROLES),
+    namespaces: z.array(z.string()).meta({ description: "'*': all" }),
+    name: z.string().nullable(),
+    createdAt: ms,
+  }),
+  'an API token as listed: never its secret',
+);
+export const createdTokenResponse = tokenSchema.extend({ token: z.string().meta({ description: 'the token itself: shown this once, stored only hashed' }) });
+export const tokensResponse = z.object({ tokens: z.array(tokenSchema) });
+export const whoamiResponse = z.object({
+  role: z.enum(ROLES).nullable().meta({ description: 'null: no token presented (reads only)' }),
+  namespaces: z.array(z.string()),
+  name: z.string().optional(),
+  id: z.string().optional(),
+});
+export const secretSchema = component('Secret', z.object({ namespace: z.string(), name: z.string(), updatedAt: ms }), 'a secret as listed: never its value');
+export const secretsResponse = z.object({ secrets: z.array(secretSchema) });
+export const secretPutResponse = z.object({ namespace: z.string(), name: z.string(), change: z.enum(['created', 'updated']) });
+export const secretDeleteResponse = z.object({ namespace: z.string(), name: z.string(), deleted: z.literal(true) });
+
 export const healthResponse = z.object({ ok: z.boolean(), store: z.enum(['sqlite', 'postgres']) });
 export const appliedResponse = z.object({
   applied: z.array(z.object({ name: z.string(), namespace: z.string(), kind: z.string(), change: z.enum(['created', 'updated', 'unchanged']) })),
@@ -478,3 +535,5 @@ same<Same<z.infer<typeof specErrorSchema>, SpecError>>();
 same<Same<z.infer<typeof graphNodeSchema>, GraphNode>>();
 same<Same<z.infer<typeof graphResponse>['edges'][number], GraphEdge>>();
 same<Same<z.infer<typeof overviewResponse>['throughput']['series'][number], FinishedPerMinute>>();
+same<Same<z.infer<typeof tokenSchema>, ApiToken>>();
+same<Same<z.infer<typeof secretSchema>, SecretInfo>>();

@@ -497,6 +497,41 @@ export interface AuditFilter {
   limit?: number;
 }
 
+/**
+ * Who may change what (SPEC §4): admin everything, maintainer the mutations
+ * of its namespaces, viewer nothing. Reads need no token.
+ */
+export type Role = 'admin' | 'maintainer' | 'viewer';
+export const ROLES: readonly Role[] = ['admin', 'maintainer', 'viewer'];
+/** In a token's namespaces: every namespace. */
+export const ALL_NAMESPACES = '*';
+
+/** An API token as listed: never its secret, which only its holder has. */
+export interface ApiToken {
+  /** the public part of the token (it starts the token text): the key to look it up and to revoke it */
+  id: string;
+  role: Role;
+  /** sorted; ['*'] for all */
+  namespaces: string[];
+  name: string | null;
+  createdAt: number;
+}
+export interface NewApiToken {
+  id: string;
+  /** SHA-256 (hex) of the whole token text: the store never holds the token itself */
+  hash: string;
+  role: Role;
+  namespaces: string[];
+  name: string | null;
+}
+
+/** A secret as listed: its name and where it lives, never its value. */
+export interface SecretInfo {
+  namespace: string;
+  name: string;
+  updatedAt: number;
+}
+
 /** A request named something that does not exist (maps to 404 / exit 2). */
 export class NotFoundError extends Error {
   override name = 'NotFoundError';
@@ -632,6 +667,7 @@ export interface Store {
   skipScheduleTick(tick: ScheduleTick, reason: string): Promise<boolean>;
   scheduleMarks(): Promise<ScheduleMark[]>;
   deferRun(input: DeferRunInput): Promise<DeferredRun>;
+  getDeferredRun(id: number): Promise<DeferredRun | null>;
   /** in due order (oldest first) */
   listDeferredRuns(filter: DeferredFilter): Promise<DeferredRun[]>;
   /** Starts a waiting deferred run: marks it started and creates the run in one transaction; null when it is no longer waiting. */
@@ -642,6 +678,24 @@ export interface Store {
   // pools
   setPool(name: string, slots: number | null): Promise<PoolRow>;
   listPools(): Promise<PoolRow[]>;
+
+  // auth (SPEC §4): tokens are stored hashed, looked up by their public id
+  createToken(token: NewApiToken): Promise<ApiToken>;
+  /** Creates the token only if the store holds none (the first start's admin token), atomically; null when it holds some. */
+  createFirstToken(token: NewApiToken): Promise<ApiToken | null>;
+  /** the token with its hash, to compare with what a request presents */
+  findToken(id: string): Promise<(ApiToken & { hash: string }) | null>;
+  listTokens(): Promise<ApiToken[]>;
+  /** NotFoundError for an unknown id */
+  revokeToken(id: string): Promise<ApiToken>;
+
+  // secrets: stored sealed (AES-256-GCM, see src/secrets); the store never sees a clear value
+  putSecret(namespace: string, name: string, sealed: string): Promise<{ change: 'created' | 'updated' }>;
+  listSecrets(namespace?: string): Promise<SecretInfo[]>;
+  /** the sealed values of those of `names` that exist in `namespace` */
+  readSecrets(namespace: string, names: string[]): Promise<Record<string, string>>;
+  /** NotFoundError for an unknown secret */
+  deleteSecret(namespace: string, name: string): Promise<void>;
 
   // events (outbox)
   readEvents(afterId: number, filter: { runId?: number }, limit?: number): Promise<StoreEvent[]>;

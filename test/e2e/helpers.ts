@@ -23,6 +23,13 @@ function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 const extraPids = new Set<number>();
+/** each server's admin token (its gantry.token), by URL: `gantry()` presents it to that server */
+const tokens = new Map<string, string>();
+
+/** Remembers the admin token of the server at `url` for `gantry()` calls to it. */
+export function rememberToken(url: string, token: string): void {
+  tokens.set(url, token);
+}
 const dirs: string[] = [];
 
 // ------------------------------------------------------------------ files
@@ -87,6 +94,8 @@ export interface UpProcess {
   pid: number;
   url: string;
   dir: string;
+  /** the admin token in dir/gantry.token (made by the first start on this store) */
+  token: string | undefined;
   stdout(): string;
   stderr(): string;
   /** resolves when the process has exited */
@@ -128,11 +137,15 @@ export async function startUp(dir: string, args: string[] = [], timeoutMs = 20_0
       reject(new Error(`gantry up exited (code ${code}, signal ${signal}) before it was up\nstdout: ${out}\nstderr: ${err}`));
     });
   });
+  const tokenFile = path.join(dir, 'gantry.token');
+  const token = fs.existsSync(tokenFile) ? fs.readFileSync(tokenFile, 'utf8').trim() : undefined;
+  if (token) rememberToken(url, token);
   return {
     proc,
     pid: proc.pid!,
     url,
     dir,
+    token,
     stdout: () => out,
     stderr: () => err,
     exited,
@@ -160,14 +173,21 @@ export interface CliOptions {
   server?: string;
   env?: Record<string, string>;
   timeoutMs?: number;
+  /**
+   * The token to present (as GANTRY_TOKEN); default: the one remembered for the
+   * server (--server or GANTRY_SERVER); false: none (the CLI may still find ./gantry.token in cwd)
+   */
+  token?: string | false;
 }
 
 /** Runs the real CLI (`node bin/gantry.js ...args`) to its end. */
 export function gantry(args: string[], o: CliOptions = {}): Promise<CliResult> & { proc: ChildProcess } {
   const argv = [BIN, ...(o.server ? ['--server', o.server] : []), ...args];
+  const server = o.server ?? o.env?.GANTRY_SERVER;
+  const token = o.token === false ? undefined : (o.token ?? (server ? tokens.get(server) : undefined));
   const proc = spawn(process.execPath, argv, {
     cwd: o.cwd ?? os.tmpdir(),
-    env: cleanEnv(o.env),
+    env: cleanEnv({ ...(token && !o.env?.GANTRY_TOKEN ? { GANTRY_TOKEN: token } : {}), ...o.env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(proc);

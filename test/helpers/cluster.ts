@@ -5,6 +5,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import Database from 'better-sqlite3';
+import pg from 'pg';
 import { describe, it } from 'vitest';
 import { buildApp } from '../../src/server/app.js';
 import { schedulerFor, workerFor } from '../../src/up.js';
@@ -15,14 +17,27 @@ import type { Scheduler } from '../../src/scheduler/scheduler.js';
 import type { Worker } from '../../src/worker/worker.js';
 import type { Job, Run, Store } from '../../src/store/types.js';
 import { PG_URL, dropSchema, postgresAvailable, uniqueSchema } from './postgres.js';
+import { newToken } from '../../src/auth/tokens.js';
+import type { Role } from '../../src/store/types.js';
 import { waitForRun } from './embedded.js';
 import { MODULE_FILE, loadWorkflowModule } from '../../src/spec/typescript.js';
 
 export type StoreName = 'SQLite' | 'PostgreSQL';
 
+/** A token made straight in the store (as `gantry token create --db` does); returns its text. */
+export async function makeToken(store: Store, role: Role = 'admin', namespaces: string[] = [], name?: string): Promise<string> {
+  const t = newToken({ role, namespaces, name });
+  await store.createToken(t.record);
+  return t.token;
+}
+
 export interface Cluster {
   store: Store;
   app: FastifyInstance;
+  /** an admin token of the store: every request of this helper presents it */
+  token: string;
+  /** a request through the API (no socket), with the admin token unless `token` says otherwise (null: none) */
+  inject<T = any>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: unknown, token?: string | null): Promise<{ status: number; body: T }>;
   /** a temp folder for the test's workflow files and outputs */
   dir: string;
   /** writes a file (relative to `dir`), returns its absolute path */
@@ -36,26 +51,48 @@ export interface Cluster {
   waitRun(runId: number, timeoutMs?: number): Promise<Run>;
   /** the run's jobs by task id */
   jobs(runId: number): Promise<Record<string, Job>>;
+  /** every row of a table of the store, read straight from the database (not through the Store) */
+  rows: RawRows;
   /** a job's stdout lines */
   stdout(jobId: string): Promise<string[]>;
   close(): Promise<void>;
 }
 
-async function openStore(name: StoreName): Promise<{ store: Store; cleanup: () => Promise<void> }> {
+type RawRows = (table: string) => Promise<Record<string, unknown>[]>;
+
+async function openStore(name: StoreName): Promise<{ store: Store; cleanup: () => Promise<void>; rows: RawRows }> {
   if (name === 'SQLite') {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-cluster-db-'));
-    const store = new SqliteStore(path.join(dir, 'gantry.db'));
+    const file = path.join(dir, 'gantry.db');
+    const store = new SqliteStore(file);
     await store.migrate();
-    return { store, cleanup: async () => fs.rmSync(dir, { recursive: true, force: true }) };
+    const rows: RawRows = async (table) => {
+      const db = new Database(file, { readonly: true });
+      try {
+        return db.prepare(`SELECT * FROM "${table.replace(/"/g, '')}"`).all() as Record<string, unknown>[];
+      } finally {
+        db.close();
+      }
+    };
+    return { store, rows, cleanup: async () => fs.rmSync(dir, { recursive: true, force: true }) };
   }
   const schema = uniqueSchema();
   const store = new PostgresStore(PG_URL, { schema, max: 8 });
   await store.migrate();
-  return { store, cleanup: () => dropSchema(schema) };
+  const rows: RawRows = async (table) => {
+    const c = new pg.Client({ connectionString: PG_URL });
+    await c.connect();
+    try {
+      return (await c.query(`SELECT * FROM "${schema}"."${table.replace(/"/g, '')}"`)).rows as Record<string, unknown>[];
+    } finally {
+      await c.end();
+    }
+  };
+  return { store, rows, cleanup: () => dropSchema(schema) };
 }
 
 export async function cluster(name: StoreName, o: { slots?: number; leaseMs?: number } = {}): Promise<Cluster> {
-  const { store, cleanup } = await openStore(name);
+  const { store, cleanup, rows } = await openStore(name);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-cluster-'));
   const logger = silentLogger();
   const leaseMs = o.leaseMs ?? 10_000;
@@ -77,13 +114,22 @@ export async function cluster(name: StoreName, o: { slots?: number; leaseMs?: nu
     throw e;
   }
   const api = app;
-  const inject = async <T>(method: 'GET' | 'POST', url: string, payload?: unknown): Promise<{ status: number; body: T }> => {
-    const r = await api.inject({ method, url, ...(payload === undefined ? {} : { payload: payload as object }) });
+  const token = await makeToken(store, 'admin', [], 'tests');
+  const inject = async <T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: unknown, as: string | null = token): Promise<{ status: number; body: T }> => {
+    const r = await api.inject({
+      method,
+      url,
+      ...(as ? { headers: { authorization: `Bearer ${as}` } } : {}),
+      ...(payload === undefined ? {} : { payload: payload as object }),
+    });
     return { status: r.statusCode, body: r.json() as T };
   };
   return {
     store,
     app: api,
+    token,
+    inject,
+    rows,
     dir,
     write(rel, content) {
       const file = path.join(dir, rel);

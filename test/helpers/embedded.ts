@@ -12,6 +12,8 @@ import type { Job, Run, Store } from '../../src/store/types.js';
 export interface Embedded {
   up: Up;
   dir: string;
+  /** the admin token the first start made (also in dir/gantry.token) */
+  token: string;
   /** writes a workflow file into the temp dir and applies it */
   define(name: string, yaml: string): Promise<string>;
   run(req: StartRunRequest, timeoutMs?: number): Promise<{ run: Run; jobs: Record<string, Job> }>;
@@ -28,11 +30,13 @@ export async function embedded(o: { slots?: number; workers?: number; leaseMs?: 
     slots: o.slots ?? 4,
     leaseMs: o.leaseMs,
     killGraceMs: o.killGraceMs ?? 1000,
+    dir,
     logger: silentLogger(),
   });
   return {
     up,
     dir,
+    token: up.adminToken!,
     async define(name, yaml) {
       const file = path.join(dir, `${name}.yaml`);
       fs.writeFileSync(file, yaml);

@@ -12,7 +12,7 @@ import { silentLogger } from '../../src/log.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
 import { PostgresStore } from '../../src/store/postgres/index.js';
 import type { Clock, Job, Run, Store } from '../../src/store/types.js';
-import { onEveryStore, type StoreName } from '../helpers/cluster.js';
+import { makeToken, onEveryStore, type StoreName } from '../helpers/cluster.js';
 import { PG_URL, dropSchema, uniqueSchema } from '../helpers/postgres.js';
 import { parsePrometheusText } from '../helpers/promText.js';
 
@@ -45,6 +45,7 @@ async function harness(name: StoreName): Promise<Harness> {
   }
   await store.migrate();
   const app = await buildApp({ store, logger: silentLogger(), clock });
+  adminTokens.set(app, await makeToken(store));
   return {
     store,
     app,
@@ -68,8 +69,16 @@ tasks:
   gpu2: { run: "true", queue: gpu }
 `;
 
+/** each app's admin token: every call presents it */
+const adminTokens = new WeakMap<FastifyInstance, string>();
+
 async function call<T = Record<string, unknown>>(app: FastifyInstance, method: 'GET' | 'POST' | 'PUT', url: string, payload?: unknown) {
-  const r = await app.inject({ method, url, ...(payload === undefined ? {} : { payload: payload as object }) });
+  const r = await app.inject({
+    method,
+    url,
+    headers: { authorization: `Bearer ${adminTokens.get(app)}` },
+    ...(payload === undefined ? {} : { payload: payload as object }),
+  });
   return { status: r.statusCode, body: (String(r.headers['content-type'] ?? '').startsWith('application/json') ? r.json() : r.body) as T, raw: r };
 }
 
@@ -321,6 +330,7 @@ describe('API on SQLite: OpenAPI document, body limits, invalid bodies', () => {
       'GET /api/v1/deferred-runs', 'POST /api/v1/deferred-runs/{id}/cancel', 'GET /api/v1/jobs', 'GET /api/v1/jobs/{id}',
       'POST /api/v1/jobs/{id}/cancel', 'GET /api/v1/logs', 'GET /api/v1/events', 'GET /api/v1/workers', 'GET /api/v1/pools', 'PUT /api/v1/pools/{name}',
       'POST /api/v1/workers/{name}/drain', 'POST /api/v1/workers/{name}/stop', 'GET /api/v1/runs/{id}/graph', 'GET /api/v1/overview',
+      'GET /api/v1/auth/whoami', 'POST /api/v1/tokens', 'GET /api/v1/tokens', 'DELETE /api/v1/tokens/{id}',
     ];
     const documented = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`));
     expect(documented.sort()).toEqual([...expected].sort());
@@ -389,7 +399,12 @@ describe('API on SQLite: OpenAPI document, body limits, invalid bodies', () => {
       expect(r.status, `${method} ${url} ${JSON.stringify(payload)}`).toBe(400);
       expect(r.body.issues.map((i) => i.path), `${method} ${url}`).toEqual(expect.arrayContaining(paths));
     }
-    const notJson = await app.inject({ method: 'POST', url: '/api/v1/runs', payload: '{"workflow":', headers: { 'content-type': 'application/json' } });
+    const notJson = await app.inject({
+      method: 'POST',
+      url: '/api/v1/runs',
+      payload: '{"workflow":',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${adminTokens.get(app)}` },
+    });
     expect(notJson.statusCode).toBe(400);
     expect(notJson.json()).toHaveProperty('error');
   });

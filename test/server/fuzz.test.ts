@@ -14,6 +14,7 @@ import { buildApp } from '../../src/server/app.js';
 import { ROUTES } from '../../src/server/openapi.js';
 import { silentLogger } from '../../src/log.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
+import { makeToken } from '../helpers/cluster.js';
 
 const VALID = `name: fz
 description: a workflow to mutate
@@ -121,14 +122,17 @@ describe('fuzz: the HTTP API (SQLite)', () => {
   let dir: string;
   let store: SqliteStore;
   let app: FastifyInstance;
+  /** an admin's: the fuzz reaches past the token check (auth.test.ts covers requests without one) */
+  let auth: { authorization: string };
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-fuzz-'));
     store = new SqliteStore(path.join(dir, 'gantry.db'));
     await store.migrate();
     app = await buildApp({ store, logger: silentLogger() });
-    const r = await app.inject({ method: 'POST', url: '/api/v1/definitions', payload: { files: [{ path: '/fuzz/wf.yaml', source: VALID }] } });
+    auth = { authorization: `Bearer ${await makeToken(store)}` };
+    const r = await app.inject({ method: 'POST', url: '/api/v1/definitions', headers: auth, payload: { files: [{ path: '/fuzz/wf.yaml', source: VALID }] } });
     expect(r.statusCode).toBe(200);
-    expect((await app.inject({ method: 'POST', url: '/api/v1/runs', payload: { workflow: 'fz' } })).statusCode).toBe(201);
+    expect((await app.inject({ method: 'POST', url: '/api/v1/runs', headers: auth, payload: { workflow: 'fz' } })).statusCode).toBe(201);
   });
   afterAll(async () => {
     await app.close();
@@ -183,12 +187,13 @@ describe('fuzz: the HTTP API (SQLite)', () => {
     const seen = new Map<number, number>();
     await fc.assert(
       fc.asyncProperty(fc.constantFrom(...routes), pathValue, query, body, async (route, value, qs, b) => {
-        const [method, template] = route.split(' ') as ['GET' | 'POST' | 'PUT', string];
+        const [method, template] = route.split(' ') as ['GET' | 'POST' | 'PUT' | 'DELETE', string];
         const url = template.replace(/:\w+/g, () => encodeURIComponent(value)) + (qs ? `?${qs}` : '');
         const r = await app.inject({
           method,
           url,
-          ...(b && method !== 'GET' ? { payload: b.payload, headers: { 'content-type': b.type } } : {}),
+          headers: { ...auth, ...(b && method !== 'GET' ? { 'content-type': b.type } : {}) },
+          ...(b && method !== 'GET' ? { payload: b.payload } : {}),
         });
         seen.set(r.statusCode, (seen.get(r.statusCode) ?? 0) + 1);
         expect(r.statusCode, `${method} ${url} ${b?.payload.slice(0, 200)} → ${r.body.slice(0, 300)}`).toBeLessThan(500);

@@ -775,6 +775,58 @@ tasks:
       expect(await store.listRuns({ workflow: 'later' })).toHaveLength(1);
     });
 
+    it('tokens: created with their namespaces, found by id with their hash, listed without it, revoked; the first token is made once', async () => {
+      const t1 = { id: 'aaaaaaaaaaaa', hash: 'h1', role: 'maintainer' as const, namespaces: ['dumps', 'bots', 'dumps'], name: 'two tools' };
+      expect(await store.createToken(t1)).toEqual({ id: t1.id, role: 'maintainer', namespaces: ['bots', 'dumps'], name: 'two tools', createdAt: clock.now() });
+      // the first start's admin token: not made on a store that has one
+      expect(await store.createFirstToken({ id: 'bbbbbbbbbbbb', hash: 'h2', role: 'admin', namespaces: ['*'], name: null })).toBeNull();
+      expect(await store.findToken(t1.id)).toMatchObject({ id: t1.id, hash: 'h1', namespaces: ['bots', 'dumps'] });
+      expect(await store.findToken('bbbbbbbbbbbb')).toBeNull();
+      clock.advance(1000);
+      await store.createToken({ id: 'cccccccccccc', hash: 'h3', role: 'viewer', namespaces: ['dumps'], name: null });
+      const listed = await store.listTokens();
+      expect(listed.map((t) => t.id)).toEqual([t1.id, 'cccccccccccc']);
+      expect(JSON.stringify(listed)).not.toContain('h1');
+      expect(await store.revokeToken(t1.id)).toMatchObject({ id: t1.id, role: 'maintainer' });
+      expect(await store.findToken(t1.id)).toBeNull();
+      await expect(store.revokeToken(t1.id)).rejects.toBeInstanceOf(NotFoundError);
+      // its namespaces went with it: the same id can be made again, with others
+      await store.createToken({ ...t1, namespaces: ['other'] });
+      expect((await store.findToken(t1.id))!.namespaces).toEqual(['other']);
+    });
+
+    it('tokens: on an empty store, the first token is made exactly once however many processes start at once', async () => {
+      const other = await factory.reopen(clock);
+      try {
+        const made = await Promise.all(
+          [store, other, store, other].map((s, i) => s.createFirstToken({ id: `00000000000${i}`, hash: `h${i}`, role: 'admin', namespaces: ['*'], name: 'first' })),
+        );
+        expect(made.filter((m) => m !== null)).toHaveLength(1);
+        expect(await store.listTokens()).toHaveLength(1);
+      } finally {
+        await other.close();
+      }
+    });
+
+    it('secrets: stored sealed per namespace, listed by name, read by name, deleted', async () => {
+      expect(await store.putSecret('dumps', 'DB_PASSWORD', 'sealed-1')).toEqual({ change: 'created' });
+      clock.advance(5);
+      expect(await store.putSecret('dumps', 'DB_PASSWORD', 'sealed-2')).toEqual({ change: 'updated' });
+      await store.putSecret('dumps', 'API_KEY', 'sealed-3');
+      await store.putSecret('bots', 'DB_PASSWORD', 'sealed-4');
+      expect(await store.listSecrets('dumps')).toEqual([
+        { namespace: 'dumps', name: 'API_KEY', updatedAt: clock.now() },
+        { namespace: 'dumps', name: 'DB_PASSWORD', updatedAt: clock.now() },
+      ]);
+      expect((await store.listSecrets()).map((x) => `${x.namespace}/${x.name}`)).toEqual(['bots/DB_PASSWORD', 'dumps/API_KEY', 'dumps/DB_PASSWORD']);
+      expect(await store.readSecrets('dumps', ['DB_PASSWORD', 'NOPE'])).toEqual({ DB_PASSWORD: 'sealed-2' });
+      expect(await store.readSecrets('dumps', [])).toEqual({});
+      await store.deleteSecret('dumps', 'DB_PASSWORD');
+      await expect(store.deleteSecret('dumps', 'DB_PASSWORD')).rejects.toBeInstanceOf(NotFoundError);
+      expect(await store.readSecrets('dumps', ['DB_PASSWORD'])).toEqual({});
+      expect(await store.readSecrets('bots', ['DB_PASSWORD'])).toEqual({ DB_PASSWORD: 'sealed-4' });
+    });
+
     it('keeps everything across a close and reopen of the database', async () => {
       await define(`name: durable\ntasks:\n  a: { run: "true" }\n  b: { run: "true", needs: [a] }\n`);
       const run = await startRun(store, { workflow: 'durable' });

@@ -43,8 +43,7 @@ onEveryStore('operations', (storeName) => {
   });
 
   const post = async <T>(url: string, payload: object = {}) => {
-    const r = await g.app.inject({ method: 'POST', url, payload });
-    return { status: r.statusCode, body: r.json() as T };
+    return g.inject<T>('POST', url, payload);
   };
   const firstWorker = async () => (await g.store.listWorkers())[0]!;
   /** a second worker: what a deploy starts after the drain */

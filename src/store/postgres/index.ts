@@ -51,8 +51,12 @@ import {
   type FinishedPerMinute,
   type TaskEdge,
   type TaskStateCount,
+  type ApiToken,
+  type NewApiToken,
+  type SecretInfo,
 } from '../types.js';
 import type { StageCount, WorkerStopMode } from '../types.js';
+import { publicToken, toSecretInfo, toTokens, type SecretRowDb, type TokenNamespaceRowDb, type TokenRowDb } from '../authRows.js';
 import { strongerStopMode } from '../rows.js';
 import type { Overlap } from '../../spec/model.js';
 import { toDeferred, toMark, type DeferredRowDb, type MarkRowDb } from '../scheduleRows.js';
@@ -154,6 +158,9 @@ function prepared(text: string, values: unknown[]): pg.QueryConfig {
 }
 
 // int8 (bigint) columns hold epoch milliseconds and ids: well inside 2^53.
+/** Arbitrary constant naming the lock that makes the first start's admin token once. */
+const FIRST_TOKEN_LOCK = 7_070_002;
+
 const types = {
   getTypeParser(oid: number, format?: 'text' | 'binary') {
     if (oid === 20) return (v: string) => Number(v);
@@ -1596,6 +1603,11 @@ export class PostgresStore implements Store {
     return runId === null ? null : (await this.getRun(runId))!;
   }
 
+  async getDeferredRun(id: number): Promise<DeferredRun | null> {
+    const r = await this.one<DeferredRowDb>('SELECT * FROM deferred_runs WHERE id = $1', [id]);
+    return r ? toDeferred(r) : null;
+  }
+
   async endDeferredRun(id: number, state: 'failed' | 'cancelled', error: string): Promise<DeferredRun> {
     const row = await this.tx(async (c) => {
       const d = (await c.query<DeferredRowDb>('SELECT * FROM deferred_runs WHERE id = $1 FOR UPDATE', [id])).rows[0];
@@ -1630,6 +1642,87 @@ export class PostgresStore implements Store {
          FROM jobs WHERE pool IS NOT NULL AND state IN ('running', 'queued') GROUP BY pool
        ) p GROUP BY name ORDER BY name`,
     );
+  }
+
+  // ----------------------------------------------------------------------- auth
+
+  /** Inside the caller's transaction. */
+  private async insertToken(c: Q, t: NewApiToken, now: number): Promise<void> {
+    await c.query('INSERT INTO api_tokens (id, hash, role, name, created_at) VALUES ($1, $2, $3, $4, $5)', [t.id, t.hash, t.role, t.name, now]);
+    const namespaces = [...new Set(t.namespaces)];
+    if (namespaces.length)
+      await c.query('INSERT INTO api_token_namespaces (token_id, namespace) SELECT $1, unnest($2::text[])', [t.id, namespaces]);
+  }
+
+  async createToken(t: NewApiToken): Promise<ApiToken> {
+    await this.tx((c) => this.insertToken(c, t, this.clock.now()));
+    return publicToken((await this.findToken(t.id))!);
+  }
+
+  async createFirstToken(t: NewApiToken): Promise<ApiToken | null> {
+    // Serialised by a transaction lock: two servers starting at once on an empty store make one admin token, not two.
+    const created = await this.tx(async (c) => {
+      await c.query('SELECT pg_advisory_xact_lock($1)', [FIRST_TOKEN_LOCK]);
+      if ((await c.query('SELECT 1 FROM api_tokens LIMIT 1')).rowCount) return false;
+      await this.insertToken(c, t, this.clock.now());
+      return true;
+    });
+    return created ? publicToken((await this.findToken(t.id))!) : null;
+  }
+
+  async findToken(id: string): Promise<(ApiToken & { hash: string }) | null> {
+    const row = await this.one<TokenRowDb>('SELECT * FROM api_tokens WHERE id = $1', [id]);
+    if (!row) return null;
+    const ns = await this.all<TokenNamespaceRowDb>('SELECT token_id, namespace FROM api_token_namespaces WHERE token_id = $1', [id]);
+    return toTokens([row], ns)[0]!;
+  }
+
+  async listTokens(): Promise<ApiToken[]> {
+    const rows = await this.all<TokenRowDb>('SELECT * FROM api_tokens ORDER BY created_at, id');
+    const ns = await this.all<TokenNamespaceRowDb>('SELECT token_id, namespace FROM api_token_namespaces');
+    return toTokens(rows, ns).map(publicToken);
+  }
+
+  async revokeToken(id: string): Promise<ApiToken> {
+    const token = await this.findToken(id);
+    if (!token) throw new NotFoundError(`no token ${id}`);
+    await this.tx((c) => c.query('DELETE FROM api_tokens WHERE id = $1', [id]));
+    return publicToken(token);
+  }
+
+  // -------------------------------------------------------------------- secrets
+
+  async putSecret(namespace: string, name: string, sealed: string): Promise<{ change: 'created' | 'updated' }> {
+    const now = this.clock.now();
+    // xmax = 0: the row was inserted, not updated (the one-statement way to tell them apart)
+    const r = await this.one<{ inserted: boolean }>(
+      `INSERT INTO secrets (namespace, name, sealed, updated_at) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (namespace, name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at
+       RETURNING (xmax = 0) AS inserted`,
+      [namespace, name, sealed, now],
+    );
+    return { change: r?.inserted ? 'created' : 'updated' };
+  }
+
+  async listSecrets(namespace?: string): Promise<SecretInfo[]> {
+    const rows =
+      namespace === undefined
+        ? await this.all<SecretRowDb>('SELECT namespace, name, updated_at FROM secrets ORDER BY namespace, name')
+        : await this.all<SecretRowDb>('SELECT namespace, name, updated_at FROM secrets WHERE namespace = $1 ORDER BY name', [namespace]);
+    return rows.map(toSecretInfo);
+  }
+
+  async readSecrets(namespace: string, names: string[]): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    if (names.length === 0) return out;
+    const rows = await this.all<{ name: string; sealed: string }>('SELECT name, sealed FROM secrets WHERE namespace = $1 AND name = ANY($2::text[])', [namespace, names]);
+    for (const r of rows) out[r.name] = r.sealed;
+    return out;
+  }
+
+  async deleteSecret(namespace: string, name: string): Promise<void> {
+    const r = await this.pool.query('DELETE FROM secrets WHERE namespace = $1 AND name = $2', [namespace, name]);
+    if (!r.rowCount) throw new NotFoundError(`no secret ${name} in namespace '${namespace}'`);
   }
 
   // --------------------------------------------------------------------- events

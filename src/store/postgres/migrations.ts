@@ -270,6 +270,31 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   `
   CREATE INDEX jobs_finished ON jobs (finished_at) WHERE state IN ('succeeded', 'failed');
   `,
+  // auth: API tokens, kept only as the SHA-256 of the token (its public id is
+  // the lookup key), each with its role and the namespaces it may act in ('*':
+  // all); secrets referenced by workflows, sealed with AES-256-GCM by a key
+  // that is not in the store.
+  `
+  CREATE TABLE api_tokens (
+    id text PRIMARY KEY,
+    hash text NOT NULL,
+    role text NOT NULL,
+    name text,
+    created_at bigint NOT NULL
+  );
+  CREATE TABLE api_token_namespaces (
+    token_id text NOT NULL REFERENCES api_tokens (id) ON DELETE CASCADE,
+    namespace text NOT NULL,
+    PRIMARY KEY (token_id, namespace)
+  );
+  CREATE TABLE secrets (
+    namespace text NOT NULL,
+    name text NOT NULL,
+    sealed text NOT NULL,
+    updated_at bigint NOT NULL,
+    PRIMARY KEY (namespace, name)
+  );
+  `,
 ];
 
 /** Arbitrary constant naming Gantry's migration lock. */

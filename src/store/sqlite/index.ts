@@ -48,8 +48,12 @@ import {
   type FinishedPerMinute,
   type TaskEdge,
   type TaskStateCount,
+  type ApiToken,
+  type NewApiToken,
+  type SecretInfo,
 } from '../types.js';
 import type { StageCount, WorkerStopMode } from '../types.js';
+import { publicToken, toSecretInfo, toTokens, type SecretRowDb, type TokenNamespaceRowDb, type TokenRowDb } from '../authRows.js';
 import { strongerStopMode } from '../rows.js';
 import type { Overlap } from '../../spec/model.js';
 import { toDeferred, toMark, type DeferredRowDb, type MarkRowDb } from '../scheduleRows.js';
@@ -1090,6 +1094,10 @@ export class SqliteStore implements Store {
     return r ? toDeferred(r) : null;
   }
 
+  async getDeferredRun(id: number): Promise<DeferredRun | null> {
+    return this.deferred(id);
+  }
+
   async listDeferredRuns(f: DeferredFilter): Promise<DeferredRun[]> {
     const where: string[] = [];
     const args: unknown[] = [];
@@ -1148,6 +1156,87 @@ export class SqliteStore implements Store {
        ) GROUP BY name ORDER BY name`,
     ).all() as { name: string; slots: number | null; running: number; queued: number }[];
     return rows.map((r) => ({ name: r.name, slots: r.slots, running: r.running, queued: r.queued }));
+  }
+
+  // ----------------------------------------------------------------------- auth
+
+  /** Inside the caller's transaction. */
+  private insertToken(t: NewApiToken, now: number): void {
+    this.sql('INSERT INTO api_tokens (id, hash, role, name, created_at) VALUES (?, ?, ?, ?, ?)').run(t.id, t.hash, t.role, t.name, now);
+    for (const ns of new Set(t.namespaces)) this.sql('INSERT INTO api_token_namespaces (token_id, namespace) VALUES (?, ?)').run(t.id, ns);
+  }
+
+  async createToken(t: NewApiToken): Promise<ApiToken> {
+    this.tx(() => this.insertToken(t, this.clock.now()));
+    return publicToken((await this.findToken(t.id))!);
+  }
+
+  async createFirstToken(t: NewApiToken): Promise<ApiToken | null> {
+    // IMMEDIATE: a second process starting at once waits, then sees this one's token.
+    const created = this.tx(() => {
+      if (this.sql('SELECT 1 FROM api_tokens LIMIT 1').get()) return false;
+      this.insertToken(t, this.clock.now());
+      return true;
+    });
+    return created ? publicToken((await this.findToken(t.id))!) : null;
+  }
+
+  async findToken(id: string): Promise<(ApiToken & { hash: string }) | null> {
+    const row = this.sql('SELECT * FROM api_tokens WHERE id = ?').get(id) as TokenRowDb | undefined;
+    if (!row) return null;
+    const ns = this.sql('SELECT token_id, namespace FROM api_token_namespaces WHERE token_id = ?').all(id) as TokenNamespaceRowDb[];
+    return toTokens([row], ns)[0]!;
+  }
+
+  async listTokens(): Promise<ApiToken[]> {
+    const rows = this.sql('SELECT * FROM api_tokens ORDER BY created_at, id').all() as TokenRowDb[];
+    const ns = this.sql('SELECT token_id, namespace FROM api_token_namespaces').all() as TokenNamespaceRowDb[];
+    return toTokens(rows, ns).map(publicToken);
+  }
+
+  async revokeToken(id: string): Promise<ApiToken> {
+    const token = await this.findToken(id);
+    if (!token) throw new NotFoundError(`no token ${id}`);
+    this.tx(() => this.sql('DELETE FROM api_tokens WHERE id = ?').run(id));
+    return publicToken(token);
+  }
+
+  // -------------------------------------------------------------------- secrets
+
+  async putSecret(namespace: string, name: string, sealed: string): Promise<{ change: 'created' | 'updated' }> {
+    const now = this.clock.now();
+    return this.tx(() => {
+      const old = this.sql('SELECT 1 FROM secrets WHERE namespace = ? AND name = ?').get(namespace, name);
+      this.sql(
+        `INSERT INTO secrets (namespace, name, sealed, updated_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (namespace, name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at`,
+      ).run(namespace, name, sealed, now);
+      return { change: old ? 'updated' : 'created' };
+    });
+  }
+
+  async listSecrets(namespace?: string): Promise<SecretInfo[]> {
+    const rows = (
+      namespace === undefined
+        ? this.sql('SELECT namespace, name, updated_at FROM secrets ORDER BY namespace, name').all()
+        : this.sql('SELECT namespace, name, updated_at FROM secrets WHERE namespace = ? ORDER BY name').all(namespace)
+    ) as SecretRowDb[];
+    return rows.map(toSecretInfo);
+  }
+
+  async readSecrets(namespace: string, names: string[]): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    if (names.length === 0) return out;
+    const rows = this.db
+      .prepare(`SELECT name, sealed FROM secrets WHERE namespace = ? AND name IN (${names.map(() => '?').join(', ')})`)
+      .all(namespace, ...names) as { name: string; sealed: string }[];
+    for (const r of rows) out[r.name] = r.sealed;
+    return out;
+  }
+
+  async deleteSecret(namespace: string, name: string): Promise<void> {
+    const r = this.tx(() => this.sql('DELETE FROM secrets WHERE namespace = ? AND name = ?').run(namespace, name));
+    if (r.changes === 0) throw new NotFoundError(`no secret ${name} in namespace '${namespace}'`);
   }
 
   // --------------------------------------------------------------------- events

@@ -268,6 +268,31 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `
   CREATE INDEX jobs_finished ON jobs (finished_at) WHERE state IN ('succeeded', 'failed');
   `,
+  // auth: API tokens, kept only as the SHA-256 of the token (its public id is
+  // the lookup key), each with its role and the namespaces it may act in ('*':
+  // all); secrets referenced by workflows, sealed with AES-256-GCM by a key
+  // that is not in the store.
+  `
+  CREATE TABLE api_tokens (
+    id TEXT PRIMARY KEY,
+    hash TEXT NOT NULL,
+    role TEXT NOT NULL,
+    name TEXT,
+    created_at INTEGER NOT NULL
+  );
+  CREATE TABLE api_token_namespaces (
+    token_id TEXT NOT NULL REFERENCES api_tokens (id) ON DELETE CASCADE,
+    namespace TEXT NOT NULL,
+    PRIMARY KEY (token_id, namespace)
+  );
+  CREATE TABLE secrets (
+    namespace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    sealed TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (namespace, name)
+  );
+  `,
 ];
 
 export function migrateSqlite(db: Database.Database): number {

@@ -1,0 +1,82 @@
+// Who may do what over HTTP (SPEC §4). Every request under /api/v1 that
+// presents `Authorization: Bearer <token>` is checked against the store (an
+// unknown or revoked token is a 401, reads included: a misconfigured client
+// learns it at once). Reads need no token. Every mutation (POST, PUT, PATCH,
+// DELETE) needs one, and by default an admin's: a route opens itself to
+// maintainers with `config: { access: 'namespaced' }` and then calls
+// requireNamespace() with the namespace of each thing it acts on, before acting.
+// A route with `access: 'admin'` is admin-only for reads too (GET /tokens).
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { ApiToken, Store } from '../store/types.js';
+import { mayChange, verifyToken } from '../auth/tokens.js';
+
+/** What a route requires beyond a valid token: see the header. */
+export type RouteAccess = 'admin' | 'namespaced';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** the token the request presented (verified); null: none */
+    principal: ApiToken | null;
+  }
+  interface FastifyContextConfig {
+    access?: RouteAccess;
+  }
+}
+
+/** No token, or not a valid one: 401. */
+export class Unauthorized extends Error {
+  override name = 'Unauthorized';
+}
+/** A valid token without the role or the namespace for this: 403. */
+export class Forbidden extends Error {
+  override name = 'Forbidden';
+}
+
+const MUTATIONS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+/** answered to anyone, whatever they present (a load balancer, a scraper) */
+const OPEN = new Set(['/api/v1/health', '/metrics']);
+
+const NEEDS_TOKEN =
+  'this request changes state and needs an API token (Authorization: Bearer <token>): the CLI reads --token, GANTRY_TOKEN or ./gantry.token; `gantry token create` makes one';
+
+function who(t: ApiToken): string {
+  return `token ${t.id}${t.name ? ` (${t.name})` : ''}, ${t.role}${t.role === 'maintainer' ? ` of ${t.namespaces.join(', ') || 'no namespace'}` : ''}`;
+}
+
+export function installAuth(app: FastifyInstance, store: Store): void {
+  app.decorateRequest('principal', null);
+  app.addHook('onRequest', async (req) => {
+    const url = req.url.split('?', 1)[0]!;
+    if (OPEN.has(url) || !url.startsWith('/api/')) return;
+    const header = req.headers.authorization;
+    if (header !== undefined) {
+      const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+      if (!m) throw new Unauthorized('the Authorization header must be "Bearer <token>"');
+      const token = await verifyToken(store, m[1]!);
+      if (!token) throw new Unauthorized('unknown or revoked API token');
+      req.principal = token;
+    }
+    if (MUTATIONS.has(req.method) && !req.principal) throw new Unauthorized(NEEDS_TOKEN);
+  });
+  // After routing: the route's own requirement (admin unless it says otherwise).
+  app.addHook('preHandler', async (req) => {
+    const access = req.routeOptions.config?.access;
+    const mutation = MUTATIONS.has(req.method);
+    if (!mutation && access !== 'admin') return;
+    const p = req.principal;
+    if (!p) throw new Unauthorized(mutation ? NEEDS_TOKEN : 'this needs an admin token (Authorization: Bearer <token>)');
+    if ((access ?? 'admin') === 'admin') {
+      if (p.role !== 'admin') throw new Forbidden(`${req.method} ${req.routeOptions.url ?? req.url} needs an admin token; this is ${who(p)}`);
+      return;
+    }
+    if (p.role === 'viewer') throw new Forbidden(`a viewer token changes nothing; this is ${who(p)}`);
+  });
+}
+
+/** Throws Forbidden unless the request's token may change things in every one of `namespaces`. */
+export function requireNamespace(req: FastifyRequest, ...namespaces: string[]): void {
+  const p = req.principal;
+  if (!p) throw new Unauthorized(NEEDS_TOKEN);
+  for (const ns of new Set(namespaces))
+    if (!mayChange(p, ns)) throw new Forbidden(`namespace '${ns}' is not yours to change: this is ${who(p)}`);
+}
