@@ -13,6 +13,7 @@ import { Worker, WORKER_DEFAULTS } from './worker/worker.js';
 import { buildApp } from './server/app.js';
 import type { Logger } from './log.js';
 import { bootstrapAdminToken, type TokenBootstrap } from './auth/bootstrap.js';
+import { loadSecretKey, type SecretKey } from './secrets/seal.js';
 
 export interface UpOptions {
   db: string;
@@ -29,7 +30,7 @@ export interface UpOptions {
   resources?: Partial<Capacity>;
   /** run commands under gantry-supervise (default: on for PostgreSQL) */
   supervise?: boolean;
-  /** where the first start writes `gantry.token` (default: the working directory) */
+  /** where the first start writes `gantry.token` and `gantry.secret-key` (default: the working directory) */
   dir?: string;
   logger: Logger;
 }
@@ -44,6 +45,8 @@ export interface Up {
   adminToken?: string;
   /** where the admin token is, and what to tell the operator about it */
   auth: TokenBootstrap;
+  /** seals and opens secrets: GANTRY_SECRET_KEY, or gantry.secret-key beside the token (made on the first start) */
+  secretKey: SecretKey;
   /** graceful: running jobs get `graceMs` to finish, then are killed and requeued on the next start */
   stop(graceMs?: number): Promise<void>;
 }
@@ -58,12 +61,13 @@ export async function startUp(o: UpOptions): Promise<Up> {
     }
     const auth = await bootstrapAdminToken(store, o.dir ?? process.cwd(), { db: o.db });
     o.logger.info({ file: auth.file, created: auth.created }, auth.message);
+    const { key: secretKey } = loadSecretKey(o.dir ?? process.cwd(), { create: true });
     const leaseMs = o.leaseMs ?? WORKER_DEFAULTS.leaseMs;
     const scheduler = schedulerFor(store, leaseMs, o.logger);
     // Reap what a previous crash left running before any worker claims.
     await scheduler.tick();
     scheduler.start();
-    const app = await buildApp({ store, logger: o.logger.child({ part: 'api' }) });
+    const app = await buildApp({ store, logger: o.logger.child({ part: 'api' }), secretKey });
     await app.listen({ host: o.host, port: o.port });
     const addr = app.server.address();
     const port = typeof addr === 'object' && addr ? addr.port : o.port;
@@ -79,6 +83,7 @@ export async function startUp(o: UpOptions): Promise<Up> {
         killGraceMs: o.killGraceMs,
         resources: o.resources,
         supervise: o.supervise,
+        secretKey,
         logger: o.logger.child({ part: 'worker', worker: i }),
       });
       await w.start();
@@ -93,6 +98,7 @@ export async function startUp(o: UpOptions): Promise<Up> {
       workers,
       adminToken: auth.token,
       auth,
+      secretKey: secretKey!,
       stop(graceMs = 0) {
         stopped ??= (async () => {
           const graceful = Promise.all(workers.map((w) => w.stop({ graceful: true })));
@@ -134,6 +140,7 @@ export function workerFor(
     resources?: Partial<Capacity>;
     /** default: on for PostgreSQL (other hosts may take over a job), off for SQLite */
     supervise?: boolean;
+    secretKey?: SecretKey | null;
     logger: Logger;
   },
 ): Worker {
@@ -155,6 +162,7 @@ export function workerFor(
     maxResultBytes: WORKER_DEFAULTS.maxResultBytes,
     maxLogBytes: WORKER_DEFAULTS.maxLogBytes,
     supervise: o.supervise ?? store.dialect === 'postgres',
+    secretKey: o.secretKey ?? null,
     logger: o.logger,
   });
 }

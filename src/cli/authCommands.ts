@@ -7,6 +7,7 @@ import type { GantryClient } from '../client/client.js';
 import { newToken } from '../auth/tokens.js';
 import { ROLES, type ApiToken, type Role, type Store } from '../store/types.js';
 import { table, time } from './format.js';
+import { SECRET_NAME } from '../server/schemas.js';
 
 export interface CliContext {
   clientOf(cmd: Command): GantryClient;
@@ -87,4 +88,58 @@ export function registerTokenCommands(program: Command, ctx: CliContext): void {
     });
   for (const c of token.commands) c.exitOverride();
   token.exitOverride();
+}
+
+/** All of stdin as text, one trailing newline dropped (what `echo value |` and a typed line add). */
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) process.stderr.write('value (then Enter and Ctrl-D): ');
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+export function registerSecretCommands(program: Command, ctx: CliContext): void {
+  const secret = program.command('secret').description("secrets workflows read as {{ secrets.NAME }}: set, list, delete (a maintainer of the namespace, or an admin)");
+  const nsOption = ['--namespace <ns>', 'the namespace it belongs to', 'default'] as const;
+  const checkName = (name: string) => {
+    if (!SECRET_NAME.test(name)) throw ctx.usage(`'${name}' is not a secret name (letters, digits, _ -)`);
+  };
+
+  secret
+    .command('set')
+    .description('set a secret: its value is read from stdin (never from the command line, which others can see), stored sealed')
+    .argument('<name>')
+    .option(...nsOption)
+    .option('--json', 'machine-readable output')
+    .action(async (name: string, o: { namespace: string; json?: boolean }, cmd: Command) => {
+      checkName(name);
+      const value = await readStdin();
+      if (value === '') throw ctx.usage('the secret value is empty: pipe it in, e.g. `gantry secret set NAME < file`');
+      const r = await ctx.clientOf(cmd).setSecret(o.namespace, name, value);
+      ctx.print(o.json, r, () => `secret ${r.name} ${r.change} in namespace ${r.namespace}`);
+    });
+
+  secret
+    .command('list')
+    .description('secret names (never values)')
+    .option('--namespace <ns>', 'only this namespace')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { namespace?: string; json?: boolean }, cmd: Command) => {
+      const { secrets } = await ctx.clientOf(cmd).secrets({ namespace: o.namespace });
+      ctx.print(o.json, secrets, () => (secrets.length ? table(['NAMESPACE', 'NAME', 'UPDATED'], secrets.map((x) => [x.namespace, x.name, time(x.updatedAt)])) : 'no secrets'));
+    });
+
+  secret
+    .command('delete')
+    .description('delete a secret (jobs that use it then fail saying it is not set)')
+    .argument('<name>')
+    .option(...nsOption)
+    .option('--json', 'machine-readable output')
+    .action(async (name: string, o: { namespace: string; json?: boolean }, cmd: Command) => {
+      checkName(name);
+      const r = await ctx.clientOf(cmd).deleteSecret(o.namespace, name);
+      ctx.print(o.json, r, () => `secret ${r.name} deleted from namespace ${r.namespace}`);
+    });
+  for (const c of secret.commands) c.exitOverride();
+  secret.exitOverride();
 }

@@ -20,7 +20,8 @@ import { JOB_HEADERS, RUN_HEADERS, chunksLine, stageLine, jobLine, kv, runLine, 
 import { parseStartTime } from '../scheduler/schedules.js';
 import { taskProgress } from '../store/taskProgress.js';
 import { watchRun } from './watchRun.js';
-import { registerTokenCommands } from './authCommands.js';
+import { registerSecretCommands, registerTokenCommands } from './authCommands.js';
+import { loadSecretKey, SECRET_KEY_ENV } from '../secrets/seal.js';
 import { bootstrapAdminToken } from '../auth/bootstrap.js';
 import { InvalidRunRequest, startRun } from '../server/runs.js';
 import { NotFoundError } from '../store/types.js';
@@ -226,7 +227,10 @@ export function buildProgram(): Command {
       const logger = createLogger({ name: 'gantry-server' });
       const store = await openStoreOrExit(o.db);
       const auth = await bootstrapAdminToken(store, process.cwd(), { db: o.db });
-      const app = await buildApp({ store, logger });
+      const secret = loadSecretKey(process.cwd(), { create: true });
+      if (secret.created)
+        process.stdout.write(`secret key created: ${secret.file} (mode 0600); servers and workers on other machines need the same key (${SECRET_KEY_ENV} or that file)\n`);
+      const app = await buildApp({ store, logger, secretKey: secret.key });
       await app.listen({ host: o.host, port: o.port });
       const addr = app.server.address();
       process.stdout.write(`${auth.message}\n`);
@@ -273,7 +277,10 @@ export function buildProgram(): Command {
       const resources = offeredResources(o);
       const store = await openStoreOrExit(o.db);
       const name = o.name ?? `${os.hostname()}-${process.pid}`;
+      const { key: secretKey } = loadSecretKey(process.cwd());
+      if (!secretKey) process.stdout.write(`no secret key (${SECRET_KEY_ENV}, or gantry.secret-key here): jobs that use secrets fail on this worker\n`);
       const worker = workerFor(store, {
+        secretKey,
         name,
         queues: o.queues.split(',').map((q) => q.trim()).filter(Boolean),
         slots: o.slots ?? os.cpus().length,
@@ -633,6 +640,7 @@ export function buildProgram(): Command {
   pool.exitOverride();
 
   registerTokenCommands(program, { clientOf, usage, openStore: openStoreOrExit, print, collect });
+  registerSecretCommands(program, { clientOf, usage, openStore: openStoreOrExit, print, collect });
 
   for (const c of program.commands) c.exitOverride();
   return program;

@@ -37,7 +37,11 @@ import {
   RUN_STATUS_LIST_ALL_UP_TO,
   tokenBody,
   tokenParam,
+  secretBody,
+  secretParam,
+  secretsQuery,
 } from './schemas.js';
+import type { SecretKey } from '../secrets/seal.js';
 import { Forbidden, Unauthorized, installAuth, requireNamespace } from './auth.js';
 import { newToken } from '../auth/tokens.js';
 import { ApiMetrics } from './metrics.js';
@@ -53,6 +57,9 @@ const { version } = createRequire(import.meta.url)('../../package.json') as { ve
 
 const TERMINAL_JOB = new Set<string>(['succeeded', 'failed', 'cancelled', 'skipped']);
 const TERMINAL_RUN = new Set<string>(['succeeded', 'failed', 'cancelled']);
+
+/** The server lacks something it needs for this (a secret key): 503. */
+class Unavailable extends Error {}
 
 class BadRequest extends Error {
   constructor(message: string, readonly details: unknown = undefined) {
@@ -86,9 +93,11 @@ export interface AppOptions {
   clock?: Clock;
   /** the built web UI (default dist/ui); absent: `/` says how to build it */
   uiDir?: string;
+  /** seals secrets (PUT /secrets); without it secrets cannot be set here */
+  secretKey?: SecretKey | null;
 }
 
-export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, secretKey }: AppOptions): Promise<FastifyInstance> {
   // forceCloseConnections: event streams and keep-alive sockets must not hold a shutdown.
   // bodyLimit: fastify refuses a larger body (413) before reading it; definitions take more.
   const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT, forceCloseConnections: true });
@@ -105,6 +114,7 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir }:
   app.setErrorHandler((err: unknown, req, reply) => {
     if (err instanceof Unauthorized) return reply.code(401).header('www-authenticate', 'Bearer').send({ error: err.message });
     if (err instanceof Forbidden) return reply.code(403).send({ error: err.message });
+    if (err instanceof Unavailable) return reply.code(503).send({ error: err.message });
     if (err instanceof BadRequest) return reply.code(400).send({ error: err.message, issues: err.details });
     if (err instanceof SpecValidationError) return reply.code(400).send({ error: 'invalid definition', errors: err.errors });
     if (err instanceof InvalidRunRequest) return reply.code(400).send({ error: err.message, errors: err.errors });
@@ -390,6 +400,28 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir }:
   app.delete('/api/v1/tokens/:id', { config: { access: 'admin' } }, async (req) => {
     const { id } = parse(tokenParam, req.params, 'path');
     return store.revokeToken(id);
+  });
+
+  // ---- secrets: names are public, values never leave the server (workers open them for the jobs that use them)
+  app.get('/api/v1/secrets', async (req) => {
+    const q = parse(secretsQuery, req.query, 'query');
+    return { secrets: await store.listSecrets(q.namespace) };
+  });
+
+  app.put('/api/v1/secrets/:namespace/:name', { config: { access: 'namespaced' } }, async (req) => {
+    const { namespace, name } = parse(secretParam, req.params, 'path');
+    requireNamespace(req, namespace);
+    const { value } = parse(secretBody, req.body, 'body');
+    if (!secretKey) throw new Unavailable('this server has no secret key (GANTRY_SECRET_KEY, or gantry.secret-key in its working directory): it cannot store secrets');
+    const { change } = await store.putSecret(namespace, name, secretKey.seal(value, namespace, name));
+    return { namespace, name, change };
+  });
+
+  app.delete('/api/v1/secrets/:namespace/:name', { config: { access: 'namespaced' } }, async (req) => {
+    const { namespace, name } = parse(secretParam, req.params, 'path');
+    requireNamespace(req, namespace);
+    await store.deleteSecret(namespace, name);
+    return { namespace, name, deleted: true as const };
   });
 
   app.get('/api/v1/events', async (req, reply: FastifyReply) => {

@@ -193,6 +193,25 @@ export const ROUTES: Record<string, RouteDoc> = {
     summary: 'API tokens (admin), without their secrets',
     responses: { 200: { description: 'tokens', schema: S.tokensResponse } },
   },
+  'GET /api/v1/secrets': {
+    tag: 'secrets',
+    summary: 'secret names (never values), of one namespace or all',
+    query: S.secretsQuery,
+    responses: { 200: { description: 'secrets', schema: S.secretsResponse }, ...BAD },
+  },
+  'PUT /api/v1/secrets/:namespace/:name': {
+    tag: 'secrets',
+    summary: "set a secret (a maintainer of its namespace, or an admin): stored sealed with AES-256-GCM; `{{ secrets.NAME }}` in the namespace's workflows reads it",
+    params: S.secretParam,
+    body: S.secretBody,
+    responses: { 200: { description: 'created or updated', schema: S.secretPutResponse }, ...BAD, ...TOO_LARGE, 503: err('the server has no secret key') },
+  },
+  'DELETE /api/v1/secrets/:namespace/:name': {
+    tag: 'secrets',
+    summary: 'delete a secret',
+    params: S.secretParam,
+    responses: { 200: { description: 'deleted', schema: S.secretDeleteResponse }, ...BAD, ...NOT_FOUND },
+  },
   'DELETE /api/v1/tokens/:id': {
     tag: 'auth',
     summary: 'revoke an API token (admin)',

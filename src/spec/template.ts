@@ -2,7 +2,7 @@
 // rendering for the three places they end up: a shell script (every value
 // quoted), an argv array, and literal text (paths, labels).
 
-import type { TemplateContext } from './model.js';
+import type { Command, TemplateContext } from './model.js';
 
 /** A template could not be parsed, or names a value that does not exist. */
 export class TemplateError extends Error {
@@ -120,6 +120,26 @@ export function renderArgv(argv: string[], ctx: TemplateContext): string[] {
     }
     return [renderLiteral(arg, ctx)];
   });
+}
+
+/**
+ * The secrets a command and its env name (`{{ secrets.NAME }}`), sorted: what a
+ * worker opens for the job. A malformed template names none (rendering it fails anyway).
+ */
+export function secretNames(command: Command | null, env: Record<string, string>): string[] {
+  const texts = [...Object.values(env)];
+  if (command?.kind === 'shell') texts.push(command.script);
+  if (command?.kind === 'argv') texts.push(...command.argv);
+  const names = new Set<string>();
+  for (const t of texts) {
+    if (!t.includes('{{')) continue;
+    try {
+      for (const r of templateRefs(t)) if (r.path[0] === 'secrets' && r.path.length === 2) names.add(r.path[1]!);
+    } catch (e) {
+      if (!(e instanceof TemplateError)) throw e;
+    }
+  }
+  return [...names].sort();
 }
 
 /** Every parameter as `GANTRY_PARAM_<NAME>`; non-strings JSON-encoded. */

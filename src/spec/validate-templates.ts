@@ -6,7 +6,7 @@ import type { DocPath } from './locate.js';
 import { has, obj, type Obj, type Report, type TaskInfo } from './report.js';
 import { TemplateError, templateRefs, type TemplateRef } from './template.js';
 
-type Scope = 'task' | 'split' | 'combine' | 'labels' | 'with' | 'foreach';
+type Scope = 'task' | 'split' | 'combine' | 'labels' | 'with' | 'foreach' | 'env';
 
 function upstreamOf(tasks: Map<string, TaskInfo>): (id: string) => Set<string> {
   const memo = new Map<string, Set<string>>();
@@ -62,7 +62,10 @@ export function checkAllTemplates(r: Report, doc: Obj, tasks: Map<string, TaskIn
     strings(t.raw.with, [...base, 'with'], withStrings);
     sites.push(...withStrings.map((w) => ({ ...w, scope: 'with' as const, task: t })));
     if (typeof t.raw.foreach === 'string') sites.push({ text: t.raw.foreach, path: [...base, 'foreach'], scope: 'foreach', task: t });
+    // env values: rendered like commands; here only their secrets are checked (the rest as before, when they run)
+    for (const [k, v] of Object.entries(obj(t.raw.env) ?? {})) if (typeof v === 'string') sites.push({ text: v, path: [...base, 'env', k], scope: 'env', task: t });
   }
+  for (const [k, v] of Object.entries(obj(obj(doc.defaults)?.env) ?? {})) if (typeof v === 'string') sites.push({ text: v, path: ['defaults', 'env', k], scope: 'env' });
   const up = upstreamOf(tasks);
   for (const site of sites) {
     let refs: TemplateRef[];
@@ -74,6 +77,7 @@ export function checkAllTemplates(r: Report, doc: Obj, tasks: Map<string, TaskIn
       continue;
     }
     for (const ref of refs) {
+      if (site.scope === 'env' && ref.path[0] !== 'secrets') continue;
       const message = checkRef(ref, site, tasks, paramNames, up);
       if (message) r.add(site.path, message);
     }
@@ -87,11 +91,14 @@ const ROOTS_BY_SCOPE: Record<Scope, readonly string[]> = {
   labels: ['params', 'run'],
   foreach: ['params', 'run'],
   with: ['params', 'run', 'item'],
+  env: ['params', 'run', 'outputs', 'tasks', 'item', 'chunk', 'chunks', 'secrets'],
 };
 const ALL_ROOTS = ROOTS_BY_SCOPE.task;
 const SCOPE_NAME: Record<Scope, string> = {
-  task: 'a task command', split: 'split', combine: 'combine', labels: 'labels', foreach: 'foreach', with: 'with',
+  task: 'a task command', split: 'split', combine: 'combine', labels: 'labels', foreach: 'foreach', with: 'with', env: 'env',
 };
+/** what `{{ secrets.NAME }}` can name (the names `gantry secret set` takes) */
+const SECRET_NAME = /^[A-Za-z0-9_][A-Za-z0-9_-]*$/;
 
 /** The message for a reference that cannot resolve, or null when it is fine. */
 function checkRef(
@@ -144,6 +151,12 @@ function checkRef(
       }
       return null;
     }
+    case 'secrets':
+      if (ref.path.length !== 2 || !SECRET_NAME.test(a ?? ''))
+        return `${ref.text}: name one secret, as {{ secrets.NAME }} (NAME: letters, digits, _ -; set it with gantry secret set NAME)`;
+      // an output path is stored, listed and shown in clear: a secret has no place in it
+      if (site.path.includes('outputs')) return `${ref.text} cannot be used in outputs: paths are stored and shown in clear (use it in run or env)`;
+      return null;
     default:
       return null;
   }

@@ -2,6 +2,7 @@
 // `intervalMs` or every `maxBatch` lines, bounded memory, and a per-attempt size
 // cap after which one truncation mark is written and further lines are dropped.
 import { StaleFenceError, type LogLine, type Store } from '../store/types.js';
+import type { Masker } from './secretMask.js';
 
 export interface LogShipperOptions {
   intervalMs: number;
@@ -10,6 +11,8 @@ export interface LogShipperOptions {
   /** called once if the store refuses the attempt's lines (its fence is stale) */
   onStale: () => void;
   onError: (e: unknown) => void;
+  /** hides the secret values the job uses (secretMask.ts), before a line is counted or kept */
+  mask?: Masker;
 }
 
 export class LogShipper {
@@ -24,6 +27,7 @@ export class LogShipper {
 
   push(stream: LogLine['stream'], line: string): void {
     if (this.truncated || this.stale) return;
+    if (this.o.mask) line = this.o.mask(line);
     this.bytes += Buffer.byteLength(line) + 1;
     if (this.bytes > this.o.maxBytes) {
       this.truncated = true;

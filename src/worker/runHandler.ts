@@ -12,6 +12,10 @@ export interface HandlerContext {
   tasks: Record<string, { outputs: Record<string, string>; result: unknown }>;
   run: { id: string; date: string };
   job: { id: string; attempt: number };
+  /** the task's `env:`, rendered (what a command gets in its environment) */
+  env: Record<string, string>;
+  /** the secrets the task names (`{{ secrets.NAME }}` in its env), opened for this job only; masked in its logs */
+  secrets: Record<string, string>;
   item?: unknown;
   /** a chunk job's element (its fields, or `value`) with `index` */
   chunk?: unknown;

@@ -27,6 +27,9 @@ import { CompletionBatcher } from './completionBatcher.js';
 import { killLostAttempt } from './processTree.js';
 import { loadHandler, runHandler, type HandlerContext } from './runHandler.js';
 import { CheckpointFile } from './checkpointFile.js';
+import { SecretError, type SecretKey } from '../secrets/seal.js';
+import { secretMasker, type Masker } from './secretMask.js';
+import { secretNames } from '../spec/template.js';
 
 /** read once: os.tmpdir() costs six identity syscalls per call (Node's safeGetenv) */
 const TMPDIR = os.tmpdir();
@@ -48,6 +51,8 @@ export interface WorkerOptions {
    * renewing its lease (paused, cut off, dead) before another worker can take it.
    */
   supervise: boolean;
+  /** opens the secrets jobs use (`{{ secrets.NAME }}`); null: this worker cannot, and such jobs fail saying so */
+  secretKey?: SecretKey | null;
   logger: Logger;
 }
 
@@ -382,7 +387,18 @@ export class Worker {
       await this.finish(c, { state: 'skipped' });
       return;
     }
+    // Secrets are opened here, for this job only, and every value is masked in what it ships.
+    let secrets: Record<string, string>;
+    try {
+      secrets = await this.openSecrets(step, expanded);
+    } catch (e) {
+      if (!(e instanceof SecretError)) throw e;
+      await this.finish(c, { state: 'failed', exitCode: null, error: e.message, retryable: false });
+      return;
+    }
+    const mask = secretMasker(Object.values(secrets));
     const logs = new LogShipper(this.store, fence, {
+      mask,
       intervalMs: 100,
       maxBatch: 500,
       maxBytes: this.o.maxLogBytes,
@@ -416,7 +432,7 @@ export class Worker {
     }
     let outcome: AttemptOutcome;
     try {
-      outcome = await this.execute(c, a, step, staged, resultFile, logs);
+      outcome = await this.execute(c, a, step, staged, resultFile, logs, secrets);
     } catch (e) {
       outcome = { state: 'failed', exitCode: null, error: errorMessage(e), retryable: !(e instanceof TemplateError) };
     } finally {
@@ -481,7 +497,7 @@ export class Worker {
       const lines = await logs.drain();
       a.finishing = true;
       this.wake?.();
-      await this.finish(c, outcome, lines);
+      await this.finish(c, maskOutcome(outcome, mask), lines);
     } catch (e) {
       if (!(e instanceof StaleFenceError)) throw e;
       await discardStaging(job.outputs, fence);
@@ -532,14 +548,38 @@ export class Worker {
     }
   }
 
-  /** What the templates of a job see: its copy's params and item, its upstream by local id, its chunk or its task's chunks. */
-  private templateContext(c: ClaimedJob, expanded: ExpandedTask, outputs: Record<string, string>): TemplateContext {
+  /**
+   * The secrets a job's step names (in its command and its task's env), opened
+   * with this worker's key. They are looked up in the namespace of the workflow
+   * the task is written in: a sub-workflow's commands read their own namespace's
+   * secrets, never those of the run that inlined them. SecretError when one is
+   * missing or does not open, or this worker has no key.
+   */
+  private async openSecrets(step: JobStep, expanded: ExpandedTask): Promise<Record<string, string>> {
+    const names = secretNames(step.command, expanded.task.env);
+    if (names.length === 0) return {};
+    const namespace = expanded.scope.workflow.slice(0, expanded.scope.workflow.indexOf('/'));
+    const key = this.o.secretKey;
+    if (!key)
+      throw new SecretError(
+        `this job uses secrets (${names.join(', ')}) but worker ${this.o.name} has no secret key: give it the server's (GANTRY_SECRET_KEY, or gantry.secret-key in its working directory)`,
+      );
+    const sealed = await this.withStoreRetry(() => this.store.readSecrets(namespace, names));
+    const missing = names.filter((n) => sealed[n] === undefined);
+    if (missing.length)
+      throw new SecretError(`secret${missing.length > 1 ? 's' : ''} ${missing.join(', ')} not set in namespace '${namespace}' (gantry secret set NAME --namespace ${namespace})`);
+    return Object.fromEntries(names.map((n) => [n, key.open(sealed[n]!, namespace, n)]));
+  }
+
+  /** What the templates of a job see: its copy's params and item, its upstream by local id, its chunk or its task's chunks, its secrets. */
+  private templateContext(c: ClaimedJob, expanded: ExpandedTask, outputs: Record<string, string>, secrets: Record<string, string> = {}): TemplateContext {
     const { scope } = expanded;
     const ctx: TemplateContext = {
       params: scope.params,
       run: { id: String(c.run.id), date: c.run.logicalDate },
       outputs,
       tasks: localUpstream(c.upstream, scope),
+      secrets,
     };
     if (scope.item) ctx.item = scope.item.value;
     if (c.job.chunk !== null) ctx.chunk = chunkContext(c.job.chunk, c.job.chunkValue ?? null);
@@ -568,9 +608,10 @@ export class Worker {
     staged: Record<string, string>,
     resultFile: string,
     logs: LogShipper,
+    secrets: Record<string, string>,
   ): Promise<AttemptOutcome> {
     const { task, scope } = step.expanded;
-    const ctx = this.templateContext(c, step.expanded, staged);
+    const ctx = this.templateContext(c, step.expanded, staged, secrets);
     const command = step.command!;
     if (step.kind === 'split') a.splitStdout = [];
     const setProgress = (n: number) => {
@@ -590,6 +631,8 @@ export class Worker {
         tasks: ctx.tasks,
         run: ctx.run,
         job: { id: c.job.id, attempt: c.job.attempts },
+        env: Object.fromEntries(Object.entries(task.env).map(([k, v]) => [k, renderLiteral(v, ctx)])),
+        secrets,
         signal: a.abort.signal,
         log: log('stdout'),
         logger: { info: log('stdout'), warn: log('stderr'), error: log('stderr') },
@@ -731,6 +774,11 @@ async function readResult(file: string, maxBytes: number): Promise<{ value: unkn
   } catch {
     return { error: `$GANTRY_RESULT is not valid JSON: ${text.slice(0, 80)}` };
   }
+}
+
+/** A failed attempt's error with the job's secret values masked (its last stderr line, a handler's message). */
+function maskOutcome(outcome: AttemptOutcome, mask: Masker): AttemptOutcome {
+  return outcome.state === 'failed' || outcome.state === 'timed_out' ? { ...outcome, error: mask(outcome.error) } : outcome;
 }
 
 function errorMessage(e: unknown): string {

@@ -86,4 +86,29 @@ describe('gantry up and the CLI with tokens', () => {
     expect((await gantry(['pool', 'set', 'db', '2'], { server: up.url, token: direct.json.token })).code).toBe(0);
     await up.stop();
   }, 180_000);
+
+  it('secrets: gantry up keeps its key in ./gantry.secret-key (0600); gantry secret set reads the value from stdin; a job echoing it logs ***', async () => {
+    const dir = tempDir();
+    writeFile(dir, 'sec.yaml', `name: sec\nnamespace: dumps\ntasks:\n  a: { run: "echo using {{ secrets.DB_PASSWORD }}" }\n`);
+    const up = await startUp(dir, ['sec.yaml']);
+    const keyFile = path.join(dir, 'gantry.secret-key');
+    expect(fs.statSync(keyFile).mode & 0o777).toBe(0o600);
+    const value = 'correct horse battery staple';
+    const set = await gantry(['secret', 'set', 'DB_PASSWORD', '--namespace', 'dumps'], { server: up.url, input: value + '\n' });
+    expect(set.code, set.stderr).toBe(0);
+    expect(set.stdout).toMatch(/secret DB_PASSWORD created in namespace dumps/);
+    expect((await gantry(['secret', 'set', 'X', '--namespace', 'dumps'], { server: up.url, input: '' })).code).toBe(2); // empty: refused
+    const list = await gantryJson<{ name: string }[]>(['secret', 'list', '--namespace', 'dumps'], { server: up.url });
+    expect(list.json.map((x) => x.name)).toEqual(['DB_PASSWORD']);
+    expect(list.res.stdout).not.toContain('horse');
+    const run = await gantryJson<{ id: number; state: string }>(['run', 'dumps/sec', '--wait'], { server: up.url });
+    expect(run.json.state).toBe('succeeded');
+    const logs = await gantry(['logs', `${run.json.id}:a`], { server: up.url });
+    expect(logs.stdout).toContain('using ***');
+    expect(logs.stdout).not.toContain('horse');
+    // the store's files, write-ahead log included, hold no trace of the value
+    for (const f of ['gantry.db', 'gantry.db-wal']) if (fs.existsSync(path.join(dir, f))) expect(fs.readFileSync(path.join(dir, f)).includes(Buffer.from('horse')), f).toBe(false);
+    expect((await gantry(['secret', 'delete', 'DB_PASSWORD', '--namespace', 'dumps'], { server: up.url })).code).toBe(0);
+    await up.stop();
+  }, 180_000);
 });

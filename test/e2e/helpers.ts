@@ -178,6 +178,8 @@ export interface CliOptions {
    * server (--server or GANTRY_SERVER); false: none (the CLI may still find ./gantry.token in cwd)
    */
   token?: string | false;
+  /** written to the command's stdin (otherwise it has none) */
+  input?: string;
 }
 
 /** Runs the real CLI (`node bin/gantry.js ...args`) to its end. */
@@ -188,8 +190,9 @@ export function gantry(args: string[], o: CliOptions = {}): Promise<CliResult> &
   const proc = spawn(process.execPath, argv, {
     cwd: o.cwd ?? os.tmpdir(),
     env: cleanEnv({ ...(token && !o.env?.GANTRY_TOKEN ? { GANTRY_TOKEN: token } : {}), ...o.env }),
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [o.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   });
+  if (o.input !== undefined) proc.stdin!.end(o.input);
   children.add(proc);
   let stdout = '';
   let stderr = '';

@@ -18,6 +18,7 @@ import type { Worker } from '../../src/worker/worker.js';
 import type { Job, Run, Store } from '../../src/store/types.js';
 import { PG_URL, dropSchema, postgresAvailable, uniqueSchema } from './postgres.js';
 import { newToken } from '../../src/auth/tokens.js';
+import { SecretKey } from '../../src/secrets/seal.js';
 import type { Role } from '../../src/store/types.js';
 import { waitForRun } from './embedded.js';
 import { MODULE_FILE, loadWorkflowModule } from '../../src/spec/typescript.js';
@@ -96,14 +97,15 @@ export async function cluster(name: StoreName, o: { slots?: number; leaseMs?: nu
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-cluster-'));
   const logger = silentLogger();
   const leaseMs = o.leaseMs ?? 10_000;
+  const { key: secretKey } = SecretKey.generate('test key');
   let scheduler: Scheduler | null = null;
   let worker: Worker | null = null;
   let app: FastifyInstance | null = null;
   try {
     scheduler = schedulerFor(store, leaseMs, logger);
     scheduler.start();
-    app = await buildApp({ store, logger });
-    worker = workerFor(store, { name: `w-${process.pid}-${Math.random().toString(36).slice(2, 8)}`, queues: ['default'], slots: o.slots ?? 4, leaseMs, killGraceMs: 500, logger });
+    app = await buildApp({ store, logger, secretKey });
+    worker = workerFor(store, { name: `w-${process.pid}-${Math.random().toString(36).slice(2, 8)}`, queues: ['default'], slots: o.slots ?? 4, leaseMs, killGraceMs: 500, secretKey, logger });
     await worker.start();
   } catch (e) {
     await worker?.stop({ graceful: false });

@@ -1,7 +1,9 @@
 // Security, as a client of the API sees it, on both stores: every mutation
 // needs a valid token (401), a token acts only in its namespaces (403) and a
 // viewer changes nothing (403); tokens are stored hashed; a parameter full of
-// shell syntax reaches a real process as one argument and runs nothing.
+// shell syntax reaches a real process as one argument and runs nothing;
+// secrets are stored sealed, reach the job that uses them, and are masked in
+// everything the worker ships about it.
 import { it, expect, beforeAll, afterAll } from 'vitest';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -194,5 +196,105 @@ onEveryStore('auth', (storeName) => {
     expect(fs.readFileSync(path.join(g.dir, 'argv/first'), 'utf8')).toBe(evil);
     expect(fs.existsSync(marker)).toBe(false);
     expect((await g.store.readLogs({ runId: r.body.id })).map((l) => l.line).join('\n')).not.toContain('INJECTED');
+  });
+
+  // a secret full of shell syntax, too: it is substituted shell-quoted like every value
+  const SECRET = `s3cr3t-'; touch pwned-by-secret #$(id) \`id\``;
+
+  it('secrets: set by an admin or a maintainer of the namespace only (401, 403), listed by name, stored sealed: the table never holds the value', async () => {
+    const put = (ns: string, name: string, value: string, token?: string | null) => g.inject<{ change: string; error?: string }>('PUT', `/api/v1/secrets/${ns}/${name}`, { value }, token);
+    expect((await put('dumps', 'API_KEY', SECRET, null)).status).toBe(401);
+    expect((await put('dumps', 'API_KEY', SECRET, viewer)).status).toBe(403);
+    expect((await put('bots', 'API_KEY', SECRET, dumps)).status).toBe(403);
+    expect((await g.inject('DELETE', '/api/v1/secrets/bots/ANY', undefined, dumps)).status).toBe(403);
+    const created = await put('dumps', 'API_KEY', 'first value', dumps);
+    expect([created.status, created.body.change]).toEqual([200, 'created']);
+    const updated = await put('dumps', 'API_KEY', SECRET, dumps);
+    expect([updated.status, updated.body.change]).toEqual([200, 'updated']);
+    expect((await put('bots', 'API_KEY', 'bots value', both)).status).toBe(200);
+    expect((await put('dumps', 'bad.name', 'x', dumps)).status).toBe(400);
+
+    const listed = await g.inject<{ secrets: { namespace: string; name: string }[] }>('GET', '/api/v1/secrets?namespace=dumps', undefined, null);
+    expect(listed.body.secrets.map((x) => x.name)).toEqual(['API_KEY']);
+    expect(JSON.stringify(listed.body)).not.toContain('s3cr3t');
+    const rows = await g.rows('secrets');
+    expect(rows).toHaveLength(2);
+    const dump = JSON.stringify(rows);
+    for (const clear of ['s3cr3t', 'first value', 'bots value', Buffer.from(SECRET).toString('base64')]) expect(dump).not.toContain(clear);
+    expect(String(rows.find((r) => r.namespace === 'dumps')!.sealed)).toMatch(/^v1:[0-9a-f]{8}:/);
+  });
+
+  it('a job that prints its secret logs *** (stdout, stderr, its error); the process got the real value, as one argument and in its env', async () => {
+    g.write('sec/use.yaml', `name: use-secret
+namespace: dumps
+tasks:
+  show:
+    env: { API_KEY: "{{ secrets.API_KEY }}" }
+    run: |
+      printf '%s' "$#" > got-argc; printf '%s' "$1" > got-arg; printf '%s' "$API_KEY" > got-env
+      echo "the key is $1"
+      echo "again: $API_KEY" >&2
+      exit 3
+    retries: { max: 0 }
+`);
+    // the argument: the script above is a shell string whose $1 comes from sh -c's argv
+    const yaml = fs.readFileSync(path.join(g.dir, 'sec/use.yaml'), 'utf8').replace('    run: |\n', '    run: |\n      set -- {{ secrets.API_KEY }}\n');
+    g.write('sec/use.yaml', yaml);
+    expect((await g.inject('POST', '/api/v1/definitions', files('sec/use.yaml'), dumps)).status).toBe(200);
+    const r = await g.inject<Run>('POST', '/api/v1/runs', { workflow: 'use-secret', namespace: 'dumps' }, dumps);
+    expect(r.status).toBe(201);
+    expect((await g.waitRun(r.body.id)).state).toBe('failed');
+    const dir = path.join(g.dir, 'sec');
+    expect(fs.readFileSync(path.join(dir, 'got-argc'), 'utf8')).toBe('1');
+    expect(fs.readFileSync(path.join(dir, 'got-arg'), 'utf8')).toBe(SECRET);
+    expect(fs.readFileSync(path.join(dir, 'got-env'), 'utf8')).toBe(SECRET);
+    expect(fs.existsSync(path.join(dir, 'pwned-by-secret'))).toBe(false);
+    const lines = (await g.store.readLogs({ runId: r.body.id })).map((l) => `${l.stream}:${l.line}`);
+    expect(lines).toContain('stdout:the key is ***');
+    expect(lines).toContain('stderr:again: ***');
+    const job = (await g.store.getJob(`${r.body.id}:show`))!;
+    expect(job.error).toBe('exit code 3: again: ***');
+    // nothing the store holds about the run has the value: logs, jobs, attempts, events
+    for (const table of ['logs', 'jobs', 'attempts', 'runs', 'events']) expect(JSON.stringify(await g.rows(table)), table).not.toContain('s3cr3t');
+  });
+
+  it("a handler reads its secrets from ctx.secrets (named in its env); what it logs is masked", async () => {
+    g.write('sec/handler.mjs', `export async function useSecret(ctx) {
+  ctx.log('handler has ' + ctx.secrets.API_KEY);
+  ctx.logger.warn('env ' + ctx.env.KEY);
+  return { length: ctx.secrets.API_KEY.length };
+}
+`);
+    g.write('sec/handler.yaml', `name: handler-secret\nnamespace: dumps\ntasks:\n  h:\n    handler: ./handler.mjs#useSecret\n    env: { KEY: "{{ secrets.API_KEY }}" }\n`);
+    expect((await g.inject('POST', '/api/v1/definitions', files('sec/handler.yaml'), dumps)).status).toBe(200);
+    const r = await g.inject<Run>('POST', '/api/v1/runs', { workflow: 'handler-secret', namespace: 'dumps' }, dumps);
+    expect((await g.waitRun(r.body.id)).state).toBe('succeeded');
+    const lines = (await g.store.readLogs({ runId: r.body.id })).map((l) => `${l.stream}:${l.line}`);
+    expect(lines).toContain('stdout:handler has ***');
+    expect(lines).toContain('stderr:env ***');
+    expect((await g.store.getJob(`${r.body.id}:h`))!.result).toEqual({ length: SECRET.length });
+  });
+
+  it('a secret that is not set fails the job, naming it and the namespace; a bad secret reference is refused at apply', async () => {
+    g.write('sec/missing.yaml', `name: missing-secret\nnamespace: dumps\ntasks:\n  a: { run: "echo {{ secrets.NOT_SET }}" }\n`);
+    expect((await g.inject('POST', '/api/v1/definitions', files('sec/missing.yaml'), dumps)).status).toBe(200);
+    const r = await g.inject<Run>('POST', '/api/v1/runs', { workflow: 'missing-secret', namespace: 'dumps' }, dumps);
+    expect((await g.waitRun(r.body.id)).state).toBe('failed');
+    expect((await g.store.getJob(`${r.body.id}:a`))!.error).toMatch(/secret NOT_SET not set in namespace 'dumps' \(gantry secret set NAME --namespace dumps\)/);
+
+    g.write('sec/bad.yaml', `name: bad-secret\nnamespace: dumps\ntasks:\n  a:\n    run: "echo {{ secrets.A.B }} {{ secrets }}"\n    outputs: { o: "out/{{ secrets.API_KEY }}" }\n`);
+    const bad = await g.inject<{ errors: { message: string }[] }>('POST', '/api/v1/definitions', files('sec/bad.yaml'), dumps);
+    expect(bad.status).toBe(400);
+    const messages = bad.body.errors.map((e) => e.message);
+    expect(messages).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/\{\{ secrets\.A\.B \}\}: name one secret, as \{\{ secrets\.NAME \}\}/),
+        expect.stringMatching(/\{\{ secrets \}\}: name one secret/),
+        expect.stringMatching(/cannot be used in outputs/),
+      ]),
+    );
+    // and deleting a secret: gone from the list, a second delete is a 404
+    expect((await g.inject('DELETE', '/api/v1/secrets/bots/API_KEY', undefined, both)).status).toBe(200);
+    expect((await g.inject('DELETE', '/api/v1/secrets/bots/API_KEY', undefined, both)).status).toBe(404);
   });
 });

@@ -287,4 +287,29 @@ tasks:
     run: echo {{ item.x }} {{ chunk.start }} {{ chunks.results }} {{ secrets.token }} {{ run.id }} {{run.date}}
 `)).toEqual([]);
   });
+
+  it('secrets: {{ secrets.NAME }} in run and env; any other form, or a secret in an output path, is refused clearly', () => {
+    expect(errorsOf(`name: x
+defaults:
+  env: { A: "{{ secrets.API_KEY }}" }
+tasks:
+  a:
+    run: [curl, -u, "{{ secrets.user-name }}"]
+    env: { B: "{{ secrets.B_2 }}", C: "{{ params.free_until_run }}" }
+`)).toEqual([]);
+    expect(errorsOf(`name: x
+defaults:
+  env: { A: "{{ secrets }}" }
+tasks:
+  a:
+    run: echo {{ secrets.a.b }}
+    env: { B: "{{ secrets.x[0] }}" }
+    outputs: { o: "out/{{ secrets.K }}.txt" }
+`)).toEqual([
+      '3: {{ secrets }}: name one secret, as {{ secrets.NAME }} (NAME: letters, digits, _ -; set it with gantry secret set NAME)',
+      '6: {{ secrets.a.b }}: name one secret, as {{ secrets.NAME }} (NAME: letters, digits, _ -; set it with gantry secret set NAME)',
+      '7: {{ secrets.x[0] }}: name one secret, as {{ secrets.NAME }} (NAME: letters, digits, _ -; set it with gantry secret set NAME)',
+      '8: {{ secrets.K }} cannot be used in outputs: paths are stored and shown in clear (use it in run or env)',
+    ]);
+  });
 });
