@@ -196,8 +196,8 @@ export function gantry(args: string[], o: CliOptions = {}): Promise<CliResult> &
   children.add(proc);
   let stdout = '';
   let stderr = '';
-  proc.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-  proc.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  proc.stdout!.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+  proc.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
   const timeoutMs = o.timeoutMs ?? 30_000;
   const result = new Promise<CliResult>((resolve, reject) => {
     const timer = setTimeout(() => {

@@ -331,6 +331,7 @@ describe('API on SQLite: OpenAPI document, body limits, invalid bodies', () => {
       'POST /api/v1/jobs/{id}/cancel', 'GET /api/v1/logs', 'GET /api/v1/events', 'GET /api/v1/workers', 'GET /api/v1/pools', 'PUT /api/v1/pools/{name}',
       'POST /api/v1/workers/{name}/drain', 'POST /api/v1/workers/{name}/stop', 'GET /api/v1/runs/{id}/graph', 'GET /api/v1/overview',
       'GET /api/v1/auth/whoami', 'POST /api/v1/tokens', 'GET /api/v1/tokens', 'DELETE /api/v1/tokens/{id}',
+      'GET /api/v1/secrets', 'PUT /api/v1/secrets/{namespace}/{name}', 'DELETE /api/v1/secrets/{namespace}/{name}',
     ];
     const documented = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`));
     expect(documented.sort()).toEqual([...expected].sort());
