@@ -6,6 +6,8 @@ export {
   type ResourcesDefinition, type WorkflowHandler, type WorkflowHandlerContext,
 } from './sdk/defineWorkflow.js';
 export { GantryClient, ApiError, UnreachableError, type RunWithJobs, type JobWithAttempts, type WorkflowSummary, type RunRequest } from './client/client.js';
+export type { WhoAmI } from './client/client.js';
+export type { ApiToken, Role, SecretInfo } from './store/types.js';
 export type { Run, Job, Attempt, JobState, RunState, StoreEvent, StoredLogLine, WorkerRow, DeferredRun, DeferredState } from './store/types.js';
 export type { ScheduleSummary } from './server/schedules.js';
 export type { HandlerContext } from './worker/runHandler.js';
