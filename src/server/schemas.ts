@@ -178,10 +178,13 @@ export const tokenBody = z
       .array(z.union([z.literal('*'), namespaceName]))
       .default([])
       .meta({ description: "the namespaces a maintainer (or viewer) token is for; '*': all. An admin acts everywhere" }),
+    /** one namespace: the same as namespaces: [it] */
+    namespace: z.union([z.literal('*'), namespaceName]).optional().meta({ description: 'one namespace: the same as `namespaces: [it]`' }),
     role: z.enum(ROLES).default('maintainer'),
     name: z.string().min(1).max(200).optional().meta({ description: 'who or what holds it, shown in lists' }),
   })
   .strict()
+  .transform(({ namespace, ...b }) => ({ ...b, namespaces: namespace === undefined ? b.namespaces : [...b.namespaces, namespace] }))
   .refine((b) => b.role === 'admin' || b.namespaces.length > 0, { path: ['namespaces'], message: 'a maintainer or viewer token needs at least one namespace' });
 export const tokenParam = z.object({ id: z.string().regex(/^[0-9a-f]{12}$/, 'a token id: 12 hex digits, as gantry token list shows it') });
 
