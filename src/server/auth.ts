@@ -60,6 +60,9 @@ export function installAuth(app: FastifyInstance, store: Store): void {
   });
   // After routing: the route's own requirement (admin unless it says otherwise).
   app.addHook('preHandler', async (req) => {
+    // only the API's own routes: an unknown one stays a 404, the web UI's files are not the API
+    const route = req.routeOptions.url;
+    if (route === undefined || !route.startsWith('/api/')) return;
     const access = req.routeOptions.config?.access;
     const mutation = MUTATIONS.has(req.method);
     if (!mutation && access !== 'admin') return;
