@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import type { Attempt, DeferredRun, FinishedPerMinute, Job, PoolRow, Run, StoreEvent, StoredLogLine, WorkerRow } from '../store/types.js';
 import type { GraphEdge, GraphNode } from './runGraph.js';
+import { parseMemory } from '../spec/duration.js';
 import type { TaskProgress } from '../store/taskProgress.js';
 import type { SpecError } from '../spec/model.js';
 import type { ScheduleSummary } from './schedules.js';
@@ -164,6 +165,27 @@ export const cancelBody = z
   .strict();
 export const stopWorkerBody = z
   .object({ terminate: z.boolean().optional().meta({ description: 'kill its running jobs now and requeue them (lost, not failed), instead of letting them finish' }) })
+  .strict();
+export const serviceParam = z.object({ name: z.string().min(1) });
+export const serviceQuery = z.object({ namespace: z.string().min(1).optional().meta({ description: 'default: default' }) });
+export const servicesQuery = z.object({ namespace: z.string().min(1).optional().meta({ description: 'only this namespace' }) });
+const memorySize = z.union([z.string(), z.number()]).superRefine((v, ctx) => {
+  try {
+    parseMemory(v);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+  }
+});
+export const execBody = z
+  .object({
+    argv: z.array(z.string()).min(1, 'give the command to run').meta({ description: 'the command and its arguments (no shell)' }),
+    namespace: z.string().min(1).optional(),
+    queue: z.string().min(1).optional().meta({ description: 'default: default' }),
+    cpu: z.number().min(0).optional().meta({ description: 'cpus it needs (default 1)' }),
+    memory: memorySize.optional().meta({ description: 'memory it needs, such as 512M or 2G' }),
+    cwd: z.string().startsWith('/', 'must be an absolute path').optional().meta({ description: 'where it runs (default: the server\'s working directory)' }),
+    labels: z.record(z.string(), z.string()).optional(),
+  })
   .strict();
 export const poolParam = z.object({ name: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, 'a pool name: letters, digits, _ . -') });
 
@@ -349,9 +371,45 @@ export const poolSchema = component(
   z.object({ name: z.string(), slots: z.number().int().nullable().meta({ description: 'null: no limit' }), running: z.number().int(), queued: z.number().int() }),
 );
 
+export const serviceStatusSchema = component(
+  'Service',
+  z.object({
+    namespace: z.string(),
+    name: z.string(),
+    desired: z.enum(['up', 'down']).meta({ description: 'what was asked: service start / stop' }),
+    state: z.enum(['down', 'starting', 'up', 'backoff', 'flapping', 'stopping']),
+    flapping: z.boolean().meta({ description: 'it died quickly over and over: restarted at its max_delay until an instance stays up' }),
+    worker: z.string().nullable(),
+    host: z.string().nullable(),
+    pid: z.number().int().nullable(),
+    startedAt: ms.nullable().meta({ description: 'when the running instance started' }),
+    uptimeMs: z.number().nullable().meta({ description: 'how long the running instance has been up' }),
+    restarts: z.number().int(),
+    lastExit: z
+      .object({ code: z.number().int().nullable(), signal: z.string().nullable(), at: ms, reason: z.string().nullable() })
+      .nullable(),
+    nextStartAt: ms.nullable().meta({ description: 'when a waiting service starts again' }),
+    command: z.string().nullable().meta({ description: 'what it runs (null: never started)' }),
+    queues: z.array(z.string()),
+    resources: capacity.nullable(),
+    restart: z.object({ delayMs: z.number(), maxDelayMs: z.number() }).nullable(),
+  }),
+);
+export type ServiceStatus = z.infer<typeof serviceStatusSchema>;
+export const servicesResponse = z.object({ services: z.array(serviceStatusSchema) });
+export const execResponse = z.object({ run: runSchema, job: z.string().meta({ description: 'the id of its one job, RUN:exec' }) });
+
 export const eventSchema = component(
   'Event',
-  z.object({ id: z.number().int(), ts: ms, kind: z.enum(['run', 'job']), runId: z.number().int(), jobId: z.string().nullable(), state: z.string() }),
+  z.object({
+    id: z.number().int(),
+    ts: ms,
+    kind: z.enum(['run', 'job', 'service']),
+    runId: z.number().int().meta({ description: '0 for a service event' }),
+    jobId: z.string().nullable(),
+    state: z.string(),
+    service: z.string().optional().meta({ description: 'a service event: namespace/name' }),
+  }),
 );
 
 export const scheduleSchema = component(

@@ -56,6 +56,9 @@ import type { StageCount, WorkerStopMode } from '../types.js';
 import { strongerStopMode } from '../rows.js';
 import type { Overlap } from '../../spec/model.js';
 import { toDeferred, toMark, type DeferredRowDb, type MarkRowDb } from '../scheduleRows.js';
+import type { ServiceSpec } from '../../spec/model.js';
+import type { ClaimedService, ServiceExit, ServiceRef, ServiceRow, ServiceState } from '../types.js';
+import { exited, isRunning, moved, neverStarted, pickServices, serviceList, serviceValues, started, stopped, toService, upsertServiceSql, type ServiceRowDb } from '../serviceRows.js';
 import { chunkGroup, selectClaims, unfittableReason, type LiveWorker } from '../claimSelection.js';
 import {
   toAttempt,
@@ -1604,6 +1607,148 @@ export class PostgresStore implements Store {
       return (await c.query<DeferredRowDb>('UPDATE deferred_runs SET state = $1, error = $2 WHERE id = $3 RETURNING *', [state, error, id])).rows[0]!;
     });
     return toDeferred(row);
+  }
+
+  // ------------------------------------------------------------------- services
+
+  private async serviceRow(c: Q, namespace: string, name: string): Promise<ServiceRowDb | undefined> {
+    return (await c.query<ServiceRowDb>(`SELECT * FROM services WHERE namespace = $1 AND name = $2 FOR UPDATE`, [namespace, name])).rows[0];
+  }
+
+  /** Writes the row; a change of state goes to the outbox (events) in the same transaction. */
+  private async writeService(c: Q, signal: (s: StoreSignal) => void, next: ServiceRowDb, before: ServiceState | null): Promise<void> {
+    await c.query(prepared(upsertServiceSql((i) => `$${i}`), serviceValues(next)));
+    if (next.state !== before) {
+      await c.query(prepared(`INSERT INTO events (ts, kind, run_id, job_id, state, subject) VALUES ($1, 'service', 0, NULL, $2, $3)`, [
+        next.updated_at,
+        next.state,
+        `${next.namespace}/${next.name}`,
+      ]));
+      signal({ type: 'events' });
+    }
+  }
+
+  async listServices(f: { namespace?: string } = {}): Promise<ServiceRow[]> {
+    const defs = (await this.all<{ namespace: string; name: string }>(`SELECT namespace, name FROM definitions WHERE kind = 'service'`))
+      .filter((d) => f.namespace === undefined || d.namespace === f.namespace);
+    const rows = await this.all<ServiceRowDb>(`SELECT * FROM services`);
+    return serviceList(defs, rows, this.clock.now());
+  }
+
+  async getService(namespace: string, name: string): Promise<ServiceRow | null> {
+    return (await this.listServices({ namespace })).find((s) => s.name === name) ?? null;
+  }
+
+  async startService(namespace: string, name: string): Promise<ServiceRow> {
+    const now = this.clock.now();
+    return this.tx(async (c, signal) => {
+      const def = (await c.query<{ spec: string }>(`SELECT spec FROM definitions WHERE namespace = $1 AND name = $2 AND kind = 'service'`, [namespace, name])).rows[0];
+      if (!def) throw new NotFoundError(`no service ${namespace}/${name}`);
+      const row = await this.serviceRow(c, namespace, name);
+      const next = started(row ?? neverStarted(namespace, name, now), JSON.parse(def.spec) as ServiceSpec, now);
+      await this.writeService(c, signal, next, row?.state ?? null);
+      signal({ type: 'queued' });
+      return toService(next);
+    });
+  }
+
+  async stopService(namespace: string, name: string): Promise<ServiceRow> {
+    const now = this.clock.now();
+    return this.tx(async (c, signal) => {
+      const row = await this.serviceRow(c, namespace, name);
+      if (!row) {
+        const def = (await c.query(`SELECT 1 FROM definitions WHERE namespace = $1 AND name = $2 AND kind = 'service'`, [namespace, name])).rows[0];
+        if (!def) throw new NotFoundError(`no service ${namespace}/${name}`);
+        return toService(neverStarted(namespace, name, now));
+      }
+      const next = stopped(row, now);
+      await this.writeService(c, signal, next, row.state);
+      if (next.state === 'stopping') signal({ type: 'services' });
+      return toService(next);
+    });
+  }
+
+  async claimServices(worker: { name: string; host: string; queues: string[] }, free: FreeCapacity, leaseMs: number): Promise<{ claimed: ClaimedService[]; nextStartAt: number | null }> {
+    const now = this.clock.now();
+    return this.tx(async (c, signal) => {
+      // SKIP LOCKED: a service another worker is claiming right now is simply not ours.
+      const rows = (
+        await c.query<ServiceRowDb>(prepared(
+          `SELECT * FROM services WHERE desired = 'up' AND state IN ('starting', 'backoff', 'flapping')
+           ORDER BY next_start_at, namespace, name FOR UPDATE SKIP LOCKED`,
+          [],
+        ))
+      ).rows;
+      const { picked, nextStartAt } = pickServices(rows, worker, free, now, leaseMs);
+      for (const p of picked) await this.writeService(c, signal, p.row, rows.find((r) => r.namespace === p.row.namespace && r.name === p.row.name)!.state);
+      return { claimed: picked.map((p) => p.claim), nextStartAt };
+    });
+  }
+
+  async setServicePid(ref: ServiceRef, pid: number): Promise<void> {
+    await this.pool.query(prepared(`UPDATE services SET pid = $1 WHERE namespace = $2 AND name = $3 AND fence = $4`, [pid, ref.namespace, ref.name, ref.fence]));
+  }
+
+  async renewServices(worker: string, refs: ServiceRef[], leaseMs: number): Promise<ServiceRef[]> {
+    if (refs.length === 0) return [];
+    const now = this.clock.now();
+    const up = new Set(
+      (
+        await this.pool.query<{ namespace: string; name: string; state: string }>(prepared(
+          `UPDATE services s SET lease_until = $1 FROM unnest($2::text[], $3::text[], $4::bigint[]) AS v(namespace, name, fence)
+           WHERE s.namespace = v.namespace AND s.name = v.name AND s.fence = v.fence AND s.worker = $5 AND s.state IN ('up', 'stopping')
+           RETURNING s.namespace, s.name, s.state`,
+          [now + leaseMs, refs.map((r) => r.namespace), refs.map((r) => r.name), refs.map((r) => r.fence), worker],
+        ))
+      ).rows
+        .filter((r) => r.state === 'up')
+        .map((r) => `${r.namespace}/${r.name}`),
+    );
+    return refs.filter((r) => !up.has(`${r.namespace}/${r.name}`));
+  }
+
+  async serviceExited(ref: ServiceRef, exit: Omit<ServiceExit, 'at'>): Promise<ServiceRow> {
+    const now = this.clock.now();
+    return this.tx(async (c, signal) => {
+      const row = await this.serviceRow(c, ref.namespace, ref.name);
+      if (!row || row.fence !== ref.fence || !isRunning(row.state)) throw new StaleFenceError(ref.fence, `service ${ref.namespace}/${ref.name} has a newer instance`);
+      const change = exited(row, exit, now);
+      await this.writeService(c, signal, change.row, row.state);
+      signal({ type: 'queued' });
+      return toService(change.row);
+    });
+  }
+
+  async releaseService(ref: ServiceRef, reason: string): Promise<boolean> {
+    const now = this.clock.now();
+    return this.tx(async (c, signal) => {
+      const row = await this.serviceRow(c, ref.namespace, ref.name);
+      if (!row || row.fence !== ref.fence || !isRunning(row.state)) return false;
+      await this.writeService(c, signal, moved(row, reason, now, false).row, row.state);
+      signal({ type: 'queued' });
+      return true;
+    });
+  }
+
+  async reapLostServices(deadWorkers: string[]): Promise<ServiceRow[]> {
+    const now = this.clock.now();
+    return this.tx(async (c, signal) => {
+      const rows = (
+        await c.query<ServiceRowDb>(
+          `SELECT * FROM services WHERE state IN ('up', 'stopping') AND (lease_until < $1 OR worker = ANY($2::text[])
+             OR worker IN (SELECT name FROM workers WHERE state = 'stopped')) FOR UPDATE SKIP LOCKED`,
+          [now, deadWorkers],
+        )
+      ).rows;
+      const out: ServiceRow[] = [];
+      for (const r of rows) {
+        const change = moved(r, `worker ${r.worker} lost`, now, true);
+        await this.writeService(c, signal, change.row, r.state);
+        out.push(toService(change.row));
+      }
+      if (out.length) signal({ type: 'queued' });
+      return out;
+    });
   }
 
   // ---------------------------------------------------------------------- pools

@@ -57,6 +57,9 @@ import { chunkGroup, selectClaims, unfittableReason, type LiveWorker } from '../
 import { migrateSqlite } from './migrations.js';
 import { insertAudit } from './audit.js';
 import { auditListSql, failureNotes, reapNote, takeoverNote, toAuditEntry, type AuditRowDb } from '../audit.js';
+import type { ServiceSpec } from '../../spec/model.js';
+import type { ClaimedService, ServiceExit, ServiceRef, ServiceRow, ServiceState } from '../types.js';
+import { exited, isRunning, moved, neverStarted, pickServices, serviceList, serviceValues, started, stopped, toService, upsertServiceSql, type ServiceRowDb } from '../serviceRows.js';
 import {
   toAttempt,
   toDefinition,
@@ -1121,6 +1124,128 @@ export class SqliteStore implements Store {
       this.sql('UPDATE deferred_runs SET state = ?, error = ? WHERE id = ?').run(state, error, id);
     });
     return this.deferred(id)!;
+  }
+
+  // ------------------------------------------------------------------- services
+
+  private serviceRow(namespace: string, name: string): ServiceRowDb | undefined {
+    return this.sql(`SELECT * FROM services WHERE namespace = ? AND name = ?`).get(namespace, name) as ServiceRowDb | undefined;
+  }
+
+  /** Writes the row; a change of state goes to the outbox (events) in the same transaction. */
+  private writeService(next: ServiceRowDb, before: ServiceState | null): void {
+    this.sql(upsertServiceSql(() => '?')).run(...serviceValues(next));
+    if (next.state !== before) {
+      this.sql(`INSERT INTO events (ts, kind, run_id, job_id, state, subject) VALUES (?, 'service', 0, NULL, ?, ?)`)
+        .run(next.updated_at, next.state, `${next.namespace}/${next.name}`);
+      this.signal({ type: 'events' });
+    }
+  }
+
+  async listServices(f: { namespace?: string } = {}): Promise<ServiceRow[]> {
+    const defs = (this.sql(`SELECT namespace, name FROM definitions WHERE kind = 'service'`).all() as { namespace: string; name: string }[])
+      .filter((d) => f.namespace === undefined || d.namespace === f.namespace);
+    const rows = this.sql(`SELECT * FROM services`).all() as ServiceRowDb[];
+    return serviceList(defs, rows, this.clock.now());
+  }
+
+  async getService(namespace: string, name: string): Promise<ServiceRow | null> {
+    return (await this.listServices({ namespace })).find((s) => s.name === name) ?? null;
+  }
+
+  async startService(namespace: string, name: string): Promise<ServiceRow> {
+    const now = this.clock.now();
+    return this.tx(() => {
+      const def = this.sql(`SELECT spec FROM definitions WHERE namespace = ? AND name = ? AND kind = 'service'`).get(namespace, name) as { spec: string } | undefined;
+      if (!def) throw new NotFoundError(`no service ${namespace}/${name}`);
+      const row = this.serviceRow(namespace, name);
+      const next = started(row ?? neverStarted(namespace, name, now), JSON.parse(def.spec) as ServiceSpec, now);
+      this.writeService(next, row?.state ?? null);
+      this.signal({ type: 'queued' });
+      return toService(next);
+    });
+  }
+
+  async stopService(namespace: string, name: string): Promise<ServiceRow> {
+    const now = this.clock.now();
+    return this.tx(() => {
+      const row = this.serviceRow(namespace, name);
+      if (!row) {
+        const def = this.sql(`SELECT 1 FROM definitions WHERE namespace = ? AND name = ? AND kind = 'service'`).get(namespace, name);
+        if (!def) throw new NotFoundError(`no service ${namespace}/${name}`);
+        return toService(neverStarted(namespace, name, now));
+      }
+      const next = stopped(row, now);
+      this.writeService(next, row.state);
+      if (next.state === 'stopping') this.signal({ type: 'services' });
+      return toService(next);
+    });
+  }
+
+  async claimServices(worker: { name: string; host: string; queues: string[] }, free: FreeCapacity, leaseMs: number): Promise<{ claimed: ClaimedService[]; nextStartAt: number | null }> {
+    const now = this.clock.now();
+    return this.tx(() => {
+      const rows = this.sql(
+        `SELECT * FROM services WHERE desired = 'up' AND state IN ('starting', 'backoff', 'flapping') ORDER BY next_start_at, namespace, name`,
+      ).all() as ServiceRowDb[];
+      const { picked, nextStartAt } = pickServices(rows, worker, free, now, leaseMs);
+      for (const p of picked) this.writeService(p.row, rows.find((r) => r.namespace === p.row.namespace && r.name === p.row.name)!.state);
+      return { claimed: picked.map((p) => p.claim), nextStartAt };
+    });
+  }
+
+  async setServicePid(ref: ServiceRef, pid: number): Promise<void> {
+    this.sql(`UPDATE services SET pid = ? WHERE namespace = ? AND name = ? AND fence = ?`).run(pid, ref.namespace, ref.name, ref.fence);
+  }
+
+  async renewServices(worker: string, refs: ServiceRef[], leaseMs: number): Promise<ServiceRef[]> {
+    const now = this.clock.now();
+    return this.tx(() => {
+      const renew = this.sql(
+        `UPDATE services SET lease_until = ? WHERE namespace = ? AND name = ? AND fence = ? AND worker = ? AND state IN ('up', 'stopping') RETURNING state`,
+      );
+      return refs.filter((r) => (renew.get(now + leaseMs, r.namespace, r.name, r.fence, worker) as { state: ServiceState } | undefined)?.state !== 'up');
+    });
+  }
+
+  async serviceExited(ref: ServiceRef, exit: Omit<ServiceExit, 'at'>): Promise<ServiceRow> {
+    const now = this.clock.now();
+    return this.tx(() => {
+      const row = this.serviceRow(ref.namespace, ref.name);
+      if (!row || row.fence !== ref.fence || !isRunning(row.state)) throw new StaleFenceError(ref.fence, `service ${ref.namespace}/${ref.name} has a newer instance`);
+      const change = exited(row, exit, now);
+      this.writeService(change.row, row.state);
+      this.signal({ type: 'queued' });
+      return toService(change.row);
+    });
+  }
+
+  async releaseService(ref: ServiceRef, reason: string): Promise<boolean> {
+    const now = this.clock.now();
+    return this.tx(() => {
+      const row = this.serviceRow(ref.namespace, ref.name);
+      if (!row || row.fence !== ref.fence || !isRunning(row.state)) return false;
+      this.writeService(moved(row, reason, now, false).row, row.state);
+      this.signal({ type: 'queued' });
+      return true;
+    });
+  }
+
+  async reapLostServices(deadWorkers: string[]): Promise<ServiceRow[]> {
+    const now = this.clock.now();
+    return this.tx(() => {
+      const rows = this.sql(
+        `SELECT * FROM services WHERE state IN ('up', 'stopping') AND (lease_until < ? OR worker IN (SELECT value FROM json_each(?))
+           OR worker IN (SELECT name FROM workers WHERE state = 'stopped'))`,
+      ).all(now, JSON.stringify(deadWorkers)) as ServiceRowDb[];
+      const out = rows.map((r) => {
+        const change = moved(r, `worker ${r.worker} lost`, now, true);
+        this.writeService(change.row, r.state);
+        return toService(change.row);
+      });
+      if (out.length) this.signal({ type: 'queued' });
+      return out;
+    });
   }
 
   // ---------------------------------------------------------------------- pools
