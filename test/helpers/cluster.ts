@@ -22,6 +22,8 @@ export type StoreName = 'SQLite' | 'PostgreSQL';
 
 export interface Cluster {
   store: Store;
+  /** the store as `--db` names it, for gantry processes started by a test (a file path, or a postgres:// URL into the test's schema) */
+  db: string;
   app: FastifyInstance;
   /** a temp folder for the test's workflow files and outputs */
   dir: string;
@@ -41,21 +43,24 @@ export interface Cluster {
   close(): Promise<void>;
 }
 
-async function openStore(name: StoreName): Promise<{ store: Store; cleanup: () => Promise<void> }> {
+async function openStore(name: StoreName): Promise<{ store: Store; db: string; cleanup: () => Promise<void> }> {
   if (name === 'SQLite') {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-cluster-db-'));
-    const store = new SqliteStore(path.join(dir, 'gantry.db'));
+    const db = path.join(dir, 'gantry.db');
+    const store = new SqliteStore(db);
     await store.migrate();
-    return { store, cleanup: async () => fs.rmSync(dir, { recursive: true, force: true }) };
+    return { store, db, cleanup: async () => fs.rmSync(dir, { recursive: true, force: true }) };
   }
   const schema = uniqueSchema();
   const store = new PostgresStore(PG_URL, { schema, max: 8 });
   await store.migrate();
-  return { store, cleanup: () => dropSchema(schema) };
+  const url = new URL(PG_URL);
+  url.searchParams.set('options', `-c search_path=${schema}`);
+  return { store, db: url.toString(), cleanup: () => dropSchema(schema) };
 }
 
 export async function cluster(name: StoreName, o: { slots?: number; leaseMs?: number } = {}): Promise<Cluster> {
-  const { store, cleanup } = await openStore(name);
+  const { store, db, cleanup } = await openStore(name);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-cluster-'));
   const logger = silentLogger();
   const leaseMs = o.leaseMs ?? 10_000;
@@ -83,6 +88,7 @@ export async function cluster(name: StoreName, o: { slots?: number; leaseMs?: nu
   };
   return {
     store,
+    db,
     app: api,
     dir,
     write(rel, content) {
