@@ -600,6 +600,129 @@ export function buildProgram(): Command {
       );
     });
 
+  // ---- services
+  const service = program.command('service').description('continuous services (registered with gantry apply): start, stop, status');
+  /** NAME or NAMESPACE/NAME; --namespace otherwise */
+  const serviceName = (arg: string, ns?: string): { name: string; namespace: string | undefined } => {
+    const i = arg.indexOf('/');
+    return i > 0 ? { namespace: arg.slice(0, i), name: arg.slice(i + 1) } : { namespace: ns, name: arg };
+  };
+  service
+    .command('start')
+    .description('keep a service up: a worker with its resources starts it; it is restarted with backoff whenever it exits')
+    .argument('<name>', 'NAME or NAMESPACE/NAME')
+    .option('--namespace <ns>', 'its namespace (default: default)')
+    .option('--json', 'machine-readable output')
+    .action(async (arg: string, o: { namespace?: string; json?: boolean }, cmd: Command) => {
+      const { name, namespace } = serviceName(arg, o.namespace);
+      const s = await clientOf(cmd).startService(name, namespace);
+      print(o.json, s, () => `service ${s.namespace}/${s.name} ${s.state === 'up' ? `up on ${s.worker}` : 'starting'}`);
+    });
+  service
+    .command('stop')
+    .description('stop a service: SIGTERM to its process group, SIGKILL after the grace period; it stays down')
+    .argument('<name>', 'NAME or NAMESPACE/NAME')
+    .option('--namespace <ns>', 'its namespace (default: default)')
+    .option('--json', 'machine-readable output')
+    .action(async (arg: string, o: { namespace?: string; json?: boolean }, cmd: Command) => {
+      const { name, namespace } = serviceName(arg, o.namespace);
+      const s = await clientOf(cmd).stopService(name, namespace);
+      print(o.json, s, () => `service ${s.namespace}/${s.name} ${s.state === 'stopping' ? `stopping (on ${s.worker})` : 'down'}`);
+    });
+  service
+    .command('status')
+    .description('services: up/down, uptime, restarts, last exit, worker (all of them without NAME)')
+    .argument('[name]', 'NAME or NAMESPACE/NAME')
+    .option('--namespace <ns>', 'its namespace (default: default; without NAME: only this namespace)')
+    .option('--json', 'machine-readable output')
+    .action(async (arg: string | undefined, o: { namespace?: string; json?: boolean }, cmd: Command) => {
+      const client = clientOf(cmd);
+      const rows = arg === undefined ? (await client.services({ namespace: o.namespace })).services : [await client.service(serviceName(arg, o.namespace).name, serviceName(arg, o.namespace).namespace)];
+      const exit = (s: (typeof rows)[number]) =>
+        s.lastExit ? `${s.lastExit.reason ?? (s.lastExit.signal ?? `exit ${s.lastExit.code}`)} (${time(s.lastExit.at)})` : '';
+      const stateText = (s: (typeof rows)[number]) =>
+        `${s.state}${s.flapping && s.state !== 'flapping' ? ' (flapping)' : ''}${s.nextStartAt !== null && s.state !== 'up' ? ` (restart ${time(s.nextStartAt)})` : ''}`;
+      print(o.json, arg === undefined ? rows : rows[0], () =>
+        rows.length
+          ? table(
+              ['SERVICE', 'STATE', 'UPTIME', 'RESTARTS', 'WORKER', 'PID', 'LAST EXIT'],
+              rows.map((s) => [
+                `${s.namespace}/${s.name}`,
+                stateText(s),
+                s.uptimeMs === null ? '' : formatUptime(s.uptimeMs),
+                s.restarts,
+                s.worker ?? '',
+                s.pid ?? '',
+                exit(s),
+              ]),
+            )
+          : 'no services (register one with gantry apply)',
+      );
+      if (arg !== undefined && rows[0]!.state !== 'up' && rows[0]!.desired === 'up') throw new Exit(1, '');
+    });
+
+  // ---- exec: a one-off job
+  program
+    .command('exec')
+    .description('run a command on the grid as a one-off job: its output streamed back, its exit code returned; Ctrl-C cancels it')
+    .argument('<command...>', 'the command and its arguments (after --)')
+    .option('--queue <queue>', 'the queue it goes to (default: default)')
+    .option('--cpu <n>', 'cpus it needs (default 1)', numberOption)
+    .option('--memory <size>', 'memory it needs, such as 512M or 2G')
+    .option('--namespace <ns>', 'the namespace of its run (default: default)')
+    .action(async (argv: string[], o: { queue?: string; cpu?: number; memory?: string; namespace?: string }, cmd: Command) => {
+      const client = clientOf(cmd);
+      if (o.memory !== undefined) {
+        try {
+          parseMemory(o.memory);
+        } catch (e) {
+          throw usage(`--memory: ${(e as Error).message}`);
+        }
+      }
+      const { run, job } = await client.exec({ argv, queue: o.queue, cpu: o.cpu, memory: o.memory, namespace: o.namespace, cwd: process.cwd() });
+      process.stderr.write(`gantry: job ${job} (run ${run.id})\n`);
+      // Ctrl-C cancels the job wherever it runs (its whole process tree), then exits 130.
+      const stop = new AbortController();
+      let interrupted: Promise<never> | null = null;
+      const onSigint = () => {
+        if (interrupted) return;
+        stop.abort();
+        interrupted = client.cancelRun(run.id).then(
+          () => Promise.reject(new Exit(130, `gantry: job ${job} cancelled`)),
+          (e: unknown) => Promise.reject(e),
+        );
+      };
+      process.on('SIGINT', onSigint);
+      try {
+        let after = 0;
+        for (;;) {
+          let r;
+          try {
+            r = await client.logs({ job, after, wait: 10 }, stop.signal);
+          } catch (e) {
+            if (stop.signal.aborted && interrupted) await interrupted;
+            throw e;
+          }
+          for (const l of r.lines) {
+            if (l.stream === 'stdout') process.stdout.write(l.line + '\n');
+            else if (l.stream === 'stderr') process.stderr.write(l.line + '\n');
+          }
+          after = r.next;
+          if (r.finished) break;
+          if (interrupted) await interrupted;
+        }
+        if (interrupted) await interrupted;
+        const j = await client.job(job);
+        if (j.state === 'succeeded' || j.state === 'skipped') return;
+        if (j.state === 'cancelled') throw new Exit(130, `gantry: job ${job} was cancelled`);
+        const code = j.exitCode !== null && j.exitCode > 0 ? j.exitCode : 1;
+        if (j.exitCode === null) process.stderr.write(`gantry: job ${job} ${j.state}: ${j.error ?? 'no exit code'}\n`);
+        throw new Exit(code, '');
+      } finally {
+        process.off('SIGINT', onSigint);
+      }
+    });
+
   const pool = program.command('pool').description('change a pool');
   pool
     .command('set')
@@ -616,6 +739,14 @@ export function buildProgram(): Command {
 
   for (const c of program.commands) c.exitOverride();
   return program;
+}
+
+function formatUptime(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  if (s < 86_400) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+  return `${Math.floor(s / 86_400)}d${Math.floor((s % 86_400) / 3600)}h`;
 }
 
 function statusText(run: import('../client/client.js').RunWithJobs): string {

@@ -5,6 +5,8 @@ import type { Attempt, DeferredRun, Job, PoolRow, Run, StoreEvent, StoredLogLine
 import type { ScheduleSummary } from '../server/schedules.js';
 import type { StartRunRequest } from '../server/runs.js';
 import type { DefinitionFile } from '../server/schemas.js';
+import type { ExecRequest } from '../server/exec.js';
+import type { ServiceStatus } from '../server/schemas.js';
 import type { SpecError } from '../spec/model.js';
 import type { TaskProgress } from '../store/taskProgress.js';
 
@@ -47,6 +49,8 @@ export interface WorkflowSummary {
   updatedAt: number;
   file: string;
 }
+
+export type { ServiceStatus, ExecRequest };
 
 /** What starting a run takes: the server's own request type, one definition for both ends. */
 export type RunRequest = StartRunRequest;
@@ -196,6 +200,24 @@ export class GantryClient {
   /** drain, then the worker exits; `terminate`: its running jobs are killed and requeued first */
   stopWorker(name: string, o: { terminate?: boolean } = {}) {
     return this.request<WorkerRow>('POST', `/api/v1/workers/${encodeURIComponent(name)}/stop`, { body: o });
+  }
+  services(q: { namespace?: string } = {}) {
+    return this.request<{ services: ServiceStatus[] }>('GET', '/api/v1/services', { query: q });
+  }
+  service(name: string, namespace?: string) {
+    return this.request<ServiceStatus>('GET', `/api/v1/services/${encodeURIComponent(name)}`, { query: { namespace } });
+  }
+  /** keep it up: started by a worker with its resources, restarted with backoff when it exits */
+  startService(name: string, namespace?: string) {
+    return this.request<ServiceStatus>('POST', `/api/v1/services/${encodeURIComponent(name)}/start`, { query: { namespace }, body: {} });
+  }
+  /** SIGTERM to its process group, SIGKILL after the grace period; stays down */
+  stopService(name: string, namespace?: string) {
+    return this.request<ServiceStatus>('POST', `/api/v1/services/${encodeURIComponent(name)}/stop`, { query: { namespace }, body: {} });
+  }
+  /** a one-off job: a run of one task running `argv` (no shell) */
+  exec(req: ExecRequest) {
+    return this.request<{ run: Run; job: string }>('POST', '/api/v1/exec', { body: req });
   }
   pools() {
     return this.request<{ pools: PoolRow[] }>('GET', '/api/v1/pools');

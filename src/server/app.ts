@@ -21,6 +21,10 @@ import {
   cancelBody,
   stopWorkerBody,
   workerParam,
+  execBody,
+  serviceParam,
+  serviceQuery,
+  servicesQuery,
   deferredQuery,
   eventsQuery,
   graphQuery,
@@ -37,6 +41,8 @@ import {
   RUN_STATUS_LIST_ALL_UP_TO,
 } from './schemas.js';
 import { ApiMetrics } from './metrics.js';
+import { serviceStatus } from './services.js';
+import { startExec } from './exec.js';
 import { openApiDocument } from './openapi.js';
 import { createRequire } from 'node:module';
 import { GraphAnswerCache, RunEdgeCache, buildRunGraph } from './runGraph.js';
@@ -336,6 +342,36 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir }:
     const { name } = parse(workerParam, req.params, 'path');
     const body = parse(stopWorkerBody, req.body ?? {}, 'body');
     return store.requestWorkerStop(name, body.terminate ? 'terminate' : 'stop');
+  });
+
+  // ---- services (start/stop reach the worker through the store: a signal, NOTIFY on PostgreSQL)
+  const now = () => (clock ?? { now: () => Date.now() }).now();
+  app.get('/api/v1/services', async (req) => {
+    const q = parse(servicesQuery, req.query, 'query');
+    return { services: (await store.listServices(q.namespace === undefined ? {} : { namespace: q.namespace })).map((r) => serviceStatus(r, now())) };
+  });
+  app.get('/api/v1/services/:name', async (req) => {
+    const { name } = parse(serviceParam, req.params, 'path');
+    const namespace = parse(serviceQuery, req.query, 'query').namespace ?? 'default';
+    const row = await store.getService(namespace, name);
+    if (!row) throw new NotFoundError(`no service ${namespace}/${name}`);
+    return serviceStatus(row, now());
+  });
+  app.post('/api/v1/services/:name/start', async (req) => {
+    const { name } = parse(serviceParam, req.params, 'path');
+    const namespace = parse(serviceQuery, req.query, 'query').namespace ?? 'default';
+    return serviceStatus(await store.startService(namespace, name), now());
+  });
+  app.post('/api/v1/services/:name/stop', async (req) => {
+    const { name } = parse(serviceParam, req.params, 'path');
+    const namespace = parse(serviceQuery, req.query, 'query').namespace ?? 'default';
+    return serviceStatus(await store.stopService(namespace, name), now());
+  });
+
+  // ---- exec: a one-off job
+  app.post('/api/v1/exec', async (req, reply) => {
+    const body = parse(execBody, req.body, 'body');
+    return reply.code(201).send(await startExec(store, body));
   });
 
   app.get('/api/v1/pools', async () => ({ pools: await store.listPools() }));
