@@ -691,6 +691,7 @@ export function buildProgram(): Command {
           () => Promise.reject(new Exit(130, `gantry: job ${job} cancelled`)),
           (e: unknown) => Promise.reject(e),
         );
+        interrupted.catch(() => undefined); // awaited by the loop below; not an unhandled rejection meanwhile
       };
       process.on('SIGINT', onSigint);
       try {
