@@ -32,12 +32,21 @@ interface Instance {
 
 /** a supervised service dies when no renewal came for this share of its lease (as jobs do) */
 const SUPERVISE_FRACTION = 0.8;
+/**
+ * Without a `services` signal or a due restart, the claim looks at the store
+ * this often (a start asked from another process on SQLite, a missed NOTIFY):
+ * the claim loop runs on every job wake-up, and most of them concern no service.
+ */
+const SERVICE_POLL_MS = 2_000;
 
 export class ServiceRunner {
   private readonly running = new Map<string, Instance>();
   private wakeTimer: NodeJS.Timeout | null = null;
   private wakeAt = Infinity;
   private closed = false;
+  /** something may be claimable now (a signal, a due restart, freed resources): the next claim asks the store */
+  private due = true;
+  private lastClaimAt = 0;
 
   constructor(
     private readonly store: Store,
@@ -57,12 +66,26 @@ export class ServiceRunner {
     return [...this.running.values()].map((i) => i.ref);
   }
 
+  /** A service was started, stopped, freed or exited somewhere (the store's `services` signal). */
+  markDue(): void {
+    this.due = true;
+  }
+
   /** Claims and starts the services that are due and fit `free`; wakes the loop again when the next one is due. */
   async claim(free: Capacity): Promise<void> {
     if (this.closed) return;
-    const { claimed, nextStartAt } = await this.store.claimServices({ name: this.o.worker, host: this.o.host, queues: this.o.queues }, free, this.o.leaseMs);
-    for (const c of claimed) this.start(c);
-    if (nextStartAt !== null) this.wakeBy(nextStartAt);
+    const now = Date.now();
+    if (!this.due && now - this.lastClaimAt < SERVICE_POLL_MS) return;
+    this.due = false;
+    this.lastClaimAt = now;
+    try {
+      const { claimed, nextStartAt } = await this.store.claimServices({ name: this.o.worker, host: this.o.host, queues: this.o.queues }, free, this.o.leaseMs);
+      for (const c of claimed) this.start(c);
+      if (nextStartAt !== null) this.wakeBy(nextStartAt);
+    } catch (e) {
+      this.due = true;
+      throw e;
+    }
   }
 
   /** Renews the leases (and the supervisors); stops what the store says to stop. Called with each heartbeat and on a `services` signal. */
@@ -98,6 +121,7 @@ export class ServiceRunner {
     this.wakeTimer = setTimeout(() => {
       this.wakeTimer = null;
       this.wakeAt = Infinity;
+      this.due = true;
       this.wake();
     }, Math.max(0, at - Date.now()));
   }
@@ -109,6 +133,7 @@ export class ServiceRunner {
       .catch((e) => this.o.logger.error({ err: e, service: key(i.ref) }, 'service instance crashed in the worker'))
       .finally(() => {
         this.running.delete(key(i.ref));
+        this.due = true; // its resources are free: a waiting service may fit now
         this.wake();
       });
   }

@@ -152,7 +152,12 @@ export class Worker {
       if (s.type === 'queued') this.wake?.();
       else if (s.type === 'revoked') for (const f of s.fences) this.abortAttempt(f, 'revoked');
       else if (s.type === 'worker' && s.name === this.o.name) void this.readStopMode();
-      else if (s.type === 'services') void this.renewServices();
+      else if (s.type === 'services') {
+        // a service started, stopped, freed or exited: claim (if one is due) and stop (if one of ours is asked to)
+        this.services.markDue();
+        this.poke();
+        void this.renewServices();
+      }
     });
     this.releasePlans = registerPlanUser(this.store);
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.o.heartbeatMs);

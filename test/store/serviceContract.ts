@@ -61,7 +61,7 @@ export function serviceContract(name: string, makeFactory: () => StoreFactory): 
 
       const started = await store.startService('bots', 'notifier');
       expect(started).toMatchObject({ desired: 'up', state: 'starting', nextStartAt: clock.now() });
-      expect(signals.some((s) => s.type === 'queued')).toBe(true);
+      expect(signals.some((s) => s.type === 'services')).toBe(true);
       // another queue, or too little memory: not taken
       expect((await store.claimServices({ ...W1, queues: ['bigmem'] }, FREE, LEASE)).claimed).toEqual([]);
       expect((await store.claimServices(W1, { cpu: 4, memoryBytes: 100 * 2 ** 20, custom: {} }, LEASE)).claimed).toEqual([]);

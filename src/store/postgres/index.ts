@@ -1647,7 +1647,7 @@ export class PostgresStore implements Store {
       const row = await this.serviceRow(c, namespace, name);
       const next = started(row ?? neverStarted(namespace, name, now), JSON.parse(def.spec) as ServiceSpec, now);
       await this.writeService(c, signal, next, row?.state ?? null);
-      signal({ type: 'queued' });
+      signal({ type: 'services' });
       return toService(next);
     });
   }
@@ -1714,7 +1714,7 @@ export class PostgresStore implements Store {
       if (!row || row.fence !== ref.fence || !isRunning(row.state)) throw new StaleFenceError(ref.fence, `service ${ref.namespace}/${ref.name} has a newer instance`);
       const change = exited(row, exit, now);
       await this.writeService(c, signal, change.row, row.state);
-      signal({ type: 'queued' });
+      signal({ type: 'services' });
       return toService(change.row);
     });
   }
@@ -1725,7 +1725,7 @@ export class PostgresStore implements Store {
       const row = await this.serviceRow(c, ref.namespace, ref.name);
       if (!row || row.fence !== ref.fence || !isRunning(row.state)) return false;
       await this.writeService(c, signal, moved(row, reason, now, false).row, row.state);
-      signal({ type: 'queued' });
+      signal({ type: 'services' });
       return true;
     });
   }
@@ -1746,7 +1746,7 @@ export class PostgresStore implements Store {
         await this.writeService(c, signal, change.row, r.state);
         out.push(toService(change.row));
       }
-      if (out.length) signal({ type: 'queued' });
+      if (out.length) signal({ type: 'services' });
       return out;
     });
   }

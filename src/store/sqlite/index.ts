@@ -1161,7 +1161,7 @@ export class SqliteStore implements Store {
       const row = this.serviceRow(namespace, name);
       const next = started(row ?? neverStarted(namespace, name, now), JSON.parse(def.spec) as ServiceSpec, now);
       this.writeService(next, row?.state ?? null);
-      this.signal({ type: 'queued' });
+      this.signal({ type: 'services' });
       return toService(next);
     });
   }
@@ -1215,7 +1215,7 @@ export class SqliteStore implements Store {
       if (!row || row.fence !== ref.fence || !isRunning(row.state)) throw new StaleFenceError(ref.fence, `service ${ref.namespace}/${ref.name} has a newer instance`);
       const change = exited(row, exit, now);
       this.writeService(change.row, row.state);
-      this.signal({ type: 'queued' });
+      this.signal({ type: 'services' });
       return toService(change.row);
     });
   }
@@ -1226,7 +1226,7 @@ export class SqliteStore implements Store {
       const row = this.serviceRow(ref.namespace, ref.name);
       if (!row || row.fence !== ref.fence || !isRunning(row.state)) return false;
       this.writeService(moved(row, reason, now, false).row, row.state);
-      this.signal({ type: 'queued' });
+      this.signal({ type: 'services' });
       return true;
     });
   }
@@ -1243,7 +1243,7 @@ export class SqliteStore implements Store {
         this.writeService(change.row, r.state);
         return toService(change.row);
       });
-      if (out.length) this.signal({ type: 'queued' });
+      if (out.length) this.signal({ type: 'services' });
       return out;
     });
   }
