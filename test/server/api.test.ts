@@ -321,6 +321,8 @@ describe('API on SQLite: OpenAPI document, body limits, invalid bodies', () => {
       'GET /api/v1/deferred-runs', 'POST /api/v1/deferred-runs/{id}/cancel', 'GET /api/v1/jobs', 'GET /api/v1/jobs/{id}',
       'POST /api/v1/jobs/{id}/cancel', 'GET /api/v1/logs', 'GET /api/v1/events', 'GET /api/v1/workers', 'GET /api/v1/pools', 'PUT /api/v1/pools/{name}',
       'POST /api/v1/workers/{name}/drain', 'POST /api/v1/workers/{name}/stop', 'GET /api/v1/runs/{id}/graph', 'GET /api/v1/overview',
+      'GET /api/v1/services', 'GET /api/v1/services/{name}', 'POST /api/v1/services/{name}/start', 'POST /api/v1/services/{name}/stop',
+      'POST /api/v1/exec',
     ];
     const documented = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`));
     expect(documented.sort()).toEqual([...expected].sort());
