@@ -2,7 +2,7 @@
 // each reads a service's row, computes its next row here, and writes it back in
 // the same transaction. Only the SQL around them differs by dialect.
 import type { ServiceSpec } from '../spec/model.js';
-import type { ClaimedService, FreeCapacity, ServiceExit, ServiceRow, ServiceState } from './types.js';
+import type { AuditNote, ClaimedService, FreeCapacity, ServiceExit, ServiceRow, ServiceState } from './types.js';
 import { fits, freeOf } from './claimSelection.js';
 
 /** An instance that stayed up at least this long was not a quick death: its exit restarts after the base delay. */
@@ -196,4 +196,16 @@ export function serviceList(defs: { namespace: string; name: string }[], rows: S
   const byKey = new Map(rows.map((r) => [`${r.namespace}/${r.name}`, r]));
   const out = defs.map((d) => toService(byKey.get(`${d.namespace}/${d.name}`) ?? neverStarted(d.namespace, d.name, now)));
   return out.sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
+}
+
+/** The audit rows of a change (service.restarted / service.flapping), written in its transaction. */
+export function serviceAuditNotes(change: ServiceChange, actor: string): AuditNote[] {
+  return change.audit.map((a) => ({
+    actor,
+    action: a.action,
+    reason: a.reason,
+    namespace: change.row.namespace,
+    subject: change.row.name,
+    details: { restarts: change.row.restarts, quickDeaths: change.row.quick_deaths, nextStartAt: change.row.next_start_at, lastExit: change.row.last_exit_reason },
+  }));
 }

@@ -500,6 +500,9 @@ export interface AuditFilter {
   newestFirst?: boolean;
   /** default 100, at most 1000 */
   limit?: number;
+}
+
+/**
  * Services (SPEC §2 service files): continuous processes kept running on some
  * worker. One row per registered service holds what was asked (desired up or
  * down) and its one instance's state:

@@ -117,6 +117,13 @@ export function serviceContract(name: string, makeFactory: () => StoreFactory): 
       const events = (await store.readEvents(0, {})).filter((e) => e.kind === 'service');
       expect(events.every((e) => e.service === 'bots/notifier' && e.runId === 0)).toBe(true);
       expect(events.filter((e) => e.state === 'flapping').length).toBeGreaterThan(0);
+      // audit: every restart, and flapping once per entry into it, in the same transactions
+      const audit = await store.listAudit({ action: 'service' });
+      expect(audit.filter((a) => a.action === 'service.restarted')).toHaveLength(FLAP_DEATHS + 2);
+      const flapped = audit.filter((a) => a.action === 'service.flapping');
+      expect(flapped).toHaveLength(1);
+      expect(flapped[0]).toMatchObject({ actor: 'worker:w1', namespace: 'bots', subject: 'notifier' });
+      expect(flapped[0]!.reason).toMatch(/5 quick deaths in a row/);
       // it stays up: no longer flapping
       clock.advance(row.nextStartAt! - clock.now());
       c = (await store.claimServices(W1, FREE, LEASE)).claimed[0]!;
@@ -165,6 +172,9 @@ export function serviceContract(name: string, makeFactory: () => StoreFactory): 
       const [moved] = await store.reapLostServices(['w1']);
       expect(moved).toMatchObject({ state: 'starting', worker: null, restarts: 1, nextStartAt: clock.now() });
       expect(moved!.lastExit?.reason).toMatch(/worker w1 lost/);
+      expect(await store.listAudit({ action: 'service.restarted' })).toMatchObject([
+        { actor: 'scheduler', namespace: 'bots', subject: 'notifier', reason: 'worker w1 lost: moved to another worker' },
+      ]);
       const again = (await store.claimServices(W2, FREE, LEASE)).claimed[0]!;
       expect(again.fence).toBeGreaterThan(c.fence);
       // its lease lapses (w2 stopped heartbeating)

@@ -58,7 +58,7 @@ import type { Overlap } from '../../spec/model.js';
 import { toDeferred, toMark, type DeferredRowDb, type MarkRowDb } from '../scheduleRows.js';
 import type { ServiceSpec } from '../../spec/model.js';
 import type { ClaimedService, ServiceExit, ServiceRef, ServiceRow, ServiceState } from '../types.js';
-import { exited, isRunning, moved, neverStarted, pickServices, serviceList, serviceValues, started, stopped, toService, upsertServiceSql, type ServiceRowDb } from '../serviceRows.js';
+import { exited, isRunning, moved, neverStarted, pickServices, serviceList, serviceValues, started, stopped, toService, upsertServiceSql, serviceAuditNotes, type ServiceRowDb } from '../serviceRows.js';
 import { chunkGroup, selectClaims, unfittableReason, type LiveWorker } from '../claimSelection.js';
 import {
   toAttempt,
@@ -1714,6 +1714,7 @@ export class PostgresStore implements Store {
       if (!row || row.fence !== ref.fence || !isRunning(row.state)) throw new StaleFenceError(ref.fence, `service ${ref.namespace}/${ref.name} has a newer instance`);
       const change = exited(row, exit, now);
       await this.writeService(c, signal, change.row, row.state);
+      for (const n of serviceAuditNotes(change, `worker:${row.worker}`)) await insertAudit(c, n, now);
       signal({ type: 'services' });
       return toService(change.row);
     });
@@ -1744,6 +1745,7 @@ export class PostgresStore implements Store {
       for (const r of rows) {
         const change = moved(r, `worker ${r.worker} lost`, now, true);
         await this.writeService(c, signal, change.row, r.state);
+        for (const n of serviceAuditNotes(change, 'scheduler')) await insertAudit(c, n, now);
         out.push(toService(change.row));
       }
       if (out.length) signal({ type: 'services' });

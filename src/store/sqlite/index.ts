@@ -59,7 +59,7 @@ import { insertAudit } from './audit.js';
 import { auditListSql, failureNotes, reapNote, takeoverNote, toAuditEntry, type AuditRowDb } from '../audit.js';
 import type { ServiceSpec } from '../../spec/model.js';
 import type { ClaimedService, ServiceExit, ServiceRef, ServiceRow, ServiceState } from '../types.js';
-import { exited, isRunning, moved, neverStarted, pickServices, serviceList, serviceValues, started, stopped, toService, upsertServiceSql, type ServiceRowDb } from '../serviceRows.js';
+import { exited, isRunning, moved, neverStarted, pickServices, serviceList, serviceValues, started, stopped, toService, upsertServiceSql, serviceAuditNotes, type ServiceRowDb } from '../serviceRows.js';
 import {
   toAttempt,
   toDefinition,
@@ -1215,6 +1215,7 @@ export class SqliteStore implements Store {
       if (!row || row.fence !== ref.fence || !isRunning(row.state)) throw new StaleFenceError(ref.fence, `service ${ref.namespace}/${ref.name} has a newer instance`);
       const change = exited(row, exit, now);
       this.writeService(change.row, row.state);
+      for (const n of serviceAuditNotes(change, `worker:${row.worker}`)) insertAudit(this.db, n, now);
       this.signal({ type: 'services' });
       return toService(change.row);
     });
@@ -1241,6 +1242,7 @@ export class SqliteStore implements Store {
       const out = rows.map((r) => {
         const change = moved(r, `worker ${r.worker} lost`, now, true);
         this.writeService(change.row, r.state);
+        for (const n of serviceAuditNotes(change, 'scheduler')) insertAudit(this.db, n, now);
         return toService(change.row);
       });
       if (out.length) this.signal({ type: 'services' });
