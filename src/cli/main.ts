@@ -16,10 +16,11 @@ import { WORKER_DEFAULTS } from '../worker/worker.js';
 import type { Logger } from '../log.js';
 import type { Capacity } from '../store/types.js';
 import { parseDuration, parseMemory } from '../spec/duration.js';
-import { JOB_HEADERS, RUN_HEADERS, chunksLine, stageLine, jobLine, kv, runLine, table, time, elapsed, TERMINAL_RUN, DEFERRED_HEADERS, deferredLine, nextStartText, utcTime } from './format.js';
+import { etaText, eventLine, failureLine, FAILURE_HEADERS, JOB_HEADERS, RUN_HEADERS, chunksLine, stageLine, jobLine, kv, runLine, table, time, elapsed, TERMINAL_RUN, DEFERRED_HEADERS, deferredLine, nextStartText, utcTime } from './format.js';
 import { parseStartTime } from '../scheduler/schedules.js';
 import { taskProgress } from '../store/taskProgress.js';
 import { watchRun } from './watchRun.js';
+import { watchEvents } from './watchEvents.js';
 
 /** Exit with a code and a message on stderr. */
 class Exit extends Error {
@@ -305,10 +306,16 @@ export function buildProgram(): Command {
 
   program
     .command('workflows')
-    .description('workflows on the server')
+    .description('workflows on the server, with the next start of each schedule')
+    .argument('[name]', 'only this workflow (name, or namespace/name)')
     .option('--json', 'machine-readable output')
-    .action(async (o: { json?: boolean }, cmd: Command) => {
+    .action(async (name: string | undefined, o: { json?: boolean }, cmd: Command) => {
       const r = await clientOf(cmd).workflows();
+      if (name !== undefined) {
+        const [ns, wf] = name.includes('/') ? (name.split('/', 2) as [string, string]) : [undefined, name];
+        r.workflows = r.workflows.filter((w) => w.name === wf && (ns === undefined || w.namespace === ns));
+        if (r.workflows.length === 0) throw usage(`no workflow '${name}' (gantry workflows lists them)`);
+      }
       // One line per schedule: a workflow with several gets continuation lines under its own.
       print(o.json, r.workflows, () =>
         table(
@@ -399,18 +406,32 @@ export function buildProgram(): Command {
     .option('--since <time>', 'created at or after: ISO 8601, epoch ms, or a duration ago (30m, 2h, 7d)')
     .option('--until <time>', 'created before: ISO 8601, epoch ms, or a duration ago')
     .option('--deferred', 'only deferred runs (gantry run --at): waiting, started, failed or cancelled')
+    .option('--namespace <ns>', 'only runs of this namespace')
+    .option('--watch', 'then print every state change of matching runs and their jobs as it happens (until Ctrl-C)')
     .option('--limit <n>', 'how many', intOption, 50)
     .option('--offset <n>', 'skip this many (the next page)', intOption)
-    .option('--json', 'machine-readable output')
-    .action(async (o: { workflow?: string; label?: string[]; state?: string; latest?: boolean; worker?: string; since?: string; until?: string; deferred?: boolean; limit: number; offset?: number; json?: boolean }, cmd: Command) => {
+    .option('--json', 'machine-readable output (with --watch: one event per line)')
+    .action(async (o: { workflow?: string; label?: string[]; state?: string; latest?: boolean; worker?: string; since?: string; until?: string; deferred?: boolean; namespace?: string; watch?: boolean; limit: number; offset?: number; json?: boolean }, cmd: Command) => {
       keyValues(o.label, 'label');
       const client = clientOf(cmd);
+      if (o.watch) {
+        if (o.deferred || o.state || o.latest || o.worker || o.since || o.until || o.offset !== undefined)
+          throw usage('--watch takes --workflow, --namespace and --label only: it follows state changes from now on');
+        const ac = new AbortController();
+        const stop = () => ac.abort();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+        if (!o.json) process.stdout.write('watching state changes (Ctrl-C stops)\n');
+        await watchEvents(client, { namespace: o.namespace, workflow: o.workflow, label: o.label }, (e) => process.stdout.write((o.json ? JSON.stringify(e) : eventLine(e)) + '\n'), ac.signal);
+        return;
+      }
       if (o.deferred) {
         const d = await client.deferredRuns({ workflow: o.workflow, state: o.state, limit: o.limit });
         return print(o.json, d.deferred, () => (d.deferred.length ? table(DEFERRED_HEADERS, d.deferred.map(deferredLine)) : 'no deferred runs'));
       }
       const r = await client.runs({
         workflow: o.workflow,
+        namespace: o.namespace,
         label: o.label,
         state: o.state,
         latest: o.latest,
@@ -537,6 +558,95 @@ export function buildProgram(): Command {
       if (o.json) process.stdout.write(JSON.stringify(done, null, 2) + '\n');
       else printRunSummary(done);
       if (done.state !== 'succeeded') throw new Exit(1, '');
+    });
+
+  program
+    .command('eta')
+    .description("when a run should end: from past runs' task durations along its remaining critical path (default: the latest active run)")
+    .argument('[target]', 'a run id, or a workflow name: its latest active run')
+    .option('--json', 'machine-readable output')
+    .action(async (target: string | undefined, o: { json?: boolean }, cmd: Command) => {
+      const client = clientOf(cmd);
+      let rid: number;
+      if (target !== undefined && /^\d+$/.test(target)) rid = Number(target);
+      else {
+        const active = [...(await client.runs({ workflow: target, state: 'running', limit: 1 })).runs, ...(await client.runs({ workflow: target, state: 'queued', limit: 1 })).runs];
+        const run = active.sort((a, b) => b.id - a.id)[0];
+        if (!run) throw usage(target === undefined ? 'no run is active' : `no active run of '${target}' (gantry runs --workflow ${target} lists its runs)`);
+        rid = run.id;
+      }
+      const e = await client.runEta(rid);
+      print(o.json, { run: rid, ...e }, () => `run ${rid}: ${etaText(e)}`);
+    });
+
+  program
+    .command('errors')
+    .description('errors raised: failed and timed-out attempts, grouped by message, then each (latest first)')
+    .option('--since <time>', 'ended at or after: ISO 8601, epoch ms, or a duration ago (30m, 2h, 7d)')
+    .option('--until <time>', 'ended before')
+    .option('--run <id>')
+    .option('--workflow <w>')
+    .option('--namespace <ns>')
+    .option('--label <k=v>', "only jobs of runs with this label (repeatable)", collect)
+    .option('--limit <n>', 'how many attempts', intOption, 200)
+    .option('--json', 'machine-readable output')
+    .action(async (o: { since?: string; until?: string; run?: string; workflow?: string; namespace?: string; label?: string[]; limit: number; json?: boolean }, cmd: Command) => {
+      keyValues(o.label, 'label');
+      const r = await clientOf(cmd).errors({
+        run: o.run === undefined ? undefined : runId(o.run),
+        workflow: o.workflow,
+        namespace: o.namespace,
+        label: o.label,
+        since: o.since,
+        until: o.until,
+        limit: o.limit,
+      });
+      print(o.json, r, () =>
+        r.errors.length
+          ? [
+              table(['COUNT', 'JOBS', 'FIRST', 'LAST', 'ERROR'], r.summary.map((s) => [s.count, s.jobs, time(s.first), time(s.last), s.error.slice(0, 160)])),
+              '',
+              table(['JOB', 'ATTEMPT', 'WORKER', 'ENDED', 'EXIT', 'ERROR'], r.errors.map((e) => [e.jobId, e.number, e.worker, time(e.finishedAt ?? e.startedAt), e.exitCode ?? '', e.error.split('\n')[0]!.slice(0, 120)])),
+            ].join('\n')
+          : 'no errors',
+      );
+    });
+
+  program
+    .command('failures')
+    .description('jobs that failed (for good), with how many retries each made and when each started and stopped')
+    .option('--since <time>', 'started at or after: ISO 8601, epoch ms, or a duration ago (30m, 2h, 7d)')
+    .option('--until <time>', 'started before')
+    .option('--run <id>')
+    .option('--workflow <w>')
+    .option('--label <k=v>', "only jobs of runs with this label (repeatable)", collect)
+    .option('--limit <n>', 'how many', intOption, 1000)
+    .option('--json', 'machine-readable output')
+    .action(async (o: { since?: string; until?: string; run?: string; workflow?: string; label?: string[]; limit: number; json?: boolean }, cmd: Command) => {
+      keyValues(o.label, 'label');
+      const r = await clientOf(cmd).jobs({
+        state: 'failed',
+        run: o.run === undefined ? undefined : runId(o.run),
+        workflow: o.workflow,
+        label: o.label,
+        since: o.since,
+        until: o.until,
+        limit: o.limit,
+      });
+      print(o.json, r.jobs, () => (r.jobs.length ? table(FAILURE_HEADERS, r.jobs.map(failureLine)) : 'no failed jobs'));
+    });
+
+  program
+    .command('broken')
+    .description('what is broken: failing run series (since when), their failed jobs, stale claims, lost workers, jobs no worker can take, flapping series')
+    .option('--workflow <w>')
+    .option('--namespace <ns>')
+    .option('--label <k=v>', 'only runs with this label (repeatable)', collect)
+    .option('--json', 'machine-readable output')
+    .action(async (o: { workflow?: string; namespace?: string; label?: string[]; json?: boolean }, cmd: Command) => {
+      keyValues(o.label, 'label');
+      const b = await clientOf(cmd).broken({ workflow: o.workflow, namespace: o.namespace, label: o.label });
+      print(o.json, b, () => brokenText(b));
     });
 
   program
@@ -761,6 +871,7 @@ function statusText(run: import('../client/client.js').RunWithJobs): string {
     `params: ${kv(run.params) || '-'}   labels: ${kv(run.labels) || '-'}`,
     `created ${time(run.createdAt)}  started ${time(run.startedAt) || '-'}  ${run.finishedAt ? `finished ${time(run.finishedAt)} after ${elapsed(run.startedAt, run.finishedAt)}` : `running for ${elapsed(run.startedAt, null)}`}`,
     `jobs: ${total} total, ${(c.succeeded ?? 0) + (c.skipped ?? 0)} done, ${c.running ?? 0} running, ${left} left, ${c.failed ?? 0} failed`,
+    ...(run.eta && !TERMINAL_RUN.has(run.state) ? [etaText(run.eta)] : []),
     // split tasks: their chunks done / total (each chunk is also a row of the table below); a big run: every stage
     ...tasks.flatMap((t) => (big ? stageLine(t) : chunksLine(t)) ?? []).map((l) => `  ${l}`),
     '',
@@ -768,6 +879,27 @@ function statusText(run: import('../client/client.js').RunWithJobs): string {
     table(JOB_HEADERS, run.jobs.map(jobLine)),
   ];
   return lines.join('\n');
+}
+
+function brokenText(b: import('../client/client.js').BrokenReport): string {
+  const out: string[] = [];
+  const name = (x: { namespace: string; workflow: string; labels: Record<string, string> }) =>
+    `${x.namespace === 'default' ? x.workflow : `${x.namespace}/${x.workflow}`}${Object.keys(x.labels).length ? ` ${kv(x.labels)}` : ''}`;
+  if (b.failing.length)
+    out.push(
+      `failing (latest run failed):\n${table(
+        ['SERIES', 'LATEST RUN', 'FAILED IN A ROW', 'BROKEN SINCE', 'LAST SUCCESS'],
+        b.failing.map((f) => [name(f), f.latestRun.id, f.failedInARow, time(f.failingSince), f.lastSucceededAt ? time(f.lastSucceededAt) : 'never']),
+      )}`,
+    );
+  if (b.failedJobs.length) out.push(`failed jobs:\n${table(FAILURE_HEADERS, b.failedJobs.map(failureLine))}`);
+  if (b.staleClaims.length) out.push(`stale claims (claimed, not running):\n${table(JOB_HEADERS, b.staleClaims.map(jobLine))}`);
+  if (b.lostWorkers.length)
+    out.push(`lost workers (no heartbeat):\n${table(['WORKER', 'HOST', 'LAST HEARTBEAT', 'RUNNING'], b.lostWorkers.map((w) => [w.name, w.host, time(w.heartbeatAt), w.running.join(' ')]))}`);
+  if (b.unplaceable.length) out.push(`queued, no worker can take them:\n${table(['JOB', 'WHY'], b.unplaceable.map((j) => [j.id, j.waitingReason ?? '']))}`);
+  if (b.flapping.length)
+    out.push(`flapping:\n${table(['SERIES', 'CHANGES', 'RECENT (newest first)'], b.flapping.map((f) => [name(f), f.changes, f.recent.join(' ')]))}`);
+  return out.join('\n\n') || 'nothing is broken';
 }
 
 function printRunSummary(run: import('../client/client.js').RunWithJobs): void {

@@ -1,7 +1,12 @@
 // The typed HTTP client of Gantry's API: used by the CLI, and exported for
 // programs (the SDK). Errors are typed so callers can map them to exit codes:
 // ApiError (the server answered 4xx/5xx) and UnreachableError (no answer).
-import type { Attempt, DeferredRun, Job, PoolRow, Run, StoreEvent, StoredLogLine, WorkerRow } from '../store/types.js';
+import type { Attempt, AttemptError, DeferredRun, Job, PoolRow, Run, StoreEvent, StoredLogLine, WorkerRow } from '../store/types.js';
+import type { RunEta } from '../server/eta.js';
+import type { BrokenReport } from '../server/broken.js';
+import type { ErrorSummary } from '../server/errors.js';
+
+export type { RunEta, BrokenReport, ErrorSummary, AttemptError };
 import type { ScheduleSummary } from '../server/schedules.js';
 import type { StartRunRequest } from '../server/runs.js';
 import type { DefinitionFile } from '../server/schemas.js';
@@ -34,6 +39,8 @@ export interface RunWithJobs extends Run {
   jobsListed?: 'all' | 'active';
   /** per task: its chunks done / total and its progress (absent from older servers) */
   tasks?: TaskProgress[];
+  /** when the run should end, and from what (absent from older servers) */
+  eta?: RunEta;
 }
 export interface JobWithAttempts extends Job {
   attemptList: Attempt[];
@@ -157,6 +164,20 @@ export class GantryClient {
   run(id: number, o: { jobs?: 'all' | 'active' } = {}) {
     return this.request<RunWithJobs>('GET', `/api/v1/runs/${id}${o.jobs ? `?jobs=${o.jobs}` : ''}`);
   }
+  /** when the run should end: from past runs' task durations along its remaining critical path */
+  runEta(id: number) {
+    return this.request<RunEta>('GET', `/api/v1/runs/${id}/eta`);
+  }
+  /** failed and timed-out attempts with their errors, latest first, and grouped by message */
+  errors(
+    q: { run?: number; workflow?: string; namespace?: string; label?: string[]; since?: string | number; until?: string | number; limit?: number; offset?: number } = {},
+  ) {
+    return this.request<{ errors: AttemptError[]; summary: ErrorSummary[] }>('GET', '/api/v1/errors', { query: q });
+  }
+  /** what is broken now: failing series, their failed jobs, stale claims, lost workers, unplaceable jobs, flapping series */
+  broken(q: { workflow?: string; namespace?: string; label?: string[] } = {}) {
+    return this.request<BrokenReport>('GET', '/api/v1/broken', { query: q });
+  }
   cancelRun(id: number, o: { clean?: boolean } = {}) {
     return this.request<Run>('POST', `/api/v1/runs/${id}/cancel`, { body: o });
   }
@@ -226,12 +247,22 @@ export class GantryClient {
     return this.request<PoolRow>('PUT', `/api/v1/pools/${encodeURIComponent(name)}`, { body: { slots } });
   }
 
-  /** Follows the event stream (SSE) until the signal aborts; yields each state change. */
-  async *events(q: { run?: number; after?: number }, signal: AbortSignal): AsyncGenerator<StoreEvent> {
+  /**
+   * Follows the event stream (SSE) until the signal aborts; yields each state
+   * change. `lastEventId` resumes after that event (sent as Last-Event-ID).
+   */
+  async *events(
+    q: { run?: number; namespace?: string; workflow?: string; label?: string[]; after?: number; lastEventId?: number },
+    signal: AbortSignal,
+  ): AsyncGenerator<StoreEvent> {
+    const { lastEventId, ...query } = q;
     let res: Response;
     try {
-      res = await fetch(this.url('/api/v1/events', q), {
-        headers: this.token ? { authorization: `Bearer ${this.token}` } : {},
+      res = await fetch(this.url('/api/v1/events', query), {
+        headers: {
+          ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
+          ...(lastEventId !== undefined ? { 'last-event-id': String(lastEventId) } : {}),
+        },
         signal,
       });
     } catch (e) {

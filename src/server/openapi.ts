@@ -98,6 +98,24 @@ export const ROUTES: Record<string, RouteDoc> = {
     body: S.retryBody,
     responses: { 200: { description: 'the run and how many jobs were reset', schema: S.retryResponse }, ...BAD, ...NOT_FOUND, ...CONFLICT },
   },
+  'GET /api/v1/runs/:id/eta': {
+    tag: 'runs',
+    summary: "when the run should end: from past runs' task durations (p10/p50/p90) along the remaining critical path, with pool and worker waves",
+    params: S.idParam,
+    responses: { 200: { description: 'the estimate and its basis', schema: S.runEtaSchema }, ...BAD, ...NOT_FOUND },
+  },
+  'GET /api/v1/errors': {
+    tag: 'monitoring',
+    summary: 'errors raised: failed and timed-out attempts, latest first, and grouped by message',
+    query: S.errorsQuery,
+    responses: { 200: { description: 'the errors', schema: S.errorsResponse }, ...BAD },
+  },
+  'GET /api/v1/broken': {
+    tag: 'monitoring',
+    summary: 'what is broken: failing run series (since when), their failed jobs, stale claims, lost workers, unplaceable jobs, flapping series',
+    query: S.brokenQuery,
+    responses: { 200: { description: 'the report', schema: S.brokenResponse }, ...BAD },
+  },
   'GET /api/v1/deferred-runs': {
     tag: 'runs',
     summary: 'runs deferred with `at`, in due order',
@@ -137,7 +155,7 @@ export const ROUTES: Record<string, RouteDoc> = {
   },
   'GET /api/v1/events': {
     tag: 'events',
-    summary: 'server-sent events of every run and job state change; resumable with Last-Event-ID',
+    summary: 'server-sent events of every run and job state change, filtered by run, namespace, workflow, labels; resumable with Last-Event-ID',
     query: S.eventsQuery,
     responses: { 200: { description: 'an event stream: `id` the outbox id, `event` run or job, `data` an Event as JSON', schema: S.eventSchema, contentType: 'text/event-stream' }, ...BAD },
   },

@@ -3,9 +3,11 @@
 // generated from them. Response schemas mirror the store's types; the
 // compile-time checks at the end fail the build when the two drift apart.
 import { z } from 'zod';
-import type { Attempt, DeferredRun, FinishedPerMinute, Job, PoolRow, Run, StoreEvent, StoredLogLine, WorkerRow } from '../store/types.js';
+import type { Attempt, AttemptError, DeferredRun, FinishedPerMinute, Job, PoolRow, Run, StoreEvent, StoredLogLine, WorkerRow } from '../store/types.js';
 import type { GraphEdge, GraphNode } from './runGraph.js';
 import { parseMemory } from '../spec/duration.js';
+import type { RunEta } from './eta.js';
+import type { BrokenReport } from './broken.js';
 import type { TaskProgress } from '../store/taskProgress.js';
 import type { SpecError } from '../spec/model.js';
 import type { ScheduleSummary } from './schedules.js';
@@ -135,6 +137,9 @@ export const logsQuery = z.object({
 });
 export const eventsQuery = z.object({
   run: intParam.optional(),
+  namespace: z.string().optional().meta({ description: 'only events of runs of this namespace' }),
+  workflow: z.string().optional().meta({ description: 'only events of runs of this workflow' }),
+  label: labelParam.optional().meta({ description: 'only events of runs with this label: key=value, repeatable (all must match)' }),
   after: intParam.optional().meta({ description: 'resume after this event id (or send Last-Event-ID)' }),
 });
 export const graphQuery = z.object({
@@ -146,6 +151,19 @@ export const graphQuery = z.object({
     .union([z.string(), z.array(z.string())])
     .optional()
     .meta({ description: 'an opened group to show every child of: past 100, the others are one `more` node (GROUP…) unless it is named here' }),
+});
+export const errorsQuery = listQuery.extend({
+  run: intParam.optional(),
+  workflow: z.string().optional(),
+  namespace: z.string().optional(),
+  label: labelParam.optional().meta({ description: "labels of the job's run: key=value, repeatable" }),
+  since: timeParam.optional().meta({ description: 'ended at or after this time: epoch ms, ISO 8601, or a duration ago (30m, 2h, 7d)' }),
+  until: timeParam.optional().meta({ description: 'ended before this time' }),
+});
+export const brokenQuery = z.object({
+  workflow: z.string().optional(),
+  namespace: z.string().optional(),
+  label: labelParam.optional().meta({ description: 'only runs (and their jobs) with this label: key=value, repeatable' }),
 });
 export const idParam = z.object({ id: intParam });
 /** Above this many jobs a run's status lists only its active ones (see runStatusQuery). */
@@ -307,6 +325,24 @@ export const taskProgressSchema = component(
   }),
 );
 
+export const runEtaSchema = component(
+  'RunEta',
+  z.object({
+    eta: z
+      .object({ likely: ms, low: ms, high: ms })
+      .nullable()
+      .meta({ description: 'when the run should end (epoch ms): likely from the p50 of past run times, low/high from p10/p90; null when the run has ended or nothing in its history tells' }),
+    basis: z.object({
+      pastRuns: z.number().int().meta({ description: 'past runs of the workflow whose jobs gave durations (the latest 20 at most)' }),
+      percentiles: z.object({ low: z.literal('p10'), likely: z.literal('p50'), high: z.literal('p90') }),
+      tasksWithoutHistory: z.array(z.string()).meta({ description: 'unfinished tasks with no past duration: counted as taking no time' }),
+      criticalPath: z.array(z.string()).meta({ description: 'the chain of unfinished tasks that ends last, first to last (a split task\'s chunks as task#)' }),
+      reason: z.string().optional().meta({ description: 'why there is no ETA' }),
+    }),
+  }),
+  "a run's estimated end, with what it is based on (see src/server/eta.ts for the model)",
+);
+
 export const runWithJobsSchema = component(
   'RunStatus',
   runSchema.extend({
@@ -314,6 +350,7 @@ export const runWithJobsSchema = component(
     /** `all`: every job is in `jobs` and `tasks` is per task; `active`: only running/retrying/failed ones, and `tasks` is per stage */
     jobsListed: z.enum(['all', 'active']),
     tasks: z.array(taskProgressSchema),
+    eta: runEtaSchema,
   }),
 );
 export const jobWithAttemptsSchema = component('JobWithAttempts', jobSchema.extend({ attemptList: z.array(attemptSchema) }));
@@ -443,6 +480,57 @@ export const workflowSummarySchema = component(
   }),
 );
 
+export const attemptErrorSchema = component(
+  'AttemptError',
+  z.object({
+    fence: z.number().int(),
+    jobId: z.string(),
+    runId: z.number().int(),
+    namespace: z.string(),
+    workflow: z.string(),
+    number: z.number().int().meta({ description: "the attempt's number (1: first try)" }),
+    worker: z.string(),
+    state: z.enum(['failed', 'timed_out']),
+    startedAt: ms,
+    finishedAt: ms.nullable(),
+    exitCode: z.number().int().nullable(),
+    error: z.string(),
+  }),
+  'one failed try of a job and what it raised',
+);
+export const errorsResponse = z.object({
+  errors: z.array(attemptErrorSchema).meta({ description: 'failed attempts, latest first' }),
+  summary: z
+    .array(z.object({ error: z.string(), count: z.number().int(), jobs: z.number().int(), first: ms, last: ms }))
+    .meta({ description: 'the listed errors grouped by their first line, most frequent first' }),
+});
+
+const seriesFields = { namespace: z.string(), workflow: z.string(), labels: z.record(z.string(), z.string()) };
+export const brokenResponse = component(
+  'BrokenReport',
+  z.object({
+    failing: z
+      .array(
+        z.object({
+          ...seriesFields,
+          latestRun: runSchema,
+          failedInARow: z.number().int(),
+          failingSince: ms.meta({ description: 'created time of the first run of the failing streak' }),
+          lastSucceededAt: ms.nullable(),
+        }),
+      )
+      .meta({ description: "series (a workflow's runs with the same labels, gantry.* aside) whose latest finished run failed" }),
+    failedJobs: z.array(jobSchema).meta({ description: "jobs still failed in the failing series' latest runs" }),
+    staleClaims: z.array(jobSchema).meta({ description: 'claimed but not running: the lease lapsed or the process never started' }),
+    lostWorkers: z.array(workerSchema).meta({ description: 'not stopped, but silent for longer than the worker timeout' }),
+    unplaceable: z.array(jobSchema).meta({ description: 'queued jobs no live worker could ever take' }),
+    flapping: z
+      .array(z.object({ ...seriesFields, recent: z.array(z.enum(RUN_STATES)), changes: z.number().int() }))
+      .meta({ description: 'series whose last 10 finished runs changed between succeeded and failed 3 times or more' }),
+  }),
+  'what is broken now',
+);
+
 export const healthResponse = z.object({ ok: z.boolean(), store: z.enum(['sqlite', 'postgres']) });
 export const appliedResponse = z.object({
   applied: z.array(z.object({ name: z.string(), namespace: z.string(), kind: z.string(), change: z.enum(['created', 'updated', 'unchanged']) })),
@@ -536,3 +624,6 @@ same<Same<z.infer<typeof specErrorSchema>, SpecError>>();
 same<Same<z.infer<typeof graphNodeSchema>, GraphNode>>();
 same<Same<z.infer<typeof graphResponse>['edges'][number], GraphEdge>>();
 same<Same<z.infer<typeof overviewResponse>['throughput']['series'][number], FinishedPerMinute>>();
+same<Same<z.infer<typeof runEtaSchema>, RunEta>>();
+same<Same<z.infer<typeof attemptErrorSchema>, AttemptError>>();
+same<Same<z.infer<typeof brokenResponse>, BrokenReport>>();

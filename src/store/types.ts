@@ -328,6 +328,64 @@ export interface FinishedPerMinute {
   failed: number;
 }
 
+/**
+ * How long the succeeded jobs of one task took in a workflow's past runs: what
+ * a run's ETA is estimated from (server/eta.ts). `key` is the task id, with a
+ * trailing `#` for a split task's chunks (sampled one per chunk).
+ */
+export interface TaskDurationStats {
+  key: string;
+  /** succeeded jobs sampled */
+  samples: number;
+  /** past runs they came from (samples / runs: chunks per run) */
+  runs: number;
+  /** percentiles of run time (finished − started), ms, linearly interpolated (percentile_cont) */
+  p10Ms: number;
+  p50Ms: number;
+  p90Ms: number;
+}
+export interface TaskHistory {
+  /** past runs that contributed a sample */
+  pastRuns: number;
+  tasks: TaskDurationStats[];
+}
+
+/** One failed try of a job, with what it raised: `gantry errors`. */
+export interface AttemptError {
+  fence: number;
+  jobId: string;
+  runId: number;
+  namespace: string;
+  workflow: string;
+  number: number;
+  worker: string;
+  state: 'failed' | 'timed_out';
+  startedAt: number;
+  finishedAt: number | null;
+  exitCode: number | null;
+  error: string;
+}
+export interface AttemptErrorFilter {
+  workflow?: string;
+  namespace?: string;
+  labels?: Record<string, string>;
+  runId?: number;
+  /** ended at or after, epoch ms */
+  since?: number;
+  /** ended before, epoch ms */
+  until?: number;
+  limit?: number;
+  offset?: number;
+}
+
+/** What an event stream is restricted to (SPEC §4): events of runs matching all given fields. */
+export interface EventFilter {
+  runId?: number;
+  namespace?: string;
+  workflow?: string;
+  labels?: Record<string, string>;
+}
+
 export interface StoreEvent {
   id: number;
   ts: number;
@@ -752,11 +810,22 @@ export interface Store {
   listPools(): Promise<PoolRow[]>;
 
   // events (outbox)
-  readEvents(afterId: number, filter: { runId?: number }, limit?: number): Promise<StoreEvent[]>;
+  readEvents(afterId: number, filter: EventFilter, limit?: number): Promise<StoreEvent[]>;
   lastEventId(): Promise<number>;
 
   // audit log (read only: rows are written by the transitions they record)
   listAudit(filter: AuditFilter): Promise<AuditEntry[]>;
+
+  // monitoring reads (read only)
+  /**
+   * Run-time percentiles of the succeeded jobs of each task in the last `runs`
+   * runs of a workflow created before `beforeRunId` (computed in SQL).
+   */
+  taskDurations(q: { namespace: string; workflow: string; beforeRunId: number; runs: number }): Promise<TaskHistory>;
+  /** A run's dependency edges between its jobs, as public ids: [upstream, dependent]. */
+  runEdges(runId: number): Promise<[string, string][]>;
+  /** Failed and timed-out attempts with their errors, latest first. */
+  listAttemptErrors(filter: AttemptErrorFilter): Promise<AttemptError[]>;
 
   // metrics (read only, set-based: one query each however many jobs)
   jobCounts(): Promise<JobCount[]>;

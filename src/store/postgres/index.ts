@@ -51,6 +51,10 @@ import {
   type FinishedPerMinute,
   type TaskEdge,
   type TaskStateCount,
+  type AttemptError,
+  type AttemptErrorFilter,
+  type EventFilter,
+  type TaskHistory,
 } from '../types.js';
 import type { StageCount, WorkerStopMode } from '../types.js';
 import { strongerStopMode } from '../rows.js';
@@ -94,6 +98,15 @@ import { migratePostgres } from './migrations.js';
 import { insertAudit } from './audit.js';
 import { auditListSql, failureNotes, reapNote, takeoverNote, toAuditEntry, type AuditRowDb } from '../audit.js';
 import { finishedTimings, toTaskStateCount, type FinishedTimingRowDb, type TaskCountRowDb } from '../metricsRows.js';
+import {
+  PAST_DURATIONS_CTE,
+  toAttemptError,
+  toEdge,
+  toTaskDurationStats,
+  type AttemptErrorRowDb,
+  type EdgeRowDb,
+  type TaskDurationRowDb,
+} from '../monitoringRows.js';
 import { checkpointJson, partitionSettled, rerunCheckpointSql, retryDelayMs, runOutcome, SKIP_MESSAGES } from '../rules.js';
 
 const ACTIVE = `('pending','queued','running','retrying')`;
@@ -577,12 +590,13 @@ export class PostgresStore implements Store {
     const arg = (v: unknown) => (args.push(v), `$${args.length}`);
     if (f.namespace) where.push(`namespace = ${arg(f.namespace)}`);
     if (f.workflow) where.push(`workflow = ${arg(f.workflow)}`);
-    if (f.state) where.push(`state = ${arg(f.state)}`);
     for (const [k, v] of Object.entries(f.labels ?? {})) where.push(`id IN (SELECT run_id FROM run_labels WHERE key = ${arg(k)} AND value = ${arg(v)})`);
-    if (f.latest) where.push('id IN (SELECT max(id) FROM runs GROUP BY namespace, workflow)');
     if (f.worker) where.push(`id IN (SELECT run_id FROM jobs WHERE worker = ${arg(f.worker)})`);
     if (f.since !== undefined) where.push(`created_at >= ${arg(f.since)}`);
     if (f.until !== undefined) where.push(`created_at < ${arg(f.until)}`);
+    // latest: of each workflow among the runs the other filters match (label lang=de: the latest lang=de run), then the state filter
+    if (f.latest) where.push(`id IN (SELECT max(id) FROM runs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} GROUP BY namespace, workflow)`);
+    if (f.state) where.push(`state = ${arg(f.state)}`);
     const sql = `SELECT * FROM runs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ${arg(f.limit ?? 50)} OFFSET ${arg(f.offset ?? 0)}`;
     const rows = await this.all<RunRowDb>(sql, args);
     const counts = await this.all<{ run_id: number; state: JobState; n: number }>(
@@ -1849,15 +1863,68 @@ export class PostgresStore implements Store {
     return finishedTimings(afterEventId, rows);
   }
 
-  async readEvents(afterId: number, filter: { runId?: number }, limit = 1000): Promise<StoreEvent[]> {
-    const rows =
-      filter.runId !== undefined
-        ? await this.all<EventRowDb>(
-            `SELECT e.*, j.task, j.chunk FROM events e LEFT JOIN jobs j ON j.id = e.job_id WHERE e.run_id = $1 AND e.id > $2 ORDER BY e.id LIMIT $3`,
-            [filter.runId, afterId, limit],
-          )
-        : await this.all<EventRowDb>(`SELECT e.*, j.task, j.chunk FROM events e LEFT JOIN jobs j ON j.id = e.job_id WHERE e.id > $1 ORDER BY e.id LIMIT $2`, [afterId, limit]);
+  async readEvents(afterId: number, filter: EventFilter, limit = 1000): Promise<StoreEvent[]> {
+    const args: unknown[] = [];
+    const arg = (v: unknown) => (args.push(v), `$${args.length}`);
+    const where = [`e.id > ${arg(afterId)}`];
+    if (filter.runId !== undefined) where.push(`e.run_id = ${arg(filter.runId)}`);
+    // Run-level filters as one subquery on runs (and run_labels).
+    const runWhere: string[] = [];
+    if (filter.namespace) runWhere.push(`namespace = ${arg(filter.namespace)}`);
+    if (filter.workflow) runWhere.push(`workflow = ${arg(filter.workflow)}`);
+    for (const [k, v] of Object.entries(filter.labels ?? {})) runWhere.push(`id IN (SELECT run_id FROM run_labels WHERE key = ${arg(k)} AND value = ${arg(v)})`);
+    if (runWhere.length) where.push(`e.run_id IN (SELECT id FROM runs WHERE ${runWhere.join(' AND ')})`);
+    const rows = await this.all<EventRowDb>(
+      `SELECT e.*, j.task, j.chunk FROM events e LEFT JOIN jobs j ON j.id = e.job_id WHERE ${where.join(' AND ')} ORDER BY e.id LIMIT ${arg(limit)}`,
+      args,
+    );
     return rows.map(toEvent);
+  }
+
+  // ----------------------------------------------------------- monitoring reads
+
+  async taskDurations(q: { namespace: string; workflow: string; beforeRunId: number; runs: number }): Promise<TaskHistory> {
+    const cte = PAST_DURATIONS_CTE({ ns: '$1', wf: '$2', before: '$3', runs: '$4', keyExpr: `j.task || CASE WHEN j.chunk IS NULL THEN '' ELSE '#' END` });
+    const args = [q.namespace, q.workflow, q.beforeRunId, q.runs];
+    const rows = await this.all<TaskDurationRowDb>(
+      `WITH ${cte}
+       SELECT k, count(*) AS samples, count(DISTINCT run_id) AS runs,
+         percentile_cont(0.1) WITHIN GROUP (ORDER BY ms) AS p10,
+         percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50,
+         percentile_cont(0.9) WITHIN GROUP (ORDER BY ms) AS p90
+       FROM d GROUP BY k ORDER BY k`,
+      args,
+    );
+    const past = await this.one<{ n: string | number }>(`WITH ${cte} SELECT count(DISTINCT run_id) AS n FROM d`, args);
+    return { pastRuns: Number(past?.n ?? 0), tasks: rows.map(toTaskDurationStats) };
+  }
+
+  async runEdges(runId: number): Promise<[string, string][]> {
+    const rows = await this.all<EdgeRowDb>(
+      `SELECT j.run_id, u.task AS up_task, u.chunk AS up_chunk, j.task, j.chunk
+       FROM jobs u JOIN job_deps d ON d.upstream_id = u.id JOIN jobs j ON j.id = d.job_id WHERE u.run_id = $1`,
+      [runId],
+    );
+    return rows.map(toEdge);
+  }
+
+  async listAttemptErrors(f: AttemptErrorFilter): Promise<AttemptError[]> {
+    const args: unknown[] = [];
+    const arg = (v: unknown) => (args.push(v), `$${args.length}`);
+    const where = [`a.state IN ('failed', 'timed_out')`];
+    if (f.runId !== undefined) where.push(`j.run_id = ${arg(f.runId)}`);
+    if (f.namespace) where.push(`r.namespace = ${arg(f.namespace)}`);
+    if (f.workflow) where.push(`r.workflow = ${arg(f.workflow)}`);
+    for (const [k, v] of Object.entries(f.labels ?? {})) where.push(`r.id IN (SELECT run_id FROM run_labels WHERE key = ${arg(k)} AND value = ${arg(v)})`);
+    if (f.since !== undefined) where.push(`coalesce(a.finished_at, a.started_at) >= ${arg(f.since)}`);
+    if (f.until !== undefined) where.push(`coalesce(a.finished_at, a.started_at) < ${arg(f.until)}`);
+    const rows = await this.all<AttemptErrorRowDb>(
+      `SELECT a.id, j.run_id, j.task, j.chunk, r.namespace, r.workflow, a.number, a.worker, a.state, a.started_at, a.finished_at, a.exit_code, a.error
+       FROM attempts a JOIN jobs j ON j.id = a.job_id JOIN runs r ON r.id = j.run_id
+       WHERE ${where.join(' AND ')} ORDER BY a.id DESC LIMIT ${arg(f.limit ?? 1000)} OFFSET ${arg(f.offset ?? 0)}`,
+      args,
+    );
+    return rows.map(toAttemptError);
   }
 }
 
