@@ -376,7 +376,7 @@ export function buildProgram(): Command {
 
   program
     .command('status')
-    .description('a run: tasks done / running / left, what runs where, errors (default: the latest run)')
+    .description('a run: tasks done / running / left, what runs where, errors, ETA (default: the latest run)')
     .argument('[run]')
     .option('--json', 'machine-readable output')
     .option('--active', 'list only running, retrying and failed jobs, with progress per stage (the default above 10,000 jobs)')

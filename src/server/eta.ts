@@ -188,7 +188,7 @@ export function estimateRun(input: EtaInput): RunEta {
       return longestRunning;
     }
     const capacity = capacityOf(virtual?.job ?? jobs[0]!, input);
-    const waves = Math.ceil(waiting / Math.max(1, capacity));
+    const waves = Number.isFinite(capacity) ? Math.ceil(waiting / Math.max(1, capacity)) : 1;
     return Math.max(longestRunning, retryWait + waves * d);
   };
 
