@@ -421,8 +421,13 @@ export function buildProgram(): Command {
         const stop = () => ac.abort();
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
-        if (!o.json) process.stdout.write('watching state changes (Ctrl-C stops)\n');
-        await watchEvents(client, { namespace: o.namespace, workflow: o.workflow, label: o.label }, (e) => process.stdout.write((o.json ? JSON.stringify(e) : eventLine(e)) + '\n'), ac.signal);
+        await watchEvents(
+          client,
+          { namespace: o.namespace, workflow: o.workflow, label: o.label },
+          (e) => process.stdout.write((o.json ? JSON.stringify(e) : eventLine(e)) + '\n'),
+          ac.signal,
+          () => process.stderr.write('watching state changes (Ctrl-C stops)\n'),
+        );
         return;
       }
       if (o.deferred) {

@@ -254,6 +254,8 @@ export class GantryClient {
   async *events(
     q: { run?: number; namespace?: string; workflow?: string; label?: string[]; after?: number; lastEventId?: number },
     signal: AbortSignal,
+    /** once the stream is open; `after`: the event id it starts after (resume from it when no event came) */
+    onOpen?: (after: number | undefined) => void,
   ): AsyncGenerator<StoreEvent> {
     const { lastEventId, ...query } = q;
     let res: Response;
@@ -269,7 +271,19 @@ export class GantryClient {
       if (signal.aborted) return;
       throw new UnreachableError(this.baseUrl, e);
     }
-    if (!res.ok || !res.body) throw new ApiError(res.status, `event stream refused: HTTP ${res.status}`, {});
+    if (!res.ok || !res.body) {
+      const text = await res.text().catch(() => '');
+      let error: string | undefined;
+      try {
+        error = (JSON.parse(text) as { error?: string }).error;
+      } catch {
+        // not JSON
+      }
+      throw new ApiError(res.status, error ?? `event stream refused: HTTP ${res.status}`, { error });
+    }
+    // From here on every change is streamed (the server fixed its starting point before answering).
+    const after = Number(res.headers.get('x-gantry-after'));
+    onOpen?.(Number.isInteger(after) && res.headers.has('x-gantry-after') ? after : undefined);
     const decoder = new TextDecoder();
     let buf = '';
     try {

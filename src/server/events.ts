@@ -44,11 +44,13 @@ export function signalWaiter(
  * exactly the events it missed, each once, in order.
  */
 export async function streamEvents(store: Store, reply: FastifyReply, o: { filter: EventFilter; after?: number }): Promise<void> {
+  // The starting point is fixed before the answer's head goes out: a client that has the head sees every later change.
+  let last = o.after ?? (await latestEventId(store, o.filter.runId));
   reply.hijack();
   const res = reply.raw;
-  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+  // x-gantry-after: where the stream starts, so a client that reconnects before any event still resumes from there.
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-gantry-after': String(last) });
   res.write(': gantry events\n\n');
-  let last = o.after ?? (await latestEventId(store, o.filter.runId));
   let closed = false;
   let pending: Promise<void> | null = null;
   let again = false;
