@@ -575,7 +575,9 @@ export function buildProgram(): Command {
       let rid: number;
       if (target !== undefined && /^\d+$/.test(target)) rid = Number(target);
       else {
-        const active = [...(await client.runs({ workflow: target, state: 'running', limit: 1 })).runs, ...(await client.runs({ workflow: target, state: 'queued', limit: 1 })).runs];
+        const [namespace, workflow] = target?.includes('/') ? (target.split('/', 2) as [string, string]) : [undefined, target];
+        const q = { namespace, workflow, limit: 1 };
+        const active = [...(await client.runs({ ...q, state: 'running' })).runs, ...(await client.runs({ ...q, state: 'queued' })).runs];
         const run = active.sort((a, b) => b.id - a.id)[0];
         if (!run) throw usage(target === undefined ? 'no run is active' : `no active run of '${target}' (gantry runs --workflow ${target} lists its runs)`);
         rid = run.id;

@@ -45,7 +45,7 @@ import {
 import { ApiMetrics } from './metrics.js';
 import { serviceStatus } from './services.js';
 import { startExec } from './exec.js';
-import { runEta, type RunEta } from './eta.js';
+import { HistoryCache, runEta, type RunEta } from './eta.js';
 import { failingSeries } from './broken.js';
 import { summarizeErrors } from './errors.js';
 import { openApiDocument } from './openapi.js';
@@ -108,14 +108,15 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir }:
   const now = () => (clock ? clock.now() : Date.now());
   // A run's ETA walks all its unfinished jobs. Given them (a run listed whole) it is computed
   // now; otherwise (a big run) from every job read again, at most once per ETA_TTL_MS per run.
+  const etaHistory = new HistoryCache(store);
   const bigRunEtas = new Map<number, { at: number; eta: Promise<RunEta> }>();
   const etaOf = (run: Run, jobs?: Job[]): Promise<RunEta> => {
-    if (jobs) return runEta(store, run, jobs, now(), workerTimeoutMs);
+    if (jobs) return runEta(store, run, jobs, now(), { workerTimeoutMs, cache: etaHistory });
     const t = now();
     for (const [id, e] of bigRunEtas) if (t - e.at > ETA_TTL_MS) bigRunEtas.delete(id);
     const hit = bigRunEtas.get(run.id);
     if (hit) return hit.eta;
-    const eta = store.listJobs({ runId: run.id, limit: Number.MAX_SAFE_INTEGER }).then((all) => runEta(store, run, all, t, workerTimeoutMs));
+    const eta = store.listJobs({ runId: run.id, limit: Number.MAX_SAFE_INTEGER }).then((all) => runEta(store, run, all, t, { workerTimeoutMs, cache: etaHistory }));
     bigRunEtas.set(run.id, { at: t, eta });
     eta.catch(() => bigRunEtas.delete(run.id));
     return eta;

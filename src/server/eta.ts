@@ -3,7 +3,9 @@
 //
 // The model (deliberately simple, and said out loud in `basis`):
 // - History: for each task, the run time (finished − started) of its succeeded
-//   jobs in the last PAST_RUNS runs of the workflow; a split task's chunks are
+//   jobs in the last PAST_RUNS runs of the workflow (fewer for big runs, so that
+//   about HISTORY_JOBS jobs are read at most: 2 past runs for a run of 100,000
+//   jobs), kept for HISTORY_TTL_MS per run; a split task's chunks are
 //   sampled one per chunk under the key `task#`. p10 / p50 / p90 of those give
 //   the low / likely / high cases (store.taskDurations, in SQL).
 // - The remaining work is a DAG of groups: the unfinished jobs of one task
@@ -31,10 +33,31 @@
 //   is named in `basis.tasksWithoutHistory`; with no history at all there is no
 //   ETA (null), never a made-up number.
 
-import type { Job, Run, Store, TaskDurationStats } from '../store/types.js';
+import type { Job, Run, Store, TaskDurationStats, TaskHistory } from '../store/types.js';
 
 /** How many of the workflow's latest runs the history is taken from. */
 export const PAST_RUNS = 20;
+/** About how many past jobs one estimate reads at most. */
+export const HISTORY_JOBS = 200_000;
+/** How long a run's history is reused (it changes only as other runs finish jobs). */
+export const HISTORY_TTL_MS = 30_000;
+
+/** Past durations per run, reused for HISTORY_TTL_MS: `gantry status` polled on a big run reads them once. */
+export class HistoryCache {
+  private readonly entries = new Map<number, { at: number; history: Promise<TaskHistory> }>();
+  constructor(private readonly store: Store) {}
+
+  get(run: Run, jobCount: number, now: number): Promise<TaskHistory> {
+    for (const [id, e] of this.entries) if (now - e.at > HISTORY_TTL_MS) this.entries.delete(id);
+    const hit = this.entries.get(run.id);
+    if (hit) return hit.history;
+    const runs = Math.max(1, Math.min(PAST_RUNS, Math.floor(HISTORY_JOBS / Math.max(1, jobCount))));
+    const history = this.store.taskDurations({ namespace: run.namespace, workflow: run.workflow, beforeRunId: run.id, runs });
+    this.entries.set(run.id, { at: now, history });
+    history.catch(() => this.entries.delete(run.id));
+    return history;
+  }
+}
 
 export interface EtaRange {
   /** epoch ms */
@@ -64,12 +87,19 @@ export interface RunEta {
  * The ETA of a run from the store: its jobs, dependency edges, the workflow's
  * history, pools and live workers' slots. Null `eta` for a finished run.
  */
-export async function runEta(store: Store, run: Run, jobs: readonly Job[], now: number, workerTimeoutMs = 60_000): Promise<RunEta> {
+export async function runEta(
+  store: Store,
+  run: Run,
+  jobs: readonly Job[],
+  now: number,
+  o: { workerTimeoutMs?: number; cache?: HistoryCache } = {},
+): Promise<RunEta> {
+  const workerTimeoutMs = o.workerTimeoutMs ?? 60_000;
   const finished = run.state === 'succeeded' || run.state === 'failed' || run.state === 'cancelled';
   if (finished) return estimateRun({ now, runFinished: true, jobs: [], edges: [], history: { pastRuns: 0, tasks: [] }, pools: new Map(), workerSlots: null });
   const [edges, history, pools, workers] = await Promise.all([
     store.runEdges(run.id),
-    store.taskDurations({ namespace: run.namespace, workflow: run.workflow, beforeRunId: run.id, runs: PAST_RUNS }),
+    (o.cache ?? new HistoryCache(store)).get(run, jobs.length, now),
     store.listPools(),
     store.listWorkers(),
   ]);

@@ -54,6 +54,15 @@ describe('central logs across workers', () => {
     const wA = worker('wA');
     const wB = worker('wB');
     try {
+      // both workers up before the run: each takes one of p and q (1 slot each)
+      await waitFor(
+        'wA and wB to be active',
+        async () => {
+          const { json } = await gantryJson<{ name: string; state: string }[]>(['workers'], { server: up.url });
+          return ['wA', 'wB'].every((n) => json.some((w) => w.name === n && w.state === 'active'));
+        },
+        { timeoutMs: 30_000, intervalMs: 200 },
+      );
       const run = await startRun(up.url, 'pair');
       const follow = await gantry(['logs', String(run), '-f'], { server: up.url, timeoutMs: 60_000 });
       expect(follow.code, follow.stderr).toBe(0);
