@@ -19,14 +19,14 @@ function worker(name: string, extra: string[] = []) {
 
 beforeAll(async () => {
   dir = tempDir();
-  // p and q run at once, one on each worker (1 slot each); end waits for both
+  // p and q wait for each other to start: they run at once, so on both workers (1 slot each); end waits for both
   writeFile(
     dir,
     'pair.yaml',
     `name: pair
 tasks:
-  p: { run: 'for i in 1 2 3 4 5; do echo "p tick $i"; sleep 0.2; done' }
-  q: { run: 'for i in 1 2 3 4 5; do echo "q tick $i"; sleep 0.2; done' }
+  p: { run: 'touch p.started; for i in $(seq 1 300); do [ -e q.started ] && break; sleep 0.1; done; for i in 1 2 3 4 5; do echo "p tick $i"; sleep 0.2; done' }
+  q: { run: 'touch q.started; for i in $(seq 1 300); do [ -e p.started ] && break; sleep 0.1; done; for i in 1 2 3 4 5; do echo "q tick $i"; sleep 0.2; done' }
   end: { run: 'echo end', needs: [p, q] }
 `,
   );
