@@ -379,7 +379,6 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir }:
   });
 
   // ---- services (start/stop reach the worker through the store: a signal, NOTIFY on PostgreSQL)
-  const now = () => (clock ?? { now: () => Date.now() }).now();
   app.get('/api/v1/services', async (req) => {
     const q = parse(servicesQuery, req.query, 'query');
     return { services: (await store.listServices(q.namespace === undefined ? {} : { namespace: q.namespace })).map((r) => serviceStatus(r, now())) };
