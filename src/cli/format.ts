@@ -1,6 +1,7 @@
 // Plain-text rendering for the CLI: aligned tables, times and durations.
 import { formatDuration } from '../spec/duration.js';
-import type { DeferredRun, Job, Run } from '../store/types.js';
+import type { DeferredRun, Job, Run, StoreEvent } from '../store/types.js';
+import type { RunEta } from '../server/eta.js';
 import type { ScheduleSummary } from '../server/schedules.js';
 import type { TaskProgress } from '../store/taskProgress.js';
 
@@ -102,3 +103,32 @@ export function deferredLine(d: DeferredRun): string[] {
   ];
 }
 export const DEFERRED_HEADERS = ['DEFERRED', 'WORKFLOW', 'STATE', 'STARTS', 'RUN', 'PARAMS', 'LABELS', 'NOTE'];
+
+/** A time to the minute: `21:40` today, with its date otherwise (UTC, like `time`). */
+export function minute(ms: number): string {
+  return time(ms).slice(0, -3);
+}
+
+/** `ETA 21:40 (20:55–22:10), from 12 past runs, critical path a → b → c`; or why there is none. */
+export function etaText(e: RunEta): string {
+  if (!e.eta) return `ETA unknown: ${e.basis.reason ?? 'no estimate'}`;
+  const { likely, low, high } = e.eta;
+  const parts = [
+    `ETA ${minute(likely)} (${minute(low)}–${minute(high)})`,
+    `from ${e.basis.pastRuns} past run${e.basis.pastRuns === 1 ? '' : 's'}`,
+    ...(e.basis.criticalPath.length ? [`critical path ${e.basis.criticalPath.join(' → ')}`] : []),
+  ];
+  const missing = e.basis.tasksWithoutHistory;
+  return parts.join(', ') + (missing.length ? `; no history for ${missing.join(', ')} (counted as no time)` : '');
+}
+
+/** One line per state change (`gantry runs --watch`). */
+export function eventLine(e: StoreEvent): string {
+  return e.kind === 'run' ? `${time(e.ts)} run ${e.runId} ${e.state}` : `${time(e.ts)} job ${e.jobId} ${e.state}`;
+}
+
+/** A failed job with its tries (`gantry failures`): retries are the tries after the first. */
+export function failureLine(j: Job): string[] {
+  return [j.id, String(j.attempts), String(Math.max(0, j.attempts - 1)), j.worker ?? '', time(j.startedAt), time(j.finishedAt), (j.error ?? '').split('\n')[0]!.slice(0, 120)];
+}
+export const FAILURE_HEADERS = ['JOB', 'ATTEMPTS', 'RETRIES', 'WORKER', 'STARTED', 'STOPPED', 'ERROR'];

@@ -16,7 +16,7 @@ import { WORKER_DEFAULTS } from '../worker/worker.js';
 import type { Logger } from '../log.js';
 import type { Capacity } from '../store/types.js';
 import { parseDuration, parseMemory } from '../spec/duration.js';
-import { JOB_HEADERS, RUN_HEADERS, chunksLine, stageLine, jobLine, kv, runLine, table, time, elapsed, TERMINAL_RUN, DEFERRED_HEADERS, deferredLine, nextStartText, utcTime } from './format.js';
+import { etaText, eventLine, failureLine, FAILURE_HEADERS, JOB_HEADERS, RUN_HEADERS, chunksLine, stageLine, jobLine, kv, runLine, table, time, elapsed, TERMINAL_RUN, DEFERRED_HEADERS, deferredLine, nextStartText, utcTime } from './format.js';
 import { parseStartTime } from '../scheduler/schedules.js';
 import { taskProgress } from '../store/taskProgress.js';
 import { watchRun } from './watchRun.js';
@@ -25,6 +25,7 @@ import { loadSecretKey, SECRET_KEY_ENV } from '../secrets/seal.js';
 import { bootstrapAdminToken } from '../auth/bootstrap.js';
 import { InvalidRunRequest, startRun } from '../server/runs.js';
 import { NotFoundError } from '../store/types.js';
+import { watchEvents } from './watchEvents.js';
 
 /** Exit with a code and a message on stderr. */
 class Exit extends Error {
@@ -330,10 +331,16 @@ export function buildProgram(): Command {
 
   program
     .command('workflows')
-    .description('workflows on the server')
+    .description('workflows on the server, with the next start of each schedule')
+    .argument('[name]', 'only this workflow (name, or namespace/name)')
     .option('--json', 'machine-readable output')
-    .action(async (o: { json?: boolean }, cmd: Command) => {
+    .action(async (name: string | undefined, o: { json?: boolean }, cmd: Command) => {
       const r = await clientOf(cmd).workflows();
+      if (name !== undefined) {
+        const [ns, wf] = name.includes('/') ? (name.split('/', 2) as [string, string]) : [undefined, name];
+        r.workflows = r.workflows.filter((w) => w.name === wf && (ns === undefined || w.namespace === ns));
+        if (r.workflows.length === 0) throw usage(`no workflow '${name}' (gantry workflows lists them)`);
+      }
       // One line per schedule: a workflow with several gets continuation lines under its own.
       print(o.json, r.workflows, () =>
         table(
@@ -394,7 +401,7 @@ export function buildProgram(): Command {
 
   program
     .command('status')
-    .description('a run: tasks done / running / left, what runs where, errors (default: the latest run)')
+    .description('a run: tasks done / running / left, what runs where, errors, ETA (default: the latest run)')
     .argument('[run]')
     .option('--json', 'machine-readable output')
     .option('--active', 'list only running, retrying and failed jobs, with progress per stage (the default above 10,000 jobs)')
@@ -424,18 +431,37 @@ export function buildProgram(): Command {
     .option('--since <time>', 'created at or after: ISO 8601, epoch ms, or a duration ago (30m, 2h, 7d)')
     .option('--until <time>', 'created before: ISO 8601, epoch ms, or a duration ago')
     .option('--deferred', 'only deferred runs (gantry run --at): waiting, started, failed or cancelled')
+    .option('--namespace <ns>', 'only runs of this namespace')
+    .option('--watch', 'then print every state change of matching runs and their jobs as it happens (until Ctrl-C)')
     .option('--limit <n>', 'how many', intOption, 50)
     .option('--offset <n>', 'skip this many (the next page)', intOption)
-    .option('--json', 'machine-readable output')
-    .action(async (o: { workflow?: string; label?: string[]; state?: string; latest?: boolean; worker?: string; since?: string; until?: string; deferred?: boolean; limit: number; offset?: number; json?: boolean }, cmd: Command) => {
+    .option('--json', 'machine-readable output (with --watch: one event per line)')
+    .action(async (o: { workflow?: string; label?: string[]; state?: string; latest?: boolean; worker?: string; since?: string; until?: string; deferred?: boolean; namespace?: string; watch?: boolean; limit: number; offset?: number; json?: boolean }, cmd: Command) => {
       keyValues(o.label, 'label');
       const client = clientOf(cmd);
+      if (o.watch) {
+        if (o.deferred || o.state || o.latest || o.worker || o.since || o.until || o.offset !== undefined)
+          throw usage('--watch takes --workflow, --namespace and --label only: it follows state changes from now on');
+        const ac = new AbortController();
+        const stop = () => ac.abort();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+        await watchEvents(
+          client,
+          { namespace: o.namespace, workflow: o.workflow, label: o.label },
+          (e) => process.stdout.write((o.json ? JSON.stringify(e) : eventLine(e)) + '\n'),
+          ac.signal,
+          () => process.stderr.write('watching state changes (Ctrl-C stops)\n'),
+        );
+        return;
+      }
       if (o.deferred) {
         const d = await client.deferredRuns({ workflow: o.workflow, state: o.state, limit: o.limit });
         return print(o.json, d.deferred, () => (d.deferred.length ? table(DEFERRED_HEADERS, d.deferred.map(deferredLine)) : 'no deferred runs'));
       }
       const r = await client.runs({
         workflow: o.workflow,
+        namespace: o.namespace,
         label: o.label,
         state: o.state,
         latest: o.latest,
@@ -565,6 +591,97 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('eta')
+    .description("when a run should end: from past runs' task durations along its remaining critical path (default: the latest active run)")
+    .argument('[target]', 'a run id, or a workflow name: its latest active run')
+    .option('--json', 'machine-readable output')
+    .action(async (target: string | undefined, o: { json?: boolean }, cmd: Command) => {
+      const client = clientOf(cmd);
+      let rid: number;
+      if (target !== undefined && /^\d+$/.test(target)) rid = Number(target);
+      else {
+        const [namespace, workflow] = target?.includes('/') ? (target.split('/', 2) as [string, string]) : [undefined, target];
+        const q = { namespace, workflow, limit: 1 };
+        const active = [...(await client.runs({ ...q, state: 'running' })).runs, ...(await client.runs({ ...q, state: 'queued' })).runs];
+        const run = active.sort((a, b) => b.id - a.id)[0];
+        if (!run) throw usage(target === undefined ? 'no run is active' : `no active run of '${target}' (gantry runs --workflow ${target} lists its runs)`);
+        rid = run.id;
+      }
+      const e = await client.runEta(rid);
+      print(o.json, { run: rid, ...e }, () => `run ${rid}: ${etaText(e)}`);
+    });
+
+  program
+    .command('errors')
+    .description('errors raised: failed and timed-out attempts, grouped by message, then each (latest first)')
+    .option('--since <time>', 'ended at or after: ISO 8601, epoch ms, or a duration ago (30m, 2h, 7d)')
+    .option('--until <time>', 'ended before')
+    .option('--run <id>')
+    .option('--workflow <w>')
+    .option('--namespace <ns>')
+    .option('--label <k=v>', "only jobs of runs with this label (repeatable)", collect)
+    .option('--limit <n>', 'how many attempts', intOption, 200)
+    .option('--json', 'machine-readable output')
+    .action(async (o: { since?: string; until?: string; run?: string; workflow?: string; namespace?: string; label?: string[]; limit: number; json?: boolean }, cmd: Command) => {
+      keyValues(o.label, 'label');
+      const r = await clientOf(cmd).errors({
+        run: o.run === undefined ? undefined : runId(o.run),
+        workflow: o.workflow,
+        namespace: o.namespace,
+        label: o.label,
+        since: o.since,
+        until: o.until,
+        limit: o.limit,
+      });
+      print(o.json, r, () =>
+        r.errors.length
+          ? [
+              table(['COUNT', 'JOBS', 'FIRST', 'LAST', 'ERROR'], r.summary.map((s) => [s.count, s.jobs, time(s.first), time(s.last), s.error.slice(0, 160)])),
+              '',
+              table(['JOB', 'ATTEMPT', 'WORKER', 'ENDED', 'EXIT', 'ERROR'], r.errors.map((e) => [e.jobId, e.number, e.worker, time(e.finishedAt ?? e.startedAt), e.exitCode ?? '', e.error.split('\n')[0]!.slice(0, 120)])),
+            ].join('\n')
+          : 'no errors',
+      );
+    });
+
+  program
+    .command('failures')
+    .description('jobs that failed (for good), with how many retries each made and when each started and stopped')
+    .option('--since <time>', 'started at or after: ISO 8601, epoch ms, or a duration ago (30m, 2h, 7d)')
+    .option('--until <time>', 'started before')
+    .option('--run <id>')
+    .option('--workflow <w>')
+    .option('--label <k=v>', "only jobs of runs with this label (repeatable)", collect)
+    .option('--limit <n>', 'how many', intOption, 1000)
+    .option('--json', 'machine-readable output')
+    .action(async (o: { since?: string; until?: string; run?: string; workflow?: string; label?: string[]; limit: number; json?: boolean }, cmd: Command) => {
+      keyValues(o.label, 'label');
+      const r = await clientOf(cmd).jobs({
+        state: 'failed',
+        run: o.run === undefined ? undefined : runId(o.run),
+        workflow: o.workflow,
+        label: o.label,
+        since: o.since,
+        until: o.until,
+        limit: o.limit,
+      });
+      print(o.json, r.jobs, () => (r.jobs.length ? table(FAILURE_HEADERS, r.jobs.map(failureLine)) : 'no failed jobs'));
+    });
+
+  program
+    .command('broken')
+    .description('what is broken: failing run series (since when), their failed jobs, stale claims, lost workers, jobs no worker can take, flapping series')
+    .option('--workflow <w>')
+    .option('--namespace <ns>')
+    .option('--label <k=v>', 'only runs with this label (repeatable)', collect)
+    .option('--json', 'machine-readable output')
+    .action(async (o: { workflow?: string; namespace?: string; label?: string[]; json?: boolean }, cmd: Command) => {
+      keyValues(o.label, 'label');
+      const b = await clientOf(cmd).broken({ workflow: o.workflow, namespace: o.namespace, label: o.label });
+      print(o.json, b, () => brokenText(b));
+    });
+
+  program
     .command('workers')
     .description('workers: queues, slots and resources offered / used, heartbeat, running jobs')
     .option('--json', 'machine-readable output')
@@ -625,6 +742,130 @@ export function buildProgram(): Command {
       );
     });
 
+  // ---- services
+  const service = program.command('service').description('continuous services (registered with gantry apply): start, stop, status');
+  /** NAME or NAMESPACE/NAME; --namespace otherwise */
+  const serviceName = (arg: string, ns?: string): { name: string; namespace: string | undefined } => {
+    const i = arg.indexOf('/');
+    return i > 0 ? { namespace: arg.slice(0, i), name: arg.slice(i + 1) } : { namespace: ns, name: arg };
+  };
+  service
+    .command('start')
+    .description('keep a service up: a worker with its resources starts it; it is restarted with backoff whenever it exits')
+    .argument('<name>', 'NAME or NAMESPACE/NAME')
+    .option('--namespace <ns>', 'its namespace (default: default)')
+    .option('--json', 'machine-readable output')
+    .action(async (arg: string, o: { namespace?: string; json?: boolean }, cmd: Command) => {
+      const { name, namespace } = serviceName(arg, o.namespace);
+      const s = await clientOf(cmd).startService(name, namespace);
+      print(o.json, s, () => `service ${s.namespace}/${s.name} ${s.state === 'up' ? `up on ${s.worker}` : 'starting'}`);
+    });
+  service
+    .command('stop')
+    .description('stop a service: SIGTERM to its process group, SIGKILL after the grace period; it stays down')
+    .argument('<name>', 'NAME or NAMESPACE/NAME')
+    .option('--namespace <ns>', 'its namespace (default: default)')
+    .option('--json', 'machine-readable output')
+    .action(async (arg: string, o: { namespace?: string; json?: boolean }, cmd: Command) => {
+      const { name, namespace } = serviceName(arg, o.namespace);
+      const s = await clientOf(cmd).stopService(name, namespace);
+      print(o.json, s, () => `service ${s.namespace}/${s.name} ${s.state === 'stopping' ? `stopping (on ${s.worker})` : 'down'}`);
+    });
+  service
+    .command('status')
+    .description('services: up/down, uptime, restarts, last exit, worker (all of them without NAME)')
+    .argument('[name]', 'NAME or NAMESPACE/NAME')
+    .option('--namespace <ns>', 'its namespace (default: default; without NAME: only this namespace)')
+    .option('--json', 'machine-readable output')
+    .action(async (arg: string | undefined, o: { namespace?: string; json?: boolean }, cmd: Command) => {
+      const client = clientOf(cmd);
+      const rows = arg === undefined ? (await client.services({ namespace: o.namespace })).services : [await client.service(serviceName(arg, o.namespace).name, serviceName(arg, o.namespace).namespace)];
+      const exit = (s: (typeof rows)[number]) =>
+        s.lastExit ? `${s.lastExit.reason ?? (s.lastExit.signal ?? `exit ${s.lastExit.code}`)} (${time(s.lastExit.at)})` : '';
+      const stateText = (s: (typeof rows)[number]) =>
+        `${s.state}${s.flapping && s.state !== 'flapping' ? ' (flapping)' : ''}${s.nextStartAt !== null && s.state !== 'up' ? ` (restart ${time(s.nextStartAt)})` : ''}`;
+      print(o.json, arg === undefined ? rows : rows[0], () =>
+        rows.length
+          ? table(
+              ['SERVICE', 'STATE', 'UPTIME', 'RESTARTS', 'WORKER', 'PID', 'LAST EXIT'],
+              rows.map((s) => [
+                `${s.namespace}/${s.name}`,
+                stateText(s),
+                s.uptimeMs === null ? '' : formatUptime(s.uptimeMs),
+                s.restarts,
+                s.worker ?? '',
+                s.pid ?? '',
+                exit(s),
+              ]),
+            )
+          : 'no services (register one with gantry apply)',
+      );
+      if (arg !== undefined && rows[0]!.state !== 'up' && rows[0]!.desired === 'up') throw new Exit(1, '');
+    });
+
+  // ---- exec: a one-off job
+  program
+    .command('exec')
+    .description('run a command on the grid as a one-off job: its output streamed back, its exit code returned; Ctrl-C cancels it')
+    .argument('<command...>', 'the command and its arguments (after --)')
+    .option('--queue <queue>', 'the queue it goes to (default: default)')
+    .option('--cpu <n>', 'cpus it needs (default 1)', numberOption)
+    .option('--memory <size>', 'memory it needs, such as 512M or 2G')
+    .option('--namespace <ns>', 'the namespace of its run (default: default)')
+    .action(async (argv: string[], o: { queue?: string; cpu?: number; memory?: string; namespace?: string }, cmd: Command) => {
+      const client = clientOf(cmd);
+      if (o.memory !== undefined) {
+        try {
+          parseMemory(o.memory);
+        } catch (e) {
+          throw usage(`--memory: ${(e as Error).message}`);
+        }
+      }
+      const { run, job } = await client.exec({ argv, queue: o.queue, cpu: o.cpu, memory: o.memory, namespace: o.namespace, cwd: process.cwd() });
+      process.stderr.write(`gantry: job ${job} (run ${run.id})\n`);
+      // Ctrl-C cancels the job wherever it runs (its whole process tree), then exits 130.
+      const stop = new AbortController();
+      let interrupted: Promise<never> | null = null;
+      const onSigint = () => {
+        if (interrupted) return;
+        stop.abort();
+        interrupted = client.cancelRun(run.id).then(
+          () => Promise.reject(new Exit(130, `gantry: job ${job} cancelled`)),
+          (e: unknown) => Promise.reject(e),
+        );
+        interrupted.catch(() => undefined); // awaited by the loop below; not an unhandled rejection meanwhile
+      };
+      process.on('SIGINT', onSigint);
+      try {
+        let after = 0;
+        for (;;) {
+          let r;
+          try {
+            r = await client.logs({ job, after, wait: 10 }, stop.signal);
+          } catch (e) {
+            if (stop.signal.aborted && interrupted) await interrupted;
+            throw e;
+          }
+          for (const l of r.lines) {
+            if (l.stream === 'stdout') process.stdout.write(l.line + '\n');
+            else if (l.stream === 'stderr') process.stderr.write(l.line + '\n');
+          }
+          after = r.next;
+          if (r.finished) break;
+          if (interrupted) await interrupted;
+        }
+        if (interrupted) await interrupted;
+        const j = await client.job(job);
+        if (j.state === 'succeeded' || j.state === 'skipped') return;
+        if (j.state === 'cancelled') throw new Exit(130, `gantry: job ${job} was cancelled`);
+        const code = j.exitCode !== null && j.exitCode > 0 ? j.exitCode : 1;
+        if (j.exitCode === null) process.stderr.write(`gantry: job ${job} ${j.state}: ${j.error ?? 'no exit code'}\n`);
+        throw new Exit(code, '');
+      } finally {
+        process.off('SIGINT', onSigint);
+      }
+    });
+
   const pool = program.command('pool').description('change a pool');
   pool
     .command('set')
@@ -646,6 +887,14 @@ export function buildProgram(): Command {
   return program;
 }
 
+function formatUptime(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  if (s < 86_400) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+  return `${Math.floor(s / 86_400)}d${Math.floor((s % 86_400) / 3600)}h`;
+}
+
 function statusText(run: import('../client/client.js').RunWithJobs): string {
   const c = run.counts;
   const left = (c.pending ?? 0) + (c.queued ?? 0) + (c.retrying ?? 0);
@@ -657,6 +906,7 @@ function statusText(run: import('../client/client.js').RunWithJobs): string {
     `params: ${kv(run.params) || '-'}   labels: ${kv(run.labels) || '-'}`,
     `created ${time(run.createdAt)}  started ${time(run.startedAt) || '-'}  ${run.finishedAt ? `finished ${time(run.finishedAt)} after ${elapsed(run.startedAt, run.finishedAt)}` : `running for ${elapsed(run.startedAt, null)}`}`,
     `jobs: ${total} total, ${(c.succeeded ?? 0) + (c.skipped ?? 0)} done, ${c.running ?? 0} running, ${left} left, ${c.failed ?? 0} failed`,
+    ...(run.eta && !TERMINAL_RUN.has(run.state) ? [etaText(run.eta)] : []),
     // split tasks: their chunks done / total (each chunk is also a row of the table below); a big run: every stage
     ...tasks.flatMap((t) => (big ? stageLine(t) : chunksLine(t)) ?? []).map((l) => `  ${l}`),
     '',
@@ -664,6 +914,27 @@ function statusText(run: import('../client/client.js').RunWithJobs): string {
     table(JOB_HEADERS, run.jobs.map(jobLine)),
   ];
   return lines.join('\n');
+}
+
+function brokenText(b: import('../client/client.js').BrokenReport): string {
+  const out: string[] = [];
+  const name = (x: { namespace: string; workflow: string; labels: Record<string, string> }) =>
+    `${x.namespace === 'default' ? x.workflow : `${x.namespace}/${x.workflow}`}${Object.keys(x.labels).length ? ` ${kv(x.labels)}` : ''}`;
+  if (b.failing.length)
+    out.push(
+      `failing (latest run failed):\n${table(
+        ['SERIES', 'LATEST RUN', 'FAILED IN A ROW', 'BROKEN SINCE', 'LAST SUCCESS'],
+        b.failing.map((f) => [name(f), f.latestRun.id, f.failedInARow, time(f.failingSince), f.lastSucceededAt ? time(f.lastSucceededAt) : 'never']),
+      )}`,
+    );
+  if (b.failedJobs.length) out.push(`failed jobs:\n${table(FAILURE_HEADERS, b.failedJobs.map(failureLine))}`);
+  if (b.staleClaims.length) out.push(`stale claims (claimed, not running):\n${table(JOB_HEADERS, b.staleClaims.map(jobLine))}`);
+  if (b.lostWorkers.length)
+    out.push(`lost workers (no heartbeat):\n${table(['WORKER', 'HOST', 'LAST HEARTBEAT', 'RUNNING'], b.lostWorkers.map((w) => [w.name, w.host, time(w.heartbeatAt), w.running.join(' ')]))}`);
+  if (b.unplaceable.length) out.push(`queued, no worker can take them:\n${table(['JOB', 'WHY'], b.unplaceable.map((j) => [j.id, j.waitingReason ?? '']))}`);
+  if (b.flapping.length)
+    out.push(`flapping:\n${table(['SERIES', 'CHANGES', 'RECENT (newest first)'], b.flapping.map((f) => [name(f), f.changes, f.recent.join(' ')]))}`);
+  return out.join('\n\n') || 'nothing is broken';
 }
 
 function printRunSummary(run: import('../client/client.js').RunWithJobs): void {

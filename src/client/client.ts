@@ -1,10 +1,17 @@
 // The typed HTTP client of Gantry's API: used by the CLI, and exported for
 // programs (the SDK). Errors are typed so callers can map them to exit codes:
 // ApiError (the server answered 4xx/5xx) and UnreachableError (no answer).
-import type { ApiToken, Attempt, DeferredRun, Job, PoolRow, Role, Run, SecretInfo, StoreEvent, StoredLogLine, WorkerRow } from '../store/types.js';
+import type { ApiToken, Attempt, AttemptError, DeferredRun, Job, PoolRow, Role, Run, SecretInfo, StoreEvent, StoredLogLine, WorkerRow } from '../store/types.js';
+import type { RunEta } from '../server/eta.js';
+import type { BrokenReport } from '../server/broken.js';
+import type { ErrorSummary } from '../server/errors.js';
+
+export type { RunEta, BrokenReport, ErrorSummary, AttemptError };
 import type { ScheduleSummary } from '../server/schedules.js';
 import type { StartRunRequest } from '../server/runs.js';
 import type { DefinitionFile } from '../server/schemas.js';
+import type { ExecRequest } from '../server/exec.js';
+import type { ServiceStatus } from '../server/schemas.js';
 import type { SpecError } from '../spec/model.js';
 import type { TaskProgress } from '../store/taskProgress.js';
 
@@ -32,6 +39,8 @@ export interface RunWithJobs extends Run {
   jobsListed?: 'all' | 'active';
   /** per task: its chunks done / total and its progress (absent from older servers) */
   tasks?: TaskProgress[];
+  /** when the run should end, and from what (absent from older servers) */
+  eta?: RunEta;
 }
 export interface JobWithAttempts extends Job {
   attemptList: Attempt[];
@@ -55,6 +64,7 @@ export interface WhoAmI {
   name?: string;
   id?: string;
 }
+export type { ServiceStatus, ExecRequest };
 
 /** What starting a run takes: the server's own request type, one definition for both ends. */
 export type RunRequest = StartRunRequest;
@@ -161,6 +171,20 @@ export class GantryClient {
   run(id: number, o: { jobs?: 'all' | 'active' } = {}) {
     return this.request<RunWithJobs>('GET', `/api/v1/runs/${id}${o.jobs ? `?jobs=${o.jobs}` : ''}`);
   }
+  /** when the run should end: from past runs' task durations along its remaining critical path */
+  runEta(id: number) {
+    return this.request<RunEta>('GET', `/api/v1/runs/${id}/eta`);
+  }
+  /** failed and timed-out attempts with their errors, latest first, and grouped by message */
+  errors(
+    q: { run?: number; workflow?: string; namespace?: string; label?: string[]; since?: string | number; until?: string | number; limit?: number; offset?: number } = {},
+  ) {
+    return this.request<{ errors: AttemptError[]; summary: ErrorSummary[] }>('GET', '/api/v1/errors', { query: q });
+  }
+  /** what is broken now: failing series, their failed jobs, stale claims, lost workers, unplaceable jobs, flapping series */
+  broken(q: { workflow?: string; namespace?: string; label?: string[] } = {}) {
+    return this.request<BrokenReport>('GET', '/api/v1/broken', { query: q });
+  }
   cancelRun(id: number, o: { clean?: boolean } = {}) {
     return this.request<Run>('POST', `/api/v1/runs/${id}/cancel`, { body: o });
   }
@@ -205,6 +229,24 @@ export class GantryClient {
   stopWorker(name: string, o: { terminate?: boolean } = {}) {
     return this.request<WorkerRow>('POST', `/api/v1/workers/${encodeURIComponent(name)}/stop`, { body: o });
   }
+  services(q: { namespace?: string } = {}) {
+    return this.request<{ services: ServiceStatus[] }>('GET', '/api/v1/services', { query: q });
+  }
+  service(name: string, namespace?: string) {
+    return this.request<ServiceStatus>('GET', `/api/v1/services/${encodeURIComponent(name)}`, { query: { namespace } });
+  }
+  /** keep it up: started by a worker with its resources, restarted with backoff when it exits */
+  startService(name: string, namespace?: string) {
+    return this.request<ServiceStatus>('POST', `/api/v1/services/${encodeURIComponent(name)}/start`, { query: { namespace }, body: {} });
+  }
+  /** SIGTERM to its process group, SIGKILL after the grace period; stays down */
+  stopService(name: string, namespace?: string) {
+    return this.request<ServiceStatus>('POST', `/api/v1/services/${encodeURIComponent(name)}/stop`, { query: { namespace }, body: {} });
+  }
+  /** a one-off job: a run of one task running `argv` (no shell) */
+  exec(req: ExecRequest) {
+    return this.request<{ run: Run; job: string }>('POST', '/api/v1/exec', { body: req });
+  }
   pools() {
     return this.request<{ pools: PoolRow[] }>('GET', '/api/v1/pools');
   }
@@ -242,19 +284,43 @@ export class GantryClient {
     return this.request<{ namespace: string; name: string; deleted: true }>('DELETE', `/api/v1/secrets/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}`);
   }
 
-  /** Follows the event stream (SSE) until the signal aborts; yields each state change. */
-  async *events(q: { run?: number; after?: number }, signal: AbortSignal): AsyncGenerator<StoreEvent> {
+  /**
+   * Follows the event stream (SSE) until the signal aborts; yields each state
+   * change. `lastEventId` resumes after that event (sent as Last-Event-ID).
+   */
+  async *events(
+    q: { run?: number; namespace?: string; workflow?: string; label?: string[]; after?: number; lastEventId?: number },
+    signal: AbortSignal,
+    /** once the stream is open; `after`: the event id it starts after (resume from it when no event came) */
+    onOpen?: (after: number | undefined) => void,
+  ): AsyncGenerator<StoreEvent> {
+    const { lastEventId, ...query } = q;
     let res: Response;
     try {
-      res = await fetch(this.url('/api/v1/events', q), {
-        headers: this.token ? { authorization: `Bearer ${this.token}` } : {},
+      res = await fetch(this.url('/api/v1/events', query), {
+        headers: {
+          ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
+          ...(lastEventId !== undefined ? { 'last-event-id': String(lastEventId) } : {}),
+        },
         signal,
       });
     } catch (e) {
       if (signal.aborted) return;
       throw new UnreachableError(this.baseUrl, e);
     }
-    if (!res.ok || !res.body) throw new ApiError(res.status, `event stream refused: HTTP ${res.status}`, {});
+    if (!res.ok || !res.body) {
+      const text = await res.text().catch(() => '');
+      let error: string | undefined;
+      try {
+        error = (JSON.parse(text) as { error?: string }).error;
+      } catch {
+        // not JSON
+      }
+      throw new ApiError(res.status, error ?? `event stream refused: HTTP ${res.status}`, { error });
+    }
+    // From here on every change is streamed (the server fixed its starting point before answering).
+    const after = Number(res.headers.get('x-gantry-after'));
+    onOpen?.(Number.isInteger(after) && res.headers.has('x-gantry-after') ? after : undefined);
     const decoder = new TextDecoder();
     let buf = '';
     try {

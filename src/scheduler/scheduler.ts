@@ -150,6 +150,9 @@ export class Scheduler {
       .filter((w) => w.state !== 'stopped')
       .filter((w) => (w.host === this.host && !processAlive(w.pid)) || now - w.heartbeatAt > this.o.workerTimeoutMs)
       .map((w) => w.name);
+    // Services of dead workers: their instances died with them (gantry-supervise), so they are free to move at once.
+    const moved = await this.store.reapLostServices(dead);
+    for (const m of moved) this.o.logger.warn({ service: `${m.namespace}/${m.name}`, state: m.state, reason: m.lastExit?.reason }, 'service lost its worker: moved');
     const lost = await this.store.findLostAttempts(dead);
     if (lost.length === 0) return;
     // Before a job goes back to the queue, the processes of its lost attempt must be gone. A worker

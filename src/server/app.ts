@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { parseDefinitionDocument, parseDefinitionSource } from '../spec/parse.js';
 import { SpecValidationError, type SpecError, type WorkflowSpec } from '../spec/model.js';
 import { validateDefinitionSet } from '../spec/validate-set.js';
-import { ConflictError, NotFoundError, type Clock, type JobState, type RunState, type Store } from '../store/types.js';
+import { ConflictError, NotFoundError, type Clock, type Job, type JobState, type Run, type RunState, type Store } from '../store/types.js';
 import type { Logger } from '../log.js';
 import { InvalidRunRequest, deferRun, startRun } from './runs.js';
 import { workflowSchedules } from './schedules.js';
@@ -21,9 +21,15 @@ import {
   cancelBody,
   stopWorkerBody,
   workerParam,
+  execBody,
+  serviceParam,
+  serviceQuery,
+  servicesQuery,
   deferredQuery,
   eventsQuery,
   graphQuery,
+  errorsQuery,
+  brokenQuery,
   idParam,
   jobIdParam,
   jobsQuery,
@@ -45,6 +51,11 @@ import type { SecretKey } from '../secrets/seal.js';
 import { Forbidden, Unauthorized, installAuth, requireNamespace } from './auth.js';
 import { newToken } from '../auth/tokens.js';
 import { ApiMetrics } from './metrics.js';
+import { serviceStatus } from './services.js';
+import { startExec } from './exec.js';
+import { HistoryCache, runEta, type RunEta } from './eta.js';
+import { failingSeries } from './broken.js';
+import { summarizeErrors } from './errors.js';
 import { openApiDocument } from './openapi.js';
 import { createRequire } from 'node:module';
 import { GraphAnswerCache, RunEdgeCache, buildRunGraph } from './runGraph.js';
@@ -54,6 +65,12 @@ import { registerUi } from './ui.js';
 const ACTIVE_JOBS_LISTED = 1_000;
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
+
+/** How long a big run's ETA is reused. */
+const ETA_TTL_MS = 10_000;
+
+/** How many of the latest runs `GET /api/v1/broken` reads to find failing and flapping series. */
+const BROKEN_RUNS_READ = 2_000;
 
 const TERMINAL_JOB = new Set<string>(['succeeded', 'failed', 'cancelled', 'skipped']);
 const TERMINAL_RUN = new Set<string>(['succeeded', 'failed', 'cancelled']);
@@ -102,6 +119,22 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
   // bodyLimit: fastify refuses a larger body (413) before reading it; definitions take more.
   const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT, forceCloseConnections: true });
   installAuth(app, store);
+  const now = () => (clock ? clock.now() : Date.now());
+  // A run's ETA walks all its unfinished jobs. Given them (a run listed whole) it is computed
+  // now; otherwise (a big run) from every job read again, at most once per ETA_TTL_MS per run.
+  const etaHistory = new HistoryCache(store);
+  const bigRunEtas = new Map<number, { at: number; eta: Promise<RunEta> }>();
+  const etaOf = (run: Run, jobs?: Job[]): Promise<RunEta> => {
+    if (jobs) return runEta(store, run, jobs, now(), { workerTimeoutMs, cache: etaHistory });
+    const t = now();
+    for (const [id, e] of bigRunEtas) if (t - e.at > ETA_TTL_MS) bigRunEtas.delete(id);
+    const hit = bigRunEtas.get(run.id);
+    if (hit) return hit.eta;
+    const eta = store.listJobs({ runId: run.id, limit: Number.MAX_SAFE_INTEGER }).then((all) => runEta(store, run, all, t, { workerTimeoutMs, cache: etaHistory }));
+    bigRunEtas.set(run.id, { at: t, eta });
+    eta.catch(() => bigRunEtas.delete(run.id));
+    return eta;
+  };
   const metrics = await ApiMetrics.create(store, { workerTimeoutMs, now: clock ? () => clock.now() : undefined });
   // Every route as registered, for the OpenAPI document: one added without a description still shows.
   const routes: string[] = [];
@@ -243,7 +276,7 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
     if (q.jobs === 'all' || (q.jobs === undefined && total <= RUN_STATUS_LIST_ALL_UP_TO)) {
       // every job: the per-task progress is computed from them
       const jobs = await store.listJobs({ runId: id, limit: Number.MAX_SAFE_INTEGER });
-      return { ...run, jobs, jobsListed: 'all' as const, tasks: taskProgress(jobs) };
+      return { ...run, jobs, jobsListed: 'all' as const, tasks: taskProgress(jobs), eta: await etaOf(run, jobs) };
     }
     // A run of 100,000 jobs listed whole is 60 MB of JSON and seconds of work per call: the
     // jobs that need attention, and the progress per stage counted in the store.
@@ -251,7 +284,14 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
       Promise.all((['running', 'retrying', 'failed'] as const).map((state) => store.listJobs({ runId: id, state, limit: ACTIVE_JOBS_LISTED }))),
       store.stageCounts(id),
     ]);
-    return { ...run, jobs: active.flat(), jobsListed: 'active' as const, tasks: stageProgress(stages) };
+    return { ...run, jobs: active.flat(), jobsListed: 'active' as const, tasks: stageProgress(stages), eta: await etaOf(run) };
+  });
+
+  app.get('/api/v1/runs/:id/eta', async (req) => {
+    const { id } = parse(idParam, req.params, 'path');
+    const run = await store.getRun(id);
+    if (!run) throw new NotFoundError(`no run ${id}`);
+    return etaOf(run);
   });
 
   const runEdges = new RunEdgeCache(store);
@@ -374,6 +414,38 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
     return store.requestWorkerStop(name, body.terminate ? 'terminate' : 'stop');
   });
 
+  // ---- services (start/stop reach the worker through the store: a signal, NOTIFY on PostgreSQL)
+  app.get('/api/v1/services', async (req) => {
+    const q = parse(servicesQuery, req.query, 'query');
+    return { services: (await store.listServices(q.namespace === undefined ? {} : { namespace: q.namespace })).map((r) => serviceStatus(r, now())) };
+  });
+  app.get('/api/v1/services/:name', async (req) => {
+    const { name } = parse(serviceParam, req.params, 'path');
+    const namespace = parse(serviceQuery, req.query, 'query').namespace ?? 'default';
+    const row = await store.getService(namespace, name);
+    if (!row) throw new NotFoundError(`no service ${namespace}/${name}`);
+    return serviceStatus(row, now());
+  });
+  app.post('/api/v1/services/:name/start', { config: { access: 'namespaced' } }, async (req) => {
+    const { name } = parse(serviceParam, req.params, 'path');
+    const namespace = parse(serviceQuery, req.query, 'query').namespace ?? 'default';
+    requireNamespace(req, namespace);
+    return serviceStatus(await store.startService(namespace, name), now());
+  });
+  app.post('/api/v1/services/:name/stop', { config: { access: 'namespaced' } }, async (req) => {
+    const { name } = parse(serviceParam, req.params, 'path');
+    const namespace = parse(serviceQuery, req.query, 'query').namespace ?? 'default';
+    requireNamespace(req, namespace);
+    return serviceStatus(await store.stopService(namespace, name), now());
+  });
+
+  // ---- exec: a one-off job
+  app.post('/api/v1/exec', { config: { access: 'namespaced' } }, async (req, reply) => {
+    const body = parse(execBody, req.body, 'body');
+    requireNamespace(req, body.namespace ?? 'default');
+    return reply.code(201).send(await startExec(store, body));
+  });
+
   app.get('/api/v1/pools', async () => ({ pools: await store.listPools() }));
 
   app.put('/api/v1/pools/:name', async (req) => {
@@ -428,7 +500,50 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
     const q = parse(eventsQuery, req.query, 'query');
     const header = req.headers['last-event-id'];
     const after = q.after ?? (typeof header === 'string' && /^\d+$/.test(header) ? Number(header) : undefined);
-    await streamEvents(store, reply, { runId: q.run, after });
+    const labels = parseLabels(q.label);
+    await streamEvents(store, reply, {
+      filter: { runId: q.run, namespace: q.namespace, workflow: q.workflow, labels: Object.keys(labels).length ? labels : undefined },
+      after,
+    });
+  });
+
+  // ---- monitoring answers (README: "question → command")
+  app.get('/api/v1/errors', async (req) => {
+    const q = parse(errorsQuery, req.query, 'query');
+    const errors = await store.listAttemptErrors({
+      runId: q.run,
+      workflow: q.workflow,
+      namespace: q.namespace,
+      labels: parseLabels(q.label),
+      since: q.since,
+      until: q.until,
+      limit: q.limit ?? 1000,
+      offset: q.offset,
+    });
+    return { errors, summary: summarizeErrors(errors) };
+  });
+
+  app.get('/api/v1/broken', async (req) => {
+    const q = parse(brokenQuery, req.query, 'query');
+    const labels = parseLabels(q.label);
+    const t = now();
+    const timeout = workerTimeoutMs ?? 60_000;
+    const [runs, stale, workers, queued] = await Promise.all([
+      store.listRuns({ workflow: q.workflow, namespace: q.namespace, labels, limit: BROKEN_RUNS_READ }),
+      store.listJobs({ stale: true, workflow: q.workflow, namespace: q.namespace, labels }),
+      store.listWorkers(),
+      store.listJobs({ state: 'queued', workflow: q.workflow, namespace: q.namespace, labels }),
+    ]);
+    const { failing, flapping } = failingSeries(runs);
+    const failedJobs = (await Promise.all(failing.map((f) => store.listJobs({ runId: f.latestRun.id, state: 'failed' })))).flat();
+    return {
+      failing,
+      failedJobs,
+      staleClaims: stale,
+      lostWorkers: workers.filter((w) => w.state !== 'stopped' && t - w.heartbeatAt > timeout),
+      unplaceable: queued.filter((j) => j.waitingReason !== null),
+      flapping,
+    };
   });
 
   await registerUi(app, uiDir);

@@ -4,7 +4,7 @@
 // (e.g. a change committed by another process on the same SQLite file).
 import type { IncomingMessage } from 'node:http';
 import type { FastifyReply } from 'fastify';
-import type { Store, StoreSignal } from '../store/types.js';
+import type { EventFilter, Store, StoreSignal } from '../store/types.js';
 
 const FALLBACK_MS = 2_000;
 const KEEPALIVE_MS = 15_000;
@@ -37,12 +37,20 @@ export function signalWaiter(
   return { promise, cancel: done };
 }
 
-export async function streamEvents(store: Store, reply: FastifyReply, o: { runId?: number; after?: number }): Promise<void> {
+/**
+ * Streams the outbox's events matching `filter` (run, namespace, workflow,
+ * labels) after `after`; without it, from now (a run's events: from its start).
+ * The SSE id is the outbox id: a client that reconnects with Last-Event-ID gets
+ * exactly the events it missed, each once, in order.
+ */
+export async function streamEvents(store: Store, reply: FastifyReply, o: { filter: EventFilter; after?: number }): Promise<void> {
+  // The starting point is fixed before the answer's head goes out: a client that has the head sees every later change.
+  let last = o.after ?? (await latestEventId(store, o.filter.runId));
   reply.hijack();
   const res = reply.raw;
-  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+  // x-gantry-after: where the stream starts, so a client that reconnects before any event still resumes from there.
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-gantry-after': String(last) });
   res.write(': gantry events\n\n');
-  let last = o.after ?? (await latestEventId(store, o.runId));
   let closed = false;
   let pending: Promise<void> | null = null;
   let again = false;
@@ -55,7 +63,7 @@ export async function streamEvents(store: Store, reply: FastifyReply, o: { runId
       do {
         again = false;
         for (;;) {
-          const events = await store.readEvents(last, { runId: o.runId }, 500);
+          const events = await store.readEvents(last, o.filter, 500);
           for (const e of events) res.write(`id: ${e.id}\nevent: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`);
           if (events.length) last = events[events.length - 1]!.id;
           if (events.length < 500 || closed) break;

@@ -99,6 +99,24 @@ export const ROUTES: Record<string, RouteDoc> = {
     body: S.retryBody,
     responses: { 200: { description: 'the run and how many jobs were reset', schema: S.retryResponse }, ...BAD, ...NOT_FOUND, ...CONFLICT },
   },
+  'GET /api/v1/runs/:id/eta': {
+    tag: 'runs',
+    summary: "when the run should end: from past runs' task durations (p10/p50/p90) along the remaining critical path, with pool and worker waves",
+    params: S.idParam,
+    responses: { 200: { description: 'the estimate and its basis', schema: S.runEtaSchema }, ...BAD, ...NOT_FOUND },
+  },
+  'GET /api/v1/errors': {
+    tag: 'monitoring',
+    summary: 'errors raised: failed and timed-out attempts, latest first, and grouped by message',
+    query: S.errorsQuery,
+    responses: { 200: { description: 'the errors', schema: S.errorsResponse }, ...BAD },
+  },
+  'GET /api/v1/broken': {
+    tag: 'monitoring',
+    summary: 'what is broken: failing run series (since when), their failed jobs, stale claims, lost workers, unplaceable jobs, flapping series',
+    query: S.brokenQuery,
+    responses: { 200: { description: 'the report', schema: S.brokenResponse }, ...BAD },
+  },
   'GET /api/v1/deferred-runs': {
     tag: 'runs',
     summary: 'runs deferred with `at`, in due order',
@@ -138,7 +156,7 @@ export const ROUTES: Record<string, RouteDoc> = {
   },
   'GET /api/v1/events': {
     tag: 'events',
-    summary: 'server-sent events of every run and job state change; resumable with Last-Event-ID',
+    summary: 'server-sent events of every run and job state change, filtered by run, namespace, workflow, labels; resumable with Last-Event-ID',
     query: S.eventsQuery,
     responses: { 200: { description: 'an event stream: `id` the outbox id, `event` run or job, `data` an Event as JSON', schema: S.eventSchema, contentType: 'text/event-stream' }, ...BAD },
   },
@@ -164,6 +182,39 @@ export const ROUTES: Record<string, RouteDoc> = {
     params: S.workerParam,
     body: S.stopWorkerBody,
     responses: { 200: { description: 'the worker', schema: S.workerSchema }, ...BAD, ...NOT_FOUND, ...CONFLICT, ...TOO_LARGE },
+  },
+  'GET /api/v1/services': {
+    tag: 'services',
+    summary: 'services (registered with apply): desired and actual state, worker, uptime, restarts, last exit',
+    query: S.servicesQuery,
+    responses: { 200: { description: 'services', schema: S.servicesResponse }, ...BAD },
+  },
+  'GET /api/v1/services/:name': {
+    tag: 'services',
+    summary: 'one service',
+    params: S.serviceParam,
+    query: S.serviceQuery,
+    responses: { 200: { description: 'the service', schema: S.serviceStatusSchema }, ...BAD, ...NOT_FOUND },
+  },
+  'POST /api/v1/services/:name/start': {
+    tag: 'services',
+    summary: 'keep a service up: a worker with its resources starts it, and it is restarted with backoff whenever it exits',
+    params: S.serviceParam,
+    query: S.serviceQuery,
+    responses: { 200: { description: 'the service', schema: S.serviceStatusSchema }, ...BAD, ...NOT_FOUND },
+  },
+  'POST /api/v1/services/:name/stop': {
+    tag: 'services',
+    summary: 'stop a service: its worker sends SIGTERM to its process group, SIGKILL after a grace period',
+    params: S.serviceParam,
+    query: S.serviceQuery,
+    responses: { 200: { description: 'the service (stopping while its process ends)', schema: S.serviceStatusSchema }, ...BAD, ...NOT_FOUND },
+  },
+  'POST /api/v1/exec': {
+    tag: 'runs',
+    summary: 'a one-off job (gantry exec): a run of one task running the given argv; follow it with GET logs?job=',
+    body: S.execBody,
+    responses: { 201: { description: 'the run and its job', schema: S.execResponse }, ...BAD, ...TOO_LARGE },
   },
   'GET /api/v1/pools': {
     tag: 'pools',

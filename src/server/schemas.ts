@@ -3,10 +3,13 @@
 // generated from them. Response schemas mirror the store's types; the
 // compile-time checks at the end fail the build when the two drift apart.
 import { z } from 'zod';
-import type { Attempt, DeferredRun, FinishedPerMinute, Job, PoolRow, Run, StoreEvent, StoredLogLine, WorkerRow } from '../store/types.js';
+import type { Attempt, AttemptError, DeferredRun, FinishedPerMinute, Job, PoolRow, Run, StoreEvent, StoredLogLine, WorkerRow } from '../store/types.js';
 import type { GraphEdge, GraphNode } from './runGraph.js';
 import type { ApiToken, SecretInfo } from '../store/types.js';
 import { ROLES } from '../store/types.js';
+import { parseMemory } from '../spec/duration.js';
+import type { RunEta } from './eta.js';
+import type { BrokenReport } from './broken.js';
 import type { TaskProgress } from '../store/taskProgress.js';
 import type { SpecError } from '../spec/model.js';
 import type { ScheduleSummary } from './schedules.js';
@@ -136,6 +139,9 @@ export const logsQuery = z.object({
 });
 export const eventsQuery = z.object({
   run: intParam.optional(),
+  namespace: z.string().optional().meta({ description: 'only events of runs of this namespace' }),
+  workflow: z.string().optional().meta({ description: 'only events of runs of this workflow' }),
+  label: labelParam.optional().meta({ description: 'only events of runs with this label: key=value, repeatable (all must match)' }),
   after: intParam.optional().meta({ description: 'resume after this event id (or send Last-Event-ID)' }),
 });
 export const graphQuery = z.object({
@@ -147,6 +153,19 @@ export const graphQuery = z.object({
     .union([z.string(), z.array(z.string())])
     .optional()
     .meta({ description: 'an opened group to show every child of: past 100, the others are one `more` node (GROUP…) unless it is named here' }),
+});
+export const errorsQuery = listQuery.extend({
+  run: intParam.optional(),
+  workflow: z.string().optional(),
+  namespace: z.string().optional(),
+  label: labelParam.optional().meta({ description: "labels of the job's run: key=value, repeatable" }),
+  since: timeParam.optional().meta({ description: 'ended at or after this time: epoch ms, ISO 8601, or a duration ago (30m, 2h, 7d)' }),
+  until: timeParam.optional().meta({ description: 'ended before this time' }),
+});
+export const brokenQuery = z.object({
+  workflow: z.string().optional(),
+  namespace: z.string().optional(),
+  label: labelParam.optional().meta({ description: 'only runs (and their jobs) with this label: key=value, repeatable' }),
 });
 export const idParam = z.object({ id: intParam });
 /** Above this many jobs a run's status lists only its active ones (see runStatusQuery). */
@@ -166,6 +185,27 @@ export const cancelBody = z
   .strict();
 export const stopWorkerBody = z
   .object({ terminate: z.boolean().optional().meta({ description: 'kill its running jobs now and requeue them (lost, not failed), instead of letting them finish' }) })
+  .strict();
+export const serviceParam = z.object({ name: z.string().min(1) });
+export const serviceQuery = z.object({ namespace: z.string().min(1).optional().meta({ description: 'default: default' }) });
+export const servicesQuery = z.object({ namespace: z.string().min(1).optional().meta({ description: 'only this namespace' }) });
+const memorySize = z.union([z.string(), z.number()]).superRefine((v, ctx) => {
+  try {
+    parseMemory(v);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+  }
+});
+export const execBody = z
+  .object({
+    argv: z.array(z.string()).min(1, 'give the command to run').meta({ description: 'the command and its arguments (no shell)' }),
+    namespace: z.string().min(1).optional(),
+    queue: z.string().min(1).optional().meta({ description: 'default: default' }),
+    cpu: z.number().min(0).optional().meta({ description: 'cpus it needs (default 1)' }),
+    memory: memorySize.optional().meta({ description: 'memory it needs, such as 512M or 2G' }),
+    cwd: z.string().startsWith('/', 'must be an absolute path').optional().meta({ description: 'where it runs (default: the server\'s working directory)' }),
+    labels: z.record(z.string(), z.string()).optional(),
+  })
   .strict();
 export const poolParam = z.object({ name: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, 'a pool name: letters, digits, _ . -') });
 
@@ -321,6 +361,24 @@ export const taskProgressSchema = component(
   }),
 );
 
+export const runEtaSchema = component(
+  'RunEta',
+  z.object({
+    eta: z
+      .object({ likely: ms, low: ms, high: ms })
+      .nullable()
+      .meta({ description: 'when the run should end (epoch ms): likely from the p50 of past run times, low/high from p10/p90; null when the run has ended or nothing in its history tells' }),
+    basis: z.object({
+      pastRuns: z.number().int().meta({ description: 'past runs of the workflow whose jobs gave durations (the latest 20 at most)' }),
+      percentiles: z.object({ low: z.literal('p10'), likely: z.literal('p50'), high: z.literal('p90') }),
+      tasksWithoutHistory: z.array(z.string()).meta({ description: 'unfinished tasks with no past duration: counted as taking no time' }),
+      criticalPath: z.array(z.string()).meta({ description: 'the chain of unfinished tasks that ends last, first to last (a split task\'s chunks as task#)' }),
+      reason: z.string().optional().meta({ description: 'why there is no ETA' }),
+    }),
+  }),
+  "a run's estimated end, with what it is based on (see src/server/eta.ts for the model)",
+);
+
 export const runWithJobsSchema = component(
   'RunStatus',
   runSchema.extend({
@@ -328,6 +386,7 @@ export const runWithJobsSchema = component(
     /** `all`: every job is in `jobs` and `tasks` is per task; `active`: only running/retrying/failed ones, and `tasks` is per stage */
     jobsListed: z.enum(['all', 'active']),
     tasks: z.array(taskProgressSchema),
+    eta: runEtaSchema,
   }),
 );
 export const jobWithAttemptsSchema = component('JobWithAttempts', jobSchema.extend({ attemptList: z.array(attemptSchema) }));
@@ -385,9 +444,45 @@ export const poolSchema = component(
   z.object({ name: z.string(), slots: z.number().int().nullable().meta({ description: 'null: no limit' }), running: z.number().int(), queued: z.number().int() }),
 );
 
+export const serviceStatusSchema = component(
+  'Service',
+  z.object({
+    namespace: z.string(),
+    name: z.string(),
+    desired: z.enum(['up', 'down']).meta({ description: 'what was asked: service start / stop' }),
+    state: z.enum(['down', 'starting', 'up', 'backoff', 'flapping', 'stopping']),
+    flapping: z.boolean().meta({ description: 'it died quickly over and over: restarted at its max_delay until an instance stays up' }),
+    worker: z.string().nullable(),
+    host: z.string().nullable(),
+    pid: z.number().int().nullable(),
+    startedAt: ms.nullable().meta({ description: 'when the running instance started' }),
+    uptimeMs: z.number().nullable().meta({ description: 'how long the running instance has been up' }),
+    restarts: z.number().int(),
+    lastExit: z
+      .object({ code: z.number().int().nullable(), signal: z.string().nullable(), at: ms, reason: z.string().nullable() })
+      .nullable(),
+    nextStartAt: ms.nullable().meta({ description: 'when a waiting service starts again' }),
+    command: z.string().nullable().meta({ description: 'what it runs (null: never started)' }),
+    queues: z.array(z.string()),
+    resources: capacity.nullable(),
+    restart: z.object({ delayMs: z.number(), maxDelayMs: z.number() }).nullable(),
+  }),
+);
+export type ServiceStatus = z.infer<typeof serviceStatusSchema>;
+export const servicesResponse = z.object({ services: z.array(serviceStatusSchema) });
+export const execResponse = z.object({ run: runSchema, job: z.string().meta({ description: 'the id of its one job, RUN:exec' }) });
+
 export const eventSchema = component(
   'Event',
-  z.object({ id: z.number().int(), ts: ms, kind: z.enum(['run', 'job']), runId: z.number().int(), jobId: z.string().nullable(), state: z.string() }),
+  z.object({
+    id: z.number().int(),
+    ts: ms,
+    kind: z.enum(['run', 'job', 'service']),
+    runId: z.number().int().meta({ description: '0 for a service event' }),
+    jobId: z.string().nullable(),
+    state: z.string(),
+    service: z.string().optional().meta({ description: 'a service event: namespace/name' }),
+  }),
 );
 
 export const scheduleSchema = component(
@@ -444,6 +539,56 @@ export const secretSchema = component('Secret', z.object({ namespace: z.string()
 export const secretsResponse = z.object({ secrets: z.array(secretSchema) });
 export const secretPutResponse = z.object({ namespace: z.string(), name: z.string(), change: z.enum(['created', 'updated']) });
 export const secretDeleteResponse = z.object({ namespace: z.string(), name: z.string(), deleted: z.literal(true) });
+export const attemptErrorSchema = component(
+  'AttemptError',
+  z.object({
+    fence: z.number().int(),
+    jobId: z.string(),
+    runId: z.number().int(),
+    namespace: z.string(),
+    workflow: z.string(),
+    number: z.number().int().meta({ description: "the attempt's number (1: first try)" }),
+    worker: z.string(),
+    state: z.enum(['failed', 'timed_out']),
+    startedAt: ms,
+    finishedAt: ms.nullable(),
+    exitCode: z.number().int().nullable(),
+    error: z.string(),
+  }),
+  'one failed try of a job and what it raised',
+);
+export const errorsResponse = z.object({
+  errors: z.array(attemptErrorSchema).meta({ description: 'failed attempts, latest first' }),
+  summary: z
+    .array(z.object({ error: z.string(), count: z.number().int(), jobs: z.number().int(), first: ms, last: ms }))
+    .meta({ description: 'the listed errors grouped by their first line, most frequent first' }),
+});
+
+const seriesFields = { namespace: z.string(), workflow: z.string(), labels: z.record(z.string(), z.string()) };
+export const brokenResponse = component(
+  'BrokenReport',
+  z.object({
+    failing: z
+      .array(
+        z.object({
+          ...seriesFields,
+          latestRun: runSchema,
+          failedInARow: z.number().int(),
+          failingSince: ms.meta({ description: 'created time of the first run of the failing streak' }),
+          lastSucceededAt: ms.nullable(),
+        }),
+      )
+      .meta({ description: "series (a workflow's runs with the same labels, gantry.* aside) whose latest finished run failed" }),
+    failedJobs: z.array(jobSchema).meta({ description: "jobs still failed in the failing series' latest runs" }),
+    staleClaims: z.array(jobSchema).meta({ description: 'claimed but not running: the lease lapsed or the process never started' }),
+    lostWorkers: z.array(workerSchema).meta({ description: 'not stopped, but silent for longer than the worker timeout' }),
+    unplaceable: z.array(jobSchema).meta({ description: 'queued jobs no live worker could ever take' }),
+    flapping: z
+      .array(z.object({ ...seriesFields, recent: z.array(z.enum(RUN_STATES)), changes: z.number().int() }))
+      .meta({ description: 'series whose last 10 finished runs changed between succeeded and failed 3 times or more' }),
+  }),
+  'what is broken now',
+);
 
 export const healthResponse = z.object({ ok: z.boolean(), store: z.enum(['sqlite', 'postgres']) });
 export const appliedResponse = z.object({
@@ -540,3 +685,6 @@ same<Same<z.infer<typeof graphResponse>['edges'][number], GraphEdge>>();
 same<Same<z.infer<typeof overviewResponse>['throughput']['series'][number], FinishedPerMinute>>();
 same<Same<z.infer<typeof tokenSchema>, ApiToken>>();
 same<Same<z.infer<typeof secretSchema>, SecretInfo>>();
+same<Same<z.infer<typeof runEtaSchema>, RunEta>>();
+same<Same<z.infer<typeof attemptErrorSchema>, AttemptError>>();
+same<Same<z.infer<typeof brokenResponse>, BrokenReport>>();

@@ -243,16 +243,19 @@ export function toDefinition(r: DefinitionRowDb): StoredDefinition {
 export interface EventRowDb {
   id: number;
   ts: number;
-  kind: 'run' | 'job';
+  kind: 'run' | 'job' | 'service';
   run_id: number;
   job_id: number | null;
   state: string;
+  subject?: string | null;
   task: string | null;
   chunk: number | null;
 }
 
 export function toEvent(r: EventRowDb): StoreEvent {
-  return { id: r.id, ts: r.ts, kind: r.kind, runId: r.run_id, jobId: r.task === null ? null : formatJobId(r.run_id, r.task, r.chunk), state: r.state };
+  const e: StoreEvent = { id: r.id, ts: r.ts, kind: r.kind, runId: r.run_id, jobId: r.task === null ? null : formatJobId(r.run_id, r.task, r.chunk), state: r.state };
+  if (r.kind === 'service' && r.subject) e.service = r.subject;
+  return e;
 }
 
 /** A claim candidate as fetched (both stores). */

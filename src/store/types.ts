@@ -17,7 +17,7 @@
 //
 // Run states: queued (max_active_runs reached) → running → succeeded | failed | cancelled.
 
-import type { Definition, WorkflowSpec, TriggerRule, Overlap } from '../spec/model.js';
+import type { Definition, WorkflowSpec, TriggerRule, Overlap, ServiceSpec } from '../spec/model.js';
 
 export type JobState = 'pending' | 'queued' | 'running' | 'retrying' | 'succeeded' | 'failed' | 'cancelled' | 'skipped';
 export const TERMINAL_JOB_STATES: readonly JobState[] = ['succeeded', 'failed', 'cancelled', 'skipped'];
@@ -328,13 +328,74 @@ export interface FinishedPerMinute {
   failed: number;
 }
 
+/**
+ * How long the succeeded jobs of one task took in a workflow's past runs: what
+ * a run's ETA is estimated from (server/eta.ts). `key` is the task id, with a
+ * trailing `#` for a split task's chunks (sampled one per chunk).
+ */
+export interface TaskDurationStats {
+  key: string;
+  /** succeeded jobs sampled */
+  samples: number;
+  /** past runs they came from (samples / runs: chunks per run) */
+  runs: number;
+  /** percentiles of run time (finished − started), ms, linearly interpolated (percentile_cont) */
+  p10Ms: number;
+  p50Ms: number;
+  p90Ms: number;
+}
+export interface TaskHistory {
+  /** past runs that contributed a sample */
+  pastRuns: number;
+  tasks: TaskDurationStats[];
+}
+
+/** One failed try of a job, with what it raised: `gantry errors`. */
+export interface AttemptError {
+  fence: number;
+  jobId: string;
+  runId: number;
+  namespace: string;
+  workflow: string;
+  number: number;
+  worker: string;
+  state: 'failed' | 'timed_out';
+  startedAt: number;
+  finishedAt: number | null;
+  exitCode: number | null;
+  error: string;
+}
+export interface AttemptErrorFilter {
+  workflow?: string;
+  namespace?: string;
+  labels?: Record<string, string>;
+  runId?: number;
+  /** ended at or after, epoch ms */
+  since?: number;
+  /** ended before, epoch ms */
+  until?: number;
+  limit?: number;
+  offset?: number;
+}
+
+/** What an event stream is restricted to (SPEC §4): events of runs matching all given fields. */
+export interface EventFilter {
+  runId?: number;
+  namespace?: string;
+  workflow?: string;
+  labels?: Record<string, string>;
+}
+
 export interface StoreEvent {
   id: number;
   ts: number;
-  kind: 'run' | 'job';
+  kind: 'run' | 'job' | 'service';
+  /** 0 for a service's event */
   runId: number;
   jobId: string | null;
   state: string;
+  /** a service's event: `namespace/name` */
+  service?: string;
 }
 
 /** What woke-up listeners care about; emitted after commit. */
@@ -346,6 +407,8 @@ export type StoreSignal =
   /** definitions or deferred starts changed: wakes the scheduler to recompute its next start */
   | { type: 'schedules' }
   | { type: 'revoked'; fences: number[] }
+  /** a service was asked to stop (or lost its claim): the workers running services look at theirs now */
+  | { type: 'services' }
   /** an operator asked this worker to drain or stop (gantry drain / stop): it reads its stop mode */
   | { type: 'worker'; name: string }
   | { type: 'events' }
@@ -532,6 +595,72 @@ export interface SecretInfo {
   updatedAt: number;
 }
 
+/**
+ * Services (SPEC §2 service files): continuous processes kept running on some
+ * worker. One row per registered service holds what was asked (desired up or
+ * down) and its one instance's state:
+ *
+ *   down ──startService──▶ starting ──claimServices──▶ up
+ *   up ──serviceExited──▶ backoff (restart at now + delay × 2^(n-1), capped) ──due──▶ claimable again
+ *   up ──serviceExited, n ≥ FLAP_DEATHS quick deaths in a row──▶ flapping (restart at max_delay) ──due──▶ claimable
+ *   up ──its worker died or stopped (lease lapsed / reaped) or gave it back──▶ starting (moved: any worker takes it)
+ *   up ──stopService──▶ stopping ──worker: SIGTERM, grace, SIGKILL; serviceExited──▶ down
+ *   starting|backoff|flapping ──stopService──▶ down
+ *
+ * n counts quick deaths in a row (an instance that stayed up less than
+ * SERVICE_STABLE_MS); an instance that stayed up longer resets it.
+ * Every claim increments the service's fencing token: exits, pids and lease
+ * renewals of an older instance are refused.
+ */
+export type ServiceState = 'down' | 'starting' | 'up' | 'backoff' | 'flapping' | 'stopping';
+export interface ServiceExit {
+  code: number | null;
+  signal: string | null;
+  at: number;
+  /** why it ended, in words (its last stderr line, `worker w1 lost`, `stopped`) */
+  reason: string | null;
+}
+export interface ServiceRow {
+  namespace: string;
+  name: string;
+  /** what an operator asked: `gantry service start` / `stop` (a service applied but never started is down) */
+  desired: 'up' | 'down';
+  state: ServiceState;
+  /** dying quickly over and over: restarted at its max_delay until an instance stays up */
+  flapping: boolean;
+  worker: string | null;
+  host: string | null;
+  pid: number | null;
+  /** the current instance's fencing token */
+  fence: number;
+  /** when the current instance started (state up/stopping) */
+  startedAt: number | null;
+  /** how many times it was started again after an exit or a lost worker */
+  restarts: number;
+  /** quick deaths in a row */
+  quickDeaths: number;
+  lastExit: ServiceExit | null;
+  /** when it may be claimed again (starting/backoff/flapping) */
+  nextStartAt: number | null;
+  leaseUntil: number | null;
+  /** the definition its instances run: the registered one as of the last `service start` (null: never started) */
+  spec: ServiceSpec | null;
+  updatedAt: number;
+}
+/** What a worker gets for each service instance it claims. */
+export interface ClaimedService {
+  namespace: string;
+  name: string;
+  fence: number;
+  spec: ServiceSpec;
+  restarts: number;
+}
+export interface ServiceRef {
+  namespace: string;
+  name: string;
+  fence: number;
+}
+
 /** A request named something that does not exist (maps to 404 / exit 2). */
 export class NotFoundError extends Error {
   override name = 'NotFoundError';
@@ -675,6 +804,43 @@ export interface Store {
   /** Ends a waiting deferred run without a run (failed to start, or cancelled); NotFoundError / ConflictError otherwise. */
   endDeferredRun(id: number, state: 'failed' | 'cancelled', error: string): Promise<DeferredRun>;
 
+  // services (see ServiceState above)
+  /** registered services (definitions of kind service) with their state; never started ones are down */
+  listServices(filter?: { namespace?: string }): Promise<ServiceRow[]>;
+  getService(namespace: string, name: string): Promise<ServiceRow | null>;
+  /**
+   * Desired up, with the registered definition as its snapshot; a service not
+   * running becomes claimable now (quick deaths reset). NotFoundError when no
+   * such service is registered. Wakes workers.
+   */
+  startService(namespace: string, name: string): Promise<ServiceRow>;
+  /** Desired down: a running instance goes to `stopping` (its worker is signalled), a waiting one to `down`. NotFoundError when unknown. */
+  stopService(namespace: string, name: string): Promise<ServiceRow>;
+  /**
+   * Claims the services that are due, listen on one of the worker's queues
+   * and fit `free` (taken in turn from it): each is `up` on this worker with a
+   * new fencing token and a lease. `nextStartAt`: the earliest later start of
+   * a waiting service of these queues (the worker wakes then).
+   */
+  claimServices(worker: { name: string; host: string; queues: string[] }, free: FreeCapacity, leaseMs: number): Promise<{ claimed: ClaimedService[]; nextStartAt: number | null }>;
+  setServicePid(ref: ServiceRef, pid: number): Promise<void>;
+  /** renews the instances' leases; returns those the worker must stop (asked to stop, or no longer current) */
+  renewServices(worker: string, refs: ServiceRef[], leaseMs: number): Promise<ServiceRef[]>;
+  /**
+   * The instance ended. Stopping: `down`. Otherwise a restart is scheduled
+   * (backoff, or flapping after quick deaths; see ServiceState), in the same
+   * transaction. StaleFenceError when the instance is no longer current.
+   */
+  serviceExited(ref: ServiceRef, exit: Omit<ServiceExit, 'at'>): Promise<ServiceRow>;
+  /** The worker gives the instance up without its fault (it is stopping): claimable again now, by any worker; not a restart. False if stale. */
+  releaseService(ref: ServiceRef, reason: string): Promise<boolean>;
+  /**
+   * Instances whose lease lapsed or whose worker is dead or stopped: claimable
+   * again at once by another worker (moved, counted as a restart), or `down`
+   * if they were stopping. Returns the rows as they are now.
+   */
+  reapLostServices(deadWorkers: string[]): Promise<ServiceRow[]>;
+
   // pools
   setPool(name: string, slots: number | null): Promise<PoolRow>;
   listPools(): Promise<PoolRow[]>;
@@ -698,11 +864,22 @@ export interface Store {
   deleteSecret(namespace: string, name: string): Promise<void>;
 
   // events (outbox)
-  readEvents(afterId: number, filter: { runId?: number }, limit?: number): Promise<StoreEvent[]>;
+  readEvents(afterId: number, filter: EventFilter, limit?: number): Promise<StoreEvent[]>;
   lastEventId(): Promise<number>;
 
   // audit log (read only: rows are written by the transitions they record)
   listAudit(filter: AuditFilter): Promise<AuditEntry[]>;
+
+  // monitoring reads (read only)
+  /**
+   * Run-time percentiles of the succeeded jobs of each task in the last `runs`
+   * runs of a workflow created before `beforeRunId` (computed in SQL).
+   */
+  taskDurations(q: { namespace: string; workflow: string; beforeRunId: number; runs: number }): Promise<TaskHistory>;
+  /** A run's dependency edges between its jobs, as public ids: [upstream, dependent]. */
+  runEdges(runId: number): Promise<[string, string][]>;
+  /** Failed and timed-out attempts with their errors, latest first. */
+  listAttemptErrors(filter: AttemptErrorFilter): Promise<AttemptError[]>;
 
   // metrics (read only, set-based: one query each however many jobs)
   jobCounts(): Promise<JobCount[]>;

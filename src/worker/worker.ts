@@ -30,6 +30,7 @@ import { CheckpointFile } from './checkpointFile.js';
 import { SecretError, type SecretKey } from '../secrets/seal.js';
 import { secretMasker, type Masker } from './secretMask.js';
 import { secretNames } from '../spec/template.js';
+import { ServiceRunner } from './serviceRunner.js';
 
 /** read once: os.tmpdir() costs six identity syscalls per call (Node's safeGetenv) */
 const TMPDIR = os.tmpdir();
@@ -120,9 +121,23 @@ export class Worker {
   private readonly host = os.hostname();
 
   private readonly completions: CompletionBatcher;
+  /** continuous services this worker runs (claimed like jobs, beside them) */
+  private readonly services: ServiceRunner;
+  /** a wake-up that came while the claim loop was busy: its next wait returns at once */
+  private wakeMissed = false;
 
   constructor(private readonly store: Store, private readonly o: WorkerOptions) {
     this.completions = new CompletionBatcher(store, (fn) => this.withStoreRetry(fn));
+    this.services = new ServiceRunner(
+      store,
+      { worker: o.name, host: this.host, queues: o.queues, leaseMs: o.leaseMs, stopGraceMs: o.killGraceMs, logger: o.logger },
+      () => this.poke(),
+    );
+  }
+
+  private poke(): void {
+    if (this.wake) this.wake();
+    else this.wakeMissed = true;
   }
 
   get name(): string {
@@ -142,6 +157,12 @@ export class Worker {
       if (s.type === 'queued') this.wake?.();
       else if (s.type === 'revoked') for (const f of s.fences) this.abortAttempt(f, 'revoked');
       else if (s.type === 'worker' && s.name === this.o.name) void this.readStopMode();
+      else if (s.type === 'services') {
+        // a service started, stopped, freed or exited: claim (if one is due) and stop (if one of ours is asked to)
+        this.services.markDue();
+        this.poke();
+        void this.renewServices();
+      }
     });
     this.releasePlans = registerPlanUser(this.store);
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.o.heartbeatMs);
@@ -149,7 +170,12 @@ export class Worker {
     this.orphanTimer = setInterval(() => void this.killOrphans(), ORPHAN_CHECK_MS);
     // SQLite has no cross-process signal: a drain or stop asked by another process is read this often
     // (PostgreSQL's NOTIFY brings it at once; the heartbeat reads it too, as a fallback).
-    if (this.store.dialect === 'sqlite') this.stopCheckTimer = setInterval(() => void this.readStopMode(), STOP_CHECK_MS);
+    // A service stop asked by another process reaches its SQLite worker the same way.
+    if (this.store.dialect === 'sqlite')
+      this.stopCheckTimer = setInterval(() => {
+        void this.readStopMode();
+        void this.renewServices();
+      }, STOP_CHECK_MS);
     this.loopDone = this.claimLoop();
   }
 
@@ -159,6 +185,8 @@ export class Worker {
     this.wake?.();
     if (!opts.graceful) for (const a of this.active.values()) this.abortAttempt(a.fence, 'shutdown');
     await this.loopDone;
+    // Services are given back (stopped with their grace period) for another worker to start.
+    await this.services.releaseAll();
     await Promise.all([...this.active.values()].map((a) => a.done));
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     if (this.progressTimer) clearTimeout(this.progressTimer);
@@ -225,9 +253,18 @@ export class Worker {
       // the next job's claim overlaps that round trip. It stays in `active`, so its lease is still renewed.
       const holding = [...this.active.values()].filter((a) => !a.finishing);
       const free = this.o.slots - holding.length;
+      const jobsUse = () => holding.reduce((acc, a) => addCapacity(acc, a.need), NO_CAPACITY);
+      if (this.stopMode === null) {
+        // Services first (they take no slot, only resources): a service that must stay up is not starved by a queue of jobs.
+        try {
+          await this.services.claim(freeOf(this.o.resources, addCapacity(jobsUse(), this.services.used())));
+        } catch (e) {
+          this.o.logger.error({ err: e }, 'claiming services failed; retrying');
+        }
+      }
       if (free > 0 && this.stopMode === null) {
         try {
-          const used = holding.reduce((acc, a) => addCapacity(acc, a.need), NO_CAPACITY);
+          const used = addCapacity(jobsUse(), this.services.used());
           const claimed = await this.store.claimJobs(
             { name: this.o.name, host: this.host, queues: this.o.queues },
             free,
@@ -244,6 +281,10 @@ export class Worker {
         } catch (e) {
           this.o.logger.error({ err: e }, 'claiming jobs failed; retrying');
         }
+      }
+      if (this.wakeMissed) {
+        this.wakeMissed = false;
+        continue;
       }
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, this.o.pollMs);
@@ -305,8 +346,17 @@ export class Worker {
     } catch (e) {
       this.o.logger.error({ err: e }, 'heartbeat failed');
     }
+    await this.renewServices();
     // A drain or stop asked from another process reaches a SQLite worker here (PostgreSQL also signals it).
     if (!this.stopping) await this.readStopMode();
+  }
+
+  private async renewServices(): Promise<void> {
+    try {
+      await this.services.renew();
+    } catch (e) {
+      this.o.logger.error({ err: e }, 'renewing services failed');
+    }
   }
 
   private abortAttempt(fence: number, reason: NonNullable<ActiveAttempt['abortReason']>): void {

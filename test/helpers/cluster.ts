@@ -34,6 +34,8 @@ export async function makeToken(store: Store, role: Role = 'admin', namespaces: 
 
 export interface Cluster {
   store: Store;
+  /** the store as `--db` names it, for gantry processes started by a test (a file path, or a postgres:// URL into the test's schema) */
+  db: string;
   app: FastifyInstance;
   /** an admin token of the store: every request of this helper presents it */
   token: string;
@@ -61,7 +63,7 @@ export interface Cluster {
 
 type RawRows = (table: string) => Promise<Record<string, unknown>[]>;
 
-async function openStore(name: StoreName): Promise<{ store: Store; cleanup: () => Promise<void>; rows: RawRows }> {
+async function openStore(name: StoreName): Promise<{ store: Store; db: string; cleanup: () => Promise<void>; rows: RawRows }> {
   if (name === 'SQLite') {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-cluster-db-'));
     const file = path.join(dir, 'gantry.db');
@@ -75,7 +77,7 @@ async function openStore(name: StoreName): Promise<{ store: Store; cleanup: () =
         db.close();
       }
     };
-    return { store, rows, cleanup: async () => fs.rmSync(dir, { recursive: true, force: true }) };
+    return { store, db: file, rows, cleanup: async () => fs.rmSync(dir, { recursive: true, force: true }) };
   }
   const schema = uniqueSchema();
   const store = new PostgresStore(PG_URL, { schema, max: 8 });
@@ -89,11 +91,13 @@ async function openStore(name: StoreName): Promise<{ store: Store; cleanup: () =
       await c.end();
     }
   };
-  return { store, rows, cleanup: () => dropSchema(schema) };
+  const url = new URL(PG_URL);
+  url.searchParams.set('options', `-c search_path=${schema}`);
+  return { store, db: url.toString(), rows, cleanup: () => dropSchema(schema) };
 }
 
 export async function cluster(name: StoreName, o: { slots?: number; leaseMs?: number } = {}): Promise<Cluster> {
-  const { store, cleanup, rows } = await openStore(name);
+  const { store, db, cleanup, rows } = await openStore(name);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-cluster-'));
   const logger = silentLogger();
   const leaseMs = o.leaseMs ?? 10_000;
@@ -128,6 +132,7 @@ export async function cluster(name: StoreName, o: { slots?: number; leaseMs?: nu
   };
   return {
     store,
+    db,
     app: api,
     token,
     inject,

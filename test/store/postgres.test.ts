@@ -2,12 +2,22 @@ import { describe, it } from 'vitest';
 import { PostgresStore } from '../../src/store/postgres/index.js';
 import type { Clock } from '../../src/store/types.js';
 import { storeContract } from './contract.js';
+import { serviceContract } from './serviceContract.js';
 import { PG_URL, dropSchema, postgresAvailable, uniqueSchema } from '../helpers/postgres.js';
 
 const available = await postgresAvailable();
 
 if (available) {
   storeContract('PostgreSQL', () => {
+    const schema = uniqueSchema();
+    const open = async (clock: Clock) => {
+      const s = new PostgresStore(PG_URL, { clock, schema, max: 4 });
+      await s.migrate();
+      return s;
+    };
+    return { create: open, reopen: open, cleanup: () => dropSchema(schema) };
+  });
+  serviceContract('PostgreSQL', () => {
     const schema = uniqueSchema();
     const open = async (clock: Clock) => {
       const s = new PostgresStore(PG_URL, { clock, schema, max: 4 });

@@ -54,12 +54,19 @@ import {
   type ApiToken,
   type NewApiToken,
   type SecretInfo,
+  type AttemptError,
+  type AttemptErrorFilter,
+  type EventFilter,
+  type TaskHistory,
 } from '../types.js';
 import type { StageCount, WorkerStopMode } from '../types.js';
 import { publicToken, toSecretInfo, toTokens, type SecretRowDb, type TokenNamespaceRowDb, type TokenRowDb } from '../authRows.js';
 import { strongerStopMode } from '../rows.js';
 import type { Overlap } from '../../spec/model.js';
 import { toDeferred, toMark, type DeferredRowDb, type MarkRowDb } from '../scheduleRows.js';
+import type { ServiceSpec } from '../../spec/model.js';
+import type { ClaimedService, ServiceExit, ServiceRef, ServiceRow, ServiceState } from '../types.js';
+import { exited, isRunning, moved, neverStarted, pickServices, serviceList, serviceValues, started, stopped, toService, upsertServiceSql, serviceAuditNotes, type ServiceRowDb } from '../serviceRows.js';
 import { chunkGroup, selectClaims, unfittableReason, type LiveWorker } from '../claimSelection.js';
 import {
   toAttempt,
@@ -95,6 +102,15 @@ import { migratePostgres } from './migrations.js';
 import { insertAudit } from './audit.js';
 import { auditListSql, failureNotes, reapNote, takeoverNote, toAuditEntry, type AuditRowDb } from '../audit.js';
 import { finishedTimings, toTaskStateCount, type FinishedTimingRowDb, type TaskCountRowDb } from '../metricsRows.js';
+import {
+  PAST_DURATIONS_CTE,
+  toAttemptError,
+  toEdge,
+  toTaskDurationStats,
+  type AttemptErrorRowDb,
+  type EdgeRowDb,
+  type TaskDurationRowDb,
+} from '../monitoringRows.js';
 import { checkpointJson, partitionSettled, rerunCheckpointSql, retryDelayMs, runOutcome, SKIP_MESSAGES } from '../rules.js';
 
 const ACTIVE = `('pending','queued','running','retrying')`;
@@ -581,12 +597,13 @@ export class PostgresStore implements Store {
     const arg = (v: unknown) => (args.push(v), `$${args.length}`);
     if (f.namespace) where.push(`namespace = ${arg(f.namespace)}`);
     if (f.workflow) where.push(`workflow = ${arg(f.workflow)}`);
-    if (f.state) where.push(`state = ${arg(f.state)}`);
     for (const [k, v] of Object.entries(f.labels ?? {})) where.push(`id IN (SELECT run_id FROM run_labels WHERE key = ${arg(k)} AND value = ${arg(v)})`);
-    if (f.latest) where.push('id IN (SELECT max(id) FROM runs GROUP BY namespace, workflow)');
     if (f.worker) where.push(`id IN (SELECT run_id FROM jobs WHERE worker = ${arg(f.worker)})`);
     if (f.since !== undefined) where.push(`created_at >= ${arg(f.since)}`);
     if (f.until !== undefined) where.push(`created_at < ${arg(f.until)}`);
+    // latest: of each workflow among the runs the other filters match (label lang=de: the latest lang=de run), then the state filter
+    if (f.latest) where.push(`id IN (SELECT max(id) FROM runs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} GROUP BY namespace, workflow)`);
+    if (f.state) where.push(`state = ${arg(f.state)}`);
     const sql = `SELECT * FROM runs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ${arg(f.limit ?? 50)} OFFSET ${arg(f.offset ?? 0)}`;
     const rows = await this.all<RunRowDb>(sql, args);
     const counts = await this.all<{ run_id: number; state: JobState; n: number }>(
@@ -1618,6 +1635,150 @@ export class PostgresStore implements Store {
     return toDeferred(row);
   }
 
+  // ------------------------------------------------------------------- services
+
+  private async serviceRow(c: Q, namespace: string, name: string): Promise<ServiceRowDb | undefined> {
+    return (await c.query<ServiceRowDb>(`SELECT * FROM services WHERE namespace = $1 AND name = $2 FOR UPDATE`, [namespace, name])).rows[0];
+  }
+
+  /** Writes the row; a change of state goes to the outbox (events) in the same transaction. */
+  private async writeService(c: Q, signal: (s: StoreSignal) => void, next: ServiceRowDb, before: ServiceState | null): Promise<void> {
+    await c.query(prepared(upsertServiceSql((i) => `$${i}`), serviceValues(next)));
+    if (next.state !== before) {
+      await c.query(prepared(`INSERT INTO events (ts, kind, run_id, job_id, state, subject) VALUES ($1, 'service', 0, NULL, $2, $3)`, [
+        next.updated_at,
+        next.state,
+        `${next.namespace}/${next.name}`,
+      ]));
+      signal({ type: 'events' });
+    }
+  }
+
+  async listServices(f: { namespace?: string } = {}): Promise<ServiceRow[]> {
+    const defs = (await this.all<{ namespace: string; name: string }>(`SELECT namespace, name FROM definitions WHERE kind = 'service'`))
+      .filter((d) => f.namespace === undefined || d.namespace === f.namespace);
+    const rows = await this.all<ServiceRowDb>(`SELECT * FROM services`);
+    return serviceList(defs, rows, this.clock.now());
+  }
+
+  async getService(namespace: string, name: string): Promise<ServiceRow | null> {
+    return (await this.listServices({ namespace })).find((s) => s.name === name) ?? null;
+  }
+
+  async startService(namespace: string, name: string): Promise<ServiceRow> {
+    const now = this.clock.now();
+    return this.tx(async (c, signal) => {
+      const def = (await c.query<{ spec: string }>(`SELECT spec FROM definitions WHERE namespace = $1 AND name = $2 AND kind = 'service'`, [namespace, name])).rows[0];
+      if (!def) throw new NotFoundError(`no service ${namespace}/${name}`);
+      const row = await this.serviceRow(c, namespace, name);
+      const next = started(row ?? neverStarted(namespace, name, now), JSON.parse(def.spec) as ServiceSpec, now);
+      await this.writeService(c, signal, next, row?.state ?? null);
+      signal({ type: 'services' });
+      return toService(next);
+    });
+  }
+
+  async stopService(namespace: string, name: string): Promise<ServiceRow> {
+    const now = this.clock.now();
+    return this.tx(async (c, signal) => {
+      const row = await this.serviceRow(c, namespace, name);
+      if (!row) {
+        const def = (await c.query(`SELECT 1 FROM definitions WHERE namespace = $1 AND name = $2 AND kind = 'service'`, [namespace, name])).rows[0];
+        if (!def) throw new NotFoundError(`no service ${namespace}/${name}`);
+        return toService(neverStarted(namespace, name, now));
+      }
+      const next = stopped(row, now);
+      await this.writeService(c, signal, next, row.state);
+      if (next.state === 'stopping') signal({ type: 'services' });
+      return toService(next);
+    });
+  }
+
+  async claimServices(worker: { name: string; host: string; queues: string[] }, free: FreeCapacity, leaseMs: number): Promise<{ claimed: ClaimedService[]; nextStartAt: number | null }> {
+    const now = this.clock.now();
+    return this.tx(async (c, signal) => {
+      // SKIP LOCKED: a service another worker is claiming right now is simply not ours.
+      const rows = (
+        await c.query<ServiceRowDb>(prepared(
+          `SELECT * FROM services WHERE desired = 'up' AND state IN ('starting', 'backoff', 'flapping')
+           ORDER BY next_start_at, namespace, name FOR UPDATE SKIP LOCKED`,
+          [],
+        ))
+      ).rows;
+      const { picked, nextStartAt } = pickServices(rows, worker, free, now, leaseMs);
+      for (const p of picked) await this.writeService(c, signal, p.row, rows.find((r) => r.namespace === p.row.namespace && r.name === p.row.name)!.state);
+      return { claimed: picked.map((p) => p.claim), nextStartAt };
+    });
+  }
+
+  async setServicePid(ref: ServiceRef, pid: number): Promise<void> {
+    await this.pool.query(prepared(`UPDATE services SET pid = $1 WHERE namespace = $2 AND name = $3 AND fence = $4`, [pid, ref.namespace, ref.name, ref.fence]));
+  }
+
+  async renewServices(worker: string, refs: ServiceRef[], leaseMs: number): Promise<ServiceRef[]> {
+    if (refs.length === 0) return [];
+    const now = this.clock.now();
+    const up = new Set(
+      (
+        await this.pool.query<{ namespace: string; name: string; state: string }>(prepared(
+          `UPDATE services s SET lease_until = $1 FROM unnest($2::text[], $3::text[], $4::bigint[]) AS v(namespace, name, fence)
+           WHERE s.namespace = v.namespace AND s.name = v.name AND s.fence = v.fence AND s.worker = $5 AND s.state IN ('up', 'stopping')
+           RETURNING s.namespace, s.name, s.state`,
+          [now + leaseMs, refs.map((r) => r.namespace), refs.map((r) => r.name), refs.map((r) => r.fence), worker],
+        ))
+      ).rows
+        .filter((r) => r.state === 'up')
+        .map((r) => `${r.namespace}/${r.name}`),
+    );
+    return refs.filter((r) => !up.has(`${r.namespace}/${r.name}`));
+  }
+
+  async serviceExited(ref: ServiceRef, exit: Omit<ServiceExit, 'at'>): Promise<ServiceRow> {
+    const now = this.clock.now();
+    return this.tx(async (c, signal) => {
+      const row = await this.serviceRow(c, ref.namespace, ref.name);
+      if (!row || row.fence !== ref.fence || !isRunning(row.state)) throw new StaleFenceError(ref.fence, `service ${ref.namespace}/${ref.name} has a newer instance`);
+      const change = exited(row, exit, now);
+      await this.writeService(c, signal, change.row, row.state);
+      for (const n of serviceAuditNotes(change, `worker:${row.worker}`)) await insertAudit(c, n, now);
+      signal({ type: 'services' });
+      return toService(change.row);
+    });
+  }
+
+  async releaseService(ref: ServiceRef, reason: string): Promise<boolean> {
+    const now = this.clock.now();
+    return this.tx(async (c, signal) => {
+      const row = await this.serviceRow(c, ref.namespace, ref.name);
+      if (!row || row.fence !== ref.fence || !isRunning(row.state)) return false;
+      await this.writeService(c, signal, moved(row, reason, now, false).row, row.state);
+      signal({ type: 'services' });
+      return true;
+    });
+  }
+
+  async reapLostServices(deadWorkers: string[]): Promise<ServiceRow[]> {
+    const now = this.clock.now();
+    return this.tx(async (c, signal) => {
+      const rows = (
+        await c.query<ServiceRowDb>(
+          `SELECT * FROM services WHERE state IN ('up', 'stopping') AND (lease_until < $1 OR worker = ANY($2::text[])
+             OR worker IN (SELECT name FROM workers WHERE state = 'stopped')) FOR UPDATE SKIP LOCKED`,
+          [now, deadWorkers],
+        )
+      ).rows;
+      const out: ServiceRow[] = [];
+      for (const r of rows) {
+        const change = moved(r, `worker ${r.worker} lost`, now, true);
+        await this.writeService(c, signal, change.row, r.state);
+        for (const n of serviceAuditNotes(change, 'scheduler')) await insertAudit(c, n, now);
+        out.push(toService(change.row));
+      }
+      if (out.length) signal({ type: 'services' });
+      return out;
+    });
+  }
+
   // ---------------------------------------------------------------------- pools
 
   async setPool(name: string, slots: number | null): Promise<PoolRow> {
@@ -1795,15 +1956,68 @@ export class PostgresStore implements Store {
     return finishedTimings(afterEventId, rows);
   }
 
-  async readEvents(afterId: number, filter: { runId?: number }, limit = 1000): Promise<StoreEvent[]> {
-    const rows =
-      filter.runId !== undefined
-        ? await this.all<EventRowDb>(
-            `SELECT e.*, j.task, j.chunk FROM events e LEFT JOIN jobs j ON j.id = e.job_id WHERE e.run_id = $1 AND e.id > $2 ORDER BY e.id LIMIT $3`,
-            [filter.runId, afterId, limit],
-          )
-        : await this.all<EventRowDb>(`SELECT e.*, j.task, j.chunk FROM events e LEFT JOIN jobs j ON j.id = e.job_id WHERE e.id > $1 ORDER BY e.id LIMIT $2`, [afterId, limit]);
+  async readEvents(afterId: number, filter: EventFilter, limit = 1000): Promise<StoreEvent[]> {
+    const args: unknown[] = [];
+    const arg = (v: unknown) => (args.push(v), `$${args.length}`);
+    const where = [`e.id > ${arg(afterId)}`];
+    if (filter.runId !== undefined) where.push(`e.run_id = ${arg(filter.runId)}`);
+    // Run-level filters as one subquery on runs (and run_labels).
+    const runWhere: string[] = [];
+    if (filter.namespace) runWhere.push(`namespace = ${arg(filter.namespace)}`);
+    if (filter.workflow) runWhere.push(`workflow = ${arg(filter.workflow)}`);
+    for (const [k, v] of Object.entries(filter.labels ?? {})) runWhere.push(`id IN (SELECT run_id FROM run_labels WHERE key = ${arg(k)} AND value = ${arg(v)})`);
+    if (runWhere.length) where.push(`e.run_id IN (SELECT id FROM runs WHERE ${runWhere.join(' AND ')})`);
+    const rows = await this.all<EventRowDb>(
+      `SELECT e.*, j.task, j.chunk FROM events e LEFT JOIN jobs j ON j.id = e.job_id WHERE ${where.join(' AND ')} ORDER BY e.id LIMIT ${arg(limit)}`,
+      args,
+    );
     return rows.map(toEvent);
+  }
+
+  // ----------------------------------------------------------- monitoring reads
+
+  async taskDurations(q: { namespace: string; workflow: string; beforeRunId: number; runs: number }): Promise<TaskHistory> {
+    const cte = PAST_DURATIONS_CTE({ ns: '$1', wf: '$2', before: '$3', runs: '$4', keyExpr: `j.task || CASE WHEN j.chunk IS NULL THEN '' ELSE '#' END` });
+    const args = [q.namespace, q.workflow, q.beforeRunId, q.runs];
+    const rows = await this.all<TaskDurationRowDb>(
+      `WITH ${cte}
+       SELECT k, count(*) AS samples, count(DISTINCT run_id) AS runs,
+         percentile_cont(0.1) WITHIN GROUP (ORDER BY ms) AS p10,
+         percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50,
+         percentile_cont(0.9) WITHIN GROUP (ORDER BY ms) AS p90
+       FROM d GROUP BY k ORDER BY k`,
+      args,
+    );
+    const past = await this.one<{ n: string | number }>(`WITH ${cte} SELECT count(DISTINCT run_id) AS n FROM d`, args);
+    return { pastRuns: Number(past?.n ?? 0), tasks: rows.map(toTaskDurationStats) };
+  }
+
+  async runEdges(runId: number): Promise<[string, string][]> {
+    const rows = await this.all<EdgeRowDb>(
+      `SELECT j.run_id, u.task AS up_task, u.chunk AS up_chunk, j.task, j.chunk
+       FROM jobs u JOIN job_deps d ON d.upstream_id = u.id JOIN jobs j ON j.id = d.job_id WHERE u.run_id = $1`,
+      [runId],
+    );
+    return rows.map(toEdge);
+  }
+
+  async listAttemptErrors(f: AttemptErrorFilter): Promise<AttemptError[]> {
+    const args: unknown[] = [];
+    const arg = (v: unknown) => (args.push(v), `$${args.length}`);
+    const where = [`a.state IN ('failed', 'timed_out')`];
+    if (f.runId !== undefined) where.push(`j.run_id = ${arg(f.runId)}`);
+    if (f.namespace) where.push(`r.namespace = ${arg(f.namespace)}`);
+    if (f.workflow) where.push(`r.workflow = ${arg(f.workflow)}`);
+    for (const [k, v] of Object.entries(f.labels ?? {})) where.push(`r.id IN (SELECT run_id FROM run_labels WHERE key = ${arg(k)} AND value = ${arg(v)})`);
+    if (f.since !== undefined) where.push(`coalesce(a.finished_at, a.started_at) >= ${arg(f.since)}`);
+    if (f.until !== undefined) where.push(`coalesce(a.finished_at, a.started_at) < ${arg(f.until)}`);
+    const rows = await this.all<AttemptErrorRowDb>(
+      `SELECT a.id, j.run_id, j.task, j.chunk, r.namespace, r.workflow, a.number, a.worker, a.state, a.started_at, a.finished_at, a.exit_code, a.error
+       FROM attempts a JOIN jobs j ON j.id = a.job_id JOIN runs r ON r.id = j.run_id
+       WHERE ${where.join(' AND ')} ORDER BY a.id DESC LIMIT ${arg(f.limit ?? 1000)} OFFSET ${arg(f.offset ?? 0)}`,
+      args,
+    );
+    return rows.map(toAttemptError);
   }
 }
 

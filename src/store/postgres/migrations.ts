@@ -270,6 +270,34 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   `
   CREATE INDEX jobs_finished ON jobs (finished_at) WHERE state IN ('succeeded', 'failed');
   `,
+  // services (SPEC §2 service files): one row per started service, desired state and its one instance
+  // (see ServiceState in src/store/types.ts); service state changes in the outbox name their service in `subject`
+  `
+  CREATE TABLE services (
+    namespace text NOT NULL,
+    name text NOT NULL,
+    spec text,
+    desired text NOT NULL,
+    state text NOT NULL,
+    flapping integer NOT NULL DEFAULT 0,
+    worker text,
+    host text,
+    pid integer,
+    fence bigint NOT NULL DEFAULT 0,
+    lease_until bigint,
+    started_at bigint,
+    restarts integer NOT NULL DEFAULT 0,
+    quick_deaths integer NOT NULL DEFAULT 0,
+    last_exit_code integer,
+    last_exit_signal text,
+    last_exit_at bigint,
+    last_exit_reason text,
+    next_start_at bigint,
+    updated_at bigint NOT NULL,
+    PRIMARY KEY (namespace, name)
+  );
+  ALTER TABLE events ADD COLUMN subject text;
+  `,
   // auth: API tokens, kept only as the SHA-256 of the token (its public id is
   // the lookup key), each with its role and the namespaces it may act in ('*':
   // all); secrets referenced by workflows, sealed with AES-256-GCM by a key
@@ -296,7 +324,6 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   );
   `,
 ];
-
 /** Arbitrary constant naming Gantry's migration lock. */
 const MIGRATION_LOCK = 7_070_001;
 

@@ -51,6 +51,10 @@ import {
   type ApiToken,
   type NewApiToken,
   type SecretInfo,
+  type AttemptError,
+  type AttemptErrorFilter,
+  type EventFilter,
+  type TaskHistory,
 } from '../types.js';
 import type { StageCount, WorkerStopMode } from '../types.js';
 import { publicToken, toSecretInfo, toTokens, type SecretRowDb, type TokenNamespaceRowDb, type TokenRowDb } from '../authRows.js';
@@ -61,6 +65,9 @@ import { chunkGroup, selectClaims, unfittableReason, type LiveWorker } from '../
 import { migrateSqlite } from './migrations.js';
 import { insertAudit } from './audit.js';
 import { auditListSql, failureNotes, reapNote, takeoverNote, toAuditEntry, type AuditRowDb } from '../audit.js';
+import type { ServiceSpec } from '../../spec/model.js';
+import type { ClaimedService, ServiceExit, ServiceRef, ServiceRow, ServiceState } from '../types.js';
+import { exited, isRunning, moved, neverStarted, pickServices, serviceList, serviceValues, started, stopped, toService, upsertServiceSql, serviceAuditNotes, type ServiceRowDb } from '../serviceRows.js';
 import {
   toAttempt,
   toDefinition,
@@ -94,6 +101,15 @@ import {
 } from '../rows.js';
 import { DependencyResolver } from './resolveDependents.js';
 import { finishedTimings, toTaskStateCount, type FinishedTimingRowDb, type TaskCountRowDb } from '../metricsRows.js';
+import {
+  PAST_DURATIONS_CTE,
+  toAttemptError,
+  toEdge,
+  toTaskDurationStats,
+  type AttemptErrorRowDb,
+  type EdgeRowDb,
+  type TaskDurationRowDb,
+} from '../monitoringRows.js';
 import { checkpointJson, rerunCheckpointSql, retryDelayMs, runOutcome } from '../rules.js';
 
 const ACTIVE = `('pending','queued','running','retrying')`;
@@ -370,15 +386,19 @@ export class SqliteStore implements Store {
     const args: unknown[] = [];
     if (f.namespace) (where.push('namespace = ?'), args.push(f.namespace));
     if (f.workflow) (where.push('workflow = ?'), args.push(f.workflow));
-    if (f.state) (where.push('state = ?'), args.push(f.state));
     for (const [k, v] of Object.entries(f.labels ?? {})) {
       where.push('id IN (SELECT run_id FROM run_labels WHERE key = ? AND value = ?)');
       args.push(k, v);
     }
-    if (f.latest) where.push('id IN (SELECT max(id) FROM runs GROUP BY namespace, workflow)');
     if (f.worker) (where.push(`id IN (SELECT run_id FROM jobs WHERE worker = ?)`), args.push(f.worker));
     if (f.since !== undefined) (where.push('created_at >= ?'), args.push(f.since));
     if (f.until !== undefined) (where.push('created_at < ?'), args.push(f.until));
+    // latest: of each workflow among the runs the other filters match (label lang=de: the latest lang=de run), then the state filter
+    if (f.latest) {
+      where.push(`id IN (SELECT max(id) FROM runs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} GROUP BY namespace, workflow)`);
+      args.push(...args);
+    }
+    if (f.state) (where.push('state = ?'), args.push(f.state));
     const sql = `SELECT * FROM runs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ? OFFSET ?`;
     const rows = this.sql(sql).all(...args, f.limit ?? 50, f.offset ?? 0) as RunRowDb[];
     return rows.map((r) => toRun(r, this.countsFor(r.id)));
@@ -1131,6 +1151,130 @@ export class SqliteStore implements Store {
     return this.deferred(id)!;
   }
 
+  // ------------------------------------------------------------------- services
+
+  private serviceRow(namespace: string, name: string): ServiceRowDb | undefined {
+    return this.sql(`SELECT * FROM services WHERE namespace = ? AND name = ?`).get(namespace, name) as ServiceRowDb | undefined;
+  }
+
+  /** Writes the row; a change of state goes to the outbox (events) in the same transaction. */
+  private writeService(next: ServiceRowDb, before: ServiceState | null): void {
+    this.sql(upsertServiceSql(() => '?')).run(...serviceValues(next));
+    if (next.state !== before) {
+      this.sql(`INSERT INTO events (ts, kind, run_id, job_id, state, subject) VALUES (?, 'service', 0, NULL, ?, ?)`)
+        .run(next.updated_at, next.state, `${next.namespace}/${next.name}`);
+      this.signal({ type: 'events' });
+    }
+  }
+
+  async listServices(f: { namespace?: string } = {}): Promise<ServiceRow[]> {
+    const defs = (this.sql(`SELECT namespace, name FROM definitions WHERE kind = 'service'`).all() as { namespace: string; name: string }[])
+      .filter((d) => f.namespace === undefined || d.namespace === f.namespace);
+    const rows = this.sql(`SELECT * FROM services`).all() as ServiceRowDb[];
+    return serviceList(defs, rows, this.clock.now());
+  }
+
+  async getService(namespace: string, name: string): Promise<ServiceRow | null> {
+    return (await this.listServices({ namespace })).find((s) => s.name === name) ?? null;
+  }
+
+  async startService(namespace: string, name: string): Promise<ServiceRow> {
+    const now = this.clock.now();
+    return this.tx(() => {
+      const def = this.sql(`SELECT spec FROM definitions WHERE namespace = ? AND name = ? AND kind = 'service'`).get(namespace, name) as { spec: string } | undefined;
+      if (!def) throw new NotFoundError(`no service ${namespace}/${name}`);
+      const row = this.serviceRow(namespace, name);
+      const next = started(row ?? neverStarted(namespace, name, now), JSON.parse(def.spec) as ServiceSpec, now);
+      this.writeService(next, row?.state ?? null);
+      this.signal({ type: 'services' });
+      return toService(next);
+    });
+  }
+
+  async stopService(namespace: string, name: string): Promise<ServiceRow> {
+    const now = this.clock.now();
+    return this.tx(() => {
+      const row = this.serviceRow(namespace, name);
+      if (!row) {
+        const def = this.sql(`SELECT 1 FROM definitions WHERE namespace = ? AND name = ? AND kind = 'service'`).get(namespace, name);
+        if (!def) throw new NotFoundError(`no service ${namespace}/${name}`);
+        return toService(neverStarted(namespace, name, now));
+      }
+      const next = stopped(row, now);
+      this.writeService(next, row.state);
+      if (next.state === 'stopping') this.signal({ type: 'services' });
+      return toService(next);
+    });
+  }
+
+  async claimServices(worker: { name: string; host: string; queues: string[] }, free: FreeCapacity, leaseMs: number): Promise<{ claimed: ClaimedService[]; nextStartAt: number | null }> {
+    const now = this.clock.now();
+    return this.tx(() => {
+      const rows = this.sql(
+        `SELECT * FROM services WHERE desired = 'up' AND state IN ('starting', 'backoff', 'flapping') ORDER BY next_start_at, namespace, name`,
+      ).all() as ServiceRowDb[];
+      const { picked, nextStartAt } = pickServices(rows, worker, free, now, leaseMs);
+      for (const p of picked) this.writeService(p.row, rows.find((r) => r.namespace === p.row.namespace && r.name === p.row.name)!.state);
+      return { claimed: picked.map((p) => p.claim), nextStartAt };
+    });
+  }
+
+  async setServicePid(ref: ServiceRef, pid: number): Promise<void> {
+    this.sql(`UPDATE services SET pid = ? WHERE namespace = ? AND name = ? AND fence = ?`).run(pid, ref.namespace, ref.name, ref.fence);
+  }
+
+  async renewServices(worker: string, refs: ServiceRef[], leaseMs: number): Promise<ServiceRef[]> {
+    const now = this.clock.now();
+    return this.tx(() => {
+      const renew = this.sql(
+        `UPDATE services SET lease_until = ? WHERE namespace = ? AND name = ? AND fence = ? AND worker = ? AND state IN ('up', 'stopping') RETURNING state`,
+      );
+      return refs.filter((r) => (renew.get(now + leaseMs, r.namespace, r.name, r.fence, worker) as { state: ServiceState } | undefined)?.state !== 'up');
+    });
+  }
+
+  async serviceExited(ref: ServiceRef, exit: Omit<ServiceExit, 'at'>): Promise<ServiceRow> {
+    const now = this.clock.now();
+    return this.tx(() => {
+      const row = this.serviceRow(ref.namespace, ref.name);
+      if (!row || row.fence !== ref.fence || !isRunning(row.state)) throw new StaleFenceError(ref.fence, `service ${ref.namespace}/${ref.name} has a newer instance`);
+      const change = exited(row, exit, now);
+      this.writeService(change.row, row.state);
+      for (const n of serviceAuditNotes(change, `worker:${row.worker}`)) insertAudit(this.db, n, now);
+      this.signal({ type: 'services' });
+      return toService(change.row);
+    });
+  }
+
+  async releaseService(ref: ServiceRef, reason: string): Promise<boolean> {
+    const now = this.clock.now();
+    return this.tx(() => {
+      const row = this.serviceRow(ref.namespace, ref.name);
+      if (!row || row.fence !== ref.fence || !isRunning(row.state)) return false;
+      this.writeService(moved(row, reason, now, false).row, row.state);
+      this.signal({ type: 'services' });
+      return true;
+    });
+  }
+
+  async reapLostServices(deadWorkers: string[]): Promise<ServiceRow[]> {
+    const now = this.clock.now();
+    return this.tx(() => {
+      const rows = this.sql(
+        `SELECT * FROM services WHERE state IN ('up', 'stopping') AND (lease_until < ? OR worker IN (SELECT value FROM json_each(?))
+           OR worker IN (SELECT name FROM workers WHERE state = 'stopped'))`,
+      ).all(now, JSON.stringify(deadWorkers)) as ServiceRowDb[];
+      const out = rows.map((r) => {
+        const change = moved(r, `worker ${r.worker} lost`, now, true);
+        this.writeService(change.row, r.state);
+        for (const n of serviceAuditNotes(change, 'scheduler')) insertAudit(this.db, n, now);
+        return toService(change.row);
+      });
+      if (out.length) this.signal({ type: 'services' });
+      return out;
+    });
+  }
+
   // ---------------------------------------------------------------------- pools
 
   async setPool(name: string, slots: number | null): Promise<PoolRow> {
@@ -1305,16 +1449,74 @@ export class SqliteStore implements Store {
     return finishedTimings(afterEventId, rows);
   }
 
-  async readEvents(afterId: number, filter: { runId?: number }, limit = 1000): Promise<StoreEvent[]> {
-    const rows = (
-      filter.runId !== undefined
-        ? this.sql(
-              `SELECT e.*, j.task, j.chunk FROM events e LEFT JOIN jobs j ON j.id = e.job_id WHERE e.run_id = ? AND e.id > ? ORDER BY e.id LIMIT ?`,
-            )
-            .all(filter.runId, afterId, limit)
-        : this.sql(`SELECT e.*, j.task, j.chunk FROM events e LEFT JOIN jobs j ON j.id = e.job_id WHERE e.id > ? ORDER BY e.id LIMIT ?`)
-            .all(afterId, limit)
-    ) as EventRowDb[];
+  async readEvents(afterId: number, filter: EventFilter, limit = 1000): Promise<StoreEvent[]> {
+    const where = ['e.id > ?'];
+    const args: unknown[] = [afterId];
+    if (filter.runId !== undefined) (where.push('e.run_id = ?'), args.push(filter.runId));
+    // Run-level filters as one subquery on runs (and run_labels).
+    const runWhere: string[] = [];
+    if (filter.namespace) (runWhere.push('namespace = ?'), args.push(filter.namespace));
+    if (filter.workflow) (runWhere.push('workflow = ?'), args.push(filter.workflow));
+    for (const [k, v] of Object.entries(filter.labels ?? {})) {
+      runWhere.push('id IN (SELECT run_id FROM run_labels WHERE key = ? AND value = ?)');
+      args.push(k, v);
+    }
+    if (runWhere.length) where.push(`e.run_id IN (SELECT id FROM runs WHERE ${runWhere.join(' AND ')})`);
+    const rows = this.sql(`SELECT e.*, j.task, j.chunk FROM events e LEFT JOIN jobs j ON j.id = e.job_id WHERE ${where.join(' AND ')} ORDER BY e.id LIMIT ?`)
+      .all(...args, limit) as EventRowDb[];
     return rows.map(toEvent);
+  }
+
+  // ----------------------------------------------------------- monitoring reads
+
+  async taskDurations(q: { namespace: string; workflow: string; beforeRunId: number; runs: number }): Promise<TaskHistory> {
+    const cte = PAST_DURATIONS_CTE({ ns: '?', wf: '?', before: '?', runs: '?', keyExpr: `j.task || CASE WHEN j.chunk IS NULL THEN '' ELSE '#' END` });
+    const args = [q.namespace, q.workflow, q.beforeRunId, q.runs];
+    // SQLite has no percentile_cont: the same linear interpolation over ranked rows
+    // (the value at rank p·(n−1), between its two neighbours).
+    const pct = (p: number) => {
+      const pos = `(${p} * (n - 1))`;
+      const lo = `CAST(${pos} AS INTEGER)`;
+      return `sum(CASE WHEN i = ${lo} THEN ms * (1 - (${pos} - ${lo})) WHEN i = ${lo} + 1 THEN ms * (${pos} - ${lo}) ELSE 0 END)`;
+    };
+    {
+      const rows = this.sql(
+        `WITH ${cte},
+         r AS (SELECT k, run_id, ms, row_number() OVER (PARTITION BY k ORDER BY ms) - 1 AS i, count(*) OVER (PARTITION BY k) AS n FROM d)
+         SELECT k, max(n) AS samples, count(DISTINCT run_id) AS runs, ${pct(0.1)} AS p10, ${pct(0.5)} AS p50, ${pct(0.9)} AS p90
+         FROM r GROUP BY k ORDER BY k`,
+      ).all(...args) as TaskDurationRowDb[];
+      const past = this.sql(`WITH ${cte} SELECT count(DISTINCT run_id) AS n FROM d`).get(...args) as { n: number };
+      return { pastRuns: past.n, tasks: rows.map(toTaskDurationStats) };
+    }
+  }
+
+  async runEdges(runId: number): Promise<[string, string][]> {
+    // From the run's upstream jobs: job_deps is keyed by upstream first.
+    const rows = this.sql(
+      `SELECT j.run_id, u.task AS up_task, u.chunk AS up_chunk, j.task, j.chunk
+       FROM jobs u JOIN job_deps d ON d.upstream_id = u.id JOIN jobs j ON j.id = d.job_id WHERE u.run_id = ?`,
+    ).all(runId) as EdgeRowDb[];
+    return rows.map(toEdge);
+  }
+
+  async listAttemptErrors(f: AttemptErrorFilter): Promise<AttemptError[]> {
+    const where = [`a.state IN ('failed', 'timed_out')`];
+    const args: unknown[] = [];
+    if (f.runId !== undefined) (where.push('j.run_id = ?'), args.push(f.runId));
+    if (f.namespace) (where.push('r.namespace = ?'), args.push(f.namespace));
+    if (f.workflow) (where.push('r.workflow = ?'), args.push(f.workflow));
+    for (const [k, v] of Object.entries(f.labels ?? {})) {
+      where.push('r.id IN (SELECT run_id FROM run_labels WHERE key = ? AND value = ?)');
+      args.push(k, v);
+    }
+    if (f.since !== undefined) (where.push('coalesce(a.finished_at, a.started_at) >= ?'), args.push(f.since));
+    if (f.until !== undefined) (where.push('coalesce(a.finished_at, a.started_at) < ?'), args.push(f.until));
+    const rows = this.sql(
+      `SELECT a.id, j.run_id, j.task, j.chunk, r.namespace, r.workflow, a.number, a.worker, a.state, a.started_at, a.finished_at, a.exit_code, a.error
+       FROM attempts a JOIN jobs j ON j.id = a.job_id JOIN runs r ON r.id = j.run_id
+       WHERE ${where.join(' AND ')} ORDER BY a.id DESC LIMIT ? OFFSET ?`,
+    ).all(...args, f.limit ?? 1000, f.offset ?? 0) as AttemptErrorRowDb[];
+    return rows.map(toAttemptError);
   }
 }

@@ -268,6 +268,34 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `
   CREATE INDEX jobs_finished ON jobs (finished_at) WHERE state IN ('succeeded', 'failed');
   `,
+  // services (SPEC §2 service files): one row per started service, desired state and its one instance
+  // (see ServiceState in src/store/types.ts); service state changes in the outbox name their service in `subject`
+  `
+  CREATE TABLE services (
+    namespace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    spec TEXT,
+    desired TEXT NOT NULL,
+    state TEXT NOT NULL,
+    flapping INTEGER NOT NULL DEFAULT 0,
+    worker TEXT,
+    host TEXT,
+    pid INTEGER,
+    fence INTEGER NOT NULL DEFAULT 0,
+    lease_until INTEGER,
+    started_at INTEGER,
+    restarts INTEGER NOT NULL DEFAULT 0,
+    quick_deaths INTEGER NOT NULL DEFAULT 0,
+    last_exit_code INTEGER,
+    last_exit_signal TEXT,
+    last_exit_at INTEGER,
+    last_exit_reason TEXT,
+    next_start_at INTEGER,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (namespace, name)
+  );
+  ALTER TABLE events ADD COLUMN subject TEXT;
+  `,
   // auth: API tokens, kept only as the SHA-256 of the token (its public id is
   // the lookup key), each with its role and the namespaces it may act in ('*':
   // all); secrets referenced by workflows, sealed with AES-256-GCM by a key
@@ -294,7 +322,6 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   );
   `,
 ];
-
 export function migrateSqlite(db: Database.Database): number {
   db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
   const apply = db.transaction(() => {

@@ -1,0 +1,82 @@
+// The API server on either store with a controlled clock and no workers: tests
+// drive state through the store (claims, completions) at known times, so every
+// answer the API gives is known. `call` is the one place requests are made
+// (inject, no socket); `listen()` opens a real port for streams (SSE).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { expect } from 'vitest';
+import { buildApp } from '../../src/server/app.js';
+import { silentLogger } from '../../src/log.js';
+import { SqliteStore } from '../../src/store/sqlite/index.js';
+import { PostgresStore } from '../../src/store/postgres/index.js';
+import type { Clock, Run, Store } from '../../src/store/types.js';
+import { PG_URL, dropSchema, uniqueSchema } from './postgres.js';
+import type { StoreName } from './cluster.js';
+
+export class TestClock implements Clock {
+  constructor(public t = Date.now()) {}
+  now() {
+    return this.t;
+  }
+}
+
+export interface ApiHarness {
+  store: Store;
+  app: FastifyInstance;
+  clock: TestClock;
+  call<T = Record<string, unknown>>(method: 'GET' | 'POST' | 'PUT', url: string, payload?: unknown): Promise<{ status: number; body: T }>;
+  apply(source: string, file?: string): Promise<void>;
+  startRun(workflow: string, o?: { namespace?: string; labels?: Record<string, string>; params?: Record<string, unknown> }): Promise<Run>;
+  /** listens on 127.0.0.1 (any free port); returns the base URL */
+  listen(): Promise<string>;
+  close(): Promise<void>;
+}
+
+export async function apiHarness(name: StoreName, o: { clock?: TestClock; workerTimeoutMs?: number } = {}): Promise<ApiHarness> {
+  const clock = o.clock ?? new TestClock();
+  let store: Store;
+  let cleanup: () => Promise<void>;
+  if (name === 'SQLite') {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-api-'));
+    store = new SqliteStore(path.join(dir, 'gantry.db'), { clock });
+    cleanup = async () => fs.rmSync(dir, { recursive: true, force: true });
+  } else {
+    const schema = uniqueSchema();
+    store = new PostgresStore(PG_URL, { schema, max: 4, clock });
+    cleanup = () => dropSchema(schema);
+  }
+  await store.migrate();
+  const app = await buildApp({ store, logger: silentLogger(), clock, workerTimeoutMs: o.workerTimeoutMs });
+  const call: ApiHarness['call'] = async <T>(method: 'GET' | 'POST' | 'PUT', url: string, payload?: unknown) => {
+    const r = await app.inject({ method, url, ...(payload === undefined ? {} : { payload: payload as object }) });
+    return { status: r.statusCode, body: (String(r.headers['content-type'] ?? '').startsWith('application/json') ? r.json() : r.body) as T };
+  };
+  return {
+    store,
+    app,
+    clock,
+    call,
+    async apply(source, file = '/defs/wf.yaml') {
+      const r = await call('POST', '/api/v1/definitions', { files: [{ path: file, source }] });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+    },
+    async startRun(workflow, x = {}) {
+      const r = await call<Run>('POST', '/api/v1/runs', { workflow, ...x });
+      expect(r.status, JSON.stringify(r.body)).toBe(201);
+      return r.body;
+    },
+    async listen() {
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      const addr = app.server.address();
+      if (!addr || typeof addr === 'string') throw new Error('no address');
+      return `http://127.0.0.1:${addr.port}`;
+    },
+    async close() {
+      await app.close();
+      await store.close();
+      await cleanup();
+    },
+  };
+}

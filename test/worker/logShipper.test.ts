@@ -1,0 +1,55 @@
+// Log shipping (src/worker/logShipper.ts) into a real store, on both stores:
+// lines arrive in batches in order, an attempt's log stops at its size cap with
+// one clear truncation mark, and a stale attempt's lines are refused.
+import { afterEach, beforeEach, expect, it } from 'vitest';
+import { LogShipper } from '../../src/worker/logShipper.js';
+import { onEveryStore } from '../helpers/cluster.js';
+import { apiHarness, type ApiHarness } from '../helpers/apiHarness.js';
+
+onEveryStore('log shipping', (storeName) => {
+  let h: ApiHarness;
+  let fence: number;
+  let jobId: string;
+  beforeEach(async () => {
+    h = await apiHarness(storeName);
+    await h.apply(`name: l\ntasks:\n  a: { run: "true" }\n`);
+    await h.startRun('l');
+    await h.store.registerWorker({ name: 'w', host: 'h', pid: process.pid, queues: ['default'], slots: 1, resources: { cpu: 1, memoryBytes: null, custom: {} } });
+    const [c] = await h.store.claimJobs({ name: 'w', host: 'h', queues: ['default'] }, 1, 60_000);
+    fence = c!.fence;
+    jobId = c!.job.id;
+  });
+  afterEach(async () => {
+    await h.close();
+  });
+
+  it('batches lines in order; past the size cap one truncation mark, then nothing', async () => {
+    let stale = 0;
+    const errors: unknown[] = [];
+    const shipper = new LogShipper(h.store, fence, { intervalMs: 50, maxBatch: 7, maxBytes: 100, onStale: () => stale++, onError: (e) => errors.push(e) });
+    // 10 bytes each with the newline: 10 lines fit in 100 bytes, the 11th does not
+    for (let i = 0; i < 20; i++) shipper.push('stdout', `line ${String(i).padStart(4, '0')}`);
+    await shipper.flush();
+    const lines = (await h.store.readLogs({ jobId })).map((l) => [l.stream, l.line]);
+    expect(lines).toEqual([
+      ...Array.from({ length: 10 }, (_, i) => ['stdout', `line ${String(i).padStart(4, '0')}`]),
+      ['system', '[gantry] log truncated: this attempt wrote more than 100 bytes'],
+    ]);
+    expect(stale).toBe(0);
+    expect(errors).toEqual([]);
+  });
+
+  it('the lines of an attempt that lost its job are refused, once, and it is told', async () => {
+    let stale = 0;
+    const shipper = new LogShipper(h.store, fence, { intervalMs: 50, maxBatch: 100, maxBytes: 10_000, onStale: () => stale++, onError: () => undefined });
+    shipper.push('stdout', 'before');
+    await shipper.flush();
+    await h.store.cancelJob(jobId);
+    shipper.push('stdout', 'after');
+    await shipper.flush();
+    shipper.push('stdout', 'later');
+    await shipper.flush();
+    expect((await h.store.readLogs({ jobId })).map((l) => l.line)).toEqual(['before']);
+    expect(stale).toBe(1);
+  });
+});
