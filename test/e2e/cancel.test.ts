@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cluster, onEveryStore, type Cluster } from '../helpers/cluster.js';
-import { BIN, cleanup, gantry, isAlive, trackPid, waitFor } from './helpers.js';
+import { BIN, cleanup, gantry, isAlive, trackPid, waitFor, rememberToken } from './helpers.js';
 
 afterAll(cleanup);
 
@@ -22,6 +22,7 @@ onEveryStore('cancel from another process', (storeName) => {
   beforeEach(async () => {
     g = await cluster(storeName, { slots: 1, leaseMs: 3_000 });
     server = await g.app.listen({ port: 0, host: '127.0.0.1' });
+    rememberToken(server, g.token);
   });
   afterEach(async () => {
     if (worker && worker.exitCode === null && worker.signalCode === null) worker.kill('SIGKILL');

@@ -6,7 +6,7 @@ import { it, expect, beforeEach, afterEach, afterAll } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
 import { cluster, onEveryStore, type Cluster } from '../helpers/cluster.js';
-import { cleanup, gantry, gantryJson, isAlive, trackPid, waitFor } from './helpers.js';
+import { cleanup, gantry, gantryJson, isAlive, trackPid, waitFor, rememberToken } from './helpers.js';
 
 afterAll(cleanup);
 
@@ -18,6 +18,7 @@ onEveryStore('gantry exec and gantry service', (storeName) => {
   beforeEach(async () => {
     g = await cluster(storeName, { slots: 2, leaseMs: 3_000 });
     server = await g.app.listen({ port: 0, host: '127.0.0.1' });
+    rememberToken(server, g.token);
   });
   afterEach(async () => {
     await g.close();

@@ -13,7 +13,7 @@ import { SqliteStore } from '../../src/store/sqlite/index.js';
 import { PostgresStore } from '../../src/store/postgres/index.js';
 import type { Clock, Run, Store } from '../../src/store/types.js';
 import { PG_URL, dropSchema, uniqueSchema } from './postgres.js';
-import type { StoreName } from './cluster.js';
+import { makeToken, type StoreName } from './cluster.js';
 
 export class TestClock implements Clock {
   constructor(public t = Date.now()) {}
@@ -49,8 +49,10 @@ export async function apiHarness(name: StoreName, o: { clock?: TestClock; worker
   }
   await store.migrate();
   const app = await buildApp({ store, logger: silentLogger(), clock, workerTimeoutMs: o.workerTimeoutMs });
+  // every call presents an admin token (mutations need one)
+  const token = await makeToken(store, 'admin', [], 'tests');
   const call: ApiHarness['call'] = async <T>(method: 'GET' | 'POST' | 'PUT', url: string, payload?: unknown) => {
-    const r = await app.inject({ method, url, ...(payload === undefined ? {} : { payload: payload as object }) });
+    const r = await app.inject({ method, url, headers: { authorization: `Bearer ${token}` }, ...(payload === undefined ? {} : { payload: payload as object }) });
     return { status: r.statusCode, body: (String(r.headers['content-type'] ?? '').startsWith('application/json') ? r.json() : r.body) as T };
   };
   return {

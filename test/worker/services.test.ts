@@ -48,8 +48,8 @@ onEveryStore('services', (storeName) => {
   });
 
   const api = async <T>(method: 'GET' | 'POST', url: string) => {
-    const r = await g.app.inject({ method, url, ...(method === 'POST' ? { payload: {} } : {}) });
-    return { status: r.statusCode, body: r.json() as T };
+    const r = await g.inject<T>(method, url, method === 'POST' ? {} : undefined);
+    return { status: r.status, body: r.body };
   };
   const status = async (name: string) => (await api<ServiceStatus>('GET', `/api/v1/services/${name}?namespace=bots`)).body;
   async function applyService(name: string, yaml: string): Promise<void> {
