@@ -14,6 +14,7 @@ import { buildApp } from './server/app.js';
 import type { Logger } from './log.js';
 import { bootstrapAdminToken, type TokenBootstrap } from './auth/bootstrap.js';
 import { loadSecretKey, type SecretKey } from './secrets/seal.js';
+import type { NotifyOptions } from './notify/duty.js';
 
 export interface UpOptions {
   db: string;
@@ -32,6 +33,8 @@ export interface UpOptions {
   supervise?: boolean;
   /** where the first start writes `gantry.token` and `gantry.secret-key` (default: the working directory) */
   dir?: string;
+  /** notifications: SMTP server, From:, the UI's public address (mail links, the Atom feed) */
+  notify?: NotifyOptions;
   logger: Logger;
 }
 
@@ -63,11 +66,11 @@ export async function startUp(o: UpOptions): Promise<Up> {
     o.logger.info({ file: auth.file, created: auth.created }, auth.message);
     const { key: secretKey } = loadSecretKey(o.dir ?? process.cwd(), { create: true });
     const leaseMs = o.leaseMs ?? WORKER_DEFAULTS.leaseMs;
-    const scheduler = schedulerFor(store, leaseMs, o.logger);
+    const scheduler = schedulerFor(store, leaseMs, o.logger, o.notify);
     // Reap what a previous crash left running before any worker claims.
     await scheduler.tick();
     scheduler.start();
-    const app = await buildApp({ store, logger: o.logger.child({ part: 'api' }), secretKey });
+    const app = await buildApp({ store, logger: o.logger.child({ part: 'api' }), secretKey, publicUrl: o.notify?.publicUrl ?? null });
     await app.listen({ host: o.host, port: o.port });
     const addr = app.server.address();
     const port = typeof addr === 'object' && addr ? addr.port : o.port;
@@ -120,10 +123,11 @@ export async function startUp(o: UpOptions): Promise<Up> {
 }
 
 /** The scheduler with its timings derived from the lease length. */
-export function schedulerFor(store: Store, leaseMs: number, logger: Logger): Scheduler {
+export function schedulerFor(store: Store, leaseMs: number, logger: Logger, notify?: NotifyOptions): Scheduler {
   return new Scheduler(store, {
     reapIntervalMs: Math.max(200, Math.floor(leaseMs / 3)),
     workerTimeoutMs: leaseMs * 2,
+    notify,
     logger: logger.child({ part: 'scheduler' }),
   });
 }

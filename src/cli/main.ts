@@ -26,6 +26,8 @@ import { bootstrapAdminToken } from '../auth/bootstrap.js';
 import { InvalidRunRequest, startRun } from '../server/runs.js';
 import { NotFoundError } from '../store/types.js';
 import { watchEvents } from './watchEvents.js';
+import { registerNotifyCommands } from './notifyCommands.js';
+import type { NotifyOptions } from '../notify/duty.js';
 
 /** Exit with a code and a message on stderr. */
 class Exit extends Error {
@@ -157,7 +159,10 @@ export function buildProgram(): Command {
     .option('-p, --param <k=v>', 'parameter for --run (repeatable)', collect)
     .option('--force', 'with --run: rerun jobs even if their outputs exist')
     .option('--once', 'with --run: stop when the run has finished, exiting with its outcome')
-    .action(async (dirs: string[], o: { db: string; host: string; port: number; workers: number; slots?: number; queues: string; cpu?: number; memory?: string; resource?: string[]; lease?: number; supervise?: boolean; run?: string; param?: string[]; force?: boolean; once?: boolean }) => {
+    .option('--smtp <url>', 'SMTP server for mailto: notifications, e.g. smtp://mail.example.org:25 (env GANTRY_SMTP)')
+    .option('--mail-from <address>', 'From: of notification mail (env GANTRY_MAIL_FROM; default gantry@localhost)')
+    .option('--public-url <url>', "the UI's public address, for links in mail, webhooks and the feed (env GANTRY_PUBLIC_URL)")
+    .action(async (dirs: string[], o: { db: string; host: string; port: number; workers: number; slots?: number; queues: string; cpu?: number; memory?: string; resource?: string[]; lease?: number; supervise?: boolean; run?: string; param?: string[]; force?: boolean; once?: boolean; smtp?: string; mailFrom?: string; publicUrl?: string }) => {
       if (o.once && !o.run) throw usage('--once needs --run WORKFLOW');
       const resources = offeredResources(o);
       const logger = createLogger();
@@ -174,6 +179,7 @@ export function buildProgram(): Command {
           leaseMs: o.lease,
           resources,
           supervise: o.supervise,
+          notify: notifyOptions(o),
           logger,
         });
       } catch (e) {
@@ -224,14 +230,16 @@ export function buildProgram(): Command {
     .option('--db <url>', 'store: postgres://… or a SQLite file (env GANTRY_DB)', process.env.GANTRY_DB ?? 'gantry.db')
     .option('--host <host>', 'address to bind', '127.0.0.1')
     .option('--port <port>', 'port to listen on', intOption, 7070)
-    .action(async (o: { db: string; host: string; port: number }) => {
+    .option('--public-url <url>', "the UI's public address, for links in the Atom feed (env GANTRY_PUBLIC_URL)")
+    .action(async (o: { db: string; host: string; port: number; publicUrl?: string }) => {
       const logger = createLogger({ name: 'gantry-server' });
+      const publicUrl = notifyOptions({ publicUrl: o.publicUrl }).publicUrl;
       const store = await openStoreOrExit(o.db);
       const auth = await bootstrapAdminToken(store, process.cwd(), { db: o.db });
       const secret = loadSecretKey(process.cwd(), { create: true });
       if (secret.created)
         process.stdout.write(`secret key created: ${secret.file} (mode 0600); servers and workers on other machines need the same key (${SECRET_KEY_ENV} or that file)\n`);
-      const app = await buildApp({ store, logger, secretKey: secret.key });
+      const app = await buildApp({ store, logger, secretKey: secret.key, publicUrl });
       await app.listen({ host: o.host, port: o.port });
       const addr = app.server.address();
       process.stdout.write(`${auth.message}\n`);
@@ -247,10 +255,14 @@ export function buildProgram(): Command {
     .description('the scheduler on its own: due retries, lost leases (safe to run several)')
     .option('--db <url>', 'store: postgres://… or a SQLite file (env GANTRY_DB)', process.env.GANTRY_DB ?? 'gantry.db')
     .option('--lease <ms>', 'lease length the workers use', intOption, WORKER_DEFAULTS.leaseMs)
-    .action(async (o: { db: string; lease: number }) => {
+    .option('--smtp <url>', 'SMTP server for mailto: notifications, e.g. smtp://mail.example.org:25 (env GANTRY_SMTP)')
+    .option('--mail-from <address>', 'From: of notification mail (env GANTRY_MAIL_FROM; default gantry@localhost)')
+    .option('--public-url <url>', "the UI's public address, for links in mail and webhooks (env GANTRY_PUBLIC_URL)")
+    .action(async (o: { db: string; lease: number; smtp?: string; mailFrom?: string; publicUrl?: string }) => {
       const logger = createLogger({ name: 'gantry-scheduler' });
+      const notify = notifyOptions(o);
       const store = await openStoreOrExit(o.db);
-      const scheduler = schedulerFor(store, o.lease, logger);
+      const scheduler = schedulerFor(store, o.lease, logger, notify);
       scheduler.start();
       process.stdout.write(`gantry scheduler running (store: ${redact(o.db)})\n`);
       await untilSignal(logger, async () => {
@@ -884,6 +896,7 @@ export function buildProgram(): Command {
   registerSecretCommands(program, { clientOf, usage, openStore: openStoreOrExit, print, collect });
 
   for (const c of program.commands) c.exitOverride();
+  registerNotifyCommands(program, { clientOf, print, usage, collect, intOption, keyValues });
   return program;
 }
 
@@ -893,6 +906,15 @@ function formatUptime(ms: number): string {
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
   if (s < 86_400) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
   return `${Math.floor(s / 86_400)}d${Math.floor((s % 86_400) / 3600)}h`;
+}
+
+/** `--smtp`, `--mail-from`, `--public-url` (and their environment variables) of the processes that notify. */
+function notifyOptions(o: { smtp?: string; mailFrom?: string; publicUrl?: string }): NotifyOptions {
+  const smtp = o.smtp ?? process.env.GANTRY_SMTP;
+  if (smtp !== undefined && !/^smtps?:\/\//.test(smtp)) throw usage(`--smtp: '${smtp}' is not an SMTP URL (smtp://host:25, smtps://user:pass@host:465)`);
+  const publicUrl = o.publicUrl ?? process.env.GANTRY_PUBLIC_URL;
+  if (publicUrl !== undefined && !/^https?:\/\//.test(publicUrl)) throw usage(`--public-url: '${publicUrl}' is not an http(s) URL`);
+  return { smtp: smtp ?? null, mailFrom: o.mailFrom ?? process.env.GANTRY_MAIL_FROM, publicUrl: publicUrl ?? null };
 }
 
 function statusText(run: import('../client/client.js').RunWithJobs): string {

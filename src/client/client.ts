@@ -5,6 +5,7 @@ import type { ApiToken, Attempt, AttemptError, DeferredRun, Job, PoolRow, Role, 
 import type { RunEta } from '../server/eta.js';
 import type { BrokenReport } from '../server/broken.js';
 import type { ErrorSummary } from '../server/errors.js';
+import type { AuditEntry, Delivery, DeliveryState, NotifyEvent, Subscription } from '../store/types.js';
 
 export type { RunEta, BrokenReport, ErrorSummary, AttemptError };
 import type { ScheduleSummary } from '../server/schedules.js';
@@ -282,6 +283,39 @@ export class GantryClient {
   }
   deleteSecret(namespace: string, name: string) {
     return this.request<{ namespace: string; name: string; deleted: true }>('DELETE', `/api/v1/secrets/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}`);
+  }
+
+  // ---- audit log, notifications, feed
+  /** automatic actions, newest first (order asc with `after`: oldest first) */
+  audit(q: { since?: string; until?: string; run?: number; namespace?: string; action?: string; after?: number; before?: number; order?: 'asc' | 'desc'; limit?: number } = {}) {
+    return this.request<{ entries: AuditEntry[] }>('GET', '/api/v1/audit', { query: q });
+  }
+  subscriptions(q: { namespace?: string } = {}) {
+    return this.request<{ subscriptions: Subscription[] }>('GET', '/api/v1/subscriptions', { query: q });
+  }
+  subscribe(body: { namespace?: string; workflow?: string; labels?: Record<string, string>; events: NotifyEvent[] | string[]; target: string }) {
+    return this.request<Subscription>('POST', '/api/v1/subscriptions', { body });
+  }
+  unsubscribe(id: number) {
+    return this.request<Subscription>('DELETE', `/api/v1/subscriptions/${id}`);
+  }
+  deliveries(q: { state?: DeliveryState; run?: number; namespace?: string; after?: number; before?: number; order?: 'asc' | 'desc'; limit?: number } = {}) {
+    return this.request<{ deliveries: Delivery[] }>('GET', '/api/v1/deliveries', { query: q });
+  }
+  webhookSecret(namespace: string, rotate = false) {
+    return this.request<{ namespace: string; secret: string; createdAt: number }>('POST', `/api/v1/namespaces/${encodeURIComponent(namespace)}/webhook-secret`, { body: { rotate } });
+  }
+  /** the Atom feed's XML */
+  async feed(q: { namespace?: string; workflow?: string; label?: string[]; limit?: number } = {}): Promise<string> {
+    let res: Response;
+    try {
+      res = await fetch(this.url('/api/v1/feed.atom', q), { headers: this.token ? { authorization: `Bearer ${this.token}` } : {} });
+    } catch (e) {
+      throw new UnreachableError(this.baseUrl, e);
+    }
+    const text = await res.text();
+    if (!res.ok) throw new ApiError(res.status, `HTTP ${res.status}: ${text.slice(0, 200)}`, {});
+    return text;
   }
 
   /**

@@ -13,6 +13,7 @@ import type { Clock, Store } from '../store/types.js';
 import type { Logger } from '../log.js';
 import { killLostAttempt, processAlive } from '../worker/processTree.js';
 import { ScheduleDuty } from './scheduleDuty.js';
+import { NotifyDuty, type NotifyOptions } from '../notify/duty.js';
 
 export interface SchedulerOptions {
   /** how often leases are checked */
@@ -26,6 +27,8 @@ export interface SchedulerOptions {
   clock?: Clock;
   /** most missed ticks of one schedule that `catchup: true` creates (default 100) */
   catchupLimit?: number;
+  /** notifications (SMTP, retries of deliveries); webhooks need nothing */
+  notify?: NotifyOptions;
 }
 
 const ROLE = 'scheduler';
@@ -41,9 +44,12 @@ export class Scheduler {
   private leading = false;
   private lastWaitingNotes = 0;
   private readonly schedules: ScheduleDuty;
+  /** notifications: a loop of its own while this copy leads (src/notify/duty.ts) */
+  readonly notify: NotifyDuty;
 
   constructor(private readonly store: Store, private readonly o: SchedulerOptions) {
     this.schedules = new ScheduleDuty(store, { logger: o.logger, clock: o.clock, catchupLimit: o.catchupLimit, actor: `scheduler:${this.id}` });
+    this.notify = new NotifyDuty(store, () => this.leading, { ...o.notify, logger: o.logger.child({ duty: 'notify' }) });
   }
 
   private get ttl(): number {
@@ -67,6 +73,7 @@ export class Scheduler {
       }
     });
     this.loopDone = this.loop();
+    this.notify.start();
   }
 
   async stop(): Promise<void> {
@@ -74,6 +81,7 @@ export class Scheduler {
     this.wake?.();
     this.unsubscribe?.();
     await this.loopDone;
+    await this.notify.stop();
     if (this.leading) await this.store.releaseLeadership(ROLE, this.id).catch(() => undefined);
     this.leading = false;
   }

@@ -57,6 +57,7 @@ import { HistoryCache, runEta, type RunEta } from './eta.js';
 import { failingSeries } from './broken.js';
 import { summarizeErrors } from './errors.js';
 import { openApiDocument } from './openapi.js';
+import { registerNotifyRoutes } from './notifyRoutes.js';
 import { createRequire } from 'node:module';
 import { GraphAnswerCache, RunEdgeCache, buildRunGraph } from './runGraph.js';
 import { overview } from './overview.js';
@@ -112,9 +113,11 @@ export interface AppOptions {
   uiDir?: string;
   /** seals secrets (PUT /secrets); without it secrets cannot be set here */
   secretKey?: SecretKey | null;
+  /** the UI's public address, for links in the Atom feed (default: the request's host) */
+  publicUrl?: string | null;
 }
 
-export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, secretKey }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, secretKey, publicUrl }: AppOptions): Promise<FastifyInstance> {
   // forceCloseConnections: event streams and keep-alive sockets must not hold a shutdown.
   // bodyLimit: fastify refuses a larger body (413) before reading it; definitions take more.
   const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT, forceCloseConnections: true });
@@ -545,6 +548,9 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
       flapping,
     };
   });
+
+  // ---- audit log, notifications, Atom feed (notifyRoutes.ts)
+  registerNotifyRoutes(app, { store, publicUrl, parse, parseLabels });
 
   await registerUi(app, uiDir);
 

@@ -4,6 +4,7 @@
 // 2020-12 as is; shared response schemas become components.
 import { z } from 'zod';
 import * as S from './schemas.js';
+import * as N from './notifySchemas.js';
 
 type JsonSchema = Record<string, unknown>;
 
@@ -227,6 +228,50 @@ export const ROUTES: Record<string, RouteDoc> = {
     params: S.poolParam,
     body: S.poolBody,
     responses: { 200: { description: 'the pool', schema: S.poolSchema }, ...BAD, ...TOO_LARGE },
+  },
+  // ---- audit log, notifications, feed (notifyRoutes.ts)
+  'GET /api/v1/audit': {
+    tag: 'audit',
+    summary: 'automatic actions (retries, reaped leases, stalls, service restarts, leader takeovers, catch-up runs) with actor and reason; newest first, paged by id',
+    query: N.auditQuery,
+    responses: { 200: { description: 'audit entries', schema: N.auditResponse }, ...BAD },
+  },
+  'GET /api/v1/subscriptions': {
+    tag: 'notifications',
+    summary: 'subscriptions: events matching a filter sent to a mailto: or webhook target',
+    query: N.subscriptionsQuery,
+    responses: { 200: { description: 'subscriptions', schema: N.subscriptionsResponse } },
+  },
+  'POST /api/v1/subscriptions': {
+    tag: 'notifications',
+    summary: 'subscribe a target to events of runs (and services) filtered by namespace, workflow and labels',
+    body: N.subscriptionBody,
+    responses: { 201: { description: 'the subscription', schema: N.subscriptionSchema }, ...BAD, ...TOO_LARGE },
+  },
+  'DELETE /api/v1/subscriptions/:id': {
+    tag: 'notifications',
+    summary: 'remove a subscription',
+    params: S.idParam,
+    responses: { 200: { description: 'the removed subscription', schema: N.subscriptionSchema }, ...BAD, ...NOT_FOUND },
+  },
+  'GET /api/v1/deliveries': {
+    tag: 'notifications',
+    summary: 'notifications queued, sent and failed, with attempts and the last error; newest first',
+    query: N.deliveriesQuery,
+    responses: { 200: { description: 'deliveries', schema: N.deliveriesResponse }, ...BAD },
+  },
+  'POST /api/v1/namespaces/:namespace/webhook-secret': {
+    tag: 'notifications',
+    summary: "the namespace's webhook signing secret (made on first use; rotate: a new one)",
+    params: N.namespaceParam,
+    body: N.secretBody,
+    responses: { 200: { description: 'the secret', schema: N.secretResponse }, ...BAD, ...TOO_LARGE },
+  },
+  'GET /api/v1/feed.atom': {
+    tag: 'notifications',
+    summary: 'an Atom feed of finished runs and failures, newest first, filtered like subscriptions',
+    query: N.feedQuery,
+    responses: { 200: { description: 'an Atom 1.0 document', contentType: 'application/atom+xml' }, ...BAD },
   },
   'GET /api/v1/auth/whoami': {
     tag: 'auth',

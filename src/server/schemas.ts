@@ -24,7 +24,7 @@ export const DEFINITIONS_BODY_LIMIT = 10 * 1024 * 1024;
 
 // ---------------------------------------------------------------- parameters
 
-const intParam = z.coerce.number().int().nonnegative();
+export const intParam = z.coerce.number().int().nonnegative();
 const boolParam = z
   .enum(['true', 'false', '1', '0', ''])
   .meta({ description: 'true, 1 or empty (the bare flag) for yes; false or 0 for no' })
@@ -50,7 +50,7 @@ export function parseTimeFilter(text: string, now: number): number | null {
   return null;
 }
 
-const timeParam = z
+export const timeParam = z
   .string()
   .meta({ description: 'epoch ms, an ISO 8601 date-time, or a duration ago such as 30m, 2h, 7d' })
   .transform((text, ctx) => {
@@ -62,7 +62,7 @@ const timeParam = z
     return ms;
   });
 
-const labelParam = z
+export const labelParam = z
   .union([z.string(), z.array(z.string())])
   .meta({ description: 'key=value; repeat for several labels (all must match)' });
 
@@ -250,7 +250,7 @@ export const secretsQuery = z.object({ namespace: namespaceName.optional() });
 // descriptions (.meta) stay in the global one, where toJSONSchema reads them.
 export const schemaRegistry = z.registry<{ id: string; description?: string }>();
 export const componentSchemas = new Map<string, z.ZodType>();
-function component<T extends z.ZodType>(id: string, schema: T, description?: string): T {
+export function component<T extends z.ZodType>(id: string, schema: T, description?: string): T {
   schemaRegistry.add(schema, { id, description });
   componentSchemas.set(id, schema);
   return schema;

@@ -661,6 +661,67 @@ export interface ServiceRef {
   fence: number;
 }
 
+/** What notifications are sent about (SPEC `notify.on`, `gantry subscribe --on`). */
+export const NOTIFY_EVENTS = ['started', 'succeeded', 'failed', 'cancelled', 'retries_exhausted', 'restarted', 'flapping'] as const;
+export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];
+
+/** `gantry subscribe`: events of runs (or services) matching the filter go to `target`. */
+export interface SubscriptionInput {
+  /** null: every namespace */
+  namespace: string | null;
+  /** null: any workflow (a subscription naming one never matches a service) */
+  workflow: string | null;
+  /** every one must be on the run (a subscription with labels never matches a service) */
+  labels: Record<string, string>;
+  events: NotifyEvent[];
+  /** `mailto:address` or an http(s) URL (a signed webhook) */
+  target: string;
+  /** who made it (a token's id or name), when known */
+  createdBy: string | null;
+}
+export interface Subscription extends SubscriptionInput {
+  id: number;
+  createdAt: number;
+}
+
+export type DeliveryState = 'pending' | 'sent' | 'failed';
+/** One notification of one event to one target, queued by the notify duty. */
+export interface DeliveryInput {
+  /** the event it tells about: `run-event:<outbox id>` or `audit:<audit id>`; with the target, unique */
+  eventKey: string;
+  event: NotifyEvent;
+  target: string;
+  namespace: string | null;
+  runId: number | null;
+  /** a service's name, for service events */
+  subject: string | null;
+  /** `notify` (the definition's own) or `subscription:<id>` */
+  source: string;
+  /** what is sent (the webhook's JSON body; the mail is written from it) */
+  payload: Record<string, unknown>;
+}
+export interface Delivery extends DeliveryInput {
+  id: number;
+  state: DeliveryState;
+  attempts: number;
+  nextAttemptAt: number;
+  lastError: string | null;
+  createdAt: number;
+  sentAt: number | null;
+}
+export interface DeliveryFilter {
+  state?: DeliveryState;
+  runId?: number;
+  namespace?: string;
+  afterId?: number;
+  beforeId?: number;
+  newestFirst?: boolean;
+  /** default 100, at most 1000 */
+  limit?: number;
+}
+/** Where the notify duty has read up to in a source: the event outbox or the audit log. */
+export type NotifyCursor = 'events' | 'audit';
+
 /** A request named something that does not exist (maps to 404 / exit 2). */
 export class NotFoundError extends Error {
   override name = 'NotFoundError';
@@ -880,6 +941,33 @@ export interface Store {
   runEdges(runId: number): Promise<[string, string][]>;
   /** Failed and timed-out attempts with their errors, latest first. */
   listAttemptErrors(filter: AttemptErrorFilter): Promise<AttemptError[]>;
+
+  // notifications (src/notify): subscriptions, the deliveries queue, webhook secrets
+  createSubscription(input: SubscriptionInput): Promise<Subscription>;
+  listSubscriptions(filter: { namespace?: string }): Promise<Subscription[]>;
+  /** NotFoundError for an unknown id */
+  deleteSubscription(id: number): Promise<Subscription>;
+  /** how far the notify duty has read a source (an outbox or audit id) */
+  notifyCursor(name: NotifyCursor): Promise<number>;
+  /**
+   * Queues deliveries (one per event and target: a repeated one is ignored) and
+   * moves the cursor from `from` to `to`, in one transaction; null (nothing
+   * written) when the cursor is no longer at `from`: another scheduler did it.
+   */
+  queueDeliveries(cursor: { name: NotifyCursor; from: number; to: number }, items: DeliveryInput[]): Promise<number | null>;
+  /**
+   * Takes up to `limit` pending deliveries that are due, oldest first: each gets
+   * attempts + 1 and is not due again for `claimMs` (if its sender dies, another
+   * takes it then). The attempt number is the claim's token for settleDelivery.
+   */
+  claimDeliveries(limit: number, claimMs: number): Promise<Delivery[]>;
+  /** Records an attempt's outcome (sent; or failed: retried at `retryAt`, or for good when null); false if it was no longer that attempt's. */
+  settleDelivery(id: number, attempt: number, outcome: { sent: true } | { sent: false; error: string; retryAt: number | null }): Promise<boolean>;
+  listDeliveries(filter: DeliveryFilter): Promise<Delivery[]>;
+  /** when the next pending delivery is due; null: none */
+  nextDeliveryAt(): Promise<number | null>;
+  /** The namespace's webhook signing secret, made on first use; `rotate` replaces it. */
+  webhookSecret(namespace: string, rotate?: boolean): Promise<{ namespace: string; secret: string; createdAt: number }>;
 
   // metrics (read only, set-based: one query each however many jobs)
   jobCounts(): Promise<JobCount[]>;

@@ -16,6 +16,7 @@ import { PostgresStore } from '../../src/store/postgres/index.js';
 import type { Scheduler } from '../../src/scheduler/scheduler.js';
 import type { Worker } from '../../src/worker/worker.js';
 import type { Job, Run, Store } from '../../src/store/types.js';
+import type { NotifyOptions } from '../../src/notify/duty.js';
 import { PG_URL, dropSchema, postgresAvailable, uniqueSchema } from './postgres.js';
 import { newToken } from '../../src/auth/tokens.js';
 import { SecretKey } from '../../src/secrets/seal.js';
@@ -96,7 +97,7 @@ async function openStore(name: StoreName): Promise<{ store: Store; db: string; c
   return { store, db: url.toString(), rows, cleanup: () => dropSchema(schema) };
 }
 
-export async function cluster(name: StoreName, o: { slots?: number; leaseMs?: number } = {}): Promise<Cluster> {
+export async function cluster(name: StoreName, o: { slots?: number; leaseMs?: number; notify?: NotifyOptions; publicUrl?: string } = {}): Promise<Cluster> {
   const { store, db, cleanup, rows } = await openStore(name);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-cluster-'));
   const logger = silentLogger();
@@ -106,9 +107,9 @@ export async function cluster(name: StoreName, o: { slots?: number; leaseMs?: nu
   let worker: Worker | null = null;
   let app: FastifyInstance | null = null;
   try {
-    scheduler = schedulerFor(store, leaseMs, logger);
+    scheduler = schedulerFor(store, leaseMs, logger, o.notify);
     scheduler.start();
-    app = await buildApp({ store, logger, secretKey });
+    app = await buildApp({ store, logger, secretKey, publicUrl: o.publicUrl });
     worker = workerFor(store, { name: `w-${process.pid}-${Math.random().toString(36).slice(2, 8)}`, queues: ['default'], slots: o.slots ?? 4, leaseMs, killGraceMs: 500, secretKey, logger });
     await worker.start();
   } catch (e) {

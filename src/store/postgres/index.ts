@@ -58,6 +58,12 @@ import {
   type AttemptErrorFilter,
   type EventFilter,
   type TaskHistory,
+  type Delivery,
+  type DeliveryFilter,
+  type DeliveryInput,
+  type NotifyCursor,
+  type Subscription,
+  type SubscriptionInput,
 } from '../types.js';
 import type { StageCount, WorkerStopMode } from '../types.js';
 import { publicToken, toSecretInfo, toTokens, type SecretRowDb, type TokenNamespaceRowDb, type TokenRowDb } from '../authRows.js';
@@ -111,6 +117,8 @@ import {
   type EdgeRowDb,
   type TaskDurationRowDb,
 } from '../monitoringRows.js';
+import { deliveryError, deliveryListSql, toDelivery, toSubscription, type DeliveryRowDb, type SubscriptionRowDb } from '../notifyRows.js';
+import { randomBytes } from 'node:crypto';
 import { checkpointJson, partitionSettled, rerunCheckpointSql, retryDelayMs, runOutcome, SKIP_MESSAGES } from '../rules.js';
 
 const ACTIVE = `('pending','queued','running','retrying')`;
@@ -1891,6 +1899,114 @@ export class PostgresStore implements Store {
   async listAudit(f: AuditFilter): Promise<AuditEntry[]> {
     const q = auditListSql(f, (i) => `$${i}`);
     return (await this.all<AuditRowDb>(q.sql, q.values)).map(toAuditEntry);
+  }
+
+  // -------------------------------------------------------------- notifications
+
+  async createSubscription(input: SubscriptionInput): Promise<Subscription> {
+    const now = this.clock.now();
+    const row = await this.one<SubscriptionRowDb>(
+      `INSERT INTO subscriptions (namespace, workflow, labels, events, target, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *`,
+      [input.namespace, input.workflow, JSON.stringify(input.labels), JSON.stringify(input.events), input.target, now, input.createdBy],
+    );
+    return toSubscription(row!);
+  }
+
+  async listSubscriptions(f: { namespace?: string }): Promise<Subscription[]> {
+    const rows =
+      f.namespace === undefined
+        ? await this.all<SubscriptionRowDb>(`SELECT * FROM subscriptions ORDER BY id`)
+        : await this.all<SubscriptionRowDb>(`SELECT * FROM subscriptions WHERE namespace = $1 ORDER BY id`, [f.namespace]);
+    return rows.map(toSubscription);
+  }
+
+  async deleteSubscription(id: number): Promise<Subscription> {
+    const row = await this.one<SubscriptionRowDb>(`DELETE FROM subscriptions WHERE id = $1 RETURNING *`, [id]);
+    if (!row) throw new NotFoundError(`no subscription ${id}`);
+    return toSubscription(row);
+  }
+
+  async notifyCursor(name: NotifyCursor): Promise<number> {
+    return (await this.one<{ position: number }>(`SELECT position FROM notify_cursors WHERE name = $1`, [name]))?.position ?? 0;
+  }
+
+  async queueDeliveries(cursor: { name: NotifyCursor; from: number; to: number }, items: DeliveryInput[]): Promise<number | null> {
+    const now = this.clock.now();
+    return this.tx(async (c) => {
+      const moved = await c.query(`UPDATE notify_cursors SET position = $1 WHERE name = $2 AND position = $3`, [cursor.to, cursor.name, cursor.from]);
+      if (moved.rowCount !== 1) return null;
+      if (items.length === 0) return 0;
+      const r = await c.query(
+        `INSERT INTO deliveries (event_key, event, target, namespace, run_id, subject, source, payload, state, next_attempt_at, created_at)
+         SELECT k, e, t, ns, run, subj, src, pl, 'pending', $9, $9
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[]) WITH ORDINALITY
+           AS x(k, e, t, ns, run, subj, src, pl, n) ORDER BY n
+         ON CONFLICT (event_key, target) DO NOTHING`,
+        [
+          items.map((d) => d.eventKey),
+          items.map((d) => d.event),
+          items.map((d) => d.target),
+          items.map((d) => d.namespace),
+          items.map((d) => d.runId),
+          items.map((d) => d.subject),
+          items.map((d) => d.source),
+          items.map((d) => JSON.stringify(d.payload)),
+          now,
+        ],
+      );
+      return r.rowCount ?? 0;
+    });
+  }
+
+  async claimDeliveries(limit: number, claimMs: number): Promise<Delivery[]> {
+    const now = this.clock.now();
+    const rows = await this.all<DeliveryRowDb>(
+      `UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $1
+       WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= $2 ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)
+       RETURNING *`,
+      [now + claimMs, now, limit],
+    );
+    return rows.map(toDelivery).sort((a, b) => a.id - b.id);
+  }
+
+  async settleDelivery(id: number, attempt: number, outcome: { sent: true } | { sent: false; error: string; retryAt: number | null }): Promise<boolean> {
+    const now = this.clock.now();
+    const r = outcome.sent
+      ? await this.pool.query(`UPDATE deliveries SET state = 'sent', sent_at = $1, last_error = NULL WHERE id = $2 AND attempts = $3 AND state = 'pending'`, [now, id, attempt])
+      : await this.pool.query(`UPDATE deliveries SET state = $1, next_attempt_at = $2, last_error = $3 WHERE id = $4 AND attempts = $5 AND state = 'pending'`, [
+          outcome.retryAt === null ? 'failed' : 'pending',
+          outcome.retryAt ?? now,
+          deliveryError(outcome.error),
+          id,
+          attempt,
+        ]);
+    return r.rowCount === 1;
+  }
+
+  async listDeliveries(f: DeliveryFilter): Promise<Delivery[]> {
+    const q = deliveryListSql(f, (i) => `$${i}`);
+    return (await this.all<DeliveryRowDb>(q.sql, q.values)).map(toDelivery);
+  }
+
+  async nextDeliveryAt(): Promise<number | null> {
+    const r = await this.one<{ t: number | null }>(`SELECT min(next_attempt_at) AS t FROM deliveries WHERE state = 'pending'`);
+    return r?.t ?? null;
+  }
+
+  async webhookSecret(namespace: string, rotate = false): Promise<{ namespace: string; secret: string; createdAt: number }> {
+    const now = this.clock.now();
+    const secret = randomBytes(32).toString('hex');
+    // A racing first use may insert between this statement's snapshot and its insert: then read again.
+    const first = await this.one<{ namespace: string; secret: string; created_at: number }>(
+      rotate
+        ? `INSERT INTO webhook_secrets (namespace, secret, created_at) VALUES ($1, $2, $3)
+           ON CONFLICT (namespace) DO UPDATE SET secret = excluded.secret, created_at = excluded.created_at RETURNING *`
+        : `WITH ins AS (INSERT INTO webhook_secrets (namespace, secret, created_at) VALUES ($1, $2, $3) ON CONFLICT (namespace) DO NOTHING RETURNING *)
+           SELECT * FROM ins UNION ALL SELECT * FROM webhook_secrets WHERE namespace = $1 AND NOT EXISTS (SELECT 1 FROM ins)`,
+      [namespace, secret, now],
+    );
+    const row = first ?? (await this.one<{ namespace: string; secret: string; created_at: number }>(`SELECT * FROM webhook_secrets WHERE namespace = $1`, [namespace]));
+    return { namespace: row!.namespace, secret: row!.secret, createdAt: Number(row!.created_at) };
   }
 
   async lastEventId(): Promise<number> {

@@ -55,6 +55,12 @@ import {
   type AttemptErrorFilter,
   type EventFilter,
   type TaskHistory,
+  type Delivery,
+  type DeliveryFilter,
+  type DeliveryInput,
+  type NotifyCursor,
+  type Subscription,
+  type SubscriptionInput,
 } from '../types.js';
 import type { StageCount, WorkerStopMode } from '../types.js';
 import { publicToken, toSecretInfo, toTokens, type SecretRowDb, type TokenNamespaceRowDb, type TokenRowDb } from '../authRows.js';
@@ -68,6 +74,8 @@ import { auditListSql, failureNotes, reapNote, takeoverNote, toAuditEntry, type 
 import type { ServiceSpec } from '../../spec/model.js';
 import type { ClaimedService, ServiceExit, ServiceRef, ServiceRow, ServiceState } from '../types.js';
 import { exited, isRunning, moved, neverStarted, pickServices, serviceList, serviceValues, started, stopped, toService, upsertServiceSql, serviceAuditNotes, type ServiceRowDb } from '../serviceRows.js';
+import { deliveryError, deliveryListSql, toDelivery, toSubscription, type DeliveryRowDb, type SubscriptionRowDb } from '../notifyRows.js';
+import { randomBytes } from 'node:crypto';
 import {
   toAttempt,
   toDefinition,
@@ -1388,6 +1396,102 @@ export class SqliteStore implements Store {
   async listAudit(f: AuditFilter): Promise<AuditEntry[]> {
     const q = auditListSql(f, () => '?');
     return (this.db.prepare(q.sql).all(...q.values) as AuditRowDb[]).map(toAuditEntry);
+  }
+
+  // -------------------------------------------------------------- notifications
+
+  async createSubscription(input: SubscriptionInput): Promise<Subscription> {
+    const now = this.clock.now();
+    const row = this.tx(
+      () =>
+        this.sql(
+          `INSERT INTO subscriptions (namespace, workflow, labels, events, target, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+        ).get(input.namespace, input.workflow, JSON.stringify(input.labels), JSON.stringify(input.events), input.target, now, input.createdBy) as SubscriptionRowDb,
+    );
+    return toSubscription(row);
+  }
+
+  async listSubscriptions(f: { namespace?: string }): Promise<Subscription[]> {
+    const rows =
+      f.namespace === undefined
+        ? (this.sql(`SELECT * FROM subscriptions ORDER BY id`).all() as SubscriptionRowDb[])
+        : (this.sql(`SELECT * FROM subscriptions WHERE namespace = ? ORDER BY id`).all(f.namespace) as SubscriptionRowDb[]);
+    return rows.map(toSubscription);
+  }
+
+  async deleteSubscription(id: number): Promise<Subscription> {
+    const row = this.tx(() => this.sql(`DELETE FROM subscriptions WHERE id = ? RETURNING *`).get(id) as SubscriptionRowDb | undefined);
+    if (!row) throw new NotFoundError(`no subscription ${id}`);
+    return toSubscription(row);
+  }
+
+  async notifyCursor(name: NotifyCursor): Promise<number> {
+    return (this.sql(`SELECT position FROM notify_cursors WHERE name = ?`).get(name) as { position: number } | undefined)?.position ?? 0;
+  }
+
+  async queueDeliveries(cursor: { name: NotifyCursor; from: number; to: number }, items: DeliveryInput[]): Promise<number | null> {
+    const now = this.clock.now();
+    return this.tx(() => {
+      const moved = this.sql(`UPDATE notify_cursors SET position = ? WHERE name = ? AND position = ?`).run(cursor.to, cursor.name, cursor.from).changes;
+      if (moved !== 1) return null;
+      const ins = this.sql(
+        `INSERT INTO deliveries (event_key, event, target, namespace, run_id, subject, source, payload, state, next_attempt_at, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT (event_key, target) DO NOTHING`,
+      );
+      let n = 0;
+      for (const d of items)
+        n += ins.run(d.eventKey, d.event, d.target, d.namespace, d.runId, d.subject, d.source, JSON.stringify(d.payload), now, now).changes;
+      return n;
+    });
+  }
+
+  async claimDeliveries(limit: number, claimMs: number): Promise<Delivery[]> {
+    const now = this.clock.now();
+    const rows = this.tx(
+      () =>
+        this.sql(
+          `UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?
+           WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?)
+           RETURNING *`,
+        ).all(now + claimMs, now, limit) as DeliveryRowDb[],
+    );
+    return rows.map(toDelivery).sort((a, b) => a.id - b.id);
+  }
+
+  async settleDelivery(id: number, attempt: number, outcome: { sent: true } | { sent: false; error: string; retryAt: number | null }): Promise<boolean> {
+    const now = this.clock.now();
+    const r = outcome.sent
+      ? this.sql(`UPDATE deliveries SET state = 'sent', sent_at = ?, last_error = NULL WHERE id = ? AND attempts = ? AND state = 'pending'`).run(now, id, attempt)
+      : this.sql(`UPDATE deliveries SET state = ?, next_attempt_at = ?, last_error = ? WHERE id = ? AND attempts = ? AND state = 'pending'`).run(
+          outcome.retryAt === null ? 'failed' : 'pending',
+          outcome.retryAt ?? now,
+          deliveryError(outcome.error),
+          id,
+          attempt,
+        );
+    return r.changes === 1;
+  }
+
+  async listDeliveries(f: DeliveryFilter): Promise<Delivery[]> {
+    const q = deliveryListSql(f, () => '?');
+    return (this.db.prepare(q.sql).all(...q.values) as DeliveryRowDb[]).map(toDelivery);
+  }
+
+  async nextDeliveryAt(): Promise<number | null> {
+    return (this.sql(`SELECT min(next_attempt_at) AS t FROM deliveries WHERE state = 'pending'`).get() as { t: number | null }).t;
+  }
+
+  async webhookSecret(namespace: string, rotate = false): Promise<{ namespace: string; secret: string; createdAt: number }> {
+    const now = this.clock.now();
+    const row = this.tx(() => {
+      const secret = randomBytes(32).toString('hex');
+      this.sql(
+        `INSERT INTO webhook_secrets (namespace, secret, created_at) VALUES (?, ?, ?)
+         ON CONFLICT (namespace) DO ${rotate ? 'UPDATE SET secret = excluded.secret, created_at = excluded.created_at' : 'NOTHING'}`,
+      ).run(namespace, secret, now);
+      return this.sql(`SELECT namespace, secret, created_at FROM webhook_secrets WHERE namespace = ?`).get(namespace) as { namespace: string; secret: string; created_at: number };
+    });
+    return { namespace: row.namespace, secret: row.secret, createdAt: row.created_at };
   }
 
   async lastEventId(): Promise<number> {

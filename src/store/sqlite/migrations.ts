@@ -321,6 +321,53 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     PRIMARY KEY (namespace, name)
   );
   `,
+  // notifications: subscriptions, the deliveries queue (one row per event and
+  // target, so a new leader never sends again what was sent), where the notify
+  // duty has read the outbox and the audit log up to (history before this
+  // migration is not notified), and each namespace's webhook signing secret
+  `
+  CREATE TABLE subscriptions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    namespace TEXT,
+    workflow TEXT,
+    labels TEXT NOT NULL,
+    events TEXT NOT NULL,
+    target TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    created_by TEXT
+  );
+  CREATE TABLE deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_key TEXT NOT NULL,
+    event TEXT NOT NULL,
+    target TEXT NOT NULL,
+    namespace TEXT,
+    run_id INTEGER,
+    subject TEXT,
+    source TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts integer NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_error TEXT,
+    created_at INTEGER NOT NULL,
+    sent_at INTEGER,
+    UNIQUE (event_key, target)
+  );
+  CREATE INDEX deliveries_due ON deliveries (next_attempt_at, id) WHERE state = 'pending';
+  CREATE INDEX deliveries_by_run ON deliveries (run_id, id) WHERE run_id IS NOT NULL;
+  CREATE TABLE notify_cursors (
+    name TEXT PRIMARY KEY,
+    position INTEGER NOT NULL
+  );
+  INSERT INTO notify_cursors (name, position) SELECT 'events', coalesce(max(id), 0) FROM events;
+  INSERT INTO notify_cursors (name, position) SELECT 'audit', coalesce(max(id), 0) FROM audit;
+  CREATE TABLE webhook_secrets (
+    namespace TEXT PRIMARY KEY,
+    secret TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  `,
 ];
 export function migrateSqlite(db: Database.Database): number {
   db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');

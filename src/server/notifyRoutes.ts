@@ -1,0 +1,103 @@
+// Routes of the audit log, notifications (subscriptions, deliveries, webhook
+// secrets) and the Atom feed: thin over the store, like app.ts.
+import type { FastifyInstance } from 'fastify';
+import type { z } from 'zod';
+import type { NotifyEvent, Store } from '../store/types.js';
+import { atomFeed, failureEntry, runEntry, type FeedEntry } from '../notify/feed.js';
+import { auditQuery, deliveriesQuery, feedQuery, namespaceParam, secretBody, subscriptionBody, subscriptionsQuery } from './notifySchemas.js';
+import { idParam } from './schemas.js';
+
+export interface NotifyRouteOptions {
+  store: Store;
+  /** the UI's public address (feed links); default: the request's own host */
+  publicUrl?: string | null;
+  parse: <T>(schema: z.ZodType<T>, value: unknown, where: string) => T;
+  parseLabels: (label: string | string[] | undefined) => Record<string, string>;
+}
+
+const FEED_FAILURES = ['retries.exhausted', 'service.flapping', 'service.restarted'];
+
+export function registerNotifyRoutes(app: FastifyInstance, o: NotifyRouteOptions): void {
+  const { store, parse } = o;
+
+  app.get('/api/v1/audit', async (req) => {
+    const q = parse(auditQuery, req.query, 'query');
+    const newestFirst = q.order ? q.order === 'desc' : q.after === undefined;
+    return {
+      entries: await store.listAudit({
+        since: q.since,
+        until: q.until,
+        runId: q.run,
+        namespace: q.namespace,
+        action: q.action,
+        afterId: q.after,
+        beforeId: q.before,
+        newestFirst,
+        limit: q.limit,
+      }),
+    };
+  });
+
+  app.get('/api/v1/subscriptions', async (req) => {
+    const q = parse(subscriptionsQuery, req.query, 'query');
+    return { subscriptions: await store.listSubscriptions({ namespace: q.namespace }) };
+  });
+
+  app.post('/api/v1/subscriptions', async (req, reply) => {
+    const b = parse(subscriptionBody, req.body, 'body');
+    const sub = await store.createSubscription({
+      namespace: b.namespace ?? null,
+      workflow: b.workflow ?? null,
+      labels: b.labels ?? {},
+      events: [...new Set(b.events)] as NotifyEvent[],
+      target: b.target,
+      createdBy: null,
+    });
+    return reply.code(201).send(sub);
+  });
+
+  app.delete('/api/v1/subscriptions/:id', async (req) => {
+    const { id } = parse(idParam, req.params, 'path');
+    return store.deleteSubscription(id);
+  });
+
+  app.get('/api/v1/deliveries', async (req) => {
+    const q = parse(deliveriesQuery, req.query, 'query');
+    const newestFirst = q.order ? q.order === 'desc' : q.after === undefined;
+    return {
+      deliveries: await store.listDeliveries({ state: q.state, runId: q.run, namespace: q.namespace, afterId: q.after, beforeId: q.before, newestFirst, limit: q.limit }),
+    };
+  });
+
+  // A mutation (made on first use, or rotated), so it takes a token once auth is on.
+  app.post('/api/v1/namespaces/:namespace/webhook-secret', async (req) => {
+    const { namespace } = parse(namespaceParam, req.params, 'path');
+    const b = parse(secretBody, req.body ?? {}, 'body');
+    return store.webhookSecret(namespace, b.rotate ?? false);
+  });
+
+  app.get('/api/v1/feed.atom', async (req, reply) => {
+    const q = parse(feedQuery, req.query, 'query');
+    const labels = o.parseLabels(q.label);
+    const limit = q.limit ?? 50;
+    const base = (o.publicUrl ?? `${req.protocol}://${req.headers.host ?? 'localhost'}`).replace(/\/+$/, '');
+    const filter = { namespace: q.namespace, workflow: q.workflow, labels, limit };
+    const finished = (await Promise.all((['succeeded', 'failed', 'cancelled'] as const).map((state) => store.listRuns({ ...filter, state })))).flat();
+    const entries: FeedEntry[] = finished.map((r) => runEntry(r, base));
+    // failures that are not a run's end: a job out of retries (of a run that matches), a service in trouble
+    const audit = (await store.listAudit({ namespace: q.namespace, newestFirst: true, limit: limit * 4 })).filter((a) => FEED_FAILURES.includes(a.action));
+    const runs = new Map(finished.map((r) => [r.id, r]));
+    for (const a of audit) {
+      if (a.runId !== null) {
+        const run = runs.get(a.runId) ?? (await store.getRun(a.runId));
+        if (!run || (q.workflow && run.workflow !== q.workflow) || Object.entries(labels).some(([k, v]) => run.labels[k] !== v)) continue;
+      } else if (q.workflow || Object.keys(labels).length) continue; // services have no workflow or labels
+      entries.push(failureEntry(a, base));
+    }
+    entries.sort((a, b) => b.updated - a.updated);
+    const title = ['Gantry', q.namespace, q.workflow, ...Object.entries(labels).map(([k, v]) => `${k}=${v}`)].filter(Boolean).join(' · ');
+    return reply
+      .type('application/atom+xml; charset=utf-8')
+      .send(atomFeed({ title: `${title}: finished runs and failures`, selfUrl: `${base}${req.url}`, base, entries: entries.slice(0, limit) }));
+  });
+}
