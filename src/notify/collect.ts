@@ -2,8 +2,9 @@
 // reads the event outbox (run started / succeeded / failed / cancelled) and the
 // audit log (retries exhausted, service restarted / flapping) from where it
 // stopped (cursors kept in the store), finds each event's targets — the
-// workflow's or service's own `notify` (the run's snapshot, the service's
-// stored definition) and every subscription whose filter matches — and queues
+// workflow's or service's own `notify` as applied now (a corrected address
+// reaches runs already under way; the run's snapshot is not read) and every
+// subscription whose filter matches — and queues
 // one delivery per event and target, moving the cursor in the same transaction.
 import type { AuditEntry, DeliveryInput, NotifyEvent, Run, Store, StoreEvent, Subscription } from '../store/types.js';
 import type { NotifySpec, ServiceSpec, WorkflowSpec } from '../spec/model.js';
@@ -62,11 +63,14 @@ export function runSummary(r: Run): Record<string, unknown> {
 /** Reads one batch of each source; returns how many source rows it read (0: caught up). */
 export async function collectDeliveries(store: Store, batch = 500): Promise<number> {
   const subs = await store.listSubscriptions({});
-  const runs = new Map<number, { run: Run; spec: WorkflowSpec } | null>();
+  const notifyOf = new Map<string, NotifySpec | null>();
+  const runs = new Map<number, { run: Run; notify: NotifySpec | null } | null>();
   const runOf = async (id: number) => {
     if (!runs.has(id)) {
       const run = await store.getRun(id);
-      runs.set(id, run ? { run, spec: await store.getRunSpec(id) } : null);
+      const key = run ? `${run.namespace}\u0000${run.workflow}` : '';
+      if (run && !notifyOf.has(key)) notifyOf.set(key, ((await store.getWorkflow(run.namespace, run.workflow))?.definition as WorkflowSpec | undefined)?.notify ?? null);
+      runs.set(id, run ? { run, notify: notifyOf.get(key) ?? null } : null);
     }
     return runs.get(id)!;
   };
@@ -98,7 +102,7 @@ export async function collectDeliveries(store: Store, batch = 500): Promise<numb
         if (!r) continue;
         const subject: Subject = { namespace: r.run.namespace, workflow: r.run.workflow, labels: r.run.labels, event };
         const payload = { event, at: a.at, namespace: r.run.namespace, reason: a.reason, run: runSummary(r.run), job: { id: a.jobId, error: a.details?.error ?? null, attempt: a.details?.attempt ?? null } };
-        for (const t of targetsOf(r.spec.notify, subs, subject)) items.push(auditDelivery(a, event, t, payload));
+        for (const t of targetsOf(r.notify, subs, subject)) items.push(auditDelivery(a, event, t, payload));
       } else {
         services ??= (await store.listDefinitions()).flatMap((d) => (d.definition.kind === 'service' ? [d.definition] : []));
         const svc = services.find((s) => s.name === a.subject && s.namespace === a.namespace) ?? null;
@@ -120,7 +124,7 @@ async function runEventDeliveries(
   store: Store,
   ev: StoreEvent,
   subs: Subscription[],
-  runOf: (id: number) => Promise<{ run: Run; spec: WorkflowSpec } | null>,
+  runOf: (id: number) => Promise<{ run: Run; notify: NotifySpec | null } | null>,
 ): Promise<DeliveryInput[]> {
   if (ev.kind !== 'run') return [];
   const event = runStateEvent(ev.state);
@@ -128,7 +132,7 @@ async function runEventDeliveries(
   const r = await runOf(ev.runId);
   if (!r) return [];
   const subject: Subject = { namespace: r.run.namespace, workflow: r.run.workflow, labels: r.run.labels, event };
-  const targets = targetsOf(r.spec.notify, subs, subject);
+  const targets = targetsOf(r.notify, subs, subject);
   if (targets.length === 0) return [];
   const payload: Record<string, unknown> = { event, at: ev.ts, namespace: r.run.namespace, run: { ...runSummary(r.run), state: ev.state } };
   if (event === 'failed') {

@@ -42,7 +42,7 @@ export class NotifyDuty {
   start(): void {
     // state changes and new audit rows are in the outbox: look soon (a poll backs this up)
     this.unsubscribe = this.store.subscribe((s) => {
-      if (s.type === 'events' || s.type === 'retrying' || s.type === 'queued') this.wake?.();
+      if (s.type === 'events') this.wake?.();
     });
     this.done = this.loop();
   }
