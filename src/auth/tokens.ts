@@ -41,3 +41,8 @@ export function mayChange(token: Pick<ApiToken, 'role' | 'namespaces'>, namespac
   if (token.role !== 'maintainer') return false;
   return token.namespaces.includes(ALL_NAMESPACES) || token.namespaces.includes(namespace);
 }
+
+/** Whether a token may see and follow `namespace` (subscribe to it): admin anywhere, a maintainer or viewer in its namespaces. */
+export function mayView(token: Pick<ApiToken, 'role' | 'namespaces'>, namespace: string): boolean {
+  return token.role === 'admin' || token.namespaces.includes(ALL_NAMESPACES) || token.namespaces.includes(namespace);
+}

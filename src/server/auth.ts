@@ -6,12 +6,14 @@
 // maintainers with `config: { access: 'namespaced' }` and then calls
 // requireNamespace() with the namespace of each thing it acts on, before acting.
 // A route with `access: 'admin'` is admin-only for reads too (GET /tokens).
+// A route with `access: 'viewer'` takes any valid token, viewers' included, and
+// calls requireViewer() (subscriptions: following a namespace changes nothing in it).
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ApiToken, Store } from '../store/types.js';
-import { mayChange, verifyToken } from '../auth/tokens.js';
+import { mayChange, mayView, verifyToken } from '../auth/tokens.js';
 
 /** What a route requires beyond a valid token: see the header. */
-export type RouteAccess = 'admin' | 'namespaced';
+export type RouteAccess = 'admin' | 'namespaced' | 'viewer';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -72,6 +74,7 @@ export function installAuth(app: FastifyInstance, store: Store): void {
       if (p.role !== 'admin') throw new Forbidden(`${req.method} ${req.routeOptions.url ?? req.url} needs an admin token; this is ${who(p)}`);
       return;
     }
+    if (access === 'viewer') return; // the route calls requireViewer()
     if (p.role === 'viewer') throw new Forbidden(`a viewer token changes nothing; this is ${who(p)}`);
   });
 }
@@ -82,4 +85,12 @@ export function requireNamespace(req: FastifyRequest, ...namespaces: string[]): 
   if (!p) throw new Unauthorized(NEEDS_TOKEN);
   for (const ns of new Set(namespaces))
     if (!mayChange(p, ns)) throw new Forbidden(`namespace '${ns}' is not yours to change: this is ${who(p)}`);
+}
+
+/** Throws Forbidden unless the request's token may see every one of `namespaces` (viewer or better there). */
+export function requireViewer(req: FastifyRequest, ...namespaces: string[]): void {
+  const p = req.principal;
+  if (!p) throw new Unauthorized(NEEDS_TOKEN);
+  for (const ns of new Set(namespaces))
+    if (!mayView(p, ns)) throw new Forbidden(`namespace '${ns}' is not one of this token's: this is ${who(p)}`);
 }

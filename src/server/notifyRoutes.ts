@@ -2,7 +2,8 @@
 // secrets) and the Atom feed: thin over the store, like app.ts.
 import type { FastifyInstance } from 'fastify';
 import type { z } from 'zod';
-import type { NotifyEvent, Store } from '../store/types.js';
+import { ALL_NAMESPACES, NotFoundError, type NotifyEvent, type Store } from '../store/types.js';
+import { requireNamespace, requireViewer } from './auth.js';
 import { atomFeed, failureEntry, runEntry, type FeedEntry } from '../notify/feed.js';
 import { auditQuery, deliveriesQuery, feedQuery, namespaceParam, secretBody, subscriptionBody, subscriptionsQuery } from './notifySchemas.js';
 import { idParam } from './schemas.js';
@@ -43,21 +44,27 @@ export function registerNotifyRoutes(app: FastifyInstance, o: NotifyRouteOptions
     return { subscriptions: await store.listSubscriptions({ namespace: q.namespace }) };
   });
 
-  app.post('/api/v1/subscriptions', async (req, reply) => {
+  // Following a namespace changes nothing in it: its viewers may subscribe (no namespace: every one, '*' or admin).
+  app.post('/api/v1/subscriptions', { config: { access: 'viewer' } }, async (req, reply) => {
     const b = parse(subscriptionBody, req.body, 'body');
+    requireViewer(req, b.namespace ?? ALL_NAMESPACES);
     const sub = await store.createSubscription({
       namespace: b.namespace ?? null,
       workflow: b.workflow ?? null,
       labels: b.labels ?? {},
       events: [...new Set(b.events)] as NotifyEvent[],
       target: b.target,
-      createdBy: null,
+      createdBy: req.principal?.id ?? null,
     });
     return reply.code(201).send(sub);
   });
 
-  app.delete('/api/v1/subscriptions/:id', async (req) => {
+  // one's own subscription, or any in a namespace one maintains
+  app.delete('/api/v1/subscriptions/:id', { config: { access: 'viewer' } }, async (req) => {
     const { id } = parse(idParam, req.params, 'path');
+    const sub = (await store.listSubscriptions({})).find((s) => s.id === id);
+    if (!sub) throw new NotFoundError(`no subscription ${id}`);
+    if (sub.createdBy === null || sub.createdBy !== req.principal?.id) requireNamespace(req, sub.namespace ?? ALL_NAMESPACES);
     return store.deleteSubscription(id);
   });
 
@@ -69,9 +76,10 @@ export function registerNotifyRoutes(app: FastifyInstance, o: NotifyRouteOptions
     };
   });
 
-  // A mutation (made on first use, or rotated), so it takes a token once auth is on.
-  app.post('/api/v1/namespaces/:namespace/webhook-secret', async (req) => {
+  // made on first use, or rotated: the namespace's maintainers (or an admin) hold it
+  app.post('/api/v1/namespaces/:namespace/webhook-secret', { config: { access: 'namespaced' } }, async (req) => {
     const { namespace } = parse(namespaceParam, req.params, 'path');
+    requireNamespace(req, namespace);
     const b = parse(secretBody, req.body ?? {}, 'body');
     return store.webhookSecret(namespace, b.rotate ?? false);
   });

@@ -8,7 +8,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
 import Parser from 'rss-parser';
-import { cluster, onEveryStore, type Cluster } from '../helpers/cluster.js';
+import { cluster, makeToken, onEveryStore, type Cluster } from '../helpers/cluster.js';
 import type { AuditEntry, Delivery, Run, Subscription } from '../../src/store/types.js';
 
 interface Mail {
@@ -125,7 +125,7 @@ onEveryStore('Notifications', (name) => {
   });
 
   const inject = async <T>(method: 'GET' | 'POST' | 'DELETE', url: string, payload?: unknown) => {
-    const r = await c.app.inject({ method, url, ...(payload === undefined ? {} : { payload: payload as object }) });
+    const r = await c.app.inject({ method, url, headers: { authorization: `Bearer ${c.token}` }, ...(payload === undefined ? {} : { payload: payload as object }) });
     return { status: r.statusCode, body: (String(r.headers['content-type'] ?? '').includes('json') ? r.json() : r.body) as T };
   };
   /** starts a run of a workflow of namespace dumps */
@@ -284,15 +284,17 @@ onEveryStore('Notifications', (name) => {
 
 describe('Subscriptions over HTTP (SQLite)', () => {
   let c: Cluster;
+  let admin: { authorization: string };
   beforeAll(async () => {
     c = await cluster('SQLite');
+    admin = { authorization: `Bearer ${c.token}` };
   });
   afterAll(async () => {
     await c.close();
   });
 
   it('refuses a bad event or target with a 400 naming it, and lists and removes subscriptions', async () => {
-    const post = (payload: object) => c.app.inject({ method: 'POST', url: '/api/v1/subscriptions', payload });
+    const post = (payload: object) => c.app.inject({ method: 'POST', url: '/api/v1/subscriptions', headers: admin, payload });
     const badEvent = await post({ events: ['failed', 'exploded'], target: 'mailto:a@example.org' });
     expect(badEvent.statusCode).toBe(400);
     expect(badEvent.json().issues).toEqual([expect.objectContaining({ path: 'body.events.1', message: expect.stringContaining("'exploded' is not an event") })]);
@@ -305,9 +307,34 @@ describe('Subscriptions over HTTP (SQLite)', () => {
     expect(ok.json()).toMatchObject({ namespace: 'dumps', workflow: 'dump', labels: { lang: 'de' }, events: ['failed', 'succeeded'] });
     const list = await c.app.inject({ method: 'GET', url: '/api/v1/subscriptions?namespace=dumps' });
     expect(list.json().subscriptions).toHaveLength(1);
-    expect((await c.app.inject({ method: 'DELETE', url: `/api/v1/subscriptions/${ok.json().id}` })).statusCode).toBe(200);
-    expect((await c.app.inject({ method: 'DELETE', url: `/api/v1/subscriptions/${ok.json().id}` })).statusCode).toBe(404);
+    expect((await c.app.inject({ method: 'DELETE', url: `/api/v1/subscriptions/${ok.json().id}`, headers: admin })).statusCode).toBe(200);
+    expect((await c.app.inject({ method: 'DELETE', url: `/api/v1/subscriptions/${ok.json().id}`, headers: admin })).statusCode).toBe(404);
     expect((await c.app.inject({ method: 'GET', url: '/api/v1/audit?limit=0' })).statusCode).toBe(400);
     expect((await c.app.inject({ method: 'GET', url: '/api/v1/audit?since=yesterday' })).json().issues[0].path).toBe('query.since');
+  });
+
+  it("a viewer subscribes to its namespace and removes its own subscriptions only; a namespace's webhook secret is its maintainers'", async () => {
+    const viewer = await makeToken(c.store, 'viewer', ['dumps'], 'a viewer');
+    const other = await makeToken(c.store, 'viewer', ['dumps'], 'another viewer');
+    const maintainer = await makeToken(c.store, 'maintainer', ['dumps'], 'dumps maintainer');
+    const sub = { events: ['failed'], target: 'mailto:me@example.org' };
+    expect((await c.inject('POST', '/api/v1/subscriptions', { namespace: 'dumps', ...sub }, null)).status).toBe(401);
+    const mine = await c.inject<Subscription>('POST', '/api/v1/subscriptions', { namespace: 'dumps', ...sub }, viewer);
+    expect(mine.status).toBe(201);
+    expect(mine.body.createdBy).toBe(viewer.split('_')[1]);
+    // not its namespace, nor every namespace
+    expect((await c.inject<{ error: string }>('POST', '/api/v1/subscriptions', { namespace: 'bots', ...sub }, viewer)).body.error).toMatch(/namespace 'bots'/);
+    expect((await c.inject('POST', '/api/v1/subscriptions', { namespace: 'bots', ...sub }, viewer)).status).toBe(403);
+    expect((await c.inject('POST', '/api/v1/subscriptions', sub, viewer)).status).toBe(403);
+    // someone else's: another viewer may not remove it, the namespace's maintainer may
+    expect((await c.inject('DELETE', `/api/v1/subscriptions/${mine.body.id}`, undefined, other)).status).toBe(403);
+    expect((await c.inject('DELETE', `/api/v1/subscriptions/${mine.body.id}`, undefined, viewer)).status).toBe(200);
+    const again = await c.inject<Subscription>('POST', '/api/v1/subscriptions', { namespace: 'dumps', ...sub }, viewer);
+    expect((await c.inject('DELETE', `/api/v1/subscriptions/${again.body.id}`, undefined, maintainer)).status).toBe(200);
+    expect((await c.store.listSubscriptions({})).map((s) => s.id)).not.toContain(again.body.id);
+    // the webhook secret: not a viewer's, not another namespace's maintainer's
+    expect((await c.inject('POST', '/api/v1/namespaces/dumps/webhook-secret', {}, viewer)).status).toBe(403);
+    expect((await c.inject('POST', '/api/v1/namespaces/bots/webhook-secret', {}, maintainer)).status).toBe(403);
+    expect((await c.inject<{ secret: string }>('POST', '/api/v1/namespaces/dumps/webhook-secret', {}, maintainer)).body.secret).toMatch(/\S{16,}/);
   });
 });
