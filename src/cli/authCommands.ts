@@ -7,7 +7,7 @@ import type { GantryClient } from '../client/client.js';
 import { newToken } from '../auth/tokens.js';
 import { ROLES, type ApiToken, type Role, type Store } from '../store/types.js';
 import { table, time } from './format.js';
-import { SECRET_NAME } from '../server/schemas.js';
+import { SECRET_NAME } from '../secrets/names.js';
 
 export interface CliContext {
   clientOf(cmd: Command): GantryClient;

@@ -6,24 +6,18 @@ import os from 'node:os';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { ApiError, GantryClient, UnreachableError } from '../client/client.js';
 import { formatSpecError, SpecValidationError } from '../spec/model.js';
-import { loadDefinitions } from '../spec/parse.js';
 import { parseTarget } from '../store/jobId.js';
-import { createLogger } from '../log.js';
-import { schedulerFor, startUp, workerFor } from '../up.js';
-import { openStore } from '../store/open.js';
-import { buildApp } from '../server/app.js';
-import { WORKER_DEFAULTS } from '../worker/worker.js';
+import { WORKER_DEFAULTS } from '../worker/defaults.js';
+// The commands that start processes load the server, stores and workers when
+// they run (dynamic imports below): the client commands (`gantry status` during
+// a big drain) must start in tens of milliseconds, not load all of it.
 import type { Logger } from '../log.js';
 import type { Capacity } from '../store/types.js';
 import { parseDuration, parseMemory } from '../spec/duration.js';
 import { etaText, eventLine, failureLine, FAILURE_HEADERS, JOB_HEADERS, RUN_HEADERS, chunksLine, stageLine, jobLine, kv, runLine, table, time, elapsed, TERMINAL_RUN, DEFERRED_HEADERS, deferredLine, nextStartText, utcTime } from './format.js';
-import { parseStartTime } from '../scheduler/schedules.js';
 import { taskProgress } from '../store/taskProgress.js';
 import { watchRun } from './watchRun.js';
 import { registerSecretCommands, registerTokenCommands } from './authCommands.js';
-import { loadSecretKey, SECRET_KEY_ENV } from '../secrets/seal.js';
-import { bootstrapAdminToken } from '../auth/bootstrap.js';
-import { InvalidRunRequest, startRun } from '../server/runs.js';
 import { NotFoundError } from '../store/types.js';
 import { watchEvents } from './watchEvents.js';
 import { registerNotifyCommands } from './notifyCommands.js';
@@ -165,6 +159,7 @@ export function buildProgram(): Command {
     .action(async (dirs: string[], o: { db: string; host: string; port: number; workers: number; slots?: number; queues: string; cpu?: number; memory?: string; resource?: string[]; lease?: number; supervise?: boolean; run?: string; param?: string[]; force?: boolean; once?: boolean; smtp?: string; mailFrom?: string; publicUrl?: string }) => {
       if (o.once && !o.run) throw usage('--once needs --run WORKFLOW');
       const resources = offeredResources(o);
+      const [{ createLogger }, { startUp }, { InvalidRunRequest, startRun }] = await Promise.all([import('../log.js'), import('../up.js'), import('../server/runs.js')]);
       const logger = createLogger();
       let up;
       try {
@@ -232,6 +227,12 @@ export function buildProgram(): Command {
     .option('--port <port>', 'port to listen on', intOption, 7070)
     .option('--public-url <url>', "the UI's public address, for links in the Atom feed (env GANTRY_PUBLIC_URL)")
     .action(async (o: { db: string; host: string; port: number; publicUrl?: string }) => {
+      const [{ createLogger }, { bootstrapAdminToken }, { loadSecretKey, SECRET_KEY_ENV }, { buildApp }] = await Promise.all([
+        import('../log.js'),
+        import('../auth/bootstrap.js'),
+        import('../secrets/seal.js'),
+        import('../server/app.js'),
+      ]);
       const logger = createLogger({ name: 'gantry-server' });
       const publicUrl = notifyOptions({ publicUrl: o.publicUrl }).publicUrl;
       const store = await openStoreOrExit(o.db);
@@ -259,6 +260,7 @@ export function buildProgram(): Command {
     .option('--mail-from <address>', 'From: of notification mail (env GANTRY_MAIL_FROM; default gantry@localhost)')
     .option('--public-url <url>', "the UI's public address, for links in mail and webhooks (env GANTRY_PUBLIC_URL)")
     .action(async (o: { db: string; lease: number; smtp?: string; mailFrom?: string; publicUrl?: string }) => {
+      const [{ createLogger }, { schedulerFor }] = await Promise.all([import('../log.js'), import('../up.js')]);
       const logger = createLogger({ name: 'gantry-scheduler' });
       const notify = notifyOptions(o);
       const store = await openStoreOrExit(o.db);
@@ -286,6 +288,7 @@ export function buildProgram(): Command {
     .option('--no-supervise', 'do not')
     .option('--grace <time>', 'on SIGTERM/SIGINT: how long running jobs may finish before they are killed and requeued (ms, or 30s, 5m)', graceOption, 5 * 60_000)
     .action(async (o: { db: string; name?: string; queues: string; slots?: number; cpu?: number; memory?: string; resource?: string[]; lease: number; supervise?: boolean; grace: number }) => {
+      const [{ createLogger }, { workerFor }, { loadSecretKey, SECRET_KEY_ENV }] = await Promise.all([import('../log.js'), import('../up.js'), import('../secrets/seal.js')]);
       const logger = createLogger({ name: 'gantry-worker' });
       const resources = offeredResources(o);
       const store = await openStoreOrExit(o.db);
@@ -318,6 +321,7 @@ export function buildProgram(): Command {
     .argument('<files...>')
     .option('--json', 'machine-readable output')
     .action(async (files: string[], o: { json?: boolean }) => {
+      const { loadDefinitions } = await import('../spec/parse.js');
       const { definitions, errors } = await loadDefinitions(files);
       if (o.json) process.stdout.write(JSON.stringify({ ok: errors.length === 0, errors, definitions: definitions.map((d) => ({ kind: d.kind, namespace: d.namespace, name: d.name, file: d.file })) }, null, 2) + '\n');
       if (errors.length) {
@@ -335,6 +339,7 @@ export function buildProgram(): Command {
     .action(async (files: string[], o: { json?: boolean }, cmd: Command) => {
       const client = clientOf(cmd);
       const known = (await client.workflows()).workflows.map((w) => `${w.namespace}/${w.name}`);
+      const { loadDefinitions } = await import('../spec/parse.js');
       const loaded = await loadDefinitions(files, { knownWorkflows: known });
       if (loaded.errors.length) throw new Exit(2, loaded.errors.map(formatSpecError).join('\n'));
       const r = await client.applyDefinitions(loaded.files);
@@ -393,6 +398,7 @@ export function buildProgram(): Command {
       };
       if (o.at !== undefined) {
         if (o.wait) throw usage('--at and --wait do not go together: the run starts later (follow it then with gantry status)');
+        const { parseStartTime } = await import('../scheduler/schedules.js');
         let due: number;
         try {
           due = parseStartTime(o.at, Date.now());
@@ -964,6 +970,7 @@ function printRunSummary(run: import('../client/client.js').RunWithJobs): void {
 }
 
 async function openStoreOrExit(db: string) {
+  const { openStore } = await import('../store/open.js');
   try {
     return await openStore(db);
   } catch (e) {

@@ -8,6 +8,7 @@ import type { GraphEdge, GraphNode } from './runGraph.js';
 import type { ApiToken, SecretInfo } from '../store/types.js';
 import { ROLES } from '../store/types.js';
 import { parseMemory } from '../spec/duration.js';
+import { SECRET_NAME } from '../secrets/names.js';
 import type { RunEta } from './eta.js';
 import type { BrokenReport } from './broken.js';
 import type { TaskProgress } from '../store/taskProgress.js';
@@ -229,7 +230,7 @@ export const tokenBody = z
 export const tokenParam = z.object({ id: z.string().regex(/^[0-9a-f]{12}$/, 'a token id: 12 hex digits, as gantry token list shows it') });
 
 /** Secret names are what `{{ secrets.NAME }}` can name. */
-export const SECRET_NAME = /^[A-Za-z0-9_][A-Za-z0-9_-]*$/;
+export { SECRET_NAME };
 /** Largest secret value, in bytes of UTF-8. */
 export const MAX_SECRET_BYTES = 64 * 1024;
 export const secretParam = z.object({ namespace: namespaceName, name: z.string().regex(SECRET_NAME, 'a secret name: letters, digits, _ -') });

@@ -5,6 +5,7 @@
 import type { DocPath } from './locate.js';
 import { has, obj, type Obj, type Report, type TaskInfo } from './report.js';
 import { TemplateError, templateRefs, type TemplateRef } from './template.js';
+import { SECRET_NAME } from '../secrets/names.js';
 
 type Scope = 'task' | 'split' | 'combine' | 'labels' | 'with' | 'foreach' | 'env';
 
@@ -98,7 +99,6 @@ const SCOPE_NAME: Record<Scope, string> = {
   task: 'a task command', split: 'split', combine: 'combine', labels: 'labels', foreach: 'foreach', with: 'with', env: 'env',
 };
 /** what `{{ secrets.NAME }}` can name (the names `gantry secret set` takes) */
-const SECRET_NAME = /^[A-Za-z0-9_][A-Za-z0-9_-]*$/;
 
 /** The message for a reference that cannot resolve, or null when it is fine. */
 function checkRef(
