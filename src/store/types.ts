@@ -207,6 +207,14 @@ export type WorkerStopMode = 'drain' | 'stop' | 'terminate';
 /** What a claiming worker has free right now (slots are the claim's limit). */
 export type FreeCapacity = Capacity;
 
+/** What a worker asks claimJobs for: up to `limit` jobs of its queues that fit `free`. */
+export interface ClaimRequest {
+  worker: { name: string; host: string; queues: string[] };
+  limit: number;
+  leaseMs: number;
+  free?: FreeCapacity;
+}
+
 export interface PoolRow {
   name: string;
   /** null: no limit set */
@@ -812,6 +820,15 @@ export interface Store {
   completeAttempt(fence: number, outcome: AttemptOutcome, lines?: LogLine[]): Promise<Job>;
   /** several attempts' outcomes in one transaction; a stale one yields its StaleFenceError, the others still land */
   completeAttempts(items: { fence: number; outcome: AttemptOutcome; lines?: LogLine[] }[]): Promise<(Job | StaleFenceError)[]>;
+  /**
+   * completeAttempts, then claimJobs for the slots the worker has free once they
+   * end, in the same transaction where the store has one: a dependent the
+   * completions made ready is claimed by this worker in the same round trip (a
+   * chain hops without a wake-up), and other workers are woken (`queued`) only
+   * for ready jobs it did not take. The claim follows the claim order exactly as
+   * claimJobs does: it may take older or higher-priority jobs instead.
+   */
+  completeAndClaim(items: { fence: number; outcome: AttemptOutcome; lines?: LogLine[] }[], claim: ClaimRequest): Promise<{ completed: (Job | StaleFenceError)[]; claimed: ClaimedJob[] }>;
   appendLogs(fence: number, lines: LogLine[]): Promise<void>;
   readLogs(q: { runId?: number; jobId?: string; afterId?: number; limit?: number }): Promise<StoredLogLine[]>;
 

@@ -1,12 +1,23 @@
 // Batches attempt completions: one completes at once; those that finish while a
 // batch is being written go together in the next transaction (one commit, one
-// fsync, for many jobs). No added latency when the worker is not busy.
-import { StaleFenceError, type AttemptOutcome, type Job, type LogLine, type Store } from '../store/types.js';
+// fsync, for many jobs). No added latency when the worker is not busy. When the
+// worker has room, the batch also claims its next jobs in the same transaction
+// (Store.completeAndClaim): the slots the batch frees are filled without a
+// wake-up or a round trip of their own.
+import { StaleFenceError, type AttemptOutcome, type ClaimedJob, type ClaimRequest, type Job, type LogLine, type Store } from '../store/types.js';
 
 interface Pending {
   item: { fence: number; outcome: AttemptOutcome; lines?: LogLine[] };
   resolve: (j: Job) => void;
   reject: (e: unknown) => void;
+}
+
+/** How a batch claims for its worker. */
+export interface BatchClaim {
+  /** the claim to make with the next batch, or null (none now); a non-null request is always answered by `claimed` */
+  request(fences: number[]): ClaimRequest | null;
+  /** what the request got; `ok` false: the batch failed, nothing was claimed */
+  claimed(jobs: ClaimedJob[], fences: number[], ok: boolean): void;
 }
 
 export class CompletionBatcher {
@@ -17,6 +28,7 @@ export class CompletionBatcher {
     private readonly store: Store,
     /** wraps the store call (retries through transient failures) */
     private readonly call: <T>(fn: () => Promise<T>) => Promise<T>,
+    private readonly claim: BatchClaim | null = null,
     private readonly maxBatch = 100,
   ) {}
 
@@ -32,12 +44,21 @@ export class CompletionBatcher {
     this.writing = true;
     while (this.queue.length) {
       const batch = this.queue.splice(0, this.maxBatch);
+      const items = batch.map((p) => p.item);
+      const fences = items.map((it) => it.fence);
+      const req = this.claim?.request(fences) ?? null;
+      let claimed: ClaimedJob[] = [];
+      let ok = false;
       try {
-        const results = await this.call(() => this.store.completeAttempts(batch.map((p) => p.item)));
+        let results: (Job | StaleFenceError)[];
+        if (req) ({ completed: results, claimed } = await this.call(() => this.store.completeAndClaim(items, req)));
+        else results = await this.call(() => this.store.completeAttempts(items));
+        ok = true;
         results.forEach((r, i) => (r instanceof StaleFenceError ? batch[i]!.reject(r) : batch[i]!.resolve(r)));
       } catch (e) {
         for (const p of batch) p.reject(e);
       }
+      if (req) this.claim!.claimed(claimed, fences, ok);
     }
     this.writing = false;
   }

@@ -16,7 +16,7 @@ import { registerPlanUser, runPlan } from './runPlans.js';
 import { chunkContext, jobStep, planChunks, splitArray, type JobStep } from './jobStep.js';
 import { snapshotLookup } from '../spec/snapshot.js';
 import { formatDuration } from '../spec/duration.js';
-import { ConflictError, NotFoundError, StaleFenceError, type AttemptOutcome, type Capacity, type ClaimedJob, type LogLine, type Store, type WorkerStopMode } from '../store/types.js';
+import { ConflictError, NotFoundError, StaleFenceError, type AttemptOutcome, type Capacity, type ClaimedJob, type ClaimRequest, type LogLine, type Store, type WorkerStopMode } from '../store/types.js';
 import { strongerStopMode } from '../store/rows.js';
 import { addCapacity, freeOf, NO_CAPACITY } from '../store/claimSelection.js';
 import type { Logger } from '../log.js';
@@ -57,14 +57,7 @@ export interface WorkerOptions {
   logger: Logger;
 }
 
-export const WORKER_DEFAULTS = {
-  queues: ['default'],
-  leaseMs: 30_000,
-  killGraceMs: 5_000,
-  pollMs: 2_000,
-  maxResultBytes: 64 * 1024,
-  maxLogBytes: 20 * 1024 * 1024,
-};
+export { WORKER_DEFAULTS } from './defaults.js';
 
 interface ActiveAttempt {
   fence: number;
@@ -82,6 +75,8 @@ interface ActiveAttempt {
   renewedAt: number;
   /** its process is over and its outcome known; only the completion's commit is pending */
   finishing?: boolean;
+  /** its completion's batch claimed for the slot it frees: ending it needs no claim loop wake-up */
+  refilled?: boolean;
   /** a split step's stdout, where its JSON array may be */
   splitStdout?: string[];
   splitBytes?: number;
@@ -127,12 +122,51 @@ export class Worker {
   private wakeMissed = false;
 
   constructor(private readonly store: Store, private readonly o: WorkerOptions) {
-    this.completions = new CompletionBatcher(store, (fn) => this.withStoreRetry(fn));
+    this.completions = new CompletionBatcher(store, (fn) => this.withStoreRetry(fn), {
+      request: () => this.batchClaimRequest(),
+      claimed: (jobs, fences, ok) => this.batchClaimed(jobs, fences, ok),
+    });
     this.services = new ServiceRunner(
       store,
       { worker: o.name, host: this.host, queues: o.queues, leaseMs: o.leaseMs, stopGraceMs: o.killGraceMs, logger: o.logger },
       () => this.poke(),
     );
+  }
+
+  /** a claim is in flight (the loop's, or a completion batch's): the other waits, so that free slots are counted once */
+  private claimBusy = false;
+  /** the loop found a claim in flight and skipped: the batch that held it wakes the loop when done */
+  private loopSkipped = false;
+
+  /** What a completion batch claims for: the slots and resources free once the attempts that are finishing have ended. */
+  private batchClaimRequest(): ClaimRequest | null {
+    if (this.stopping || this.stopMode !== null || this.claimBusy) return null;
+    const holding = [...this.active.values()].filter((a) => !a.finishing);
+    const free = this.o.slots - holding.length;
+    if (free <= 0) return null;
+    this.claimBusy = true;
+    const used = addCapacity(
+      holding.reduce((acc, a) => addCapacity(acc, a.need), NO_CAPACITY),
+      this.services.used(),
+    );
+    return { worker: { name: this.o.name, host: this.host, queues: this.o.queues }, limit: free, leaseMs: this.o.leaseMs, free: freeOf(this.o.resources, used) };
+  }
+
+  private batchClaimed(jobs: ClaimedJob[], fences: number[], ok: boolean): void {
+    this.claimBusy = false;
+    if (ok)
+      for (const f of fences) {
+        const a = this.active.get(f);
+        if (a) a.refilled = true;
+      }
+    if (this.stopping) {
+      // claimed while stopping: give them back at once rather than run them
+      for (const c of jobs) void this.store.releaseAttempt(c.fence, 'worker stopping').catch(() => undefined);
+    } else for (const c of jobs) this.startAttempt(c);
+    if (this.loopSkipped) {
+      this.loopSkipped = false;
+      this.poke();
+    }
   }
 
   private poke(): void {
@@ -154,7 +188,7 @@ export class Worker {
       resources: this.o.resources,
     });
     this.unsubscribe = this.store.subscribe((s) => {
-      if (s.type === 'queued') this.wake?.();
+      if (s.type === 'queued') this.poke();
       else if (s.type === 'revoked') for (const f of s.fences) this.abortAttempt(f, 'revoked');
       else if (s.type === 'worker' && s.name === this.o.name) void this.readStopMode();
       else if (s.type === 'services') {
@@ -262,7 +296,9 @@ export class Worker {
           this.o.logger.error({ err: e }, 'claiming services failed; retrying');
         }
       }
-      if (free > 0 && this.stopMode === null) {
+      if (free > 0 && this.stopMode === null && this.claimBusy) this.loopSkipped = true;
+      else if (free > 0 && this.stopMode === null) {
+        this.claimBusy = true;
         try {
           const used = addCapacity(jobsUse(), this.services.used());
           const claimed = await this.store.claimJobs(
@@ -272,7 +308,10 @@ export class Worker {
             freeOf(this.o.resources, used),
           );
           for (const c of claimed) this.startAttempt(c);
-          if (claimed.length > 0) {
+          // Fewer than asked: nothing more fits now. The loop waits for a wake-up (a job queued elsewhere,
+          // a slot freed without its completion claiming) rather than claim again, which would hold the
+          // claim while quick jobs complete and keep their completions from claiming their dependents.
+          if (claimed.length > 0 && claimed.length >= free) {
             // Let I/O in between claims: with the synchronous SQLite store and quick handlers the
             // loop never leaves the microtask queue, and the API of the same process stops answering.
             await new Promise((r) => setImmediate(r));
@@ -280,6 +319,8 @@ export class Worker {
           }
         } catch (e) {
           this.o.logger.error({ err: e }, 'claiming jobs failed; retrying');
+        } finally {
+          this.claimBusy = false;
         }
       }
       if (this.wakeMissed) {
@@ -384,7 +425,8 @@ export class Worker {
       .catch((e) => this.o.logger.error({ err: e, job: c.job.id }, 'attempt crashed in the worker'))
       .finally(() => {
         this.active.delete(c.fence);
-        this.wake?.();
+        // Its completion's batch already claimed for its slot (or found nothing): no claim of the loop's own.
+        if (!a.refilled) this.wake?.();
       });
   }
 
@@ -545,8 +587,6 @@ export class Worker {
         if (outcome.state === 'failed' || outcome.state === 'timed_out') system(`failed: ${outcome.error}`);
       }
       const lines = await logs.drain();
-      a.finishing = true;
-      this.wake?.();
       await this.finish(c, maskOutcome(outcome, mask), lines);
     } catch (e) {
       if (!(e instanceof StaleFenceError)) throw e;
@@ -590,6 +630,10 @@ export class Worker {
   }
 
   private async finish(c: ClaimedJob, outcome: AttemptOutcome, lines: LogLine[] = []): Promise<void> {
+    // An attempt whose outcome only waits for its completion to commit holds no slot or resources:
+    // its completion's batch claims the next job for it.
+    const a = this.active.get(c.fence);
+    if (a) a.finishing = true;
     try {
       await this.completions.complete(c.fence, outcome, lines);
     } catch (e) {

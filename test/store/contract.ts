@@ -546,6 +546,48 @@ tasks:
       expect(j!.job.task).toBe('join');
       expect(j!.upstream.a!.result).toEqual({ n: 1 });
     });
+    it('completes and claims in one call: the dependent it made ready is claimed with its upstream results, in claim order, and other workers are woken only for what it left', async () => {
+      await define(`name: handoff
+tasks:
+  a: { run: "true" }
+  b: { run: "true", needs: [a] }
+  c: { run: "true", needs: [a] }
+  urgent: { run: "true", priority: 5, needs: [gate] }
+  gate: { run: "true" }
+`);
+      const run = await startRun(store, { workflow: 'handoff' });
+      const first = await claim(2);
+      const by = Object.fromEntries(first.map((x) => [x.job.task, x]));
+      expect(Object.keys(by).sort()).toEqual(['a', 'gate']);
+      const seen: StoreSignal[] = [];
+      const off = store.subscribe((s) => seen.push(s));
+      // a's completion makes b and c ready; this worker has room for one: it takes b, and c is announced.
+      let r = await store.completeAndClaim([{ fence: by.a!.fence, outcome: { state: 'succeeded', exitCode: 0, result: { n: 7 } } }], {
+        worker: W,
+        limit: 1,
+        leaseMs: LEASE,
+      });
+      expect(r.completed.map((x) => (x instanceof StaleFenceError ? 'stale' : `${x.task}:${x.state}`))).toEqual(['a:succeeded']);
+      expect(r.claimed.map((x) => x.job.task)).toEqual(['b']);
+      expect(r.claimed[0]!.upstream.a!.result).toEqual({ n: 7 });
+      const bClaim = r.claimed[0]!;
+      for (let i = 0; i < 100 && !seen.some((s) => s.type === 'queued'); i++) await new Promise((res) => setTimeout(res, 10));
+      expect(seen.some((s) => s.type === 'queued')).toBe(true);
+      expect(await states(run.id)).toMatchObject({ a: 'succeeded', b: 'running', c: 'queued' });
+      // gate's completion readies `urgent` (priority 5): with room for two, the claim takes it before the older c, as claimJobs would.
+      seen.length = 0;
+      r = await store.completeAndClaim([{ fence: by.gate!.fence, outcome: { state: 'succeeded', exitCode: 0 } }], { worker: W, limit: 2, leaseMs: LEASE });
+      expect(r.claimed.map((x) => x.job.task)).toEqual(['urgent', 'c']);
+      // everything it made ready, it took: nobody else is woken
+      await new Promise((res) => setTimeout(res, 100));
+      expect(seen.filter((s) => s.type === 'queued')).toEqual([]);
+      // a stale fence is refused alone and the claim still happens; limit 0 claims nothing
+      await store.cancelJob(bClaim.job.id);
+      r = await store.completeAndClaim([{ fence: bClaim.fence, outcome: { state: 'succeeded', exitCode: 0 } }], { worker: W, limit: 0, leaseMs: LEASE });
+      expect(r.completed[0]).toBeInstanceOf(StaleFenceError);
+      expect(r.claimed).toEqual([]);
+      off();
+    });
     it('takes a job given back by its attempt as lost, not failed, and requeues it at its old place', async () => {
       await define(`name: giveback\ntasks:\n  a: { run: "true" }\n  b: { run: "true" }\n`);
       const run = await startRun(store, { workflow: 'giveback' });

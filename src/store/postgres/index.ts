@@ -36,6 +36,7 @@ import {
   type WorkerInfo,
   type WorkerRow,
   type FreeCapacity,
+  type ClaimRequest,
   type PoolRow,
   type ScheduleTick,
   type ScheduledRunResult,
@@ -301,10 +302,11 @@ export class PostgresStore implements Store {
   }
 
   /** Runs fn in one transaction; its signals are NOTIFYed inside it and emitted locally after commit. */
-  private async tx<T>(fn: (c: Q, signal: (s: StoreSignal) => void) => Promise<T>): Promise<T> {
+  private async tx<T>(fn: (c: Q, signal: Sig) => Promise<T>): Promise<T> {
     const c = await this.checkout();
     const signals: StoreSignal[] = [];
-    const signal = (s: StoreSignal) => {
+    const signal = (s: StoreSignal | Promoted) => {
+      if (s.type === 'promoted') return;
       if (s.type === 'revoked' || s.type === 'worker' || !signals.some((p) => p.type === s.type)) signals.push(s);
     };
     let result: T;
@@ -868,12 +870,26 @@ export class PostgresStore implements Store {
     if (limit <= 0) return [];
     const now = this.clock.now();
     if (worker.queues.length === 1 && now >= this.plainClaimsAfter) {
-      const plain = await this.claimPlain({ name: worker.name, host: worker.host, queue: worker.queues[0]! }, limit, leaseMs, free, now);
-      if (Array.isArray(plain)) return plain;
+      const plain = await this.claimPlain(this.pool, null, { name: worker.name, host: worker.host, queue: worker.queues[0]! }, limit, leaseMs, free, now);
+      if (typeof plain === 'object') return plain.claimed;
       // Pools or resources at the head of the queue: leave the one-statement claim alone for a while.
       if (plain === 'not-plain') this.plainClaimsAfter = now + 1000;
     }
-    return this.tx(async (c, signal) => {
+    return (await this.tx((c, signal) => this.claimIn(c, signal, worker, limit, leaseMs, free, now))).claimed;
+  }
+
+  /** The general claim (pools, resources, fallback queues) inside the caller's transaction. */
+  private async claimIn(
+    c: Q,
+    signal: Sig,
+    worker: { name: string; host: string; queues: string[] },
+    limit: number,
+    leaseMs: number,
+    free: FreeCapacity | undefined,
+    now: number,
+  ): Promise<Claimed> {
+    const none: Claimed = { claimed: [], ids: [] };
+    {
       const window = Math.max(limit * 2, 8);
       const cols = `id, run_id, task, chunk, chunk_limit, resume, priority, enqueued_at, queues, pool, cpu, memory, resources`;
       // One ordered range scan of the claim index per queue (an IN list would sort every queued row).
@@ -905,7 +921,7 @@ export class PostgresStore implements Store {
         )
       ).rows;
       const candidates = mergeCandidates(primary, fallback).slice(0, window);
-      if (candidates.length === 0) return [];
+      if (candidates.length === 0) return none;
       const poolNames = [...new Set(candidates.map((x) => x.pool).filter((p): p is string => p !== null))].sort();
       const pools = new Map<string, { slots: number | null; running: number }>();
       if (poolNames.length) {
@@ -943,7 +959,7 @@ export class PostgresStore implements Store {
         candidates.map((x) => ({ id: x.id, queues: JSON.parse(x.queues) as string[], pool: x.pool, need: needOf(x), group: chunkGroup(x) })),
         { worker, limit, free: free ?? null, pools, groups, liveWorkers: () => live },
       );
-      if (chosen.length === 0) return [];
+      if (chosen.length === 0) return none;
       // Attempts, job rows, outbox events and the runs' parameters in one statement.
       const taken = (
         await c.query<ClaimRowDb>(prepared(
@@ -952,10 +968,11 @@ export class PostgresStore implements Store {
           [chosen, worker.name, worker.host, now, now + leaseMs],
         ))
       ).rows;
-      if (taken.length === 0) return [];
+      if (taken.length === 0) return none;
       signal({ type: 'events' });
-      return this.claimedJobs(c, taken);
-    });
+      const ids = taken.map((t) => t.id);
+      return { claimed: await this.claimedJobs(c, taken), ids };
+    }
   }
 
   /**
@@ -966,13 +983,16 @@ export class PostgresStore implements Store {
    * general claim decides (pools, partial fits, jobs listing this queue second).
    */
   private async claimPlain(
+    q: Q | pg.Pool,
+    /** inside a transaction: its signal function; null: announce the events hint here */
+    signal: Sig | null,
     worker: { name: string; host: string; queue: string },
     limit: number,
     leaseMs: number,
     free: FreeCapacity | undefined,
     now: number,
-  ): Promise<ClaimedJob[] | 'not-plain' | 'empty'> {
-    const r = await this.pool.query<(ClaimRowDb | { [K in keyof ClaimRowDb]: null }) & { candidates: number; plain: boolean; fallback: boolean }>(
+  ): Promise<Claimed | 'not-plain' | 'empty'> {
+    const r = await q.query<(ClaimRowDb | { [K in keyof ClaimRowDb]: null }) & { candidates: number; plain: boolean; fallback: boolean }>(
       prepared(
         `WITH cand AS (
            SELECT id, attempts, pool, cpu, memory, resources, chunk, chunk_limit FROM jobs WHERE state = 'queued' AND queue = $1
@@ -994,10 +1014,14 @@ export class PostgresStore implements Store {
     if (!head || !head.plain) return 'not-plain';
     const taken = r.rows.filter((x): x is ClaimRowDb & { candidates: number; plain: boolean; fallback: boolean } => x.id !== null);
     // An empty queue: jobs that list this queue second are the general claim's to find.
-    if (taken.length === 0) return head.candidates === 0 && head.fallback ? 'empty' : [];
-    this.emitter.emit('signal', { type: 'events' } satisfies StoreSignal);
-    this.notifyReaders('events');
-    return this.claimedJobs(this.pool, taken);
+    if (taken.length === 0) return head.candidates === 0 && head.fallback ? 'empty' : { claimed: [], ids: [] };
+    if (signal) signal({ type: 'events' });
+    else {
+      this.emitter.emit('signal', { type: 'events' } satisfies StoreSignal);
+      this.notifyReaders('events');
+    }
+    const ids = taken.map((t) => t.id);
+    return { claimed: await this.claimedJobs(q, taken), ids };
   }
 
   /** Claimed rows in claim order, with the outputs and results of the tasks each reads. */
@@ -1095,7 +1119,7 @@ export class PostgresStore implements Store {
     if (this.leafFences.size > 100_000) this.leafFences.clear(); // fences of attempts that ended elsewhere (reaped); a miss only costs a transaction
     if (leaves) {
       // Successes of jobs nothing depends on: the one statement is the whole transition.
-      const signals: StoreSignal[] = [];
+      const signals: (StoreSignal | Promoted)[] = [];
       const r = await this.completeDone(this.pool, (sig) => signals.push(sig), items as DoneItem[], now, false);
       for (const sig of new Set(signals.map((x) => x.type)))
         if (sig === 'events' || sig === 'logs') {
@@ -1108,7 +1132,54 @@ export class PostgresStore implements Store {
         return row ? toJob(row) : new StaleFenceError(it.fence, 'its job was cancelled, reaped or taken over');
       });
     }
-    const rows = await this.tx(async (c, signal) => {
+    const rows = await this.tx((c, signal) => this.completeIn(c, signal, items, now, checkRuns));
+    for (const runId of checkRuns) await this.finishRunAfterCommit(runId);
+    return rows.map((r) => (r instanceof StaleFenceError ? r : toJob(r)));
+  }
+
+  async completeAndClaim(
+    items: { fence: number; outcome: AttemptOutcome; lines?: LogLine[] }[],
+    claim: ClaimRequest,
+  ): Promise<{ completed: (Job | StaleFenceError)[]; claimed: ClaimedJob[] }> {
+    const leaves = items.every((it) => (it.outcome.state === 'succeeded' || it.outcome.state === 'skipped') && this.leafFences.has(it.fence));
+    if (leaves || claim.limit <= 0) {
+      // Nothing becomes ready: the completion's one statement, then the usual claim.
+      const completed = await this.completeAttempts(items);
+      const claimed = claim.limit > 0 ? await this.claimJobs(claim.worker, claim.limit, claim.leaseMs, claim.free) : [];
+      return { completed, claimed };
+    }
+    for (const it of items) this.leafFences.delete(it.fence);
+    const now = this.clock.now();
+    const checkRuns = new Set<number>();
+    const { rows, claimed } = await this.tx(async (c, signal) => {
+      const promoted = new Set<number>();
+      // `queued` is held back: other workers are woken only for what this one leaves.
+      const held: Sig = (x) => {
+        if (x.type === 'promoted') for (const id of x.jobs) promoted.add(id);
+        else if (x.type !== 'queued') signal(x);
+      };
+      const rows = await this.completeIn(c, held, items, now, checkRuns);
+      let got: Claimed | 'not-plain' | 'empty' = 'not-plain';
+      if (claim.worker.queues.length === 1 && now >= this.plainClaimsAfter)
+        got = await this.claimPlain(c, signal, { name: claim.worker.name, host: claim.worker.host, queue: claim.worker.queues[0]! }, claim.limit, claim.leaseMs, claim.free, now);
+      if (typeof got !== 'object') got = await this.claimIn(c, signal, claim.worker, claim.limit, claim.leaseMs, claim.free, now);
+      for (const id of got.ids) promoted.delete(id);
+      if (promoted.size) signal({ type: 'queued' });
+      return { rows, claimed: got.claimed };
+    });
+    for (const runId of checkRuns) await this.finishRunAfterCommit(runId);
+    return { completed: rows.map((r) => (r instanceof StaleFenceError ? r : toJob(r))), claimed };
+  }
+
+  /** completeAttempts' general case inside the caller's transaction; the runs to check for their end go into `checkRuns` */
+  private async completeIn(
+    c: Q,
+    signal: Sig,
+    items: { fence: number; outcome: AttemptOutcome; lines?: LogLine[] }[],
+    now: number,
+    checkRuns: Set<number>,
+  ): Promise<(JobRowDb | StaleFenceError)[]> {
+    {
       const byFence = new Map<number, JobRowDb | StaleFenceError>();
       const done = items.filter((it): it is DoneItem => it.outcome.state === 'succeeded' || it.outcome.state === 'skipped');
       // Split steps first: their chunks must exist before the split's success is counted into the main job.
@@ -1130,9 +1201,7 @@ export class PostgresStore implements Store {
         }
       }
       return items.map((it) => byFence.get(it.fence) ?? new StaleFenceError(it.fence, 'its job was cancelled, reaped or taken over'));
-    });
-    for (const runId of checkRuns) await this.finishRunAfterCommit(runId);
-    return rows.map((r) => (r instanceof StaleFenceError ? r : toJob(r)));
+    }
   }
 
   /**
@@ -1251,6 +1320,7 @@ export class PostgresStore implements Store {
     await c.query(prepared(`UPDATE jobs SET deps_total = $1, deps_ok = 0, deps_bad = 0 WHERE id = $2`, [1 + ids.length, main.id]));
     if (ids.length) {
       await this.jobEvents(c, signal, ids, now);
+      signal({ type: 'promoted', jobs: ids });
       signal({ type: 'queued' });
     }
     // statistics for the claim and completion plans, after commit (ANALYZE inside would see the rows but hold them up)
@@ -1355,7 +1425,10 @@ export class PostgresStore implements Store {
       const skipped = [...skipUp, ...skipTrig];
       this.skippedBySettle += skipped.length;
       await this.jobEvents(c, signal, [...queued, ...skipped], now);
-      if (queued.length) signal({ type: 'queued' });
+      if (queued.length) {
+        signal({ type: 'promoted', jobs: queued });
+        signal({ type: 'queued' });
+      }
       good = [];
       bad = skipped;
       touched = [];
@@ -2137,7 +2210,11 @@ export class PostgresStore implements Store {
   }
 }
 
-type Sig = (s: StoreSignal) => void;
+/** inside the store only: jobs a transaction queued (completeAndClaim wakes others only for those it did not claim) */
+type Promoted = { type: 'promoted'; jobs: number[] };
+type Sig = (s: StoreSignal | Promoted) => void;
+/** claimed jobs and their rows' ids */
+type Claimed = { claimed: ClaimedJob[]; ids: number[] };
 
 function chunk<T>(xs: T[], n: number): T[][] {
   const out: T[][] = [];

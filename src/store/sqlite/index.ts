@@ -33,6 +33,7 @@ import {
   type WorkerInfo,
   type WorkerRow,
   type FreeCapacity,
+  type ClaimRequest,
   type PoolRow,
   type ScheduleTick,
   type ScheduledRunResult,
@@ -637,7 +638,19 @@ export class SqliteStore implements Store {
   async claimJobs(worker: { name: string; host: string; queues: string[] }, limit: number, leaseMs: number, free?: FreeCapacity): Promise<ClaimedJob[]> {
     if (limit <= 0) return [];
     const now = this.clock.now();
-    return this.tx(() => {
+    return this.tx(() => this.claimIn(worker, limit, leaseMs, free, now).claimed);
+  }
+
+  /** claimJobs inside the caller's transaction; `ids`: the claimed jobs' rows */
+  private claimIn(
+    worker: { name: string; host: string; queues: string[] },
+    limit: number,
+    leaseMs: number,
+    free: FreeCapacity | undefined,
+    now: number,
+  ): { claimed: ClaimedJob[]; ids: number[] } {
+    const none = { claimed: [], ids: [] };
+    {
       const window = Math.max(limit * 2, 8);
       const queues = JSON.stringify(worker.queues);
       // One ordered range scan of the claim index per queue (an IN list would sort every queued row).
@@ -653,7 +666,7 @@ export class SqliteStore implements Store {
          ORDER BY priority DESC, resume DESC, enqueued_at, id LIMIT ?`,
       ).all(queues, queues, window) as CandidateRowDb[];
       const candidates = mergeCandidates(primary, fallback).slice(0, window);
-      if (candidates.length === 0) return [];
+      if (candidates.length === 0) return none;
       const poolNames = [...new Set(candidates.map((c) => c.pool).filter((p): p is string => p !== null))];
       const pools = new Map<string, { slots: number | null; running: number }>();
       if (poolNames.length) {
@@ -677,7 +690,7 @@ export class SqliteStore implements Store {
         candidates.map((c) => ({ id: c.id, queues: JSON.parse(c.queues) as string[], pool: c.pool, need: needOf(c), group: chunkGroup(c) })),
         { worker, limit, free: free ?? null, pools, groups, liveWorkers: () => this.liveWorkers(now - 2 * leaseMs) },
       );
-      if (chosen.length === 0) return [];
+      if (chosen.length === 0) return none;
       const insAttempt = this.sql(
         `INSERT INTO attempts (job_id, number, worker, host, state, started_at) SELECT id, attempts + 1, ?, ?, 'running', ? FROM jobs WHERE id = ?`,
       );
@@ -715,8 +728,8 @@ export class SqliteStore implements Store {
         claimed.push(cj);
       }
       this.jobEvents(chosen, now);
-      return claimed;
-    });
+      return { claimed, ids: chosen };
+    }
   }
 
   /** Active workers heard from since `since`, with what they have free (for queue preference). */
@@ -766,18 +779,46 @@ export class SqliteStore implements Store {
 
   async completeAttempts(items: { fence: number; outcome: AttemptOutcome; lines?: LogLine[] }[]): Promise<(Job | StaleFenceError)[]> {
     const now = this.clock.now();
-    const rows = this.tx(() =>
-      items.map((it) => {
-        try {
-          return this.completeOne(it.fence, it.outcome, it.lines ?? [], now);
-        } catch (e) {
-          if (e instanceof StaleFenceError) return e;
-          throw e;
-        }
-      }),
-    );
+    const rows = this.tx(() => this.completeIn(items, now));
     return rows.map((r) => (r instanceof StaleFenceError ? r : toJob(r)));
   }
+
+  async completeAndClaim(
+    items: { fence: number; outcome: AttemptOutcome; lines?: LogLine[] }[],
+    claim: ClaimRequest,
+  ): Promise<{ completed: (Job | StaleFenceError)[]; claimed: ClaimedJob[] }> {
+    const now = this.clock.now();
+    const { rows, claimed } = this.tx(() => {
+      const promoted = new Set<number>();
+      this.promoted = promoted;
+      try {
+        const rows = this.completeIn(items, now);
+        this.promoted = null;
+        const { claimed, ids } = claim.limit > 0 ? this.claimIn(claim.worker, claim.limit, claim.leaseMs, claim.free, now) : { claimed: [], ids: [] };
+        // Other workers are woken only for what this one left.
+        for (const id of ids) promoted.delete(id);
+        if (promoted.size) this.signal({ type: 'queued' });
+        return { rows, claimed };
+      } finally {
+        this.promoted = null;
+      }
+    });
+    return { completed: rows.map((r) => (r instanceof StaleFenceError ? r : toJob(r))), claimed };
+  }
+
+  private completeIn(items: { fence: number; outcome: AttemptOutcome; lines?: LogLine[] }[], now: number): (JobRowDb | StaleFenceError)[] {
+    return items.map((it) => {
+      try {
+        return this.completeOne(it.fence, it.outcome, it.lines ?? [], now);
+      } catch (e) {
+        if (e instanceof StaleFenceError) return e;
+        throw e;
+      }
+    });
+  }
+
+  /** set inside completeAndClaim: the jobs settle() queues, announced after its claim (only those it did not take) */
+  private promoted: Set<number> | null = null;
 
   /** One attempt's outcome, inside the caller's transaction; throws StaleFenceError (before writing anything) if it is not current. */
   private completeOne(fence: number, outcome: AttemptOutcome, lines: LogLine[], now: number): JobRowDb {
@@ -853,7 +894,8 @@ export class SqliteStore implements Store {
     this.sql(`UPDATE jobs SET deps_total = ?, deps_ok = 0, deps_bad = 0 WHERE id = ?`).run(1 + chunks.length, main.id);
     if (ids.length) {
       this.jobEvents(ids, now);
-      this.signal({ type: 'queued' });
+      if (this.promoted) for (const id of ids) this.promoted.add(id);
+      else this.signal({ type: 'queued' });
     }
   }
 
@@ -877,7 +919,10 @@ export class SqliteStore implements Store {
       if (touched.length === 0) break;
       const { queued, skipped } = this.deps.resolve(touched, now);
       this.jobEvents([...queued, ...skipped], now);
-      if (queued.length) this.signal({ type: 'queued' });
+      if (queued.length) {
+        if (this.promoted) for (const id of queued) this.promoted.add(id);
+        else this.signal({ type: 'queued' });
+      }
       good = [];
       bad = skipped;
       touched = [];
