@@ -818,7 +818,39 @@ export function buildProgram(): Command {
             )
           : 'no services (register one with gantry apply)',
       );
+      const one = rows[0];
+      if (!o.json && arg !== undefined && one?.lastExitLines?.length && one.lastExit) {
+        // why it is down or flapping: the end of the instance that died last
+        process.stdout.write(`\nlast lines of instance ${one.lastExit.instance} (ended ${time(one.lastExit.at)}: ${exit(one)}):\n`);
+        for (const l of one.lastExitLines) process.stdout.write(`  ${l.stream === 'stderr' ? '! ' : ''}${l.line}\n`);
+      }
       if (arg !== undefined && rows[0]!.state !== 'up' && rows[0]!.desired === 'up') throw new Exit(1, '');
+    });
+  service
+    .command('logs')
+    .description("a service's output from any worker: its last instance (each start or restart is one), with --restarts K the K before it too")
+    .argument('<name>', 'NAME or NAMESPACE/NAME')
+    .option('--namespace <ns>', 'its namespace (default: default)')
+    .option('--restarts <k>', 'also the output of the K instances before the last one (at most 9 earlier ones are kept)', intOption)
+    .option('--tail <n>', 'only the last N lines (then follows on with -f)', intOption)
+    .option('-f, --follow', 'keep following new lines, across restarts, until the service is stopped')
+    .option('--json', 'one JSON object per line')
+    .action(async (arg: string, o: { namespace?: string; restarts?: number; tail?: number; follow?: boolean; json?: boolean }, cmd: Command) => {
+      if (o.restarts !== undefined && o.restarts < 0) throw usage(`--restarts: '${o.restarts}' is not a count of restarts (0 or more)`);
+      if (o.tail !== undefined && o.tail < 1) throw usage(`--tail: '${o.tail}' is not a number of lines (1 or more)`);
+      const client = clientOf(cmd);
+      const { name, namespace } = serviceName(arg, o.namespace);
+      const show = (l: { instance: number; stream: string; line: string }) =>
+        process.stdout.write(o.json ? JSON.stringify(l) + '\n' : `${l.stream === 'stderr' ? '! ' : ''}${l.line}\n`);
+      let after = 0;
+      let tail = o.tail;
+      for (;;) {
+        const r = await client.serviceLogs(name, { namespace, restarts: o.restarts, tail, after, wait: o.follow ? 10 : undefined });
+        for (const l of r.lines) show(l);
+        after = r.next;
+        tail = undefined; // the tail was the start; from there on, everything new
+        if (r.finished || (!o.follow && r.lines.length < 10_000)) return;
+      }
     });
 
   // ---- exec: a one-off job

@@ -1,7 +1,7 @@
 // The typed HTTP client of Gantry's API: used by the CLI, and exported for
 // programs (the SDK). Errors are typed so callers can map them to exit codes:
 // ApiError (the server answered 4xx/5xx) and UnreachableError (no answer).
-import type { ApiToken, Attempt, AttemptError, DeferredRun, Job, PoolRow, Role, Run, SecretInfo, StoreEvent, StoredLogLine, WorkerRow } from '../store/types.js';
+import type { ApiToken, Attempt, AttemptError, DeferredRun, Job, PoolRow, Role, Run, SecretInfo, ServiceLogLine, StoreEvent, StoredLogLine, WorkerRow } from '../store/types.js';
 import type { RunEta } from '../server/eta.js';
 import type { BrokenReport } from '../server/broken.js';
 import type { ErrorSummary } from '../server/errors.js';
@@ -237,6 +237,14 @@ export class GantryClient {
     return this.request<ServiceStatus>('GET', `/api/v1/services/${encodeURIComponent(name)}`, { query: { namespace } });
   }
   /** keep it up: started by a worker with its resources, restarted with backoff when it exits */
+  serviceLogs(name: string, q: { namespace?: string; restarts?: number; instance?: number; tail?: number; after?: number; limit?: number; wait?: number }, signal?: AbortSignal) {
+    const { namespace, ...rest } = q;
+    return this.request<{ lines: ServiceLogLine[]; next: number; finished: boolean }>('GET', `/api/v1/services/${encodeURIComponent(name)}/logs`, {
+      query: { namespace, ...rest },
+      signal,
+    });
+  }
+
   startService(name: string, namespace?: string) {
     return this.request<ServiceStatus>('POST', `/api/v1/services/${encodeURIComponent(name)}/start`, { query: { namespace }, body: {} });
   }

@@ -6,7 +6,7 @@
 // reaches runs already under way; the run's snapshot is not read) and every
 // subscription whose filter matches — and queues
 // one delivery per event and target, moving the cursor in the same transaction.
-import type { AuditEntry, DeliveryInput, NotifyEvent, Run, Store, StoreEvent, Subscription } from '../store/types.js';
+import { NotFoundError, type AuditEntry, type DeliveryInput, type NotifyEvent, type Run, type Store, type StoreEvent, type Subscription } from '../store/types.js';
 import type { NotifySpec, ServiceSpec, WorkflowSpec } from '../spec/model.js';
 import { runStateEvent } from './targets.js';
 
@@ -16,6 +16,9 @@ const AUDIT_EVENTS: Record<string, NotifyEvent> = {
   'service.restarted': 'restarted',
   'service.flapping': 'flapping',
 };
+
+/** Lines of a restarted service's output sent with the notification. */
+const NOTIFY_LAST_LINES = 20;
 
 /** Failed jobs listed in a notification, at most. */
 const MAX_FAILED_JOBS = 20;
@@ -107,13 +110,28 @@ export async function collectDeliveries(store: Store, batch = 500): Promise<numb
         services ??= (await store.listDefinitions()).flatMap((d) => (d.definition.kind === 'service' ? [d.definition] : []));
         const svc = services.find((s) => s.name === a.subject && s.namespace === a.namespace) ?? null;
         const subject: Subject = { namespace: a.namespace, workflow: null, labels: null, event };
-        const payload = { event, at: a.at, namespace: a.namespace, reason: a.reason, service: { name: a.subject, namespace: a.namespace }, details: a.details };
+        const payload = {
+          event, at: a.at, namespace: a.namespace, reason: a.reason, service: { name: a.subject, namespace: a.namespace }, details: a.details,
+          lastLines: await lastLinesOf(store, a),
+        };
         for (const t of targetsOf(svc?.notify ?? null, subs, subject)) items.push(auditDelivery(a, event, t, payload));
       }
     }
     await store.queueDeliveries({ name: 'audit', from: afrom, to: entries[entries.length - 1]!.id }, items);
   }
   return read;
+}
+
+/** The end of the output of the instance a service event is about (written in the exit's transaction, so already there). */
+async function lastLinesOf(store: Store, a: AuditEntry): Promise<{ stream: string; ts: number; line: string }[]> {
+  const instance = a.details?.instance;
+  if (typeof instance !== 'number' || a.namespace === null || a.subject === null) return [];
+  try {
+    return (await store.readServiceLogs({ namespace: a.namespace, name: a.subject, instance, tail: NOTIFY_LAST_LINES })).map((l) => ({ stream: l.stream, ts: l.ts, line: l.line }));
+  } catch (e) {
+    if (e instanceof NotFoundError) return []; // the service was removed since
+    throw e;
+  }
 }
 
 function auditDelivery(a: AuditEntry, event: NotifyEvent, t: { target: string; source: string }, payload: Record<string, unknown>): DeliveryInput {

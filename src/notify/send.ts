@@ -81,6 +81,11 @@ export function mailMessage(d: Delivery, publicUrl?: string | null): { subject: 
     lines.push('', 'Failed jobs:');
     for (const j of failed) lines.push(`  ${String(j.id)}  (${String(j.attempts)} attempt${j.attempts === 1 ? '' : 's'}): ${String(j.error ?? 'no error recorded')}`);
   }
+  const output = Array.isArray(d.payload.lastLines) ? (d.payload.lastLines as Json[]) : [];
+  if (output.length) {
+    lines.push('', 'Its last output:');
+    for (const l of output) lines.push(`  ${l.stream === 'stderr' ? '! ' : ''}${String(l.line)}`);
+  }
   const job = asObj(d.payload.job);
   if (job && job.error) lines.push('', `Job ${String(job.id)}: ${String(job.error)}`);
   const url = runLink(publicUrl, run?.id);

@@ -25,6 +25,7 @@ import {
   serviceParam,
   serviceQuery,
   servicesQuery,
+  serviceLogsQuery,
   deferredQuery,
   eventsQuery,
   graphQuery,
@@ -51,7 +52,8 @@ import type { SecretKey } from '../secrets/seal.js';
 import { Forbidden, Unauthorized, installAuth, requireNamespace } from './auth.js';
 import { newToken } from '../auth/tokens.js';
 import { ApiMetrics } from './metrics.js';
-import { serviceStatus } from './services.js';
+import { serviceStatus, LAST_EXIT_LINES } from './services.js';
+import { isRunning as isRunningState } from '../store/serviceRows.js';
 import { startExec } from './exec.js';
 import { HistoryCache, runEta, type RunEta } from './eta.js';
 import { failingSeries } from './broken.js';
@@ -427,7 +429,37 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
     const namespace = parse(serviceQuery, req.query, 'query').namespace ?? 'default';
     const row = await store.getService(namespace, name);
     if (!row) throw new NotFoundError(`no service ${namespace}/${name}`);
-    return serviceStatus(row, now());
+    const status = serviceStatus(row, now());
+    // down or flapping: what it said last before it died
+    if ((row.state !== 'up' || row.flapping) && row.lastExit?.instance != null)
+      status.lastExitLines = await store.readServiceLogs({ namespace, name, instance: row.lastExit.instance, tail: LAST_EXIT_LINES });
+    return status;
+  });
+  app.get('/api/v1/services/:name/logs', async (req) => {
+    const { name } = parse(serviceParam, req.params, 'path');
+    const q = parse(serviceLogsQuery, req.query, 'query');
+    const namespace = q.namespace ?? 'default';
+    const limit = q.limit ?? 10_000;
+    const read = () => store.readServiceLogs({ namespace, name, restarts: q.restarts, instance: q.instance, tail: q.tail, afterId: q.after, limit });
+    // Finished is checked before reading: once it holds, every line is already stored.
+    const finished = async () => {
+      const row = await store.getService(namespace, name);
+      if (!row) throw new NotFoundError(`no service ${namespace}/${name}`);
+      // one instance ends; the service goes on (restarted) until it is stopped
+      return q.instance !== undefined ? q.instance < row.fence || !isRunningState(row.state) : row.state === 'down';
+    };
+    await finished(); // 404 before waiting
+    // Long poll: listen before reading, so a line or a state change between the two is not missed.
+    const waiter = q.wait ? signalWaiter(store, ['logs', 'events'], q.wait * 1000, req.raw) : null;
+    let done = await finished();
+    let lines = await read();
+    if (waiter && lines.length === 0 && !done) {
+      await waiter.promise;
+      done = await finished();
+      lines = await read();
+    }
+    waiter?.cancel();
+    return { lines, next: lines.length ? lines[lines.length - 1]!.id : (q.after ?? 0), finished: done && lines.length < limit };
   });
   app.post('/api/v1/services/:name/start', { config: { access: 'namespaced' } }, async (req) => {
     const { name } = parse(serviceParam, req.params, 'path');

@@ -192,10 +192,17 @@ export const ROUTES: Record<string, RouteDoc> = {
   },
   'GET /api/v1/services/:name': {
     tag: 'services',
-    summary: 'one service',
+    summary: 'one service; when it is not up, or flapping, with the last lines of the instance that ended last',
     params: S.serviceParam,
     query: S.serviceQuery,
     responses: { 200: { description: 'the service', schema: S.serviceStatusSchema }, ...BAD, ...NOT_FOUND },
+  },
+  'GET /api/v1/services/:name/logs': {
+    tag: 'services',
+    summary: "a service's output lines from any worker: its last instance (and `restarts` before it), or one `instance`; optionally long-polled",
+    params: S.serviceParam,
+    query: S.serviceLogsQuery,
+    responses: { 200: { description: 'output lines, oldest first', schema: S.serviceLogsResponse }, ...BAD, ...NOT_FOUND },
   },
   'POST /api/v1/services/:name/start': {
     tag: 'services',

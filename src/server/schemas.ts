@@ -3,7 +3,8 @@
 // generated from them. Response schemas mirror the store's types; the
 // compile-time checks at the end fail the build when the two drift apart.
 import { z } from 'zod';
-import type { Attempt, AttemptError, DeferredRun, FinishedPerMinute, Job, PoolRow, Run, StoreEvent, StoredLogLine, WorkerRow } from '../store/types.js';
+import type { Attempt, AttemptError, DeferredRun, FinishedPerMinute, Job, PoolRow, Run, ServiceLogLine, StoreEvent, StoredLogLine, WorkerRow } from '../store/types.js';
+import { SERVICE_LOG_INSTANCES } from '../store/serviceRows.js';
 import type { GraphEdge, GraphNode } from './runGraph.js';
 import type { ApiToken, SecretInfo } from '../store/types.js';
 import { ROLES } from '../store/types.js';
@@ -190,6 +191,18 @@ export const stopWorkerBody = z
 export const serviceParam = z.object({ name: z.string().min(1) });
 export const serviceQuery = z.object({ namespace: z.string().min(1).optional().meta({ description: 'default: default' }) });
 export const servicesQuery = z.object({ namespace: z.string().min(1).optional().meta({ description: 'only this namespace' }) });
+export const serviceLogsQuery = z.object({
+  namespace: z.string().min(1).optional().meta({ description: 'default: default' }),
+  restarts: intParam
+    .max(SERVICE_LOG_INSTANCES)
+    .optional()
+    .meta({ description: `also the lines of this many instances before the last one (each start or restart is an instance; the last ${SERVICE_LOG_INSTANCES} are kept)` }),
+  instance: intParam.max(Number.MAX_SAFE_INTEGER).optional().meta({ description: 'only this instance (its fencing token, as `instance` of a line or `lastExit.instance`)' }),
+  tail: intParam.min(1).max(50_000).optional().meta({ description: 'only the last this many lines' }),
+  after: intParam.max(Number.MAX_SAFE_INTEGER).optional().meta({ description: 'the `next` of the previous answer' }),
+  limit: intParam.min(1).max(50_000).optional(),
+  wait: z.coerce.number().min(0).max(60).optional().meta({ description: 'long poll: wait up to this many seconds for new lines when there are none' }),
+});
 const memorySize = z.union([z.string(), z.number()]).superRefine((v, ctx) => {
   try {
     parseMemory(v);
@@ -445,6 +458,23 @@ export const poolSchema = component(
   z.object({ name: z.string(), slots: z.number().int().nullable().meta({ description: 'null: no limit' }), running: z.number().int(), queued: z.number().int() }),
 );
 
+export const serviceLogLineSchema = component(
+  'ServiceLogLine',
+  z.object({
+    id: z.number().int(),
+    instance: z.number().int().meta({ description: 'the instance that wrote it (its fencing token): each start or restart is a new one' }),
+    stream: z.enum(['stdout', 'stderr', 'system']),
+    ts: ms,
+    line: z.string(),
+  }),
+  "a line of a service's output; `system` lines are Gantry's (an instance started, ended, lost, output dropped)",
+);
+export const serviceLogsResponse = z.object({
+  lines: z.array(serviceLogLineSchema),
+  next: z.number().int().meta({ description: 'pass as `after` to read on' }),
+  finished: z.boolean().meta({ description: 'the service is down (stopped) and every line was read: no more will come' }),
+});
+
 export const serviceStatusSchema = component(
   'Service',
   z.object({
@@ -460,8 +490,18 @@ export const serviceStatusSchema = component(
     uptimeMs: z.number().nullable().meta({ description: 'how long the running instance has been up' }),
     restarts: z.number().int(),
     lastExit: z
-      .object({ code: z.number().int().nullable(), signal: z.string().nullable(), at: ms, reason: z.string().nullable() })
+      .object({
+        code: z.number().int().nullable(),
+        signal: z.string().nullable(),
+        at: ms,
+        reason: z.string().nullable(),
+        instance: z.number().int().nullable().meta({ description: 'the instance that ended (GET services/NAME/logs?instance=)' }),
+      })
       .nullable(),
+    lastExitLines: z
+      .array(serviceLogLineSchema)
+      .optional()
+      .meta({ description: 'one service (GET services/NAME) that is not up, or is flapping: the last lines of the instance that ended last' }),
     nextStartAt: ms.nullable().meta({ description: 'when a waiting service starts again' }),
     command: z.string().nullable().meta({ description: 'what it runs (null: never started)' }),
     queues: z.array(z.string()),
@@ -675,6 +715,7 @@ same<Same<z.infer<typeof jobSchema>, Job>>();
 same<Same<z.infer<typeof attemptSchema>, Attempt>>();
 same<Same<z.infer<typeof deferredRunSchema>, DeferredRun>>();
 same<Same<z.infer<typeof logLineSchema>, StoredLogLine>>();
+same<Same<z.infer<typeof serviceLogLineSchema>, ServiceLogLine>>();
 same<Same<z.infer<typeof workerSchema>, WorkerRow>>();
 same<Same<z.infer<typeof poolSchema>, PoolRow>>();
 same<Same<z.infer<typeof eventSchema>, StoreEvent>>();

@@ -5,6 +5,9 @@ import type { Command } from '../spec/model.js';
 import type { ServiceRow } from '../store/types.js';
 import type { ServiceStatus } from './schemas.js';
 
+/** Lines of the last exit shown with one service's status (GET services/NAME, gantry service status NAME). */
+export const LAST_EXIT_LINES = 10;
+
 export function serviceStatus(r: ServiceRow, now: number): ServiceStatus {
   const running = r.state === 'up' || r.state === 'stopping';
   return {

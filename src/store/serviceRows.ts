@@ -2,13 +2,53 @@
 // each reads a service's row, computes its next row here, and writes it back in
 // the same transaction. Only the SQL around them differs by dialect.
 import type { ServiceSpec } from '../spec/model.js';
-import type { AuditNote, ClaimedService, FreeCapacity, ServiceExit, ServiceRow, ServiceState } from './types.js';
+import type { AuditNote, ClaimedService, FreeCapacity, LogLine, ServiceExitReport, ServiceRow, ServiceState } from './types.js';
 import { fits, freeOf } from './claimSelection.js';
 
 /** An instance that stayed up at least this long was not a quick death: its exit restarts after the base delay. */
 export const SERVICE_STABLE_MS = 10_000;
 /** This many quick deaths in a row mark a service flapping (restarted at its max_delay from then on). */
 export const FLAP_DEATHS = 5;
+
+/**
+ * Service output is kept as a bounded tail, since a service runs for months:
+ * the lines of its last SERVICE_LOG_INSTANCES instances (a flapping service's
+ * pattern, and the instance before a restart), each instance holding at most
+ * its last SERVICE_LOG_INSTANCE_BYTES. The newest lines are the ones kept:
+ * "why did it die" is answered by the end of an instance's output, not its start.
+ * At most 20 MB per service, like one job attempt's log cap.
+ */
+export const SERVICE_LOG_INSTANCES = 10;
+export const SERVICE_LOG_INSTANCE_BYTES = 2 * 1024 * 1024;
+/** An instance over its cap is trimmed to this share of it: a chatty one trims once per quarter of the cap, not at every batch. */
+const TRIM_TO = 0.75;
+/** A longer line is cut (a service writing without newlines must not make one huge row). */
+export const SERVICE_LOG_LINE_BYTES = 16 * 1024;
+
+/** A line as stored: one longer than SERVICE_LOG_LINE_BYTES is cut, and says so. */
+export function serviceLogLine(l: LogLine): LogLine {
+  if (l.line.length <= SERVICE_LOG_LINE_BYTES / 4 || Buffer.byteLength(l.line) <= SERVICE_LOG_LINE_BYTES) return l;
+  const kept = Buffer.from(l.line).subarray(0, SERVICE_LOG_LINE_BYTES).toString('utf8').replace(/\uFFFD$/, '');
+  return { ...l, line: `${kept} [gantry: line cut at ${SERVICE_LOG_LINE_BYTES} bytes]` };
+}
+
+/** What a stored line counts against its instance's cap. */
+export const lineBytes = (l: LogLine): number => Buffer.byteLength(l.line) + 1;
+
+/** How many of its oldest bytes an instance holding `held` drops now (0: under its cap). */
+export function trimExcess(held: number): number {
+  return held > SERVICE_LOG_INSTANCE_BYTES ? held - Math.floor(SERVICE_LOG_INSTANCE_BYTES * TRIM_TO) : 0;
+}
+
+/** Put where the dropped lines were. */
+export const TRIM_MARK = `[gantry] earlier output of this instance dropped: each instance keeps its last ${SERVICE_LOG_INSTANCE_BYTES / 1024 / 1024} MB`;
+
+/** The line a lost instance ends with (its worker cannot write one). */
+export const lostLine = (worker: string | null, now: number): LogLine => ({
+  stream: 'system',
+  ts: now,
+  line: `[gantry] worker ${worker ?? '?'} lost (no heartbeat within its lease): this instance is presumed dead; the service moves to another worker`,
+});
 
 /** A service's row as both stores hold it (times epoch ms; spec JSON text). */
 export interface ServiceRowDb {
@@ -32,12 +72,17 @@ export interface ServiceRowDb {
   last_exit_reason: string | null;
   next_start_at: number | null;
   updated_at: number;
+  /** bytes of output the current instance holds (service_logs) */
+  log_bytes: number;
+  /** the fence of the instance the last exit was of */
+  last_exit_instance: number | null;
 }
 
 /** Column order of every full-row write (INSERT … ON CONFLICT DO UPDATE of all of them). */
 export const SERVICE_COLUMNS = [
   'namespace', 'name', 'spec', 'desired', 'state', 'flapping', 'worker', 'host', 'pid', 'fence', 'lease_until', 'started_at',
   'restarts', 'quick_deaths', 'last_exit_code', 'last_exit_signal', 'last_exit_at', 'last_exit_reason', 'next_start_at', 'updated_at',
+  'log_bytes', 'last_exit_instance',
 ] as const satisfies readonly (keyof ServiceRowDb)[];
 
 export function serviceValues(r: ServiceRowDb): unknown[] {
@@ -55,7 +100,7 @@ export function neverStarted(namespace: string, name: string, now: number): Serv
   return {
     namespace, name, spec: null, desired: 'down', state: 'down', flapping: 0, worker: null, host: null, pid: null, fence: 0,
     lease_until: null, started_at: null, restarts: 0, quick_deaths: 0, last_exit_code: null, last_exit_signal: null,
-    last_exit_at: null, last_exit_reason: null, next_start_at: null, updated_at: now,
+    last_exit_at: null, last_exit_reason: null, next_start_at: null, updated_at: now, log_bytes: 0, last_exit_instance: null,
   };
 }
 
@@ -76,7 +121,7 @@ export function toService(r: ServiceRowDb): ServiceRow {
     lastExit:
       r.last_exit_at === null
         ? null
-        : { code: r.last_exit_code, signal: r.last_exit_signal, at: r.last_exit_at, reason: r.last_exit_reason },
+        : { code: r.last_exit_code, signal: r.last_exit_signal, at: r.last_exit_at, reason: r.last_exit_reason, instance: r.last_exit_instance },
     nextStartAt: r.next_start_at,
     leaseUntil: r.lease_until,
     spec: r.spec === null ? null : (JSON.parse(r.spec) as ServiceSpec),
@@ -107,7 +152,7 @@ export function stopped(r: ServiceRowDb, now: number): ServiceRowDb {
 export function claimed(r: ServiceRowDb, spec: ServiceSpec, worker: { name: string; host: string }, now: number, leaseMs: number): { row: ServiceRowDb; claim: ClaimedService } {
   const row: ServiceRowDb = {
     ...r, state: 'up', worker: worker.name, host: worker.host, pid: null, fence: r.fence + 1, lease_until: now + leaseMs,
-    started_at: now, next_start_at: null, updated_at: now,
+    started_at: now, next_start_at: null, updated_at: now, log_bytes: 0,
   };
   return { row, claim: { namespace: r.namespace, name: r.name, fence: row.fence, spec, restarts: r.restarts } };
 }
@@ -119,10 +164,10 @@ export function restartDelay(spec: ServiceSpec, n: number): number {
 }
 
 /** The instance ended (its process exited, or its worker was lost): down if it was stopping, else its restart is scheduled. */
-export function exited(r: ServiceRowDb, exit: Omit<ServiceExit, 'at'>, now: number): ServiceChange {
+export function exited(r: ServiceRowDb, exit: ServiceExitReport, now: number): ServiceChange {
   const base: ServiceRowDb = {
     ...r, worker: null, host: null, pid: null, lease_until: null, started_at: null, updated_at: now,
-    last_exit_code: exit.code, last_exit_signal: exit.signal, last_exit_at: now, last_exit_reason: exit.reason,
+    last_exit_code: exit.code, last_exit_signal: exit.signal, last_exit_at: now, last_exit_reason: exit.reason, last_exit_instance: r.fence,
   };
   if (r.state === 'stopping' || r.desired === 'down') return { row: { ...base, state: 'down', next_start_at: null }, audit: [] };
   const upFor = r.started_at === null ? 0 : now - r.started_at;
@@ -150,7 +195,7 @@ export function moved(r: ServiceRowDb, reason: string, now: number, lost: boolea
     row: {
       ...r, state: 'starting', worker: null, host: null, pid: null, lease_until: null, started_at: null, next_start_at: now,
       restarts: lost ? r.restarts + 1 : r.restarts, updated_at: now,
-      ...(lost ? { last_exit_code: null, last_exit_signal: null, last_exit_at: now, last_exit_reason: reason } : {}),
+      ...(lost ? { last_exit_code: null, last_exit_signal: null, last_exit_at: now, last_exit_reason: reason, last_exit_instance: r.fence } : {}),
     },
     audit: lost ? [{ action: 'service.restarted', reason: `${reason}: moved to another worker` }] : [],
   };
@@ -206,6 +251,9 @@ export function serviceAuditNotes(change: ServiceChange, actor: string): AuditNo
     reason: a.reason,
     namespace: change.row.namespace,
     subject: change.row.name,
-    details: { restarts: change.row.restarts, quickDeaths: change.row.quick_deaths, nextStartAt: change.row.next_start_at, lastExit: change.row.last_exit_reason },
+    details: {
+      restarts: change.row.restarts, quickDeaths: change.row.quick_deaths, nextStartAt: change.row.next_start_at, lastExit: change.row.last_exit_reason,
+      instance: change.row.last_exit_instance,
+    },
   }));
 }

@@ -627,6 +627,29 @@ export interface ServiceExit {
   at: number;
   /** why it ended, in words (its last stderr line, `worker w1 lost`, `stopped`) */
   reason: string | null;
+  /** the instance that ended (its fencing token): its last lines are in readServiceLogs({ instance }) */
+  instance: number | null;
+}
+/** What a worker reports when an instance ends. */
+export type ServiceExitReport = Omit<ServiceExit, 'at' | 'instance'>;
+/** One line of a service instance's output, as stored (see SERVICE_LOG_INSTANCES in serviceRows.ts). */
+export interface ServiceLogLine extends LogLine {
+  id: number;
+  /** the instance (fencing token) that wrote it: each start or restart is a new one */
+  instance: number;
+}
+export interface ServiceLogQuery {
+  namespace: string;
+  name: string;
+  /** only this instance */
+  instance?: number;
+  /** the last instance and this many before it (default 0: only the last); ignored with `instance` */
+  restarts?: number;
+  afterId?: number;
+  /** at most this many lines, from the oldest (default 10,000) */
+  limit?: number;
+  /** only the last this many lines (of what the other fields select) */
+  tail?: number;
 }
 export interface ServiceRow {
   namespace: string;
@@ -907,11 +930,22 @@ export interface Store {
   /**
    * The instance ended. Stopping: `down`. Otherwise a restart is scheduled
    * (backoff, or flapping after quick deaths; see ServiceState), in the same
-   * transaction. StaleFenceError when the instance is no longer current.
+   * transaction, with `lines` (the instance's last output) stored first.
+   * StaleFenceError when the instance is no longer current (nothing is written).
    */
-  serviceExited(ref: ServiceRef, exit: Omit<ServiceExit, 'at'>): Promise<ServiceRow>;
+  serviceExited(ref: ServiceRef, exit: ServiceExitReport, lines?: LogLine[]): Promise<ServiceRow>;
   /** The worker gives the instance up without its fault (it is stopping): claimable again now, by any worker; not a restart. False if stale. */
-  releaseService(ref: ServiceRef, reason: string): Promise<boolean>;
+  releaseService(ref: ServiceRef, reason: string, lines?: LogLine[]): Promise<boolean>;
+  /**
+   * Stores output lines of a running instance (state up or stopping, its fence
+   * current): StaleFenceError otherwise, and nothing is written. The instance
+   * keeps its last SERVICE_LOG_INSTANCE_BYTES: past that its oldest lines are
+   * dropped, and a `system` line marks where. A claim drops the lines of
+   * instances older than the last SERVICE_LOG_INSTANCES.
+   */
+  appendServiceLogs(ref: ServiceRef, lines: LogLine[]): Promise<void>;
+  /** In order; NotFoundError when no such service is registered. */
+  readServiceLogs(q: ServiceLogQuery): Promise<ServiceLogLine[]>;
   /**
    * Instances whose lease lapsed or whose worker is dead or stopped: claimable
    * again at once by another worker (moved, counted as a restart), or `down`

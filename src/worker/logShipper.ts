@@ -1,40 +1,69 @@
-// Ships one attempt's output lines to the store in batches: a flush every
-// `intervalMs` or every `maxBatch` lines, bounded memory, and a per-attempt size
-// cap after which one truncation mark is written and further lines are dropped.
-import { StaleFenceError, type LogLine, type Store } from '../store/types.js';
+// Ships output lines to the store in batches: a flush every `intervalMs` or
+// every `maxBatch` lines, and bounded memory. A job attempt's log has a size cap
+// after which one truncation mark is written and further lines are dropped; a
+// service instance has none (the store keeps its tail), but what waits for the
+// store is capped (`maxPendingBytes`): lines past it are dropped and counted,
+// and a mark says how many once the store catches up.
+import { StaleFenceError, type LogLine } from '../store/types.js';
 import type { Masker } from './secretMask.js';
 
 export interface LogShipperOptions {
   intervalMs: number;
   maxBatch: number;
+  /** bytes an attempt may write in all; past it one truncation mark, then nothing (Infinity: no cap) */
   maxBytes: number;
-  /** called once if the store refuses the attempt's lines (its fence is stale) */
+  /** bytes buffered or on their way to the store at most; past it lines are dropped until the store catches up (default: no bound) */
+  maxPendingBytes?: number;
+  /** called once if the store refuses the lines (the attempt's or instance's fence is stale) */
   onStale: () => void;
   onError: (e: unknown) => void;
   /** hides the secret values the job uses (secretMask.ts), before a line is counted or kept */
   mask?: Masker;
 }
 
+/** Where batches go: the store's appendLogs of a job attempt, or appendServiceLogs of a service instance. */
+export type LogSink = (lines: LogLine[]) => Promise<void>;
+
 export class LogShipper {
   private buffer: LogLine[] = [];
   private bytes = 0;
+  /** bytes buffered or in flight */
+  private pending = 0;
+  /** lines dropped since the last mark, while the store was behind */
+  private dropped = 0;
   private truncated = false;
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> = Promise.resolve();
   private stale = false;
 
-  constructor(private readonly store: Store, private readonly fence: number, private readonly o: LogShipperOptions) {}
+  constructor(private readonly send: LogSink, private readonly o: LogShipperOptions) {}
 
   push(stream: LogLine['stream'], line: string): void {
     if (this.truncated || this.stale) return;
     if (this.o.mask) line = this.o.mask(line);
-    this.bytes += Buffer.byteLength(line) + 1;
+    const size = Buffer.byteLength(line) + 1;
+    if (this.o.maxPendingBytes !== undefined) {
+      if (this.pending + size > this.o.maxPendingBytes) {
+        this.dropped++;
+        return;
+      }
+      if (this.dropped > 0) {
+        this.enqueue({ stream: 'system', ts: Date.now(), line: `[gantry] ${this.dropped} lines dropped here: the store did not take them as fast as they came` });
+        this.dropped = 0;
+      }
+    }
+    this.bytes += size;
     if (this.bytes > this.o.maxBytes) {
       this.truncated = true;
-      this.buffer.push({ stream: 'system', ts: Date.now(), line: `[gantry] log truncated: this attempt wrote more than ${this.o.maxBytes} bytes` });
+      this.enqueue({ stream: 'system', ts: Date.now(), line: `[gantry] log truncated: this attempt wrote more than ${this.o.maxBytes} bytes` });
     } else {
-      this.buffer.push({ stream, ts: Date.now(), line });
+      this.enqueue({ stream, ts: Date.now(), line });
     }
+  }
+
+  private enqueue(l: LogLine): void {
+    this.buffer.push(l);
+    this.pending += Buffer.byteLength(l.line) + 1;
     if (this.buffer.length >= this.o.maxBatch) void this.flush();
     else if (!this.timer) this.timer = setTimeout(() => void this.flush(), this.o.intervalMs);
   }
@@ -51,6 +80,9 @@ export class LogShipper {
     await this.flushing;
     const rest = this.buffer;
     this.buffer = [];
+    this.pending = 0;
+    if (this.dropped > 0 && !this.stale) rest.push({ stream: 'system', ts: Date.now(), line: `[gantry] ${this.dropped} lines dropped here: the store did not take them as fast as they came` });
+    this.dropped = 0;
     return this.stale ? [] : rest;
   }
 
@@ -65,12 +97,14 @@ export class LogShipper {
     this.flushing = this.flushing.then(async () => {
       if (batch.length === 0 || this.stale) return;
       try {
-        await this.store.appendLogs(this.fence, batch);
+        await this.send(batch);
       } catch (e) {
         if (e instanceof StaleFenceError) {
           this.stale = true;
           this.o.onStale();
         } else this.o.onError(e);
+      } finally {
+        for (const l of batch) this.pending -= Buffer.byteLength(l.line) + 1;
       }
     });
     return this.flushing;

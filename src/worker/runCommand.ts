@@ -31,6 +31,9 @@ export interface RunCommandOptions {
 /** The supervisor script shipped with the package (bin/gantry-supervise). */
 export const SUPERVISE_SCRIPT = fileURLToPath(new URL('../../bin/gantry-supervise', import.meta.url));
 
+/** Characters of an unfinished line held at most before they are passed on as a line. */
+const MAX_PENDING_LINE = 1024 * 1024;
+
 export function runCommand(o: RunCommandOptions): Promise<CommandResult> {
   return new Promise((resolve) => {
     const supervised = o.superviseSeconds !== undefined && o.superviseSeconds !== null;
@@ -48,6 +51,11 @@ export function runCommand(o: RunCommandOptions): Promise<CommandResult> {
         const parts = (rest + chunk).split('\n');
         rest = parts.pop()!;
         for (const p of parts) o.onLine(stream, p);
+        // output that never ends a line (a service running for months) is passed on in pieces, not held
+        if (rest.length > MAX_PENDING_LINE) {
+          o.onLine(stream, rest);
+          rest = '';
+        }
       });
       source.on('end', () => {
         if (rest) o.onLine(stream, rest);

@@ -3,12 +3,15 @@
 // gantry-supervise (so an instance dies with its worker, before the store can
 // hand it to another one), renews their leases with the worker's heartbeat,
 // stops the ones the store says to stop (SIGTERM to the group, a grace period,
-// SIGKILL) and reports every exit; the store decides when it restarts.
+// SIGKILL) and reports every exit; the store decides when it restarts. Each
+// instance's output goes to the store (LogShipper, fenced by the instance's
+// token), its last lines with its exit, in the same transaction.
 import type { ServiceSpec } from '../spec/model.js';
 import { StaleFenceError, type Capacity, type ClaimedService, type ServiceRef, type Store } from '../store/types.js';
 import { addCapacity, NO_CAPACITY } from '../store/claimSelection.js';
 import type { Logger } from '../log.js';
 import { runCommand } from './runCommand.js';
+import { LogShipper } from './logShipper.js';
 
 export interface ServiceRunnerOptions {
   worker: string;
@@ -38,6 +41,8 @@ const SUPERVISE_FRACTION = 0.8;
  * the claim loop runs on every job wake-up, and most of them concern no service.
  */
 const SERVICE_POLL_MS = 2_000;
+/** Output waiting for the store, at most, per instance: a service that floods its output while the store is slow must not grow the worker. */
+const MAX_PENDING_LOG_BYTES = 4 * 1024 * 1024;
 
 export class ServiceRunner {
   private readonly running = new Map<string, Instance>();
@@ -142,6 +147,17 @@ export class ServiceRunner {
     const name = key(i.ref);
     const log = this.o.logger.child({ service: name, instance: i.ref.fence });
     log.info({ restarts }, 'service starting');
+    const logs = new LogShipper((lines) => this.store.appendServiceLogs(i.ref, lines), {
+      intervalMs: 200,
+      maxBatch: 500,
+      maxBytes: Infinity, // the store keeps each instance's tail
+      maxPendingBytes: MAX_PENDING_LOG_BYTES,
+      // refused: this instance is no longer the current one; it must not run on
+      onStale: () => this.end(i, 'stop'),
+      onError: (e) => log.error({ err: e }, 'shipping service output failed'),
+    });
+    const t0 = Date.now();
+    logs.push('system', `[gantry] instance ${i.ref.fence} of ${name} on worker ${this.o.worker} (${this.o.host})${restarts ? `, after ${restarts} restart${restarts === 1 ? '' : 's'}` : ''}`);
     const { command } = i.spec;
     let lastErr = '';
     let result: { code: number | null; signal: string | null; reason: string | null };
@@ -163,19 +179,29 @@ export class ServiceRunner {
         },
         onLine: (stream, line) => {
           if (stream === 'stderr' && line.trim()) lastErr = line.trim();
+          logs.push(stream, line);
           log.info({ stream }, line);
         },
       });
       const how = r.spawnError ?? (r.signal ? `killed by ${r.signal}` : `exit code ${r.exitCode}`);
       result = { code: r.exitCode, signal: r.signal, reason: i.ending === 'stop' ? 'stopped' : lastErr && !r.spawnError ? `${how}: ${lastErr.slice(0, 300)}` : how };
     }
+    const upFor = `${Math.round((Date.now() - t0) / 100) / 10} s up`;
+    logs.push(
+      'system',
+      i.ending === 'release'
+        ? `[gantry] instance ${i.ref.fence} ended after ${upFor}: worker ${this.o.worker} is stopping; another worker takes the service`
+        : `[gantry] instance ${i.ref.fence} ended after ${upFor}: ${result.reason}`,
+    );
+    // the last lines go with the exit, in its transaction
+    const last = await logs.drain();
     try {
       if (i.ending === 'release') {
-        await this.store.releaseService(i.ref, `worker ${this.o.worker} stopped`);
+        await this.store.releaseService(i.ref, `worker ${this.o.worker} stopped`, last);
         log.info('service given back: the worker is stopping');
         return;
       }
-      const row = await this.store.serviceExited(i.ref, result);
+      const row = await this.store.serviceExited(i.ref, result, last);
       log.warn({ exit: result, state: row.state, nextStartAt: row.nextStartAt }, row.state === 'down' ? 'service stopped' : 'service exited; restart scheduled');
       if (row.nextStartAt !== null) this.wakeBy(row.nextStartAt);
     } catch (e) {

@@ -489,7 +489,7 @@ export class Worker {
       return;
     }
     const mask = secretMasker(Object.values(secrets));
-    const logs = new LogShipper(this.store, fence, {
+    const logs = new LogShipper((lines) => this.store.appendLogs(fence, lines), {
       mask,
       intervalMs: 100,
       maxBatch: 500,

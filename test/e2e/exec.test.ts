@@ -2,6 +2,8 @@
 // child process against a server on a socket, with real workers, on both
 // stores. exec: exit codes come back, output is streamed (live, in order),
 // Ctrl-C cancels the job remotely (its process tree is gone) and exits 130.
+// service logs: a crashed instance's output told apart, followed with -f until
+// the service is stopped; service status shows the last lines of the last exit.
 import { it, expect, beforeEach, afterEach, afterAll } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -94,5 +96,60 @@ onEveryStore('gantry exec and gantry service', (storeName) => {
     const one = await gantryJson<{ name: string; state: string; lastExit: { reason: string } }>(['service', 'status', 'pinger', '--namespace', 'bots'], { server });
     expect(one.json).toMatchObject({ name: 'pinger', state: 'down', lastExit: { reason: 'stopped' } });
     expect((await gantry(['service', 'start', 'bots/nope'], { server })).code).toBe(2);
+  });
+
+  it('gantry service logs [--restarts K] [-f] and the last lines of the last exit in gantry service status', async () => {
+    const marker = path.join(g.dir, 'crashed-once');
+    g.write(
+      'bot.yaml',
+      `service: bot\nnamespace: bots\n` +
+        `run: 'if [ -e ${marker} ]; then echo "second start"; while :; do sleep 0.2; done; else touch ${marker}; echo "connecting to irc"; echo "fatal: token expired" >&2; exit 4; fi'\n` +
+        `restart: { delay: 200ms, max_delay: 2s }\n`,
+    );
+    expect((await gantry(['apply', 'bot.yaml'], { server, cwd: g.dir })).code).toBe(0);
+    expect((await gantry(['service', 'start', 'bots/bot'], { server })).code).toBe(0);
+    await waitFor('up again after its crash', async () => {
+      const s = await g.store.getService('bots', 'bot');
+      return s?.state === 'up' && s.restarts === 1 && (await g.store.readServiceLogs({ namespace: 'bots', name: 'bot' })).some((l) => l.line === 'second start');
+    }, { timeoutMs: 15_000 });
+
+    // the last instance only
+    const last = await gantry(['service', 'logs', 'bots/bot'], { server });
+    expect(last.code).toBe(0);
+    expect(last.stdout).toMatch(/^\[gantry\] instance \d+ of bots\/bot on worker \S+ \(.+\), after 1 restart\nsecond start\n$/);
+    // and the one before: the crash, its stderr marked, its end
+    const both = await gantry(['service', 'logs', 'bot', '--namespace', 'bots', '--restarts', '1'], { server });
+    expect(both.stdout).toMatch(
+      /^\[gantry\] instance (\d+) of bots\/bot .*\nconnecting to irc\n! fatal: token expired\n\[gantry\] instance \1 ended after [\d.]+ s up: exit code 4: fatal: token expired\n\[gantry\] instance \d+ of bots\/bot .*after 1 restart\nsecond start\n$/,
+    );
+    const json = (await gantry(['service', 'logs', 'bots/bot', '--restarts', '1', '--json'], { server })).stdout.trim().split('\n').map((l) => JSON.parse(l) as { instance: number; stream: string; line: string });
+    expect(new Set(json.map((l) => l.instance)).size).toBe(2);
+    expect(json.find((l) => l.line === 'fatal: token expired')).toMatchObject({ stream: 'stderr' });
+    expect((await gantry(['service', 'logs', 'bots/bot', '--tail', '1'], { server })).stdout).toBe('second start\n');
+
+    // -f follows until the service is stopped, then exits 0
+    const follow = gantry(['service', 'logs', 'bots/bot', '-f'], { server, timeoutMs: 30_000 });
+    let out = '';
+    follow.proc.stdout!.on('data', (c: string) => (out += c));
+    await waitFor('the follower caught up', async () => out.includes('second start'), { timeoutMs: 15_000 });
+    expect((await gantry(['service', 'stop', 'bots/bot'], { server })).code).toBe(0);
+    const followed = await follow;
+    expect(followed.code).toBe(0);
+    expect(followed.stdout).toMatch(/second start\n\[gantry\] instance \d+ ended after [\d.]+ s up: stopped\n$/);
+
+    // down: its status says what it said last
+    const status = await gantry(['service', 'status', 'bots/bot'], { server });
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(/bots\/bot\s+down\s+1\s+stopped/);
+    expect(status.stdout).toMatch(/last lines of instance \d+ \(ended .*: stopped .*\):\n {2}\[gantry\] instance \d+ of bots\/bot .*\n {2}second start\n {2}\[gantry\] instance \d+ ended after [\d.]+ s up: stopped\n$/);
+
+    // bad usage: exit 2 naming the option
+    const bad = await gantry(['service', 'logs', 'bots/bot', '--restarts', 'many'], { server });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/restarts/);
+    const tooMany = await gantry(['service', 'logs', 'bots/bot', '--restarts', '50'], { server });
+    expect(tooMany.code).toBe(2);
+    expect(tooMany.stderr).toMatch(/restarts/);
+    expect((await gantry(['service', 'logs', 'bots/nope'], { server })).code).toBe(2);
   });
 });

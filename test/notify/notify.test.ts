@@ -1,15 +1,19 @@
 // Notifications end to end on both stores, with the real things: a real SMTP
 // server on loopback (smtp-server) receiving the mail, a real HTTP receiver
 // checking each webhook's signature (and failing once to prove the retry), the
-// Atom feed read by a real feed parser (rss-parser), the audit log over HTTP.
+// Atom feed read by a real feed parser (rss-parser), the audit log over HTTP;
+// a real service process killed with kill -9 for `restarted` and `flapping`.
 import { describe, it, expect, beforeAll, afterAll, beforeEach, afterEach } from 'vitest';
 import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
 import Parser from 'rss-parser';
 import { cluster, makeToken, onEveryStore, type Cluster } from '../helpers/cluster.js';
 import type { AuditEntry, Delivery, Run, Subscription } from '../../src/store/types.js';
+import { FLAP_DEATHS } from '../../src/store/serviceRows.js';
 
 interface Mail {
   from: string;
@@ -234,6 +238,65 @@ onEveryStore('Notifications', (name) => {
       const late = await until('the next run posted', () => receiver.hooks.find((h) => h.body.run?.id === again.id && h.event === 'succeeded'));
       expect(signatureValid(rotated, late.raw, late.signature)).toBe(true);
     } finally {
+      await receiver.close();
+    }
+  });
+
+  it('a service killed with kill -9: a signed `restarted` webhook (and mail) with its last output; quick deaths in a row: a signed `flapping`', async () => {
+    const receiver = await webhookReceiver(0);
+    const pidFile = path.join(c.dir, 'bot.pids');
+    const pids = () => (fs.existsSync(pidFile) ? fs.readFileSync(pidFile, 'utf8').split(/\s+/).filter(Boolean).map(Number) : []);
+    const killed: number[] = [];
+    try {
+      c.write(
+        'bot.yaml',
+        `service: bot\nnamespace: bots\nrun: echo "bot $$ connected"; echo $$ >> ${pidFile}; exec sleep 600\nrestart: { delay: 100ms, max_delay: 500ms }\n` +
+          `notify: { on: [restarted, flapping], to: ["${receiver.url}"] }\n`,
+      );
+      expect((await c.apply('bot.yaml')).status).toBe(200);
+      const sub = await inject<Subscription>('POST', '/api/v1/subscriptions', { namespace: 'bots', events: ['restarted'], target: 'mailto:bots@example.org' });
+      expect(sub.status).toBe(201);
+      const { secret } = (await inject<{ secret: string }>('POST', '/api/v1/namespaces/bots/webhook-secret', {})).body;
+      expect((await inject('POST', '/api/v1/services/bot/start?namespace=bots', {})).status).toBe(200);
+      /** waits for the next instance and kills it with SIGKILL, as the OOM killer or an operator would */
+      const killNext = async () => {
+        const pid = await until(`instance ${killed.length + 1}`, () => pids()[killed.length]);
+        process.kill(pid, 'SIGKILL');
+        killed.push(pid);
+      };
+
+      await killNext();
+      const restarted = await until('the restarted webhook', () => receiver.hooks.find((h) => h.event === 'restarted'));
+      expect(signatureValid(secret, restarted.raw, restarted.signature)).toBe(true);
+      expect(signatureValid('not the secret', restarted.raw, restarted.signature)).toBe(false);
+      expect(restarted.body).toMatchObject({ event: 'restarted', namespace: 'bots', service: { namespace: 'bots', name: 'bot' }, reason: expect.stringMatching(/137|SIGKILL/) });
+      // why it died, from anywhere: the end of the killed instance's output
+      const lastLines = restarted.body.lastLines as { stream: string; line: string }[];
+      expect(lastLines.map((l) => l.line)).toContain(`bot ${killed[0]} connected`);
+      expect(lastLines.at(-1)).toMatchObject({ stream: 'system', line: expect.stringMatching(/ended after [\d.]+ s up: (exit code 137|killed by SIGKILL)/) });
+      const mail = await until('the restarted mail', () => smtp.mails.find((m) => m.to.includes('bots@example.org')));
+      expect(mail.subject).toBe('[gantry] service bots/bot was restarted');
+      expect(mail.body).toContain('Its last output:');
+      expect(mail.body).toContain(`bot ${killed[0]} connected`);
+
+      // each instance killed within a second of its start: quick deaths in a row, flapping at the FLAP_DEATHS-th
+      while (killed.length < FLAP_DEATHS) await killNext();
+      const flapping = await until('the flapping webhook', () => receiver.hooks.find((h) => h.event === 'flapping'));
+      expect(signatureValid(secret, flapping.raw, flapping.signature)).toBe(true);
+      expect(flapping.body).toMatchObject({ event: 'flapping', namespace: 'bots', service: { name: 'bot' }, reason: expect.stringMatching(new RegExp(`${FLAP_DEATHS} quick deaths in a row`)) });
+      await until('every restart posted', () => receiver.hooks.filter((h) => h.event === 'restarted').length >= FLAP_DEATHS);
+      // once each: one delivery per event and target, and flapping once for its entry into it
+      expect(receiver.hooks.filter((h) => h.event === 'flapping')).toHaveLength(1);
+      expect(new Set(receiver.hooks.map((h) => h.delivery)).size).toBe(receiver.hooks.length);
+      expect((await inject<{ status: number }>('POST', '/api/v1/services/bot/stop?namespace=bots', {})).status).toBe(200);
+    } finally {
+      for (const pid of pids()) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone, as it should be
+        }
+      }
       await receiver.close();
     }
   });

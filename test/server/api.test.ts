@@ -332,7 +332,7 @@ describe('API on SQLite: OpenAPI document, body limits, invalid bodies', () => {
       'POST /api/v1/workers/{name}/drain', 'POST /api/v1/workers/{name}/stop', 'GET /api/v1/runs/{id}/graph', 'GET /api/v1/overview',
       'GET /api/v1/auth/whoami', 'POST /api/v1/tokens', 'GET /api/v1/tokens', 'DELETE /api/v1/tokens/{id}',
       'GET /api/v1/secrets', 'PUT /api/v1/secrets/{namespace}/{name}', 'DELETE /api/v1/secrets/{namespace}/{name}',
-      'GET /api/v1/services', 'GET /api/v1/services/{name}', 'POST /api/v1/services/{name}/start', 'POST /api/v1/services/{name}/stop',
+      'GET /api/v1/services', 'GET /api/v1/services/{name}', 'GET /api/v1/services/{name}/logs', 'POST /api/v1/services/{name}/start', 'POST /api/v1/services/{name}/stop',
       'POST /api/v1/exec',
       'GET /api/v1/runs/{id}/eta', 'GET /api/v1/errors', 'GET /api/v1/broken',
       'GET /api/v1/audit', 'GET /api/v1/subscriptions', 'POST /api/v1/subscriptions', 'DELETE /api/v1/subscriptions/{id}',

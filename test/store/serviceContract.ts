@@ -5,8 +5,8 @@
 import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import { parseDefinitionSource } from '../../src/spec/parse.js';
 import type { Definition } from '../../src/spec/model.js';
-import { NotFoundError, StaleFenceError, type Store, type StoreSignal } from '../../src/store/types.js';
-import { FLAP_DEATHS, SERVICE_STABLE_MS } from '../../src/store/serviceRows.js';
+import { NotFoundError, StaleFenceError, type LogLine, type Store, type StoreSignal } from '../../src/store/types.js';
+import { FLAP_DEATHS, SERVICE_LOG_INSTANCE_BYTES, SERVICE_LOG_INSTANCES, SERVICE_LOG_LINE_BYTES, SERVICE_STABLE_MS, TRIM_MARK } from '../../src/store/serviceRows.js';
 import { TestClock, type StoreFactory } from './contract.js';
 
 function service(source: string): Definition {
@@ -188,6 +188,106 @@ export function serviceContract(name: string, makeFactory: () => StoreFactory): 
       await store.stopService('bots', 'notifier');
       expect((await store.reapLostServices(['w2']))[0]).toMatchObject({ state: 'down', desired: 'down' });
       expect(c4.fence).toBeGreaterThan(c3.fence);
+    });
+
+    const out = (line: string, at = clock.now()): LogLine => ({ stream: 'stdout', ts: at, line });
+    const texts = (lines: { line: string }[]) => lines.map((l) => l.line);
+
+    it('output lines are stored per instance: the last one by default, earlier ones with restarts, the exit lines with the exit, in one transaction', async () => {
+      const c1 = await startAndClaim();
+      await store.appendServiceLogs(ref(c1.fence), [out('connecting'), { stream: 'stderr', ts: clock.now(), line: 'cannot reach irc.example.org' }]);
+      expect(signals.some((s) => s.type === 'logs')).toBe(true);
+      clock.advance(500);
+      const row = await store.serviceExited(ref(c1.fence), { code: 3, signal: null, reason: 'exit code 3' }, [{ stream: 'system', ts: clock.now(), line: '[gantry] exited: code 3' }]);
+      expect(row.lastExit).toMatchObject({ code: 3, instance: c1.fence });
+      expect(texts(await store.readServiceLogs({ namespace: 'bots', name: 'notifier' }))).toEqual(['connecting', 'cannot reach irc.example.org', '[gantry] exited: code 3']);
+
+      clock.advance(row.nextStartAt! - clock.now());
+      const c2 = (await store.claimServices(W1, FREE, LEASE)).claimed[0]!;
+      await store.appendServiceLogs(ref(c2.fence), [out('connecting again')]);
+      const last = await store.readServiceLogs({ namespace: 'bots', name: 'notifier' });
+      expect(last).toMatchObject([{ instance: c2.fence, stream: 'stdout', line: 'connecting again' }]);
+      const both = await store.readServiceLogs({ namespace: 'bots', name: 'notifier', restarts: 1 });
+      expect(both.map((l) => [l.instance, l.line])).toEqual([
+        [c1.fence, 'connecting'],
+        [c1.fence, 'cannot reach irc.example.org'],
+        [c1.fence, '[gantry] exited: code 3'],
+        [c2.fence, 'connecting again'],
+      ]);
+      // the crashed instance alone, its last lines, and reading on from a line id
+      expect(texts(await store.readServiceLogs({ namespace: 'bots', name: 'notifier', instance: c1.fence, tail: 2 }))).toEqual(['cannot reach irc.example.org', '[gantry] exited: code 3']);
+      expect(texts(await store.readServiceLogs({ namespace: 'bots', name: 'notifier', restarts: 1, afterId: both[2]!.id }))).toEqual(['connecting again']);
+      expect(await store.readServiceLogs({ namespace: 'bots', name: 'notifier', restarts: 1, afterId: both[3]!.id })).toEqual([]);
+      await expect(store.readServiceLogs({ namespace: 'bots', name: 'nope' })).rejects.toBeInstanceOf(NotFoundError);
+    });
+
+    it('fencing: lines of an instance that ended, or of an older one, are refused and nothing of them is stored; an exit refused takes its lines with it', async () => {
+      const c1 = await startAndClaim();
+      await store.serviceExited(ref(c1.fence), { code: 1, signal: null, reason: null });
+      await expect(store.appendServiceLogs(ref(c1.fence), [out('late line of an ended instance')])).rejects.toBeInstanceOf(StaleFenceError);
+      clock.advance(60_000);
+      const c2 = (await store.claimServices(W2, FREE, LEASE)).claimed[0]!;
+      await expect(store.appendServiceLogs(ref(c1.fence), [out('zombie')])).rejects.toBeInstanceOf(StaleFenceError);
+      await expect(store.serviceExited(ref(c1.fence), { code: 0, signal: null, reason: null }, [out('zombie exit')])).rejects.toBeInstanceOf(StaleFenceError);
+      await store.appendServiceLogs(ref(c2.fence), [out('current')]);
+      const all = await store.readServiceLogs({ namespace: 'bots', name: 'notifier', restarts: 5 });
+      expect(texts(all)).toEqual(['current']);
+      // a stopping instance still writes (its SIGTERM handler's last words)
+      await store.stopService('bots', 'notifier');
+      await store.appendServiceLogs(ref(c2.fence), [out('bye')]);
+      expect(texts(await store.readServiceLogs({ namespace: 'bots', name: 'notifier' }))).toEqual(['current', 'bye']);
+    });
+
+    it(`a lost worker's instance ends with a line saying so; only the last ${SERVICE_LOG_INSTANCES} instances keep their lines`, async () => {
+      const c1 = await startAndClaim();
+      await store.appendServiceLogs(ref(c1.fence), [out('working')]);
+      await store.reapLostServices(['w1']);
+      const lines = await store.readServiceLogs({ namespace: 'bots', name: 'notifier' });
+      expect(lines.map((l) => [l.stream, l.line])).toEqual([
+        ['stdout', 'working'],
+        ['system', expect.stringMatching(/worker w1 lost .*presumed dead/)],
+      ]);
+      expect((await store.getService('bots', 'notifier'))!.lastExit).toMatchObject({ instance: c1.fence, reason: 'worker w1 lost' });
+      let c = c1;
+      for (let i = 0; i < SERVICE_LOG_INSTANCES + 2; i++) {
+        clock.advance(SERVICE_STABLE_MS + 1); // up long enough: restarted after the base delay, never flapping
+        c = (await store.claimServices(W1, FREE, LEASE)).claimed[0]!;
+        await store.appendServiceLogs(ref(c.fence), [out(`instance ${c.fence}`)]);
+        clock.advance(SERVICE_STABLE_MS + 1);
+        await store.serviceExited(ref(c.fence), { code: 1, signal: null, reason: null });
+      }
+      const kept = await store.readServiceLogs({ namespace: 'bots', name: 'notifier', restarts: 100 });
+      const instances = [...new Set(kept.map((l) => l.instance))];
+      // the last claim dropped what was older than its last SERVICE_LOG_INSTANCES
+      expect(instances).toHaveLength(SERVICE_LOG_INSTANCES);
+      expect(instances.at(-1)).toBe(c.fence);
+      expect(instances[0]).toBe(c.fence - SERVICE_LOG_INSTANCES + 1);
+    });
+
+    it(`an instance keeps its last ${SERVICE_LOG_INSTANCE_BYTES / 2 ** 20} MB: its oldest lines give way, a mark says where; a huge line is cut`, async () => {
+      const c = await startAndClaim();
+      const line = (n: number) => `${String(n).padStart(6, '0')} ${'x'.repeat(1000)}`;
+      const total = Math.ceil((SERVICE_LOG_INSTANCE_BYTES * 1.5) / 1008);
+      for (let n = 0; n < total; n += 500) {
+        const batch: LogLine[] = [];
+        for (let k = n; k < Math.min(total, n + 500); k++) batch.push(out(line(k)));
+        await store.appendServiceLogs(ref(c.fence), batch);
+      }
+      const kept = await store.readServiceLogs({ namespace: 'bots', name: 'notifier', limit: 50_000 });
+      const bytes = kept.reduce((a, l) => a + Buffer.byteLength(l.line) + 1, 0);
+      expect(bytes).toBeLessThanOrEqual(SERVICE_LOG_INSTANCE_BYTES);
+      expect(bytes).toBeGreaterThan(SERVICE_LOG_INSTANCE_BYTES / 2);
+      // the mark first, then the newest lines in order, the very last one included
+      expect(kept[0]).toMatchObject({ stream: 'system', line: TRIM_MARK });
+      const numbers = kept.slice(1).map((l) => Number(l.line.slice(0, 6)));
+      expect(numbers.at(-1)).toBe(total - 1);
+      expect(numbers).toEqual(numbers.map((_, i) => numbers[0]! + i));
+      expect(numbers[0]).toBeGreaterThan(0);
+      // a line without end (no newline for a long time) is cut, and says so
+      await store.appendServiceLogs(ref(c.fence), [out('y'.repeat(SERVICE_LOG_LINE_BYTES * 3))]);
+      const [cut] = await store.readServiceLogs({ namespace: 'bots', name: 'notifier', tail: 1 });
+      expect(cut!.line).toMatch(/^y+ \[gantry: line cut at \d+ bytes\]$/);
+      expect(Buffer.byteLength(cut!.line)).toBeLessThan(SERVICE_LOG_LINE_BYTES + 100);
     });
 
     it('service state changes are in the outbox, in order, naming the service', async () => {

@@ -26,7 +26,7 @@ onEveryStore('log shipping', (storeName) => {
   it('batches lines in order; past the size cap one truncation mark, then nothing', async () => {
     let stale = 0;
     const errors: unknown[] = [];
-    const shipper = new LogShipper(h.store, fence, { intervalMs: 50, maxBatch: 7, maxBytes: 100, onStale: () => stale++, onError: (e) => errors.push(e) });
+    const shipper = new LogShipper((lines) => h.store.appendLogs(fence, lines), { intervalMs: 50, maxBatch: 7, maxBytes: 100, onStale: () => stale++, onError: (e) => errors.push(e) });
     // 10 bytes each with the newline: 10 lines fit in 100 bytes, the 11th does not
     for (let i = 0; i < 20; i++) shipper.push('stdout', `line ${String(i).padStart(4, '0')}`);
     await shipper.flush();
@@ -41,7 +41,7 @@ onEveryStore('log shipping', (storeName) => {
 
   it('the lines of an attempt that lost its job are refused, once, and it is told', async () => {
     let stale = 0;
-    const shipper = new LogShipper(h.store, fence, { intervalMs: 50, maxBatch: 100, maxBytes: 10_000, onStale: () => stale++, onError: () => undefined });
+    const shipper = new LogShipper((lines) => h.store.appendLogs(fence, lines), { intervalMs: 50, maxBatch: 100, maxBytes: 10_000, onStale: () => stale++, onError: () => undefined });
     shipper.push('stdout', 'before');
     await shipper.flush();
     await h.store.cancelJob(jobId);
@@ -51,5 +51,26 @@ onEveryStore('log shipping', (storeName) => {
     await shipper.flush();
     expect((await h.store.readLogs({ jobId })).map((l) => l.line)).toEqual(['before']);
     expect(stale).toBe(1);
+  });
+
+  it('a store that falls behind: what waits for it stays bounded; lines past the bound are dropped and a mark says how many', async () => {
+    // the store is held back until `release` (a slow or unreachable database)
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const shipper = new LogShipper(async (lines) => {
+      await held;
+      await h.store.appendLogs(fence, lines);
+    }, { intervalMs: 20, maxBatch: 5, maxBytes: Infinity, maxPendingBytes: 100, onStale: () => undefined, onError: () => undefined });
+    // 10 bytes each: 10 wait for the store, the next 5 are dropped
+    for (let i = 0; i < 15; i++) shipper.push('stdout', `line ${String(i).padStart(4, '0')}`);
+    release();
+    await shipper.flush();
+    shipper.push('stdout', 'caught up');
+    await shipper.flush();
+    expect((await h.store.readLogs({ jobId })).map((l) => l.line)).toEqual([
+      ...Array.from({ length: 10 }, (_, i) => `line ${String(i).padStart(4, '0')}`),
+      '[gantry] 5 lines dropped here: the store did not take them as fast as they came',
+      'caught up',
+    ]);
   });
 });

@@ -1,7 +1,8 @@
 // Services on both stores with real processes: started by a worker through the
 // API, restarted after `kill -9` within its delay, stopped gracefully (SIGTERM,
 // grace, SIGKILL), marked flapping, and moved to another worker when its
-// worker (a real `gantry worker` process) is killed with `kill -9`.
+// worker (a real `gantry worker` process) is killed with `kill -9`; its output
+// in the store, per instance, over the API.
 import { it, expect, beforeEach, afterEach } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,6 +13,7 @@ import { silentLogger } from '../../src/log.js';
 import { processAlive } from '../../src/worker/processTree.js';
 import type { Worker } from '../../src/worker/worker.js';
 import type { ServiceStatus } from '../../src/server/schemas.js';
+import type { ServiceLogLine } from '../../src/store/types.js';
 import { BIN } from '../e2e/helpers.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -174,5 +176,65 @@ onEveryStore('services', (storeName) => {
     // the old instance died with its worker (gantry-supervise): never two at once
     await until('the old instance gone', async () => !processAlive(first), 5_000);
     expect(processAlive(second)).toBe(true);
+  });
+
+  it("its output reaches the store per instance: the crashed one's lines told apart from its successor's, the last ones shown with its status once stopped", async () => {
+    const marker = path.join(g.dir, 'crashed-once');
+    await applyService(
+      'bot',
+      `run: 'if [ -e ${marker} ]; then echo "second start"; echo $$ > ${g.dir}/bot.pid; exec sleep 600; else touch ${marker}; echo "connecting to irc"; echo "fatal: token expired" >&2; exit 4; fi'\n` +
+        `restart: { delay: 300ms, max_delay: 2s }\n`,
+    );
+    await api('POST', '/api/v1/services/bot/start?namespace=bots');
+    pids.push(await until('the second instance', async () => pidsIn(path.join(g.dir, 'bot.pid'))[0]));
+    const up = await until('up again after one restart', async () => {
+      const s = await status('bot');
+      return s.state === 'up' && s.restarts === 1 ? s : null;
+    });
+    expect(up.lastExitLines).toBeUndefined(); // up and not flapping: nothing to explain
+    const logs = async (query: string) =>
+      (await g.inject<{ lines: ServiceLogLine[]; next: number; finished: boolean }>('GET', `/api/v1/services/bot/logs?namespace=bots${query}`)).body;
+    const current = await until('the second instance has written', async () => {
+      const r = await logs('');
+      return r.lines.some((l) => l.line === 'second start') ? r : null;
+    });
+    expect(current.lines.map((l) => [l.stream, l.line])).toEqual([
+      ['system', expect.stringMatching(/^\[gantry\] instance \d+ of bots\/bot on worker w-\S+ \(.+\), after 1 restart$/)],
+      ['stdout', 'second start'],
+    ]);
+    expect(current.finished).toBe(false);
+    const both = (await logs('&restarts=1')).lines;
+    const first = both[0]!.instance;
+    expect(both.filter((l) => l.instance === first).map((l) => [l.stream, l.line])).toEqual([
+      ['system', expect.stringMatching(/^\[gantry\] instance \d+ of bots\/bot on worker/)],
+      ['stdout', 'connecting to irc'],
+      ['stderr', 'fatal: token expired'],
+      ['system', expect.stringMatching(/^\[gantry\] instance \d+ ended after [\d.]+ s up: exit code 4: fatal: token expired$/)],
+    ]);
+    expect(both.filter((l) => l.instance !== first).map((l) => l.instance)).toEqual([up.lastExit!.instance! + 1, up.lastExit!.instance! + 1]);
+    expect(up.lastExit!.instance).toBe(first);
+
+    // a follower waiting for new lines is told when the service is stopped: no more will come
+    const follow = g.inject<{ lines: ServiceLogLine[]; finished: boolean }>('GET', `/api/v1/services/bot/logs?namespace=bots&after=${current.next}&wait=20`);
+    await api('POST', '/api/v1/services/bot/stop?namespace=bots');
+    const down = await until('down', async () => {
+      const s = await status('bot');
+      return s.state === 'down' ? s : null;
+    });
+    expect(down.lastExitLines!.map((l) => l.line)).toEqual([
+      expect.stringMatching(/^\[gantry\] instance \d+ of bots\/bot/),
+      'second start',
+      expect.stringMatching(/^\[gantry\] instance \d+ ended after [\d.]+ s up: stopped$/),
+    ]);
+    let tail = (await follow).body;
+    while (!tail.finished) tail = (await logs(`&after=${tail.lines.at(-1)?.id ?? current.next}&wait=5`));
+    expect((await logs(`&after=${current.next}`)).finished).toBe(true);
+
+    // bad queries: 400 naming the field; an unknown service: 404
+    const bad = await g.inject<{ issues: { path: string }[] }>('GET', '/api/v1/services/bot/logs?namespace=bots&restarts=many');
+    expect(bad.status).toBe(400);
+    expect(bad.body.issues[0]!.path).toBe('query.restarts');
+    expect((await g.inject('GET', '/api/v1/services/bot/logs?namespace=bots&restarts=11')).status).toBe(400);
+    expect((await g.inject('GET', '/api/v1/services/nope/logs?namespace=bots')).status).toBe(404);
   });
 });

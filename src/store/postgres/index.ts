@@ -72,8 +72,11 @@ import { strongerStopMode } from '../rows.js';
 import type { Overlap } from '../../spec/model.js';
 import { toDeferred, toMark, type DeferredRowDb, type MarkRowDb } from '../scheduleRows.js';
 import type { ServiceSpec } from '../../spec/model.js';
-import type { ClaimedService, ServiceExit, ServiceRef, ServiceRow, ServiceState } from '../types.js';
-import { exited, isRunning, moved, neverStarted, pickServices, serviceList, serviceValues, started, stopped, toService, upsertServiceSql, serviceAuditNotes, type ServiceRowDb } from '../serviceRows.js';
+import type { ClaimedService, ServiceExitReport, ServiceLogLine, ServiceLogQuery, ServiceRef, ServiceRow, ServiceState } from '../types.js';
+import {
+  exited, isRunning, moved, neverStarted, pickServices, serviceList, serviceValues, started, stopped, toService, upsertServiceSql, serviceAuditNotes,
+  lineBytes, lostLine, serviceLogLine, trimExcess, SERVICE_LOG_INSTANCES, TRIM_MARK, type ServiceRowDb,
+} from '../serviceRows.js';
 import { chunkGroup, selectClaims, unfittableReason, type LiveWorker } from '../claimSelection.js';
 import {
   toAttempt,
@@ -1787,7 +1790,11 @@ export class PostgresStore implements Store {
         ))
       ).rows;
       const { picked, nextStartAt } = pickServices(rows, worker, free, now, leaseMs);
-      for (const p of picked) await this.writeService(c, signal, p.row, rows.find((r) => r.namespace === p.row.namespace && r.name === p.row.name)!.state);
+      for (const p of picked) {
+        await this.writeService(c, signal, p.row, rows.find((r) => r.namespace === p.row.namespace && r.name === p.row.name)!.state);
+        // a new instance: only the last SERVICE_LOG_INSTANCES keep their lines
+        await c.query(`DELETE FROM service_logs WHERE namespace = $1 AND name = $2 AND instance <= $3`, [p.row.namespace, p.row.name, p.row.fence - SERVICE_LOG_INSTANCES]);
+      }
       return { claimed: picked.map((p) => p.claim), nextStartAt };
     });
   }
@@ -1814,11 +1821,15 @@ export class PostgresStore implements Store {
     return refs.filter((r) => !up.has(`${r.namespace}/${r.name}`));
   }
 
-  async serviceExited(ref: ServiceRef, exit: Omit<ServiceExit, 'at'>): Promise<ServiceRow> {
+  async serviceExited(ref: ServiceRef, exit: ServiceExitReport, lines: LogLine[] = []): Promise<ServiceRow> {
     const now = this.clock.now();
     return this.tx(async (c, signal) => {
-      const row = await this.serviceRow(c, ref.namespace, ref.name);
+      let row = await this.serviceRow(c, ref.namespace, ref.name);
       if (!row || row.fence !== ref.fence || !isRunning(row.state)) throw new StaleFenceError(ref.fence, `service ${ref.namespace}/${ref.name} has a newer instance`);
+      if (lines.length) {
+        await this.storeServiceLines(c, signal, ref, lines);
+        row = (await this.serviceRow(c, ref.namespace, ref.name))!;
+      }
       const change = exited(row, exit, now);
       await this.writeService(c, signal, change.row, row.state);
       for (const n of serviceAuditNotes(change, `worker:${row.worker}`)) await insertAudit(c, n, now);
@@ -1827,11 +1838,15 @@ export class PostgresStore implements Store {
     });
   }
 
-  async releaseService(ref: ServiceRef, reason: string): Promise<boolean> {
+  async releaseService(ref: ServiceRef, reason: string, lines: LogLine[] = []): Promise<boolean> {
     const now = this.clock.now();
     return this.tx(async (c, signal) => {
-      const row = await this.serviceRow(c, ref.namespace, ref.name);
+      let row = await this.serviceRow(c, ref.namespace, ref.name);
       if (!row || row.fence !== ref.fence || !isRunning(row.state)) return false;
+      if (lines.length) {
+        await this.storeServiceLines(c, signal, ref, lines);
+        row = (await this.serviceRow(c, ref.namespace, ref.name))!;
+      }
       await this.writeService(c, signal, moved(row, reason, now, false).row, row.state);
       signal({ type: 'services' });
       return true;
@@ -1850,6 +1865,8 @@ export class PostgresStore implements Store {
       ).rows;
       const out: ServiceRow[] = [];
       for (const r of rows) {
+        // its worker cannot say why the instance ended: the store does, as its last line
+        await this.storeServiceLines(c, signal, { namespace: r.namespace, name: r.name, fence: r.fence }, [lostLine(r.worker, now)]);
         const change = moved(r, `worker ${r.worker} lost`, now, true);
         await this.writeService(c, signal, change.row, r.state);
         for (const n of serviceAuditNotes(change, 'scheduler')) await insertAudit(c, n, now);
@@ -1858,6 +1875,72 @@ export class PostgresStore implements Store {
       if (out.length) signal({ type: 'services' });
       return out;
     });
+  }
+
+  async appendServiceLogs(ref: ServiceRef, lines: LogLine[]): Promise<void> {
+    if (lines.length === 0) return;
+    await this.tx(async (c, signal) => {
+      // FOR UPDATE: an exit, stop or reap of this service waits for these lines, or these wait and are refused
+      const row = (
+        await c.query<{ fence: number; state: ServiceState }>(prepared(`SELECT fence, state FROM services WHERE namespace = $1 AND name = $2 FOR UPDATE`, [ref.namespace, ref.name]))
+      ).rows[0];
+      if (!row || row.fence !== ref.fence || !isRunning(row.state))
+        throw new StaleFenceError(ref.fence, `log lines of service ${ref.namespace}/${ref.name} from an instance that is no longer current`);
+      await this.storeServiceLines(c, signal, ref, lines);
+    });
+  }
+
+  /** Inserts an instance's lines, counts them against its cap and trims its oldest ones past it (inside a transaction holding the service's row). */
+  private async storeServiceLines(c: Q, signal: Sig, ref: ServiceRef, lines: LogLine[]): Promise<void> {
+    // PostgreSQL text cannot hold NUL bytes
+    const rows = lines.map((l) => serviceLogLine({ ...l, line: l.line.replace(/\0/g, '') }));
+    const bytes = rows.map(lineBytes);
+    await c.query(prepared(
+      `INSERT INTO service_logs (namespace, name, instance, stream, ts, line, bytes)
+       SELECT $1, $2, $3, * FROM unnest($4::text[], $5::bigint[], $6::text[], $7::integer[])`,
+      [ref.namespace, ref.name, ref.fence, rows.map((l) => l.stream), rows.map((l) => l.ts), rows.map((l) => l.line), bytes],
+    ));
+    const held = Number(
+      (await c.query<{ log_bytes: number }>(prepared(`UPDATE services SET log_bytes = log_bytes + $1 WHERE namespace = $2 AND name = $3 RETURNING log_bytes`, [
+        bytes.reduce((a, b) => a + b, 0), ref.namespace, ref.name,
+      ]))).rows[0]!.log_bytes,
+    );
+    const excess = trimExcess(held);
+    if (excess > 0) {
+      // the oldest lines up to `excess` bytes go; the mark takes the last one's id, so it reads in their place
+      const cut = (
+        await c.query<{ id: number; ts: number }>(
+          `SELECT id, ts FROM (SELECT id, ts, sum(bytes) OVER (ORDER BY id) AS acc FROM service_logs WHERE namespace = $1 AND name = $2 AND instance = $3) a
+           WHERE acc >= $4 ORDER BY id LIMIT 1`,
+          [ref.namespace, ref.name, ref.fence, excess],
+        )
+      ).rows[0]!;
+      await c.query(`DELETE FROM service_logs WHERE namespace = $1 AND name = $2 AND instance = $3 AND id <= $4`, [ref.namespace, ref.name, ref.fence, cut.id]);
+      await c.query(`INSERT INTO service_logs (id, namespace, name, instance, stream, ts, line, bytes) VALUES ($1, $2, $3, $4, 'system', $5, $6, $7)`, [
+        cut.id, ref.namespace, ref.name, ref.fence, cut.ts, TRIM_MARK, Buffer.byteLength(TRIM_MARK) + 1,
+      ]);
+      await c.query(
+        `UPDATE services SET log_bytes = (SELECT coalesce(sum(bytes), 0) FROM service_logs WHERE namespace = $1 AND name = $2 AND instance = $3)
+         WHERE namespace = $1 AND name = $2`,
+        [ref.namespace, ref.name, ref.fence],
+      );
+    }
+    signal({ type: 'logs' });
+  }
+
+  async readServiceLogs(q: ServiceLogQuery): Promise<ServiceLogLine[]> {
+    const row = await this.one<{ fence: number }>(`SELECT fence FROM services WHERE namespace = $1 AND name = $2`, [q.namespace, q.name]);
+    if (!row && !(await this.one(`SELECT 1 FROM definitions WHERE namespace = $1 AND name = $2 AND kind = 'service'`, [q.namespace, q.name])))
+      throw new NotFoundError(`no service ${q.namespace}/${q.name}`);
+    const [from, to] = q.instance !== undefined ? [q.instance, q.instance] : [(row?.fence ?? 0) - (q.restarts ?? 0), Number.MAX_SAFE_INTEGER];
+    const where = `FROM service_logs WHERE namespace = $1 AND name = $2 AND instance >= $3 AND instance <= $4 AND id > $5`;
+    const args = [q.namespace, q.name, from, to, q.afterId ?? 0];
+    const limit = q.limit ?? 10_000;
+    return q.tail !== undefined
+      ? this.all<ServiceLogLine>(`SELECT * FROM (SELECT id, instance, stream, ts, line ${where} ORDER BY instance DESC, id DESC LIMIT $6) t ORDER BY instance, id LIMIT $7`, [
+          ...args, q.tail, limit,
+        ])
+      : this.all<ServiceLogLine>(`SELECT id, instance, stream, ts, line ${where} ORDER BY instance, id LIMIT $6`, [...args, limit]);
   }
 
   // ---------------------------------------------------------------------- pools

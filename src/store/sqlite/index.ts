@@ -73,8 +73,11 @@ import { migrateSqlite } from './migrations.js';
 import { insertAudit } from './audit.js';
 import { auditListSql, failureNotes, reapNote, takeoverNote, toAuditEntry, type AuditRowDb } from '../audit.js';
 import type { ServiceSpec } from '../../spec/model.js';
-import type { ClaimedService, ServiceExit, ServiceRef, ServiceRow, ServiceState } from '../types.js';
-import { exited, isRunning, moved, neverStarted, pickServices, serviceList, serviceValues, started, stopped, toService, upsertServiceSql, serviceAuditNotes, type ServiceRowDb } from '../serviceRows.js';
+import type { ClaimedService, ServiceExitReport, ServiceLogLine, ServiceLogQuery, ServiceRef, ServiceRow, ServiceState } from '../types.js';
+import {
+  exited, isRunning, moved, neverStarted, pickServices, serviceList, serviceValues, started, stopped, toService, upsertServiceSql, serviceAuditNotes,
+  lineBytes, lostLine, serviceLogLine, trimExcess, SERVICE_LOG_INSTANCES, TRIM_MARK, type ServiceRowDb,
+} from '../serviceRows.js';
 import { deliveryError, deliveryListSql, toDelivery, toSubscription, type DeliveryRowDb, type SubscriptionRowDb } from '../notifyRows.js';
 import { randomBytes } from 'node:crypto';
 import {
@@ -1267,7 +1270,12 @@ export class SqliteStore implements Store {
         `SELECT * FROM services WHERE desired = 'up' AND state IN ('starting', 'backoff', 'flapping') ORDER BY next_start_at, namespace, name`,
       ).all() as ServiceRowDb[];
       const { picked, nextStartAt } = pickServices(rows, worker, free, now, leaseMs);
-      for (const p of picked) this.writeService(p.row, rows.find((r) => r.namespace === p.row.namespace && r.name === p.row.name)!.state);
+      const dropOld = this.sql(`DELETE FROM service_logs WHERE namespace = ? AND name = ? AND instance <= ?`);
+      for (const p of picked) {
+        this.writeService(p.row, rows.find((r) => r.namespace === p.row.namespace && r.name === p.row.name)!.state);
+        // a new instance: only the last SERVICE_LOG_INSTANCES keep their lines
+        dropOld.run(p.row.namespace, p.row.name, p.row.fence - SERVICE_LOG_INSTANCES);
+      }
       return { claimed: picked.map((p) => p.claim), nextStartAt };
     });
   }
@@ -1286,11 +1294,15 @@ export class SqliteStore implements Store {
     });
   }
 
-  async serviceExited(ref: ServiceRef, exit: Omit<ServiceExit, 'at'>): Promise<ServiceRow> {
+  async serviceExited(ref: ServiceRef, exit: ServiceExitReport, lines: LogLine[] = []): Promise<ServiceRow> {
     const now = this.clock.now();
     return this.tx(() => {
-      const row = this.serviceRow(ref.namespace, ref.name);
+      let row = this.serviceRow(ref.namespace, ref.name);
       if (!row || row.fence !== ref.fence || !isRunning(row.state)) throw new StaleFenceError(ref.fence, `service ${ref.namespace}/${ref.name} has a newer instance`);
+      if (lines.length) {
+        this.storeServiceLines(ref, lines);
+        row = this.serviceRow(ref.namespace, ref.name)!;
+      }
       const change = exited(row, exit, now);
       this.writeService(change.row, row.state);
       for (const n of serviceAuditNotes(change, `worker:${row.worker}`)) insertAudit(this.db, n, now);
@@ -1299,11 +1311,15 @@ export class SqliteStore implements Store {
     });
   }
 
-  async releaseService(ref: ServiceRef, reason: string): Promise<boolean> {
+  async releaseService(ref: ServiceRef, reason: string, lines: LogLine[] = []): Promise<boolean> {
     const now = this.clock.now();
     return this.tx(() => {
-      const row = this.serviceRow(ref.namespace, ref.name);
+      let row = this.serviceRow(ref.namespace, ref.name);
       if (!row || row.fence !== ref.fence || !isRunning(row.state)) return false;
+      if (lines.length) {
+        this.storeServiceLines(ref, lines);
+        row = this.serviceRow(ref.namespace, ref.name)!;
+      }
       this.writeService(moved(row, reason, now, false).row, row.state);
       this.signal({ type: 'services' });
       return true;
@@ -1318,6 +1334,8 @@ export class SqliteStore implements Store {
            OR worker IN (SELECT name FROM workers WHERE state = 'stopped'))`,
       ).all(now, JSON.stringify(deadWorkers)) as ServiceRowDb[];
       const out = rows.map((r) => {
+        // its worker cannot say why the instance ended: the store does, as its last line
+        this.storeServiceLines({ namespace: r.namespace, name: r.name, fence: r.fence }, [lostLine(r.worker, now)]);
         const change = moved(r, `worker ${r.worker} lost`, now, true);
         this.writeService(change.row, r.state);
         for (const n of serviceAuditNotes(change, 'scheduler')) insertAudit(this.db, n, now);
@@ -1326,6 +1344,67 @@ export class SqliteStore implements Store {
       if (out.length) this.signal({ type: 'services' });
       return out;
     });
+  }
+
+  async appendServiceLogs(ref: ServiceRef, lines: LogLine[]): Promise<void> {
+    if (lines.length === 0) return;
+    this.tx(() => {
+      const row = this.sql(`SELECT fence, state FROM services WHERE namespace = ? AND name = ?`).get(ref.namespace, ref.name) as
+        | { fence: number; state: ServiceState }
+        | undefined;
+      if (!row || row.fence !== ref.fence || !isRunning(row.state))
+        throw new StaleFenceError(ref.fence, `log lines of service ${ref.namespace}/${ref.name} from an instance that is no longer current`);
+      this.storeServiceLines(ref, lines);
+    });
+  }
+
+  /** Inserts an instance's lines, counts them against its cap and trims its oldest ones past it (inside a transaction). */
+  private storeServiceLines(ref: ServiceRef, lines: LogLine[]): void {
+    const ins = this.sql(`INSERT INTO service_logs (namespace, name, instance, stream, ts, line, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)`);
+    let added = 0;
+    for (const raw of lines) {
+      const l = serviceLogLine(raw);
+      const bytes = lineBytes(l);
+      ins.run(ref.namespace, ref.name, ref.fence, l.stream, l.ts, l.line, bytes);
+      added += bytes;
+    }
+    const { log_bytes: held } = this.sql(`UPDATE services SET log_bytes = log_bytes + ? WHERE namespace = ? AND name = ? RETURNING log_bytes`).get(
+      added, ref.namespace, ref.name,
+    ) as { log_bytes: number };
+    const excess = trimExcess(held);
+    if (excess > 0) {
+      // the oldest lines up to `excess` bytes go; the mark takes the last one's id, so it reads in their place
+      const cut = this.sql(
+        `SELECT id, ts FROM (SELECT id, ts, sum(bytes) OVER (ORDER BY id) AS acc FROM service_logs WHERE namespace = ? AND name = ? AND instance = ?)
+         WHERE acc >= ? ORDER BY id LIMIT 1`,
+      ).get(ref.namespace, ref.name, ref.fence, excess) as { id: number; ts: number };
+      this.sql(`DELETE FROM service_logs WHERE namespace = ? AND name = ? AND instance = ? AND id <= ?`).run(ref.namespace, ref.name, ref.fence, cut.id);
+      this.sql(`INSERT INTO service_logs (id, namespace, name, instance, stream, ts, line, bytes) VALUES (?, ?, ?, ?, 'system', ?, ?, ?)`).run(
+        cut.id, ref.namespace, ref.name, ref.fence, cut.ts, TRIM_MARK, Buffer.byteLength(TRIM_MARK) + 1,
+      );
+      this.sql(
+        `UPDATE services SET log_bytes = (SELECT coalesce(sum(bytes), 0) FROM service_logs WHERE namespace = ? AND name = ? AND instance = ?)
+         WHERE namespace = ? AND name = ?`,
+      ).run(ref.namespace, ref.name, ref.fence, ref.namespace, ref.name);
+    }
+    this.signal({ type: 'logs' });
+  }
+
+  async readServiceLogs(q: ServiceLogQuery): Promise<ServiceLogLine[]> {
+    const row = this.serviceRow(q.namespace, q.name);
+    if (!row && !this.sql(`SELECT 1 FROM definitions WHERE namespace = ? AND name = ? AND kind = 'service'`).get(q.namespace, q.name))
+      throw new NotFoundError(`no service ${q.namespace}/${q.name}`);
+    const [from, to] = q.instance !== undefined ? [q.instance, q.instance] : [(row?.fence ?? 0) - (q.restarts ?? 0), Number.MAX_SAFE_INTEGER];
+    const where = `FROM service_logs WHERE namespace = ? AND name = ? AND instance >= ? AND instance <= ? AND id > ?`;
+    const args = [q.namespace, q.name, from, to, q.afterId ?? 0];
+    const limit = q.limit ?? 10_000;
+    const rows =
+      q.tail !== undefined
+        ? (this.sql(`SELECT * FROM (SELECT id, instance, stream, ts, line ${where} ORDER BY instance DESC, id DESC LIMIT ?) ORDER BY instance, id LIMIT ?`).all(
+            ...args, q.tail, limit,
+          ) as ServiceLogLine[])
+        : (this.sql(`SELECT id, instance, stream, ts, line ${where} ORDER BY instance, id LIMIT ?`).all(...args, limit) as ServiceLogLine[]);
+    return rows;
   }
 
   // ---------------------------------------------------------------------- pools

@@ -368,6 +368,26 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     created_at INTEGER NOT NULL
   );
   `,
+  // service output (gantry service logs): the lines of each instance of a service (its
+  // fencing token, one per start or restart), kept as a bounded tail: the last
+  // SERVICE_LOG_INSTANCES instances, each up to SERVICE_LOG_INSTANCE_BYTES (its oldest lines
+  // dropped first; see src/store/serviceRows.ts). log_bytes: what the current instance holds;
+  // last_exit_instance: the instance the last exit was of (its last lines in gantry service status)
+  `
+  CREATE TABLE service_logs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    namespace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    instance INTEGER NOT NULL,
+    stream TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    line TEXT NOT NULL,
+    bytes INTEGER NOT NULL
+  );
+  CREATE INDEX service_logs_by_instance ON service_logs (namespace, name, instance, id);
+  ALTER TABLE services ADD COLUMN log_bytes INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE services ADD COLUMN last_exit_instance INTEGER;
+  `,
 ];
 export function migrateSqlite(db: Database.Database): number {
   db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
