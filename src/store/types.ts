@@ -152,6 +152,8 @@ export interface ClaimedJob {
   upstream: Record<string, { outputs: Record<string, string>; result: unknown }>;
   /** on a split task's main job (its combine): every chunk's outputs (lists in chunk order) and results */
   chunks?: { outputs: Record<string, string[]>; results: unknown[] };
+  /** other jobs wait for this one: its completion may make them ready (the worker then claims with it, completeAndClaim) */
+  hasDependents: boolean;
 }
 
 /** One chunk of a split task, planned by the worker that ran the split: its element and its rendered outputs. */
@@ -845,13 +847,19 @@ export interface Store {
   completeAttempts(items: { fence: number; outcome: AttemptOutcome; lines?: LogLine[] }[]): Promise<(Job | StaleFenceError)[]>;
   /**
    * completeAttempts, then claimJobs for the slots the worker has free once they
-   * end, in the same transaction where the store has one: a dependent the
-   * completions made ready is claimed by this worker in the same round trip (a
-   * chain hops without a wake-up), and other workers are woken (`queued`) only
-   * for ready jobs it did not take. The claim follows the claim order exactly as
-   * claimJobs does: it may take older or higher-priority jobs instead.
+   * end: a dependent the completions made ready is claimed by this worker at
+   * once (a chain hops without a wake-up), and other workers are woken
+   * (`queued`) only for ready jobs it did not take. `claim` says what to claim
+   * (null: nothing); it is asked when the claim is made — SQLite: before its
+   * one transaction; PostgreSQL: after the completions' commit, then the claim
+   * statement (the completions of a join's many upstreams all lock the join's
+   * row: a claim inside would hold it longer). The claim follows the claim
+   * order exactly as claimJobs does: it may take older or higher-priority jobs.
    */
-  completeAndClaim(items: { fence: number; outcome: AttemptOutcome; lines?: LogLine[] }[], claim: ClaimRequest): Promise<{ completed: (Job | StaleFenceError)[]; claimed: ClaimedJob[] }>;
+  completeAndClaim(
+    items: { fence: number; outcome: AttemptOutcome; lines?: LogLine[] }[],
+    claim: () => Promise<ClaimRequest | null>,
+  ): Promise<{ completed: (Job | StaleFenceError)[]; claimed: ClaimedJob[] }>;
   appendLogs(fence: number, lines: LogLine[]): Promise<void>;
   readLogs(q: { runId?: number; jobId?: string; afterId?: number; limit?: number }): Promise<StoredLogLine[]>;
 

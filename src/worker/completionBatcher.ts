@@ -14,8 +14,12 @@ interface Pending {
 
 /** How a batch claims for its worker. */
 export interface BatchClaim {
-  /** the claim to make with the next batch, or null (none now); a non-null request is always answered by `claimed` */
-  request(fences: number[]): ClaimRequest | null;
+  /**
+   * Whether the batch of these attempts claims with its completion (null: no, nothing it completes can
+   * make jobs ready); if so, what to claim is asked when the store makes the claim. `claimed` answers every
+   * batch that was given a function.
+   */
+  request(fences: number[]): (() => Promise<ClaimRequest | null>) | null;
   /** what the request got; `ok` false: the batch failed, nothing was claimed */
   claimed(jobs: ClaimedJob[], fences: number[], ok: boolean): void;
 }
@@ -36,17 +40,21 @@ export class CompletionBatcher {
   complete(fence: number, outcome: AttemptOutcome, lines?: LogLine[]): Promise<Job> {
     return new Promise((resolve, reject) => {
       this.queue.push({ item: { fence, outcome, lines }, resolve, reject });
-      if (!this.writing) void this.drain();
+      if (this.writing) return;
+      this.writing = true;
+      // SQLite writes synchronously: without a pause no batch would ever form. The attempts that end
+      // in this turn of the event loop commit together (a commit per job was most of the store's cost).
+      if (this.store.dialect === 'sqlite') setImmediate(() => void this.drain());
+      else void this.drain();
     });
   }
 
   private async drain(): Promise<void> {
-    this.writing = true;
     while (this.queue.length) {
       const batch = this.queue.splice(0, this.maxBatch);
       const items = batch.map((p) => p.item);
       const fences = items.map((it) => it.fence);
-      const req = this.claim?.request(fences) ?? null;
+      const req = this.claim ? this.claim.request(fences) : null;
       let claimed: ClaimedJob[] = [];
       let ok = false;
       try {

@@ -77,6 +77,8 @@ interface ActiveAttempt {
   finishing?: boolean;
   /** its completion's batch claimed for the slot it frees: ending it needs no claim loop wake-up */
   refilled?: boolean;
+  /** other jobs wait for it: its completion claims with it */
+  hasDependents: boolean;
   /** a split step's stdout, where its JSON array may be */
   splitStdout?: string[];
   splitBytes?: number;
@@ -123,7 +125,7 @@ export class Worker {
 
   constructor(private readonly store: Store, private readonly o: WorkerOptions) {
     this.completions = new CompletionBatcher(store, (fn) => this.withStoreRetry(fn), {
-      request: () => this.batchClaimRequest(),
+      request: (fences) => this.batchClaimRequest(fences),
       claimed: (jobs, fences, ok) => this.batchClaimed(jobs, fences, ok),
     });
     this.services = new ServiceRunner(
@@ -137,23 +139,40 @@ export class Worker {
   private claimBusy = false;
   /** the loop found a claim in flight and skipped: the batch that held it wakes the loop when done */
   private loopSkipped = false;
+  /** the loop's claim in flight: a completion batch waits for it (its jobs must be counted) and then claims with its own */
+  private loopClaim: Promise<void> | null = null;
 
-  /** What a completion batch claims for: the slots and resources free once the attempts that are finishing have ended. */
-  private batchClaimRequest(): ClaimRequest | null {
-    if (this.stopping || this.stopMode !== null || this.claimBusy) return null;
-    const holding = [...this.active.values()].filter((a) => !a.finishing);
-    const free = this.o.slots - holding.length;
-    if (free <= 0) return null;
-    this.claimBusy = true;
-    const used = addCapacity(
-      holding.reduce((acc, a) => addCapacity(acc, a.need), NO_CAPACITY),
-      this.services.used(),
-    );
-    return { worker: { name: this.o.name, host: this.host, queues: this.o.queues }, limit: free, leaseMs: this.o.leaseMs, free: freeOf(this.o.resources, used) };
+  /** a completion batch's claim holds claimBusy */
+  private batchClaiming = false;
+
+  /**
+   * A completion batch that can make jobs ready claims with it (Store.completeAndClaim): the slots and
+   * resources free when the claim is made, once the loop's claim in flight (woken as the attempts
+   * finished) has taken its share. Leaves' completions leave claiming to the loop.
+   */
+  private batchClaimRequest(fences: number[]): (() => Promise<ClaimRequest | null>) | null {
+    if (!fences.some((f) => this.active.get(f)?.hasDependents)) return null;
+    return async () => {
+      while (this.loopClaim) await this.loopClaim;
+      if (this.stopping || this.stopMode !== null || this.claimBusy) return null;
+      const holding = [...this.active.values()].filter((a) => !a.finishing);
+      const free = this.o.slots - holding.length;
+      if (free <= 0) return null;
+      this.claimBusy = true;
+      this.batchClaiming = true;
+      const used = addCapacity(
+        holding.reduce((acc, a) => addCapacity(acc, a.need), NO_CAPACITY),
+        this.services.used(),
+      );
+      return { worker: { name: this.o.name, host: this.host, queues: this.o.queues }, limit: free, leaseMs: this.o.leaseMs, free: freeOf(this.o.resources, used) };
+    };
   }
 
   private batchClaimed(jobs: ClaimedJob[], fences: number[], ok: boolean): void {
-    this.claimBusy = false;
+    if (this.batchClaiming) {
+      this.batchClaiming = false;
+      this.claimBusy = false;
+    }
     if (ok)
       for (const f of fences) {
         const a = this.active.get(f);
@@ -299,6 +318,8 @@ export class Worker {
       if (free > 0 && this.stopMode === null && this.claimBusy) this.loopSkipped = true;
       else if (free > 0 && this.stopMode === null) {
         this.claimBusy = true;
+        let claimDone!: () => void;
+        this.loopClaim = new Promise<void>((r) => (claimDone = r));
         try {
           const used = addCapacity(jobsUse(), this.services.used());
           const claimed = await this.store.claimJobs(
@@ -321,6 +342,8 @@ export class Worker {
           this.o.logger.error({ err: e }, 'claiming jobs failed; retrying');
         } finally {
           this.claimBusy = false;
+          this.loopClaim = null;
+          claimDone();
         }
       }
       if (this.wakeMissed) {
@@ -418,6 +441,7 @@ export class Worker {
       renew: null,
       renewedAt: Date.now(),
       lastActivity: Date.now(),
+      hasDependents: c.hasDependents,
       done: Promise.resolve(),
     };
     this.active.set(c.fence, a);
@@ -633,7 +657,13 @@ export class Worker {
     // An attempt whose outcome only waits for its completion to commit holds no slot or resources:
     // its completion's batch claims the next job for it.
     const a = this.active.get(c.fence);
-    if (a) a.finishing = true;
+    if (a) {
+      a.finishing = true;
+      // A leaf's slot is claimed by the loop at once. A completion that can make jobs ready claims with it
+      // (completeAndClaim): on SQLite in its own transaction, so the loop is not woken for an extra one; on
+      // PostgreSQL after its commit, round trips later, so the loop claims for the slot in the meantime.
+      if (!a.hasDependents || this.store.dialect !== 'sqlite') this.wake?.();
+    }
     try {
       await this.completions.complete(c.fence, outcome, lines);
     } catch (e) {

@@ -562,11 +562,11 @@ tasks:
       const seen: StoreSignal[] = [];
       const off = store.subscribe((s) => seen.push(s));
       // a's completion makes b and c ready; this worker has room for one: it takes b, and c is announced.
-      let r = await store.completeAndClaim([{ fence: by.a!.fence, outcome: { state: 'succeeded', exitCode: 0, result: { n: 7 } } }], {
+      let r = await store.completeAndClaim([{ fence: by.a!.fence, outcome: { state: 'succeeded', exitCode: 0, result: { n: 7 } } }], async () => ({
         worker: W,
         limit: 1,
         leaseMs: LEASE,
-      });
+      }));
       expect(r.completed.map((x) => (x instanceof StaleFenceError ? 'stale' : `${x.task}:${x.state}`))).toEqual(['a:succeeded']);
       expect(r.claimed.map((x) => x.job.task)).toEqual(['b']);
       expect(r.claimed[0]!.upstream.a!.result).toEqual({ n: 7 });
@@ -576,14 +576,14 @@ tasks:
       expect(await states(run.id)).toMatchObject({ a: 'succeeded', b: 'running', c: 'queued' });
       // gate's completion readies `urgent` (priority 5): with room for two, the claim takes it before the older c, as claimJobs would.
       seen.length = 0;
-      r = await store.completeAndClaim([{ fence: by.gate!.fence, outcome: { state: 'succeeded', exitCode: 0 } }], { worker: W, limit: 2, leaseMs: LEASE });
+      r = await store.completeAndClaim([{ fence: by.gate!.fence, outcome: { state: 'succeeded', exitCode: 0 } }], async () => ({ worker: W, limit: 2, leaseMs: LEASE }));
       expect(r.claimed.map((x) => x.job.task)).toEqual(['urgent', 'c']);
       // everything it made ready, it took: nobody else is woken
       await new Promise((res) => setTimeout(res, 100));
       expect(seen.filter((s) => s.type === 'queued')).toEqual([]);
-      // a stale fence is refused alone and the claim still happens; limit 0 claims nothing
+      // a stale fence is refused alone; no claim asked, none made
       await store.cancelJob(bClaim.job.id);
-      r = await store.completeAndClaim([{ fence: bClaim.fence, outcome: { state: 'succeeded', exitCode: 0 } }], { worker: W, limit: 0, leaseMs: LEASE });
+      r = await store.completeAndClaim([{ fence: bClaim.fence, outcome: { state: 'succeeded', exitCode: 0 } }], async () => null);
       expect(r.completed[0]).toBeInstanceOf(StaleFenceError);
       expect(r.claimed).toEqual([]);
       off();

@@ -1067,6 +1067,7 @@ export class PostgresStore implements Store {
         job: toJob(jobRow as JobRowDb),
         run: { id: row.run_id, params: JSON.parse(run_params) as Record<string, unknown>, logicalDate: run_logical_date, force: run_force === 1 },
         upstream,
+        hasDependents: has_dependents,
       };
       const chunks = chunkLists.get(row.id);
       if (chunks) claimed.chunks = chunks;
@@ -1142,36 +1143,69 @@ export class PostgresStore implements Store {
 
   async completeAndClaim(
     items: { fence: number; outcome: AttemptOutcome; lines?: LogLine[] }[],
-    claim: ClaimRequest,
+    claimFor: () => Promise<ClaimRequest | null>,
   ): Promise<{ completed: (Job | StaleFenceError)[]; claimed: ClaimedJob[] }> {
     const leaves = items.every((it) => (it.outcome.state === 'succeeded' || it.outcome.state === 'skipped') && this.leafFences.has(it.fence));
-    if (leaves || claim.limit <= 0) {
+    if (leaves) {
       // Nothing becomes ready: the completion's one statement, then the usual claim.
       const completed = await this.completeAttempts(items);
-      const claimed = claim.limit > 0 ? await this.claimJobs(claim.worker, claim.limit, claim.leaseMs, claim.free) : [];
+      const claim = await claimFor();
+      let claimed: ClaimedJob[] = [];
+      try {
+        if (claim && claim.limit > 0) claimed = await this.claimJobs(claim.worker, claim.limit, claim.leaseMs, claim.free);
+      } catch {
+        this.emitter.emit('signal', { type: 'queued' } satisfies StoreSignal); // the completions stand; the workers here claim again
+      }
       return { completed, claimed };
     }
     for (const it of items) this.leafFences.delete(it.fence);
     const now = this.clock.now();
     const checkRuns = new Set<number>();
-    const { rows, claimed } = await this.tx(async (c, signal) => {
-      const promoted = new Set<number>();
+    const promoted = new Set<number>();
+    const rows = await this.tx((c, signal) =>
       // `queued` is held back: other workers are woken only for what this one leaves.
-      const held: Sig = (x) => {
-        if (x.type === 'promoted') for (const id of x.jobs) promoted.add(id);
-        else if (x.type !== 'queued') signal(x);
-      };
-      const rows = await this.completeIn(c, held, items, now, checkRuns);
-      let got: Claimed | 'not-plain' | 'empty' = 'not-plain';
-      if (claim.worker.queues.length === 1 && now >= this.plainClaimsAfter)
-        got = await this.claimPlain(c, signal, { name: claim.worker.name, host: claim.worker.host, queue: claim.worker.queues[0]! }, claim.limit, claim.leaseMs, claim.free, now);
-      if (typeof got !== 'object') got = await this.claimIn(c, signal, claim.worker, claim.limit, claim.leaseMs, claim.free, now);
-      for (const id of got.ids) promoted.delete(id);
-      if (promoted.size) signal({ type: 'queued' });
-      return { rows, claimed: got.claimed };
-    });
+      this.completeIn(
+        c,
+        (x) => {
+          if (x.type === 'promoted') for (const id of x.jobs) promoted.add(id);
+          else if (x.type !== 'queued') signal(x);
+        },
+        items,
+        now,
+        checkRuns,
+      ),
+    );
+    // The claim comes after the commit, not inside: completions of a join's many upstreams all lock the
+    // join's row, and a claim inside would hold that lock one round trip longer for each.
+    let got: Claimed | 'not-plain' | 'empty' = 'not-plain';
+    try {
+      const claim = await claimFor();
+      if (!claim || claim.limit <= 0) got = { claimed: [], ids: [] };
+      else {
+        if (claim.worker.queues.length === 1 && now >= this.plainClaimsAfter) {
+          got = await this.claimPlain(this.pool, null, { name: claim.worker.name, host: claim.worker.host, queue: claim.worker.queues[0]! }, claim.limit, claim.leaseMs, claim.free, now);
+          if (got === 'not-plain') this.plainClaimsAfter = now + 1000;
+        }
+        if (typeof got !== 'object') got = await this.tx((c, signal) => this.claimIn(c, signal, claim.worker, claim.limit, claim.leaseMs, claim.free, now));
+      }
+    } catch {
+      // The completions are committed: they are not to be retried for a failed claim. The workers here
+      // are woken to claim on their own (with their retries), the others by the announcement below.
+      got = { claimed: [], ids: [] };
+      this.emitter.emit('signal', { type: 'queued' } satisfies StoreSignal);
+    }
+    // Ready jobs the claim did not take are announced.
+    for (const id of got.ids) promoted.delete(id);
+    if (promoted.size) this.announceQueued();
     for (const runId of checkRuns) await this.finishRunAfterCommit(runId);
-    return { completed: rows.map((r) => (r instanceof StaleFenceError ? r : toJob(r))), claimed };
+    return { completed: rows.map((r) => (r instanceof StaleFenceError ? r : toJob(r))), claimed: got.claimed };
+  }
+
+  /** Wakes the workers of this process and, with NOTIFY, of the others: jobs were queued by a committed transaction. */
+  private announceQueued(): void {
+    this.emitter.emit('signal', { type: 'queued' } satisfies StoreSignal);
+    if (this.closed) return;
+    this.pool.query('SELECT pg_notify($1, $2)', [CHANNEL, `${this.instance}|${JSON.stringify({ type: 'queued' } satisfies StoreSignal)}`]).catch(() => undefined);
   }
 
   /** completeAttempts' general case inside the caller's transaction; the runs to check for their end go into `checkRuns` */

@@ -707,6 +707,7 @@ export class SqliteStore implements Store {
         `SELECT task, outputs, result FROM jobs WHERE run_id = ? AND chunk IS NULL AND task IN (SELECT value FROM json_each(?))`,
       );
       const chunkRows = this.sql(`SELECT outputs, result FROM jobs WHERE run_id = ? AND task = ? AND chunk IS NOT NULL ORDER BY chunk`);
+      const hasDependents = this.sql(`SELECT 1 FROM job_deps WHERE upstream_id = ? LIMIT 1`);
       const claimed: ClaimedJob[] = [];
       for (const id of chosen) {
         const fence = Number(insAttempt.run(worker.name, worker.host, now, id).lastInsertRowid);
@@ -726,7 +727,7 @@ export class SqliteStore implements Store {
             };
           }
         }
-        const cj: ClaimedJob = { fence, job: toJob(row), run: { id: row.run_id, ...run }, upstream };
+        const cj: ClaimedJob = { fence, job: toJob(row), run: { id: row.run_id, ...run }, upstream, hasDependents: hasDependents.get(id) !== undefined };
         if (row.chunked === 1) cj.chunks = chunksOf(chunkRows.all(row.run_id, row.task) as { outputs: string; result: string | null }[]);
         claimed.push(cj);
       }
@@ -788,8 +789,9 @@ export class SqliteStore implements Store {
 
   async completeAndClaim(
     items: { fence: number; outcome: AttemptOutcome; lines?: LogLine[] }[],
-    claim: ClaimRequest,
+    claimFor: () => Promise<ClaimRequest | null>,
   ): Promise<{ completed: (Job | StaleFenceError)[]; claimed: ClaimedJob[] }> {
+    const claim = await claimFor();
     const now = this.clock.now();
     const { rows, claimed } = this.tx(() => {
       const promoted = new Set<number>();
@@ -797,7 +799,7 @@ export class SqliteStore implements Store {
       try {
         const rows = this.completeIn(items, now);
         this.promoted = null;
-        const { claimed, ids } = claim.limit > 0 ? this.claimIn(claim.worker, claim.limit, claim.leaseMs, claim.free, now) : { claimed: [], ids: [] };
+        const { claimed, ids } = claim && claim.limit > 0 ? this.claimIn(claim.worker, claim.limit, claim.leaseMs, claim.free, now) : { claimed: [], ids: [] };
         // Other workers are woken only for what this one left.
         for (const id of ids) promoted.delete(id);
         if (promoted.size) this.signal({ type: 'queued' });
