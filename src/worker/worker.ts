@@ -165,7 +165,7 @@ export class Worker {
       }
     });
     this.releasePlans = registerPlanUser(this.store);
-    this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.o.heartbeatMs);
+    this.heartbeatTimer = setInterval(() => this.beat(), this.o.heartbeatMs);
     await this.killOrphans();
     this.orphanTimer = setInterval(() => void this.killOrphans(), ORPHAN_CHECK_MS);
     // SQLite has no cross-process signal: a drain or stop asked by another process is read this often
@@ -190,12 +190,15 @@ export class Worker {
     await Promise.all([...this.active.values()].map((a) => a.done));
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     if (this.progressTimer) clearTimeout(this.progressTimer);
+    // a beat still under way would bring a worker that has stopped back online
+    await Promise.all(this.beating);
     if (this.orphanTimer) clearInterval(this.orphanTimer);
     if (this.stopCheckTimer) clearInterval(this.stopCheckTimer);
     this.unsubscribe?.();
     this.releasePlans?.();
     this.releasePlans = undefined;
-    await this.store.stopWorker(this.o.name).catch(() => undefined);
+    const why = this.stopMode && this.stopMode !== 'drain' ? `exited (${this.stopMode} asked)` : opts.graceful ? 'exited' : 'exited: its running jobs were killed, the reaper requeues them';
+    await this.store.stopWorker(this.o.name, why).catch(() => undefined);
     this.resolveStopped();
   }
 
@@ -298,6 +301,8 @@ export class Worker {
   }
 
   private progressTimer: NodeJS.Timeout | null = null;
+  /** heartbeats under way */
+  private readonly beating = new Set<Promise<void>>();
   private orphanTimer: NodeJS.Timeout | null = null;
   private stopCheckTimer: NodeJS.Timeout | null = null;
   private readonly orphansHandled = new Set<number>();
@@ -326,8 +331,13 @@ export class Worker {
     if (this.progressTimer || this.stopping) return;
     this.progressTimer = setTimeout(() => {
       this.progressTimer = null;
-      void this.heartbeat();
+      this.beat();
     }, PROGRESS_INTERVAL_MS);
+  }
+
+  private beat(): void {
+    const p = this.heartbeat().finally(() => this.beating.delete(p));
+    this.beating.add(p);
   }
 
   private async heartbeat(): Promise<void> {
