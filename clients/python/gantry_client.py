@@ -97,12 +97,13 @@ _BY_STATUS: dict[int, type[ApiError]] = {400: BadRequest, 401: Unauthorized, 403
 
 @dataclass(frozen=True)
 class Event:
-    """One server-sent event: a state change of a run or a job."""
+    """One server-sent event: a state change of a run, a job, a worker or a service."""
 
     id: int
-    #: ``run`` or ``job``
+    #: ``run``, ``job``, ``worker`` or ``service`` (ignore kinds you do not know)
     kind: str
-    #: the event as the server sent it: ``id``, ``ts``, ``kind``, ``runId``, ``jobId``, ``state``
+    #: the event as the server sent it: ``id``, ``ts``, ``kind``, ``runId``, ``jobId``, ``state``;
+    #: workers' and services' also ``worker``, ``service``, ``reason``, ``exit``, ``restarts``
     data: dict[str, Any]
 
     @property
@@ -303,7 +304,9 @@ class GantryClient:
 
     def events(self, run: int | None = None, *, after: int | None = None, reconnect: bool = True,
                timeout: float = 60.0, **filters: Any) -> Iterator[Event]:
-        """Server-sent events (every run and job state change), as they happen.
+        """Server-sent events (every state change of runs, jobs, workers and
+        services), as they happen; ``kinds="worker,service"`` and the other
+        filters of ``GET /api/v1/events`` go as keywords.
         ``run``: only that run's, from its start; otherwise from now, or after
         event id ``after``. A dropped connection is resumed where it stopped
         (``Last-Event-ID``) when ``reconnect``. Stop by leaving the loop."""

@@ -122,9 +122,19 @@ export function etaText(e: RunEta): string {
   return parts.join(', ') + (missing.length ? `; no history for ${missing.join(', ')} (counted as no time)` : '');
 }
 
-/** One line per state change (`gantry runs --watch`). */
+/** One line per state change (`gantry runs --watch`, `gantry workers --watch`, `gantry events`). */
 export function eventLine(e: StoreEvent): string {
-  return e.kind === 'run' ? `${time(e.ts)} run ${e.runId} ${e.state}` : `${time(e.ts)} job ${e.jobId} ${e.state}`;
+  const why = e.reason ? `: ${e.reason}` : '';
+  switch (e.kind) {
+    case 'run':
+      return `${time(e.ts)} run ${e.runId} ${e.state}`;
+    case 'job':
+      return `${time(e.ts)} job ${e.jobId} ${e.state}`;
+    case 'worker':
+      return `${time(e.ts)} worker ${e.worker} ${e.state}${why}`;
+    case 'service':
+      return `${time(e.ts)} service ${e.service} ${e.state}${why}`;
+  }
 }
 
 /** A failed job with its tries (`gantry failures`): retries are the tries after the first. */

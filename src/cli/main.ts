@@ -18,7 +18,7 @@ import { etaText, eventLine, failureLine, FAILURE_HEADERS, JOB_HEADERS, RUN_HEAD
 import { taskProgress } from '../store/taskProgress.js';
 import { watchRun } from './watchRun.js';
 import { registerSecretCommands, registerTokenCommands } from './authCommands.js';
-import { NotFoundError } from '../store/types.js';
+import { EVENT_KINDS, NotFoundError, type EventKind } from '../store/types.js';
 import { watchEvents } from './watchEvents.js';
 import { registerNotifyCommands } from './notifyCommands.js';
 import type { NotifyOptions } from '../notify/duty.js';
@@ -44,6 +44,22 @@ function keyValues(list: string[] | undefined, what: string): Record<string, str
     out[item.slice(0, i)] = item.slice(i + 1);
   }
   return out;
+}
+
+/** Prints state changes of the kinds in `show` as they happen, until Ctrl-C (or SIGTERM). */
+async function follow(client: GantryClient, filter: Parameters<typeof watchEvents>[1], show: readonly EventKind[], json: boolean | undefined): Promise<void> {
+  const ac = new AbortController();
+  const stop = () => ac.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  await watchEvents(
+    client,
+    filter,
+    show,
+    (e) => process.stdout.write((json ? JSON.stringify(e) : eventLine(e)) + '\n'),
+    ac.signal,
+    () => process.stderr.write('watching state changes (Ctrl-C stops)\n'),
+  );
 }
 
 function intOption(v: string): number {
@@ -460,17 +476,7 @@ export function buildProgram(): Command {
       if (o.watch) {
         if (o.deferred || o.state || o.latest || o.worker || o.since || o.until || o.offset !== undefined)
           throw usage('--watch takes --workflow, --namespace and --label only: it follows state changes from now on');
-        const ac = new AbortController();
-        const stop = () => ac.abort();
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-        await watchEvents(
-          client,
-          { namespace: o.namespace, workflow: o.workflow, label: o.label },
-          (e) => process.stdout.write((o.json ? JSON.stringify(e) : eventLine(e)) + '\n'),
-          ac.signal,
-          () => process.stderr.write('watching state changes (Ctrl-C stops)\n'),
-        );
+        await follow(client, { namespace: o.namespace, workflow: o.workflow, label: o.label, kinds: ['run', 'job'] }, ['run', 'job'], o.json);
         return;
       }
       if (o.deferred) {
@@ -702,8 +708,10 @@ export function buildProgram(): Command {
   program
     .command('workers')
     .description('workers: queues, slots and resources offered / used, heartbeat, running jobs')
-    .option('--json', 'machine-readable output')
-    .action(async (o: { json?: boolean }, cmd: Command) => {
+    .option('--watch', 'then print every worker coming online, draining, stopping or declared dead, with why (until Ctrl-C)')
+    .option('--json', 'machine-readable output (with --watch: one event per line)')
+    .action(async (o: { json?: boolean; watch?: boolean }, cmd: Command) => {
+      if (o.watch) return follow(clientOf(cmd), { kinds: ['worker'] }, ['worker'], o.json);
       const r = await clientOf(cmd).workers();
       print(o.json, r.workers, () =>
         table(
@@ -724,6 +732,26 @@ export function buildProgram(): Command {
           ]),
         ),
       );
+    });
+
+  program
+    .command('events')
+    .description('follow every state change as it happens: runs, jobs, workers and services (until Ctrl-C)')
+    .option('--kinds <list>', `only these kinds, comma-separated: ${EVENT_KINDS.join(', ')}`)
+    .option('--run <id>', "only this run's events", intOption)
+    .option('--namespace <ns>', 'only runs and services of this namespace (workers: only when --kinds names them)')
+    .option('--workflow <w>', 'only runs of this workflow')
+    .option('--label <k=v>', 'only runs with this label (repeatable)', collect, [])
+    .option('--json', 'one event per line, as JSON')
+    .action(async (o: { kinds?: string; run?: number; namespace?: string; workflow?: string; label: string[]; json?: boolean }, cmd: Command) => {
+      keyValues(o.label, 'label');
+      const kinds = o.kinds === undefined ? undefined : o.kinds.split(',').map((k) => k.trim()).filter(Boolean);
+      const bad = (kinds ?? []).filter((k) => !(EVENT_KINDS as readonly string[]).includes(k));
+      if (bad.length || kinds?.length === 0) throw usage(`--kinds: ${bad.length ? `unknown kind ${bad.join(', ')}` : 'none given'}; use ${EVENT_KINDS.join(', ')}`);
+      const client = clientOf(cmd);
+      const filter = { run: o.run, namespace: o.namespace, workflow: o.workflow, label: o.label.length ? o.label : undefined };
+      // --kinds goes to the server only when given (else its rules for filters decide); printed: those kinds, or all this CLI knows
+      await follow(client, { ...filter, kinds: kinds as EventKind[] | undefined }, kinds ? (kinds as EventKind[]) : EVENT_KINDS, o.json);
     });
 
   program

@@ -1,15 +1,19 @@
-// `gantry runs --watch`: state changes of runs and jobs as they happen, from
-// the server's event stream (SSE). When the stream drops, it reconnects with
+// `gantry runs --watch`, `gantry workers --watch`, `gantry events`: state
+// changes as they happen, from the server's event stream (SSE), of the kinds
+// asked for only (a kind the server adds later is not printed). When the stream drops, it reconnects with
 // the last event id it printed, so nothing is missed or printed twice.
 import type { GantryClient } from '../client/client.js';
 import { ApiError, UnreachableError } from '../client/client.js';
-import type { StoreEvent } from '../store/types.js';
+import type { EventKind, StoreEvent } from '../store/types.js';
 
 const RECONNECT_MS = 1_000;
 
 export async function watchEvents(
   client: GantryClient,
-  filter: { namespace?: string; workflow?: string; label?: string[] },
+  /** what to ask the server for */
+  filter: { namespace?: string; workflow?: string; label?: string[]; run?: number; kinds?: EventKind[] },
+  /** what to print */
+  show: readonly EventKind[],
   print: (e: StoreEvent) => void,
   signal: AbortSignal,
   /** called once, when the first connection is open: every change from then on is printed */
@@ -26,7 +30,7 @@ export async function watchEvents(
       };
       for await (const e of client.events({ ...filter, lastEventId: last }, signal, opened)) {
         connected = true;
-        print(e);
+        if (show.includes(e.kind)) print(e);
         last = e.id;
       }
     } catch (e) {

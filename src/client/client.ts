@@ -5,7 +5,7 @@ import type { ApiToken, Attempt, AttemptError, DeferredRun, Job, PoolRow, Role, 
 import type { RunEta } from '../server/eta.js';
 import type { BrokenReport } from '../server/broken.js';
 import type { ErrorSummary } from '../server/errors.js';
-import type { AuditEntry, Delivery, DeliveryState, NotifyEvent, Subscription } from '../store/types.js';
+import type { AuditEntry, Delivery, DeliveryState, EventKind, NotifyEvent, Subscription } from '../store/types.js';
 
 export type { RunEta, BrokenReport, ErrorSummary, AttemptError };
 import type { ScheduleSummary } from '../server/schedules.js';
@@ -331,7 +331,7 @@ export class GantryClient {
    * change. `lastEventId` resumes after that event (sent as Last-Event-ID).
    */
   async *events(
-    q: { run?: number; namespace?: string; workflow?: string; label?: string[]; after?: number; lastEventId?: number },
+    q: { run?: number; namespace?: string; workflow?: string; label?: string[]; kinds?: EventKind[]; after?: number; lastEventId?: number },
     signal: AbortSignal,
     /** once the stream is open; `after`: the event id it starts after (resume from it when no event came) */
     onOpen?: (after: number | undefined) => void,

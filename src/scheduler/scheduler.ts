@@ -13,6 +13,7 @@ import type { Clock, Store } from '../store/types.js';
 import type { Logger } from '../log.js';
 import { killLostAttempt, processAlive } from '../worker/processTree.js';
 import { ScheduleDuty } from './scheduleDuty.js';
+import { formatDuration } from '../spec/duration.js';
 import { NotifyDuty, type NotifyOptions } from '../notify/duty.js';
 
 export interface SchedulerOptions {
@@ -154,10 +155,17 @@ export class Scheduler {
   private async reap(): Promise<void> {
     const now = Date.now();
     const workers = await this.store.listWorkers();
-    const dead = workers
-      .filter((w) => w.state !== 'stopped')
-      .filter((w) => (w.host === this.host && !processAlive(w.pid)) || now - w.heartbeatAt > this.o.workerTimeoutMs)
-      .map((w) => w.name);
+    const found = workers.flatMap((w) => {
+      if (w.state === 'stopped') return [];
+      if (w.host === this.host && !processAlive(w.pid)) return [{ name: w.name, reason: `its process ${w.pid} on ${w.host} is gone` }];
+      const silent = now - w.heartbeatAt;
+      if (silent > this.o.workerTimeoutMs) return [{ name: w.name, reason: `no heartbeat for ${formatDuration(silent)} (the limit is ${formatDuration(this.o.workerTimeoutMs)})` }];
+      return [];
+    });
+    const dead = found.map((d) => d.name);
+    // Marked stopped (a `dead` event and an audit entry each) before their jobs and services move on.
+    const marked = await this.store.declareWorkersDead(found, `scheduler:${this.id}`);
+    for (const d of found) if (marked.includes(d.name)) this.o.logger.warn({ worker: d.name, reason: d.reason }, 'worker declared dead');
     // Services of dead workers: their instances died with them (gantry-supervise), so they are free to move at once.
     const moved = await this.store.reapLostServices(dead);
     for (const m of moved) this.o.logger.warn({ service: `${m.namespace}/${m.name}`, state: m.state, reason: m.lastExit?.reason }, 'service lost its worker: moved');

@@ -537,7 +537,7 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
     const after = q.after ?? (typeof header === 'string' && /^\d+$/.test(header) ? Number(header) : undefined);
     const labels = parseLabels(q.label);
     await streamEvents(store, reply, {
-      filter: { runId: q.run, namespace: q.namespace, workflow: q.workflow, labels: Object.keys(labels).length ? labels : undefined },
+      filter: { runId: q.run, namespace: q.namespace, workflow: q.workflow, labels: Object.keys(labels).length ? labels : undefined, kinds: q.kinds },
       after,
     });
   });

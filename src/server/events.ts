@@ -1,10 +1,12 @@
-// Server-sent events over the store's outbox: every run/job state change, with
+// Server-sent events over the store's outbox: every state change of runs, jobs,
+// workers and services (the SSE `event` is its kind), with
 // its outbox id as the SSE id so a client resumes with Last-Event-ID. New rows
 // are read when the store signals; a slow timer guards against a missed signal
 // (e.g. a change committed by another process on the same SQLite file).
 import type { IncomingMessage } from 'node:http';
 import type { FastifyReply } from 'fastify';
 import type { EventFilter, Store, StoreSignal } from '../store/types.js';
+import { onlyRunEvents } from '../store/eventRows.js';
 
 const FALLBACK_MS = 2_000;
 const KEEPALIVE_MS = 15_000;
@@ -45,7 +47,7 @@ export function signalWaiter(
  */
 export async function streamEvents(store: Store, reply: FastifyReply, o: { filter: EventFilter; after?: number }): Promise<void> {
   // The starting point is fixed before the answer's head goes out: a client that has the head sees every later change.
-  let last = o.after ?? (await latestEventId(store, o.filter.runId));
+  let last = o.after ?? (await latestEventId(store, o.filter));
   reply.hijack();
   const res = reply.raw;
   // x-gantry-after: where the stream starts, so a client that reconnects before any event still resumes from there.
@@ -87,7 +89,7 @@ export async function streamEvents(store: Store, reply: FastifyReply, o: { filte
   void pump();
 }
 
-/** Without a starting point a stream begins now (events of a given run: from its start). */
-async function latestEventId(store: Store, runId: number | undefined): Promise<number> {
-  return runId !== undefined ? 0 : store.lastEventId();
+/** Without a starting point a stream begins now (a run's own events: from its start). */
+async function latestEventId(store: Store, filter: EventFilter): Promise<number> {
+  return filter.runId !== undefined && onlyRunEvents(filter) ? 0 : store.lastEventId();
 }

@@ -157,9 +157,9 @@ export const ROUTES: Record<string, RouteDoc> = {
   },
   'GET /api/v1/events': {
     tag: 'events',
-    summary: 'server-sent events of every run and job state change, filtered by run, namespace, workflow, labels; resumable with Last-Event-ID',
+    summary: 'server-sent events of every state change of runs, jobs, workers and services, filtered by run, namespace, workflow, labels and kinds; resumable with Last-Event-ID',
     query: S.eventsQuery,
-    responses: { 200: { description: 'an event stream: `id` the outbox id, `event` run or job, `data` an Event as JSON', schema: S.eventSchema, contentType: 'text/event-stream' }, ...BAD },
+    responses: { 200: { description: 'an event stream: `id` the outbox id, `event` the kind (run, job, worker, service; a client ignores kinds it does not know), `data` an Event as JSON', schema: S.eventSchema, contentType: 'text/event-stream' }, ...BAD },
   },
   'GET /api/v1/overview': {
     tag: 'server',

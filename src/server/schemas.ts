@@ -7,7 +7,7 @@ import type { Attempt, AttemptError, DeferredRun, FinishedPerMinute, Job, PoolRo
 import { SERVICE_LOG_INSTANCES } from '../store/serviceRows.js';
 import type { GraphEdge, GraphNode } from './runGraph.js';
 import type { ApiToken, SecretInfo } from '../store/types.js';
-import { ROLES } from '../store/types.js';
+import { EVENT_KINDS, ROLES, type EventKind } from '../store/types.js';
 import { parseMemory } from '../spec/duration.js';
 import { SECRET_NAME } from '../secrets/names.js';
 import type { RunEta } from './eta.js';
@@ -139,11 +139,28 @@ export const logsQuery = z.object({
   limit: intParam.max(50_000).optional(),
   wait: z.coerce.number().min(0).max(60).optional().meta({ description: 'long poll: wait up to this many seconds for new lines when there are none' }),
 });
+/** `kinds=worker,service` (or repeated): a list of event kinds, each checked. */
+const kindsParam = z
+  .union([z.string(), z.array(z.string())])
+  .meta({ description: `event kinds, comma-separated or repeated: ${EVENT_KINDS.join(', ')}` })
+  .transform((v, ctx) => {
+    const names = (Array.isArray(v) ? v : [v]).flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean);
+    const bad = names.filter((n) => !(EVENT_KINDS as readonly string[]).includes(n));
+    if (bad.length || names.length === 0) {
+      ctx.addIssue({ code: 'custom', message: `${bad.length ? `unknown kind ${bad.map((b) => `'${b}'`).join(', ')}` : 'no kind given'}: use ${EVENT_KINDS.join(', ')}` });
+      return z.NEVER;
+    }
+    return [...new Set(names)] as EventKind[];
+  });
 export const eventsQuery = z.object({
-  run: intParam.optional(),
-  namespace: z.string().optional().meta({ description: 'only events of runs of this namespace' }),
+  run: intParam.optional().meta({ description: 'only events of this run and its jobs (from its start)' }),
+  namespace: z.string().optional().meta({ description: 'only events of runs and services of this namespace (worker events belong to none: they come only when `kinds` names them)' }),
   workflow: z.string().optional().meta({ description: 'only events of runs of this workflow' }),
   label: labelParam.optional().meta({ description: 'only events of runs with this label: key=value, repeatable (all must match)' }),
+  kinds: kindsParam.optional().meta({
+    description:
+      'only events of these kinds (default: all). Without it, run, namespace, workflow and label drop the kinds that lack the field (a worker event has none of them, a service event only a namespace); a kind named here comes even so: `?namespace=bots&kinds=service,worker` is the bots services and every worker',
+  }),
   after: intParam.optional().meta({ description: 'resume after this event id (or send Last-Event-ID)' }),
 });
 export const graphQuery = z.object({
@@ -518,11 +535,21 @@ export const eventSchema = component(
   z.object({
     id: z.number().int(),
     ts: ms,
-    kind: z.enum(['run', 'job', 'service']),
-    runId: z.number().int().meta({ description: '0 for a service event' }),
+    kind: z.enum(EVENT_KINDS),
+    runId: z.number().int().meta({ description: '0 for a worker or service event' }),
     jobId: z.string().nullable(),
-    state: z.string(),
+    state: z.string().meta({
+      description:
+        "the run's, job's or service's new state; a worker's: online (registered), draining (drain, stop or terminate asked), stopped (it exited) or dead (declared dead: heartbeat lost or process gone; its jobs and services go to others)",
+    }),
     service: z.string().optional().meta({ description: 'a service event: namespace/name' }),
+    worker: z.string().optional().meta({ description: 'a worker event: the worker; a service event: the worker its instance runs (or ran) on' }),
+    reason: z.string().optional().meta({ description: 'a worker or service event: what happened, in words (an exit and its restart delay, a lost worker, …)' }),
+    exit: z
+      .object({ code: z.number().int().nullable(), signal: z.string().nullable() })
+      .optional()
+      .meta({ description: 'a service event whose instance ended: its exit code or signal' }),
+    restarts: z.number().int().optional().meta({ description: 'a service event: restarts so far' }),
   }),
 );
 

@@ -182,3 +182,8 @@ export function takeoverNote(role: string, holder: string, prev: { holder: strin
     details: { previous: prev.holder, previousUntil: prev.until },
   };
 }
+
+/** A worker declared dead: marked stopped, its jobs and services given to others. */
+export function deadWorkerNote(name: string, reason: string, actor: string): AuditNote {
+  return { actor, action: 'worker.dead', reason: `worker ${name} declared dead: ${reason}`, subject: name, details: { worker: name } };
+}

@@ -1,5 +1,6 @@
 // Mapping of database rows (same columns in SQLite and PostgreSQL) to the Store's plain objects.
-import type { Attempt, AttemptState, Capacity, LostAttempt, Job, JobState, Run, RunState, SkipReason, StoreEvent, StoredDefinition, StoredLogLine, WorkerRow, WorkerStopMode } from './types.js';
+import type { EventDetail } from './eventRows.js';
+import type { Attempt, AttemptState, Capacity, EventKind, LostAttempt, Job, JobState, Run, RunState, SkipReason, StoreEvent, StoredDefinition, StoredLogLine, WorkerRow, WorkerStopMode } from './types.js';
 import type { Definition } from '../spec/model.js';
 import { addCapacity, freeOf, NO_CAPACITY, type LiveWorker } from './claimSelection.js';
 import { formatJobId } from './jobId.js';
@@ -243,11 +244,13 @@ export function toDefinition(r: DefinitionRowDb): StoredDefinition {
 export interface EventRowDb {
   id: number;
   ts: number;
-  kind: 'run' | 'job' | 'service';
+  kind: EventKind;
   run_id: number;
   job_id: number | null;
   state: string;
   subject?: string | null;
+  /** JSON: EventDetail (src/store/eventRows.ts), worker and service events */
+  detail?: string | null;
   task: string | null;
   chunk: number | null;
 }
@@ -255,6 +258,14 @@ export interface EventRowDb {
 export function toEvent(r: EventRowDb): StoreEvent {
   const e: StoreEvent = { id: r.id, ts: r.ts, kind: r.kind, runId: r.run_id, jobId: r.task === null ? null : formatJobId(r.run_id, r.task, r.chunk), state: r.state };
   if (r.kind === 'service' && r.subject) e.service = r.subject;
+  if (r.kind === 'worker' && r.subject) e.worker = r.subject;
+  if (r.detail) {
+    const d = JSON.parse(r.detail) as EventDetail;
+    if (d.worker !== undefined) e.worker = d.worker;
+    if (d.reason !== undefined) e.reason = d.reason;
+    if (d.exit !== undefined) e.exit = d.exit;
+    if (d.restarts !== undefined) e.restarts = d.restarts;
+  }
   return e;
 }
 

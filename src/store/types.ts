@@ -388,24 +388,53 @@ export interface AttemptErrorFilter {
   offset?: number;
 }
 
-/** What an event stream is restricted to (SPEC §4): events of runs matching all given fields. */
+/** What the event outbox records a state change of (SPEC §4: run, job, worker, service). */
+export const EVENT_KINDS = ['run', 'job', 'worker', 'service'] as const;
+export type EventKind = (typeof EVENT_KINDS)[number];
+
+/**
+ * What an event stream is restricted to (SPEC §4). Run and job events match
+ * through their run (runId, namespace, workflow, labels); service events have a
+ * namespace only; worker events have none of these. A filter on a field an
+ * event's kind lacks drops that kind, unless `kinds` names it: then the filter
+ * does not apply to it (`namespace: 'bots', kinds: ['service', 'worker']` is
+ * the bots services' events and every worker's).
+ */
 export interface EventFilter {
   runId?: number;
   namespace?: string;
   workflow?: string;
   labels?: Record<string, string>;
+  /** only these kinds (default: all) */
+  kinds?: EventKind[];
 }
+
+/**
+ * A worker event's state: online (registered), draining (drain, stop or
+ * terminate asked), stopped (it exited), dead (declared dead: its heartbeat
+ * stopped or its process is gone; its jobs and services are given to others).
+ */
+export type WorkerEventState = 'online' | 'draining' | 'stopped' | 'dead';
 
 export interface StoreEvent {
   id: number;
   ts: number;
-  kind: 'run' | 'job' | 'service';
-  /** 0 for a service's event */
+  kind: EventKind;
+  /** 0 for a worker's or a service's event */
   runId: number;
   jobId: string | null;
+  /** a run's, job's or service's state (RunState, JobState, ServiceState); a worker's: WorkerEventState */
   state: string;
   /** a service's event: `namespace/name` */
   service?: string;
+  /** a worker's event: the worker; a service's: the worker its instance runs (or ran) on */
+  worker?: string;
+  /** a worker's or a service's event: what happened, in words */
+  reason?: string;
+  /** a service's event after its instance ended: how */
+  exit?: { code: number | null; signal: string | null };
+  /** a service's event: how often it was restarted so far */
+  restarts?: number;
 }
 
 /** What woke-up listeners care about; emitted after commit. */
@@ -515,6 +544,8 @@ export const AUDIT_ACTIONS = [
   'service.restarted',
   /** a service restarts too often */
   'service.flapping',
+  /** a worker stopped heartbeating or its process is gone: marked stopped, its jobs and services given to others */
+  'worker.dead',
   /** a scheduler took the leadership from another (lease expired, or its process is gone) */
   'leader.takeover',
   /** a schedule's missed tick got its run after downtime (catchup: true) */
@@ -799,9 +830,22 @@ export interface Store {
 
   // worker transitions
   registerWorker(info: WorkerInfo): Promise<void>;
-  /** renews the worker's leases; returns the fences it holds that are no longer current */
+  /**
+   * Renews the worker's leases; returns the fences it holds that are no longer
+   * current. A worker declared dead that still beats is active again (a `worker`
+   * event `online`): its jobs were given away, it may claim new ones.
+   */
   heartbeat(worker: string, fences: { fence: number; progress: number | null }[], leaseMs: number): Promise<number[]>;
-  stopWorker(worker: string): Promise<void>;
+  /** the worker exits: `stopped`, with a `worker` event giving `reason` (default "exited") */
+  stopWorker(worker: string, reason?: string): Promise<void>;
+  /**
+   * Workers found dead (no heartbeat for too long, or their process gone): each
+   * not yet stopped is marked stopped, with a `worker` event `dead` and a
+   * `worker.dead` audit entry by `actor` giving its reason, in one transaction.
+   * Returns the names marked. A worker that heartbeats again is back online
+   * (see heartbeat).
+   */
+  declareWorkersDead(dead: { name: string; reason: string }[], actor?: string): Promise<string[]>;
   listWorkers(): Promise<WorkerRow[]>;
   /**
    * Asks a worker to drain, stop or terminate (see WorkerStopMode): it shows as

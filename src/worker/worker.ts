@@ -28,7 +28,7 @@ import { killLostAttempt } from './processTree.js';
 import { loadHandler, runHandler, type HandlerContext } from './runHandler.js';
 import { CheckpointFile } from './checkpointFile.js';
 import { SecretError, type SecretKey } from '../secrets/seal.js';
-import { secretMasker, type Masker } from './secretMask.js';
+import { maskValue, noMask, secretMasker, type Masker } from './secretMask.js';
 import { secretNames } from '../spec/template.js';
 import { ServiceRunner } from './serviceRunner.js';
 
@@ -218,7 +218,7 @@ export class Worker {
       }
     });
     this.releasePlans = registerPlanUser(this.store);
-    this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.o.heartbeatMs);
+    this.heartbeatTimer = setInterval(() => this.beat(), this.o.heartbeatMs);
     await this.killOrphans();
     this.orphanTimer = setInterval(() => void this.killOrphans(), ORPHAN_CHECK_MS);
     // SQLite has no cross-process signal: a drain or stop asked by another process is read this often
@@ -243,12 +243,15 @@ export class Worker {
     await Promise.all([...this.active.values()].map((a) => a.done));
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     if (this.progressTimer) clearTimeout(this.progressTimer);
+    // a beat still under way would bring a worker that has stopped back online
+    await Promise.all(this.beating);
     if (this.orphanTimer) clearInterval(this.orphanTimer);
     if (this.stopCheckTimer) clearInterval(this.stopCheckTimer);
     this.unsubscribe?.();
     this.releasePlans?.();
     this.releasePlans = undefined;
-    await this.store.stopWorker(this.o.name).catch(() => undefined);
+    const why = this.stopMode && this.stopMode !== 'drain' ? `exited (${this.stopMode} asked)` : opts.graceful ? 'exited' : 'exited: its running jobs were killed, the reaper requeues them';
+    await this.store.stopWorker(this.o.name, why).catch(() => undefined);
     this.resolveStopped();
   }
 
@@ -362,6 +365,8 @@ export class Worker {
   }
 
   private progressTimer: NodeJS.Timeout | null = null;
+  /** heartbeats under way */
+  private readonly beating = new Set<Promise<void>>();
   private orphanTimer: NodeJS.Timeout | null = null;
   private stopCheckTimer: NodeJS.Timeout | null = null;
   private readonly orphansHandled = new Set<number>();
@@ -390,8 +395,13 @@ export class Worker {
     if (this.progressTimer || this.stopping) return;
     this.progressTimer = setTimeout(() => {
       this.progressTimer = null;
-      void this.heartbeat();
+      this.beat();
     }, PROGRESS_INTERVAL_MS);
+  }
+
+  private beat(): void {
+    const p = this.heartbeat().finally(() => this.beating.delete(p));
+    this.beating.add(p);
   }
 
   private async heartbeat(): Promise<void> {
@@ -597,7 +607,7 @@ export class Worker {
         if ('error' in r) outcome = { state: 'failed', exitCode: outcome.exitCode, error: r.error, retryable: false };
         else if (r.value !== undefined) outcome = { ...outcome, result: r.value };
       }
-      if (outcome.state === 'succeeded' && step.kind === 'split') outcome = this.splitOutcome(c, expanded, outcome, a.splitStdout ?? []);
+      if (outcome.state === 'succeeded' && step.kind === 'split') outcome = this.splitOutcome(c, expanded, outcome, a.splitStdout ?? [], mask);
       if (outcome.state === 'succeeded' && Object.keys(job.outputs).length > 0) {
         // Only a still-current attempt may put files in place (fencing), then it reports success.
         // The check renews the lease, so the reaper cannot take the job back while the renames run.
@@ -712,13 +722,14 @@ export class Worker {
   }
 
   /** A split step that ran fine: its array becomes the chunks the store creates with its completion. */
-  private splitOutcome(c: ClaimedJob, expanded: ExpandedTask, outcome: Extract<AttemptOutcome, { state: 'succeeded' }>, stdout: string[]): AttemptOutcome {
+  private splitOutcome(c: ClaimedJob, expanded: ExpandedTask, outcome: Extract<AttemptOutcome, { state: 'succeeded' }>, stdout: string[], mask: Masker): AttemptOutcome {
     if (stdout.reduce((n, l) => n + l.length + 1, 0) > MAX_SPLIT_BYTES)
       return { state: 'failed', exitCode: outcome.exitCode, error: `split printed more than ${MAX_SPLIT_BYTES} bytes`, retryable: false };
     const values = splitArray(outcome.result, stdout.join('\n'));
     if (!Array.isArray(values)) return { state: 'failed', exitCode: outcome.exitCode, error: values.error, retryable: false };
     try {
-      const chunks = planChunks(expanded, this.templateContext(c, expanded, {}), values);
+      // each chunk value is stored with its job: a secret in it is masked, and its outputs are named after the masked value
+      const chunks = planChunks(expanded, this.templateContext(c, expanded, {}), values.map((v) => maskValue(v, mask)));
       return { state: 'succeeded', exitCode: outcome.exitCode, result: { chunks: chunks.length }, chunks };
     } catch (e) {
       return { state: 'failed', exitCode: outcome.exitCode, error: `split: ${errorMessage(e)}`, retryable: false };
@@ -900,9 +911,18 @@ async function readResult(file: string, maxBytes: number): Promise<{ value: unkn
   }
 }
 
-/** A failed attempt's error with the job's secret values masked (its last stderr line, a handler's message). */
+/**
+ * An outcome with the job's secret values masked before it reaches the store:
+ * a failed attempt's error (its last stderr line, a handler's message), a
+ * result (downstream `{{ tasks.x.result }}` sees *** too). A split's chunk
+ * values are masked before its chunks are planned (splitOutcome).
+ */
 function maskOutcome(outcome: AttemptOutcome, mask: Masker): AttemptOutcome {
-  return outcome.state === 'failed' || outcome.state === 'timed_out' ? { ...outcome, error: mask(outcome.error) } : outcome;
+  if (outcome.state === 'failed' || outcome.state === 'timed_out') return { ...outcome, error: mask(outcome.error) };
+  if (outcome.state !== 'succeeded' || mask === noMask) return outcome;
+  const out: AttemptOutcome = { ...outcome };
+  if (outcome.result !== undefined) out.result = maskValue(outcome.result, mask);
+  return out;
 }
 
 function errorMessage(e: unknown): string {

@@ -277,6 +277,52 @@ tasks:
     expect((await g.store.getJob(`${r.body.id}:h`))!.result).toEqual({ length: SECRET.length });
   });
 
+  it('a secret in what a job returns is masked before it reaches the store: $GANTRY_RESULT, a handler result and error, a bad result, split chunks', async () => {
+    g.write('sec/results.mjs', `export async function give(ctx) {
+  return { key: ctx.secrets.API_KEY, list: ['x', 'with ' + ctx.secrets.API_KEY], n: 7 };
+}
+export async function boom(ctx) {
+  throw new Error('cannot log in with ' + ctx.secrets.API_KEY);
+}
+`);
+    const env = `    env: { API_KEY: "{{ secrets.API_KEY }}" }\n`;
+    g.write('sec/results.yaml', `name: secret-results
+namespace: dumps
+defaults: { retries: { max: 0 } }
+tasks:
+  res:
+${env}    run: printf '{"key":"%s","note":"key=%s;","n":1}' "$API_KEY" "$API_KEY" > "$GANTRY_RESULT"
+  down:
+    needs: [res]
+    run: echo got {{ tasks.res.result.key }}
+  notjson:
+${env}    run: printf 'not json %s' "$API_KEY" > "$GANTRY_RESULT"
+  give:
+${env}    handler: ./results.mjs#give
+  boom:
+${env}    handler: ./results.mjs#boom
+  parts:
+${env}    split: printf '["plain","%s"]' "$API_KEY"
+    run: echo chunk {{ chunk.value }}
+`);
+    expect((await g.inject('POST', '/api/v1/definitions', files('sec/results.yaml'), dumps)).status).toBe(200);
+    const r = await g.inject<Run>('POST', '/api/v1/runs', { workflow: 'secret-results', namespace: 'dumps' }, dumps);
+    expect(r.status).toBe(201);
+    expect((await g.waitRun(r.body.id)).state).toBe('failed');
+    const jobs = await g.jobs(r.body.id);
+    expect(jobs.res!.result).toEqual({ key: '***', note: 'key=***;', n: 1 });
+    expect(jobs.down!.error).toBeNull();
+    expect(await g.stdout(`${r.body.id}:down`)).toEqual(['got ***']); // downstream sees the masked result
+    expect(jobs.give!.result).toEqual({ key: '***', list: ['x', 'with ***'], n: 7 });
+    expect(jobs.notjson!.error).toBe('$GANTRY_RESULT is not valid JSON: not json ***');
+    expect(jobs.boom!.error).toMatch(/cannot log in with \*\*\*$/);
+    const chunks = (await g.store.listJobs({ runId: r.body.id })).filter((j) => j.task === 'parts' && j.chunk !== null);
+    expect(chunks.map((j) => j.state)).toEqual(['succeeded', 'succeeded']);
+    expect((await g.store.readLogs({ runId: r.body.id })).map((l) => l.line)).toEqual(expect.arrayContaining(['chunk plain', 'chunk ***']));
+    // nothing the store holds about the run has the value
+    for (const table of ['logs', 'jobs', 'attempts', 'runs', 'events', 'audit']) expect(JSON.stringify(await g.rows(table)), table).not.toContain('s3cr3t');
+  });
+
   it('a secret that is not set fails the job, naming it and the namespace; a bad secret reference is refused at apply', async () => {
     g.write('sec/missing.yaml', `name: missing-secret\nnamespace: dumps\ntasks:\n  a: { run: "echo {{ secrets.NOT_SET }}" }\n`);
     expect((await g.inject('POST', '/api/v1/definitions', files('sec/missing.yaml'), dumps)).status).toBe(200);

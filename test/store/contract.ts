@@ -301,6 +301,53 @@ tasks:
       expect(await store.workerStopMode('w1')).toBeNull();
     });
 
+    it('records worker transitions in the outbox with their reasons: online, draining (each stronger ask), stopped, dead (once, audited), back online', async () => {
+      const info = (name: string) => ({ name, host: 'test-host', pid: 4242, queues: ['default', 'big'], slots: 2, resources: { cpu: 1, memoryBytes: null, custom: {} } });
+      const before = await store.lastEventId();
+      await store.registerWorker(info('w1'));
+      await store.requestWorkerStop('w1', 'drain');
+      await store.requestWorkerStop('w1', 'drain'); // asked again: nothing new
+      await store.requestWorkerStop('w1', 'terminate');
+      await store.requestWorkerStop('w1', 'stop'); // weaker: nothing new
+      await store.stopWorker('w1', 'exited (terminate asked)');
+      await store.stopWorker('w1'); // already stopped: nothing new
+      await store.registerWorker(info('w2'));
+      await store.registerWorker(info('w3'));
+      clock.advance(60_000);
+      expect(await store.declareWorkersDead([{ name: 'w2', reason: 'no heartbeat for 1m' }, { name: 'w1', reason: 'already stopped' }], 'scheduler:s1')).toEqual(['w2']);
+      expect(await store.declareWorkersDead([{ name: 'w2', reason: 'no heartbeat for 1m' }])).toEqual([]); // once
+      expect((await store.listWorkers()).find((w) => w.name === 'w2')!.state).toBe('stopped');
+      // a worker declared dead while its attempt ran: the reap marks it too, with its own event
+      await store.reapLostAttempts(['w3']);
+      // w2 was only slow: its next heartbeat brings it back
+      await store.heartbeat('w2', [], LEASE);
+      expect((await store.listWorkers()).find((w) => w.name === 'w2')!.state).toBe('active');
+      await store.heartbeat('w2', [], LEASE); // an ordinary beat: nothing new
+
+      const events = await store.readEvents(before, { kinds: ['worker'] });
+      expect(events.map((e) => `${e.worker} ${e.state}`)).toEqual(['w1 online', 'w1 draining', 'w1 draining', 'w1 stopped', 'w2 online', 'w3 online', 'w2 dead', 'w3 dead', 'w2 online']);
+      expect(events.every((e) => e.kind === 'worker' && e.runId === 0 && e.jobId === null)).toBe(true);
+      expect(events[0]!.reason).toBe('registered on test-host (pid 4242): queues default, big, 2 slots');
+      expect(events[1]!.reason).toMatch(/^drain asked/);
+      expect(events[2]!.reason).toMatch(/^terminate asked/);
+      expect(events[3]!.reason).toBe('exited (terminate asked)');
+      expect(events[6]!.reason).toBe('no heartbeat for 1m');
+      expect(events[8]!.reason).toMatch(/^heartbeat again after it was declared dead/);
+      const audit = await store.listAudit({ action: 'worker' });
+      expect(audit).toMatchObject([
+        { action: 'worker.dead', actor: 'scheduler:s1', subject: 'w2', reason: 'worker w2 declared dead: no heartbeat for 1m' },
+        { action: 'worker.dead', actor: 'store', subject: 'w3' },
+      ]);
+
+      // filters: worker events belong to no namespace, run, workflow or label: dropped by those unless `kinds` names them
+      expect(await store.readEvents(before, {})).toEqual(events);
+      expect(await store.readEvents(before, { namespace: 'default' })).toEqual([]);
+      expect(await store.readEvents(before, { workflow: 'x' })).toEqual([]);
+      expect(await store.readEvents(before, { namespace: 'default', kinds: ['worker', 'run'] })).toEqual(events);
+      expect(await store.readEvents(before, { kinds: ['run', 'job', 'service'] })).toEqual([]);
+      expect(await store.readEvents(events[5]!.id, { kinds: ['worker'] })).toEqual(events.slice(6)); // resumable like any event
+    });
+
     it('records cancel --clean on the attempts it revokes, and only there', async () => {
       await define(`name: clean\ntasks:\n  a: { run: "sleep 100" }\n  b: { run: "sleep 100" }\n`);
       const r1 = await startRun(store, { workflow: 'clean' });

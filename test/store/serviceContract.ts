@@ -299,5 +299,45 @@ export function serviceContract(name: string, makeFactory: () => StoreFactory): 
       expect(events.map((e) => e.state)).toEqual(['starting', 'up', 'backoff', 'down']);
       expect(events.every((e) => e.service === 'bots/notifier')).toBe(true);
     });
+
+    it('service events say where, why and how: started on its worker, killed and restarted, moved off a lost worker, stopped; a namespace filter keeps them', async () => {
+      const before = await store.lastEventId();
+      const c = await startAndClaim();
+      clock.advance(2_000);
+      await store.serviceExited(ref(c.fence), { code: null, signal: 'SIGKILL', reason: null });
+      clock.advance(1_000);
+      const c2 = (await store.claimServices(W2, FREE, LEASE)).claimed[0]!;
+      await store.reapLostServices(['w2']);
+      const c3 = (await store.claimServices(W1, FREE, LEASE)).claimed[0]!;
+      await store.stopService('bots', 'notifier');
+      await store.serviceExited(ref(c3.fence), { code: 0, signal: null, reason: 'stopped' });
+      expect(c2.fence).toBeLessThan(c3.fence);
+
+      const events = await store.readEvents(before, { namespace: 'bots' });
+      expect(events.map((e) => [e.state, e.worker ?? null, e.restarts])).toEqual([
+        ['starting', null, 0],
+        ['up', 'w1', 0],
+        ['backoff', 'w1', 1],
+        ['up', 'w2', 1],
+        ['starting', 'w2', 2],
+        ['up', 'w1', 2],
+        ['stopping', 'w1', 2],
+        ['down', 'w1', 2],
+      ]);
+      expect(events.every((e) => e.kind === 'service' && e.service === 'bots/notifier' && e.runId === 0)).toBe(true);
+      expect(events[1]!.reason).toBe('started on worker w1 (h1)');
+      expect(events[2]!.reason).toBe('killed by SIGKILL after 2 s up; restart in 1000 ms');
+      expect(events[2]!.exit).toEqual({ code: null, signal: 'SIGKILL' });
+      expect(events[3]!.reason).toBe('started on worker w2 (h2), restart 1');
+      expect(events[4]!.reason).toBe('worker w2 lost: moved to another worker');
+      expect(events[7]!.reason).toBe('stopped (exit code 0)');
+      expect(events[7]!.exit).toEqual({ code: 0, signal: null });
+      expect(events.filter((e) => e.exit).length).toBe(2);
+      // other namespaces, workflows and labels: not these
+      expect(await store.readEvents(before, { namespace: 'dumps' })).toEqual([]);
+      expect(await store.readEvents(before, { workflow: 'notifier' })).toEqual([]);
+      expect(await store.readEvents(before, { kinds: ['service'] })).toEqual(events);
+      expect(await store.readEvents(before, { kinds: ['worker'] })).toEqual([]);
+    });
   });
 }

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { SecretError, SecretKey, loadSecretKey, SECRET_KEY_FILE } from '../../src/secrets/seal.js';
-import { secretMasker } from '../../src/worker/secretMask.js';
+import { maskValue, secretMasker } from '../../src/worker/secretMask.js';
 
 const dirs: string[] = [];
 const tmp = () => {
@@ -75,5 +75,16 @@ describe('masking', () => {
     expect(mask('second line')).toBe('***');
     expect(mask('nothing here')).toBe('nothing here');
     expect(secretMasker([])('hunter2')).toBe('hunter2');
+  });
+
+  it('masks a JSON result whole: strings, keys, and numbers whose text holds a secret; its shape and other values stay', () => {
+    const mask = secretMasker(['hunter2', '31337']);
+    expect(maskValue({ pw: 'hunter2', hunter2: ['a', 'x-hunter2-y', 31337, 42, true, null], n: { deep: 'hunter2' } }, mask)).toEqual({
+      pw: '***',
+      '***': ['a', 'x-***-y', '***', 42, true, null],
+      n: { deep: '***' },
+    });
+    const plain = { a: [1, 'b'] };
+    expect(maskValue(plain, secretMasker([]))).toBe(plain);
   });
 });

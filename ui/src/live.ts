@@ -3,12 +3,16 @@
 // reload what they show, at most once a second however many events arrive.
 import { useCallback, useEffect, useRef, useState } from 'react';
 
+/** An event of GET /api/v1/events: views filter on it; a kind they do not know is simply not theirs. */
 export interface LiveEvent {
   id: number;
-  kind: 'run' | 'job' | string;
+  kind: 'run' | 'job' | 'worker' | 'service' | string;
+  /** 0 for a worker's or a service's event */
   runId: number;
   jobId: string | null;
   state: string;
+  worker?: string;
+  service?: string;
 }
 
 type Listener = (e: LiveEvent) => void;

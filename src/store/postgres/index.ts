@@ -110,7 +110,8 @@ import {
 } from '../rows.js';
 import { migratePostgres } from './migrations.js';
 import { insertAudit } from './audit.js';
-import { auditListSql, failureNotes, reapNote, takeoverNote, toAuditEntry, type AuditRowDb } from '../audit.js';
+import { eventFilterSql, eventValues, insertEventSql, registeredReason, REVIVED_REASON, REVIVED_STATE, serviceEvent, stopAskedReason, workerEvent, type EventInsert } from '../eventRows.js';
+import { auditListSql, deadWorkerNote, failureNotes, reapNote, takeoverNote, toAuditEntry, type AuditRowDb } from '../audit.js';
 import { finishedTimings, toTaskStateCount, type FinishedTimingRowDb, type TaskCountRowDb } from '../metricsRows.js';
 import {
   PAST_DURATIONS_CTE,
@@ -807,20 +808,39 @@ export class PostgresStore implements Store {
 
   async registerWorker(w: WorkerInfo): Promise<void> {
     const now = this.clock.now();
-    await this.pool.query(prepared(
+    await this.tx(async (c, signal) => {
+      await c.query(prepared(
       `INSERT INTO workers (name, host, pid, queues, slots, cpu, memory, resources, state, started_at, heartbeat_at)
        VALUES ($1, $2, $3, $4, $5, $7, $8, $9, 'active', $6, $6)
        ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid, queues = excluded.queues, slots = excluded.slots,
          cpu = excluded.cpu, memory = excluded.memory, resources = excluded.resources, stop_mode = NULL,
          state = 'active', started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at`,
       [w.name, w.host, w.pid, JSON.stringify(w.queues), w.slots, now, w.resources.cpu, w.resources.memoryBytes, JSON.stringify(w.resources.custom)],
-    ));
+      ));
+      await this.outboxEvent(c, signal, workerEvent(w.name, 'online', registeredReason(w), now));
+    });
+  }
+
+  /** A worker's or a service's event, in the transaction of its transition. */
+  private async outboxEvent(c: Q, signal: (s: StoreSignal) => void, e: EventInsert): Promise<void> {
+    await c.query(prepared(insertEventSql((i) => `$${i}`), eventValues(e)));
+    signal({ type: 'events' });
   }
 
   async heartbeat(worker: string, fences: { fence: number; progress: number | null }[], leaseMs: number): Promise<number[]> {
     const now = this.clock.now();
-    return this.tx(async (c) => {
-      await c.query(prepared(`UPDATE workers SET heartbeat_at = $1 WHERE name = $2`, [now, worker]));
+    return this.tx(async (c, signal) => {
+      const beat = await c.query(prepared(`UPDATE workers SET heartbeat_at = $1 WHERE name = $2 AND state != 'stopped'`, [now, worker]));
+      if (beat.rowCount === 0) {
+        // declared dead, yet alive: back, as what it was asked to be
+        const back = (
+          await c.query<{ state: WorkerRow['state'] }>(
+            `UPDATE workers SET heartbeat_at = $1, state = ${REVIVED_STATE} WHERE name = $2 AND state = 'stopped' RETURNING state`,
+            [now, worker],
+          )
+        ).rows[0];
+        if (back) await this.outboxEvent(c, signal, workerEvent(worker, back.state === 'active' ? 'online' : 'draining', REVIVED_REASON, now));
+      }
       if (fences.length === 0) return [];
       const renewed = new Set(
         (
@@ -836,8 +856,31 @@ export class PostgresStore implements Store {
     });
   }
 
-  async stopWorker(worker: string): Promise<void> {
-    await this.pool.query(prepared(`UPDATE workers SET state = 'stopped', heartbeat_at = $1 WHERE name = $2`, [this.clock.now(), worker]));
+  async stopWorker(worker: string, reason = 'exited'): Promise<void> {
+    const now = this.clock.now();
+    await this.tx(async (c, signal) => {
+      const r = await c.query(prepared(`UPDATE workers SET state = 'stopped', heartbeat_at = $1 WHERE name = $2 AND state != 'stopped'`, [now, worker]));
+      if (r.rowCount) await this.outboxEvent(c, signal, workerEvent(worker, 'stopped', reason, now));
+    });
+  }
+
+  async declareWorkersDead(dead: { name: string; reason: string }[], actor = 'store'): Promise<string[]> {
+    if (dead.length === 0) return [];
+    const now = this.clock.now();
+    return this.tx((c, signal) => this.markDead(c, signal, dead, actor, now));
+  }
+
+  /** Marks these workers stopped (those not yet), each with its `dead` event and audit entry. */
+  private async markDead(c: Q, signal: (s: StoreSignal) => void, dead: { name: string; reason: string }[], actor: string, now: number): Promise<string[]> {
+    const marked: string[] = [];
+    for (const d of dead) {
+      const r = await c.query(prepared(`UPDATE workers SET state = 'stopped' WHERE name = $1 AND state != 'stopped'`, [d.name]));
+      if (!r.rowCount) continue;
+      await this.outboxEvent(c, signal, workerEvent(d.name, 'dead', d.reason, now));
+      await insertAudit(c, deadWorkerNote(d.name, d.reason, actor), now);
+      marked.push(d.name);
+    }
+    return marked;
   }
 
   async listWorkers(): Promise<WorkerRow[]> {
@@ -854,7 +897,9 @@ export class PostgresStore implements Store {
       const w = (await c.query<{ state: WorkerRow['state']; stop_mode: WorkerStopMode | null }>(`SELECT state, stop_mode FROM workers WHERE name = $1 FOR UPDATE`, [name])).rows[0];
       if (!w) throw new NotFoundError(`no worker ${name}`);
       if (w.state === 'stopped') throw new ConflictError(`worker ${name} has stopped`);
-      await c.query(`UPDATE workers SET state = 'draining', stop_mode = $1 WHERE name = $2`, [strongerStopMode(w.stop_mode, mode), name]);
+      const next = strongerStopMode(w.stop_mode, mode);
+      await c.query(`UPDATE workers SET state = 'draining', stop_mode = $1 WHERE name = $2`, [next, name]);
+      if (w.state !== 'draining' || next !== w.stop_mode) await this.outboxEvent(c, signal, workerEvent(name, 'draining', stopAskedReason(next), this.clock.now()));
       signal({ type: 'worker', name });
     });
     return (await this.listWorkers()).find((w) => w.name === name)!;
@@ -1533,7 +1578,7 @@ export class PostgresStore implements Store {
   async reapLostAttempts(deadWorkers: string[], onlyFences?: number[], actor = 'store') {
     const now = this.clock.now();
     return this.tx(async (c, signal) => {
-      if (deadWorkers.length) await c.query(prepared(`UPDATE workers SET state = 'stopped' WHERE name = ANY($1::text[])`, [deadWorkers]));
+      await this.markDead(c, signal, deadWorkers.map((name) => ({ name, reason: 'named dead by the reaper of lost attempts' })), actor, now);
       const rows = (await c.query<LostCandidateDb>(`${LOST_SQL} FOR UPDATE OF j SKIP LOCKED`, [now, deadWorkers])).rows.filter(
         (r) => !onlyFences || onlyFences.includes(r.fence),
       );
@@ -1760,16 +1805,10 @@ export class PostgresStore implements Store {
   }
 
   /** Writes the row; a change of state goes to the outbox (events) in the same transaction. */
-  private async writeService(c: Q, signal: (s: StoreSignal) => void, next: ServiceRowDb, before: ServiceState | null): Promise<void> {
+  private async writeService(c: Q, signal: (s: StoreSignal) => void, next: ServiceRowDb, before: ServiceRowDb | undefined, cause?: string): Promise<void> {
     await c.query(prepared(upsertServiceSql((i) => `$${i}`), serviceValues(next)));
-    if (next.state !== before) {
-      await c.query(prepared(`INSERT INTO events (ts, kind, run_id, job_id, state, subject) VALUES ($1, 'service', 0, NULL, $2, $3)`, [
-        next.updated_at,
-        next.state,
-        `${next.namespace}/${next.name}`,
-      ]));
-      signal({ type: 'events' });
-    }
+    const e = serviceEvent(before, next, cause);
+    if (e) await this.outboxEvent(c, signal, e);
   }
 
   async listServices(f: { namespace?: string } = {}): Promise<ServiceRow[]> {
@@ -1790,7 +1829,7 @@ export class PostgresStore implements Store {
       if (!def) throw new NotFoundError(`no service ${namespace}/${name}`);
       const row = await this.serviceRow(c, namespace, name);
       const next = started(row ?? neverStarted(namespace, name, now), JSON.parse(def.spec) as ServiceSpec, now);
-      await this.writeService(c, signal, next, row?.state ?? null);
+      await this.writeService(c, signal, next, row);
       signal({ type: 'services' });
       return toService(next);
     });
@@ -1806,7 +1845,7 @@ export class PostgresStore implements Store {
         return toService(neverStarted(namespace, name, now));
       }
       const next = stopped(row, now);
-      await this.writeService(c, signal, next, row.state);
+      await this.writeService(c, signal, next, row);
       if (next.state === 'stopping') signal({ type: 'services' });
       return toService(next);
     });
@@ -1825,7 +1864,7 @@ export class PostgresStore implements Store {
       ).rows;
       const { picked, nextStartAt } = pickServices(rows, worker, free, now, leaseMs);
       for (const p of picked) {
-        await this.writeService(c, signal, p.row, rows.find((r) => r.namespace === p.row.namespace && r.name === p.row.name)!.state);
+        await this.writeService(c, signal, p.row, rows.find((r) => r.namespace === p.row.namespace && r.name === p.row.name));
         // a new instance: only the last SERVICE_LOG_INSTANCES keep their lines
         await c.query(`DELETE FROM service_logs WHERE namespace = $1 AND name = $2 AND instance <= $3`, [p.row.namespace, p.row.name, p.row.fence - SERVICE_LOG_INSTANCES]);
       }
@@ -1865,7 +1904,7 @@ export class PostgresStore implements Store {
         row = (await this.serviceRow(c, ref.namespace, ref.name))!;
       }
       const change = exited(row, exit, now);
-      await this.writeService(c, signal, change.row, row.state);
+      await this.writeService(c, signal, change.row, row, change.audit.map((a) => a.reason).join('; ') || undefined);
       for (const n of serviceAuditNotes(change, `worker:${row.worker}`)) await insertAudit(c, n, now);
       signal({ type: 'services' });
       return toService(change.row);
@@ -1881,7 +1920,7 @@ export class PostgresStore implements Store {
         await this.storeServiceLines(c, signal, ref, lines);
         row = (await this.serviceRow(c, ref.namespace, ref.name))!;
       }
-      await this.writeService(c, signal, moved(row, reason, now, false).row, row.state);
+      await this.writeService(c, signal, moved(row, reason, now, false).row, row, `given back by worker ${row.worker} (${reason}): free for any worker`);
       signal({ type: 'services' });
       return true;
     });
@@ -1902,7 +1941,7 @@ export class PostgresStore implements Store {
         // its worker cannot say why the instance ended: the store does, as its last line
         await this.storeServiceLines(c, signal, { namespace: r.namespace, name: r.name, fence: r.fence }, [lostLine(r.worker, now)]);
         const change = moved(r, `worker ${r.worker} lost`, now, true);
-        await this.writeService(c, signal, change.row, r.state);
+        await this.writeService(c, signal, change.row, r, change.audit[0]?.reason);
         for (const n of serviceAuditNotes(change, 'scheduler')) await insertAudit(c, n, now);
         out.push(toService(change.row));
       }
@@ -2265,16 +2304,10 @@ export class PostgresStore implements Store {
   async readEvents(afterId: number, filter: EventFilter, limit = 1000): Promise<StoreEvent[]> {
     const args: unknown[] = [];
     const arg = (v: unknown) => (args.push(v), `$${args.length}`);
-    const where = [`e.id > ${arg(afterId)}`];
-    if (filter.runId !== undefined) where.push(`e.run_id = ${arg(filter.runId)}`);
-    // Run-level filters as one subquery on runs (and run_labels).
-    const runWhere: string[] = [];
-    if (filter.namespace) runWhere.push(`namespace = ${arg(filter.namespace)}`);
-    if (filter.workflow) runWhere.push(`workflow = ${arg(filter.workflow)}`);
-    for (const [k, v] of Object.entries(filter.labels ?? {})) runWhere.push(`id IN (SELECT run_id FROM run_labels WHERE key = ${arg(k)} AND value = ${arg(v)})`);
-    if (runWhere.length) where.push(`e.run_id IN (SELECT id FROM runs WHERE ${runWhere.join(' AND ')})`);
+    const after = arg(afterId);
+    const cond = eventFilterSql(filter, arg);
     const rows = await this.all<EventRowDb>(
-      `SELECT e.*, j.task, j.chunk FROM events e LEFT JOIN jobs j ON j.id = e.job_id WHERE ${where.join(' AND ')} ORDER BY e.id LIMIT ${arg(limit)}`,
+      `SELECT e.*, j.task, j.chunk FROM events e LEFT JOIN jobs j ON j.id = e.job_id WHERE e.id > ${after}${cond ? ` AND (${cond})` : ''} ORDER BY e.id LIMIT ${arg(limit)}`,
       args,
     );
     return rows.map(toEvent);

@@ -390,6 +390,14 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   ALTER TABLE services ADD COLUMN log_bytes bigint NOT NULL DEFAULT 0;
   ALTER TABLE services ADD COLUMN last_exit_instance bigint;
   `,
+  // worker and service events in the outbox (SPEC §4 "every state change"): a service's
+  // namespace (what a namespace filter matches; run events are filtered through their run)
+  // and what the event says beyond its state, as JSON (EventDetail in src/store/eventRows.ts)
+  `
+  ALTER TABLE events ADD COLUMN namespace text;
+  ALTER TABLE events ADD COLUMN detail text;
+  UPDATE events SET namespace = split_part(subject, '/', 1) WHERE kind = 'service';
+  `,
 ];
 /** Arbitrary constant naming Gantry's migration lock. */
 const MIGRATION_LOCK = 7_070_001;

@@ -71,7 +71,8 @@ import { toDeferred, toMark, type DeferredRowDb, type MarkRowDb } from '../sched
 import { chunkGroup, selectClaims, unfittableReason, type LiveWorker } from '../claimSelection.js';
 import { migrateSqlite } from './migrations.js';
 import { insertAudit } from './audit.js';
-import { auditListSql, failureNotes, reapNote, takeoverNote, toAuditEntry, type AuditRowDb } from '../audit.js';
+import { eventFilterSql, eventValues, insertEventSql, registeredReason, REVIVED_REASON, REVIVED_STATE, serviceEvent, stopAskedReason, workerEvent, type EventInsert } from '../eventRows.js';
+import { auditListSql, deadWorkerNote, failureNotes, reapNote, takeoverNote, toAuditEntry, type AuditRowDb } from '../audit.js';
 import type { ServiceSpec } from '../../spec/model.js';
 import type { ClaimedService, ServiceExitReport, ServiceLogLine, ServiceLogQuery, ServiceRef, ServiceRow, ServiceState } from '../types.js';
 import {
@@ -587,13 +588,26 @@ export class SqliteStore implements Store {
              state = 'active', started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at`,
         )
         .run(w.name, w.host, w.pid, JSON.stringify(w.queues), w.slots, w.resources.cpu, w.resources.memoryBytes, JSON.stringify(w.resources.custom), now, now);
+      this.outboxEvent(workerEvent(w.name, 'online', registeredReason(w), now));
     });
+  }
+
+  /** A worker's or a service's event, in the transaction of its transition. */
+  private outboxEvent(e: EventInsert): void {
+    this.sql(insertEventSql(() => '?')).run(...eventValues(e));
+    this.signal({ type: 'events' });
   }
 
   async heartbeat(worker: string, fences: { fence: number; progress: number | null }[], leaseMs: number): Promise<number[]> {
     const now = this.clock.now();
     return this.tx(() => {
-      this.sql(`UPDATE workers SET heartbeat_at = ? WHERE name = ?`).run(now, worker);
+      if (this.sql(`UPDATE workers SET heartbeat_at = ? WHERE name = ? AND state != 'stopped'`).run(now, worker).changes === 0) {
+        // declared dead, yet alive: back, as what it was asked to be
+        const back = this.sql(`UPDATE workers SET heartbeat_at = ?, state = ${REVIVED_STATE} WHERE name = ? AND state = 'stopped' RETURNING state`).get(now, worker) as
+          | { state: WorkerRow['state'] }
+          | undefined;
+        if (back) this.outboxEvent(workerEvent(worker, back.state === 'active' ? 'online' : 'draining', REVIVED_REASON, now));
+      }
       const renew = this.sql(
         `UPDATE jobs SET lease_until = ?, progress = coalesce(?, progress) WHERE fence = ? AND worker = ? AND state = 'running'`,
       );
@@ -603,10 +617,31 @@ export class SqliteStore implements Store {
     });
   }
 
-  async stopWorker(worker: string): Promise<void> {
+  async stopWorker(worker: string, reason = 'exited'): Promise<void> {
+    const now = this.clock.now();
     this.tx(() => {
-      this.sql(`UPDATE workers SET state = 'stopped', heartbeat_at = ? WHERE name = ?`).run(this.clock.now(), worker);
+      const r = this.sql(`UPDATE workers SET state = 'stopped', heartbeat_at = ? WHERE name = ? AND state != 'stopped'`).run(now, worker);
+      if (r.changes) this.outboxEvent(workerEvent(worker, 'stopped', reason, now));
     });
+  }
+
+  async declareWorkersDead(dead: { name: string; reason: string }[], actor = 'store'): Promise<string[]> {
+    if (dead.length === 0) return [];
+    const now = this.clock.now();
+    return this.tx(() => this.markDead(dead, actor, now));
+  }
+
+  /** Marks these workers stopped (those not yet), each with its `dead` event and audit entry. */
+  private markDead(dead: { name: string; reason: string }[], actor: string, now: number): string[] {
+    const mark = this.sql(`UPDATE workers SET state = 'stopped' WHERE name = ? AND state != 'stopped'`);
+    const marked: string[] = [];
+    for (const d of dead) {
+      if (mark.run(d.name).changes === 0) continue;
+      this.outboxEvent(workerEvent(d.name, 'dead', d.reason, now));
+      insertAudit(this.db, deadWorkerNote(d.name, d.reason, actor), now);
+      marked.push(d.name);
+    }
+    return marked;
   }
 
   async listWorkers(): Promise<WorkerRow[]> {
@@ -623,7 +658,9 @@ export class SqliteStore implements Store {
       const w = this.sql(`SELECT state, stop_mode FROM workers WHERE name = ?`).get(name) as { state: WorkerRow['state']; stop_mode: WorkerStopMode | null } | undefined;
       if (!w) throw new NotFoundError(`no worker ${name}`);
       if (w.state === 'stopped') throw new ConflictError(`worker ${name} has stopped`);
-      this.sql(`UPDATE workers SET state = 'draining', stop_mode = ? WHERE name = ?`).run(strongerStopMode(w.stop_mode, mode), name);
+      const next = strongerStopMode(w.stop_mode, mode);
+      this.sql(`UPDATE workers SET state = 'draining', stop_mode = ? WHERE name = ?`).run(next, name);
+      if (w.state !== 'draining' || next !== w.stop_mode) this.outboxEvent(workerEvent(name, 'draining', stopAskedReason(next), this.clock.now()));
       this.signal({ type: 'worker', name });
     });
     return (await this.listWorkers()).find((w) => w.name === name)!;
@@ -1004,8 +1041,7 @@ export class SqliteStore implements Store {
       const rows = (this.sql(LOST_SQL).all(now, JSON.stringify(deadWorkers)) as LostCandidateDb[]).filter(
         (r) => !onlyFences || onlyFences.includes(r.fence),
       );
-      if (deadWorkers.length)
-        this.sql(`UPDATE workers SET state = 'stopped' WHERE name IN (SELECT value FROM json_each(?))`).run(JSON.stringify(deadWorkers));
+      this.markDead(deadWorkers.map((name) => ({ name, reason: 'named dead by the reaper of lost attempts' })), actor, now);
       if (rows.length === 0) return [];
       const markLost = this.sql(`UPDATE attempts SET state = 'lost', finished_at = ?, error = ? WHERE id = ?`);
       // The job goes back to the queue with its original enqueue time, so it is taken again first.
@@ -1216,13 +1252,10 @@ export class SqliteStore implements Store {
   }
 
   /** Writes the row; a change of state goes to the outbox (events) in the same transaction. */
-  private writeService(next: ServiceRowDb, before: ServiceState | null): void {
+  private writeService(next: ServiceRowDb, before: ServiceRowDb | undefined, cause?: string): void {
     this.sql(upsertServiceSql(() => '?')).run(...serviceValues(next));
-    if (next.state !== before) {
-      this.sql(`INSERT INTO events (ts, kind, run_id, job_id, state, subject) VALUES (?, 'service', 0, NULL, ?, ?)`)
-        .run(next.updated_at, next.state, `${next.namespace}/${next.name}`);
-      this.signal({ type: 'events' });
-    }
+    const e = serviceEvent(before, next, cause);
+    if (e) this.outboxEvent(e);
   }
 
   async listServices(f: { namespace?: string } = {}): Promise<ServiceRow[]> {
@@ -1243,7 +1276,7 @@ export class SqliteStore implements Store {
       if (!def) throw new NotFoundError(`no service ${namespace}/${name}`);
       const row = this.serviceRow(namespace, name);
       const next = started(row ?? neverStarted(namespace, name, now), JSON.parse(def.spec) as ServiceSpec, now);
-      this.writeService(next, row?.state ?? null);
+      this.writeService(next, row);
       this.signal({ type: 'services' });
       return toService(next);
     });
@@ -1259,7 +1292,7 @@ export class SqliteStore implements Store {
         return toService(neverStarted(namespace, name, now));
       }
       const next = stopped(row, now);
-      this.writeService(next, row.state);
+      this.writeService(next, row);
       if (next.state === 'stopping') this.signal({ type: 'services' });
       return toService(next);
     });
@@ -1274,7 +1307,7 @@ export class SqliteStore implements Store {
       const { picked, nextStartAt } = pickServices(rows, worker, free, now, leaseMs);
       const dropOld = this.sql(`DELETE FROM service_logs WHERE namespace = ? AND name = ? AND instance <= ?`);
       for (const p of picked) {
-        this.writeService(p.row, rows.find((r) => r.namespace === p.row.namespace && r.name === p.row.name)!.state);
+        this.writeService(p.row, rows.find((r) => r.namespace === p.row.namespace && r.name === p.row.name));
         // a new instance: only the last SERVICE_LOG_INSTANCES keep their lines
         dropOld.run(p.row.namespace, p.row.name, p.row.fence - SERVICE_LOG_INSTANCES);
       }
@@ -1306,7 +1339,7 @@ export class SqliteStore implements Store {
         row = this.serviceRow(ref.namespace, ref.name)!;
       }
       const change = exited(row, exit, now);
-      this.writeService(change.row, row.state);
+      this.writeService(change.row, row, change.audit.map((a) => a.reason).join('; ') || undefined);
       for (const n of serviceAuditNotes(change, `worker:${row.worker}`)) insertAudit(this.db, n, now);
       this.signal({ type: 'services' });
       return toService(change.row);
@@ -1322,7 +1355,7 @@ export class SqliteStore implements Store {
         this.storeServiceLines(ref, lines);
         row = this.serviceRow(ref.namespace, ref.name)!;
       }
-      this.writeService(moved(row, reason, now, false).row, row.state);
+      this.writeService(moved(row, reason, now, false).row, row, `given back by worker ${row.worker} (${reason}): free for any worker`);
       this.signal({ type: 'services' });
       return true;
     });
@@ -1339,7 +1372,7 @@ export class SqliteStore implements Store {
         // its worker cannot say why the instance ended: the store does, as its last line
         this.storeServiceLines({ namespace: r.namespace, name: r.name, fence: r.fence }, [lostLine(r.worker, now)]);
         const change = moved(r, `worker ${r.worker} lost`, now, true);
-        this.writeService(change.row, r.state);
+        this.writeService(change.row, r, change.audit[0]?.reason);
         for (const n of serviceAuditNotes(change, 'scheduler')) insertAudit(this.db, n, now);
         return toService(change.row);
       });
@@ -1680,19 +1713,9 @@ export class SqliteStore implements Store {
   }
 
   async readEvents(afterId: number, filter: EventFilter, limit = 1000): Promise<StoreEvent[]> {
-    const where = ['e.id > ?'];
     const args: unknown[] = [afterId];
-    if (filter.runId !== undefined) (where.push('e.run_id = ?'), args.push(filter.runId));
-    // Run-level filters as one subquery on runs (and run_labels).
-    const runWhere: string[] = [];
-    if (filter.namespace) (runWhere.push('namespace = ?'), args.push(filter.namespace));
-    if (filter.workflow) (runWhere.push('workflow = ?'), args.push(filter.workflow));
-    for (const [k, v] of Object.entries(filter.labels ?? {})) {
-      runWhere.push('id IN (SELECT run_id FROM run_labels WHERE key = ? AND value = ?)');
-      args.push(k, v);
-    }
-    if (runWhere.length) where.push(`e.run_id IN (SELECT id FROM runs WHERE ${runWhere.join(' AND ')})`);
-    const rows = this.sql(`SELECT e.*, j.task, j.chunk FROM events e LEFT JOIN jobs j ON j.id = e.job_id WHERE ${where.join(' AND ')} ORDER BY e.id LIMIT ?`)
+    const cond = eventFilterSql(filter, (v) => (args.push(v), '?'));
+    const rows = this.sql(`SELECT e.*, j.task, j.chunk FROM events e LEFT JOIN jobs j ON j.id = e.job_id WHERE e.id > ?${cond ? ` AND (${cond})` : ''} ORDER BY e.id LIMIT ?`)
       .all(...args, limit) as EventRowDb[];
     return rows.map(toEvent);
   }

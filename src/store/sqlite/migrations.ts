@@ -388,6 +388,14 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   ALTER TABLE services ADD COLUMN log_bytes INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE services ADD COLUMN last_exit_instance INTEGER;
   `,
+  // worker and service events in the outbox (SPEC §4 "every state change"): a service's
+  // namespace (what a namespace filter matches; run events are filtered through their run)
+  // and what the event says beyond its state, as JSON (EventDetail in src/store/eventRows.ts)
+  `
+  ALTER TABLE events ADD COLUMN namespace TEXT;
+  ALTER TABLE events ADD COLUMN detail TEXT;
+  UPDATE events SET namespace = substr(subject, 1, instr(subject, '/') - 1) WHERE kind = 'service';
+  `,
 ];
 export function migrateSqlite(db: Database.Database): number {
   db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
