@@ -144,11 +144,27 @@ function waitForRun(store, runId, startEventId, stats) {
         done(e);
       }
     };
+    // One check at a time: signals that come while one runs are answered by one more check after it
+    // (a check per signal would read the same new events many times over, billed to Gantry).
+    let checking = false;
+    let again = false;
+    const checkOnce = async () => {
+      if (checking) {
+        again = true;
+        return;
+      }
+      checking = true;
+      do {
+        again = false;
+        await check();
+      } while (again && !settled);
+      checking = false;
+    };
     const unsubscribe = store.subscribe((s) => {
-      if (s.type === 'events') void check();
+      if (s.type === 'events') void checkOnce();
     });
     const timer = setTimeout(() => done(new Error(`run ${runId} not finished after ${RUN_TIMEOUT_MS / 1000} s`)), RUN_TIMEOUT_MS);
-    void check(); // the run may already be over (it is not, but be safe)
+    void checkOnce(); // the run may already be over (it is not, but be safe)
   });
 }
 

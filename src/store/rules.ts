@@ -23,6 +23,17 @@ export function partitionSettled<T extends { id: number; trigger_rule: string; d
   return { queued, skipUpstream, skipTrigger };
 }
 
+/**
+ * partitionSettled as a SQL expression over a settled job's `trigger_rule` and
+ * `deps_bad`: 'queued', 'upstream' or 'trigger' (the skip reasons). The two must
+ * agree (test/unit/rules.test.ts checks them against each other).
+ */
+export const SETTLE_VERDICT_SQL = `CASE
+    WHEN trigger_rule = 'all_done' THEN 'queued'
+    WHEN trigger_rule = 'any_failed' THEN CASE WHEN deps_bad > 0 THEN 'queued' ELSE 'trigger' END
+    ELSE CASE WHEN deps_bad = 0 THEN 'queued' ELSE 'upstream' END
+  END`;
+
 export const SKIP_MESSAGES = {
   upstream: 'an upstream job did not succeed',
   trigger: 'no upstream job failed (trigger: any_failed)',

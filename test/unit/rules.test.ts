@@ -1,5 +1,6 @@
 import { describe, it, expect } from 'vitest';
-import { retryDelayMs, partitionSettled, runOutcome } from '../../src/store/rules.js';
+import Database from 'better-sqlite3';
+import { retryDelayMs, partitionSettled, runOutcome, SETTLE_VERDICT_SQL } from '../../src/store/rules.js';
 
 const policy = { retry_delay_ms: 10_000, retry_backoff: 2, retry_max_delay_ms: 60_000 };
 
@@ -31,4 +32,19 @@ describe('state machine rules', () => {
     expect(runOutcome({ succeeded: 3, cancelled: 1 })).toBe('cancelled');
     expect(runOutcome({ succeeded: 3, skipped: 2 })).toBe('succeeded');
   });
+  it('settles dependents the same way in SQL (PostgreSQL settles in one statement) as in code', () => {
+    const db = new Database(':memory:');
+    const rows = ['all_success', 'all_done', 'any_failed'].flatMap((rule) => [0, 1, 3].map((bad, i) => ({ id: rowId(rule, i), trigger_rule: rule, deps_bad: bad })));
+    const { queued, skipUpstream, skipTrigger } = partitionSettled(rows);
+    const expected = new Map<number, string>([...queued.map((id) => [id, 'queued'] as const), ...skipUpstream.map((id) => [id, 'upstream'] as const), ...skipTrigger.map((id) => [id, 'trigger'] as const)]);
+    for (const r of rows) {
+      const got = db.prepare(`SELECT ${SETTLE_VERDICT_SQL} AS verdict FROM (SELECT ? AS trigger_rule, ? AS deps_bad)`).get(r.trigger_rule, r.deps_bad) as { verdict: string };
+      expect([r.trigger_rule, r.deps_bad, got.verdict]).toEqual([r.trigger_rule, r.deps_bad, expected.get(r.id)]);
+    }
+    db.close();
+  });
 });
+
+function rowId(rule: string, i: number): number {
+  return ['all_success', 'all_done', 'any_failed'].indexOf(rule) * 10 + i;
+}

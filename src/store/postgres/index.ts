@@ -124,7 +124,7 @@ import {
 } from '../monitoringRows.js';
 import { deliveryError, deliveryListSql, toDelivery, toSubscription, type DeliveryRowDb, type SubscriptionRowDb } from '../notifyRows.js';
 import { randomBytes } from 'node:crypto';
-import { checkpointJson, partitionSettled, rerunCheckpointSql, retryDelayMs, runOutcome, SKIP_MESSAGES } from '../rules.js';
+import { checkpointJson, rerunCheckpointSql, retryDelayMs, runOutcome, SETTLE_VERDICT_SQL, SKIP_MESSAGES } from '../rules.js';
 
 const ACTIVE = `('pending','queued','running','retrying')`;
 /** Running attempts whose lease expired, or whose worker is dead or stopped. */
@@ -1484,29 +1484,31 @@ export class PostgresStore implements Store {
         touched = [...touched, ...r.rows.map((x) => x.id)];
       }
       if (touched.length === 0) break;
-      const settled = (
-        await c.query<{ id: number; trigger_rule: string; deps_bad: number }>(prepared(
-          `SELECT j.id, j.trigger_rule, j.deps_bad FROM jobs j JOIN runs r ON r.id = j.run_id
-           WHERE j.id = ANY($1::bigint[]) AND j.state = 'pending' AND j.deps_ok + j.deps_bad = j.deps_total AND r.state = 'running'`,
-          [[...new Set(touched)]],
+      // Settled dependents queued or skipped, with their outbox events, in one statement.
+      const verdicts = (
+        await c.query<{ id: number; skipped: boolean }>(prepared(
+          `WITH v AS (
+             SELECT j.id, ${SETTLE_VERDICT_SQL} AS verdict FROM jobs j JOIN runs r ON r.id = j.run_id
+             WHERE j.id = ANY($1::bigint[]) AND j.state = 'pending' AND j.deps_ok + j.deps_bad = j.deps_total AND r.state = 'running'
+           ), q AS (
+             UPDATE jobs SET state = 'queued', enqueued_at = $2 FROM v
+             WHERE jobs.id = v.id AND v.verdict = 'queued' AND jobs.state = 'pending' RETURNING jobs.id, jobs.run_id, 'queued' AS state
+           ), k AS (
+             UPDATE jobs SET state = 'skipped', skip_reason = v.verdict, finished_at = $2, error = CASE v.verdict WHEN 'upstream' THEN $3 ELSE $4 END
+             FROM v WHERE jobs.id = v.id AND v.verdict <> 'queued' AND jobs.state = 'pending' RETURNING jobs.id, jobs.run_id, 'skipped' AS state
+           ), x AS (
+             SELECT * FROM q UNION ALL SELECT * FROM k
+           ), e AS (
+             INSERT INTO events (ts, kind, run_id, job_id, state) SELECT $2, 'job', run_id, id, state FROM x ORDER BY id
+           )
+           SELECT id, state = 'skipped' AS skipped FROM x`,
+          [[...new Set(touched)], now, SKIP_MESSAGES.upstream, SKIP_MESSAGES.trigger],
         ))
       ).rows;
-      const { queued, skipUpstream: skipUp, skipTrigger: skipTrig } = partitionSettled(settled);
-      if (queued.length) await c.query(prepared(`UPDATE jobs SET state = 'queued', enqueued_at = $1 WHERE id = ANY($2::bigint[]) AND state = 'pending'`, [now, queued]));
-      for (const [reason, ids] of [
-        ['upstream', skipUp],
-        ['trigger', skipTrig],
-      ] as const)
-        if (ids.length)
-          await c.query(prepared(`UPDATE jobs SET state = 'skipped', skip_reason = $1, finished_at = $2, error = $3 WHERE id = ANY($4::bigint[]) AND state = 'pending'`, [
-            reason,
-            now,
-            SKIP_MESSAGES[reason],
-            ids,
-          ]));
-      const skipped = [...skipUp, ...skipTrig];
+      const queued = verdicts.filter((r) => !r.skipped).map((r) => r.id);
+      const skipped = verdicts.filter((r) => r.skipped).map((r) => r.id);
+      if (verdicts.length) signal({ type: 'events' });
       this.skippedBySettle += skipped.length;
-      await this.jobEvents(c, signal, [...queued, ...skipped], now);
       if (queued.length) {
         signal({ type: 'promoted', jobs: queued });
         signal({ type: 'queued' });
