@@ -50,6 +50,9 @@ export class Launcher {
   private nextId = 1;
   private users = 0;
   private rest: Buffer | null = null;
+  /** the environment the helper was started with: a job's is sent as its difference from it */
+  private baseEnv: NodeJS.ProcessEnv = {};
+  private baseEnvSize = 0;
 
   constructor(
     private readonly logger: Logger,
@@ -84,7 +87,10 @@ export class Launcher {
 
   private start(): Promise<boolean> {
     return new Promise((resolve) => {
+      this.baseEnv = { ...process.env };
+      this.baseEnvSize = Object.keys(this.baseEnv).length;
       const helper = spawn(this.command[0]!, this.command.slice(1), {
+        env: this.baseEnv,
         stdio: ['pipe', 'pipe', 'inherit'],
         // its own session: a terminal's Ctrl-C or Ctrl-Z goes to the worker, not to the jobs' supervisor
         detached: true,
@@ -146,10 +152,7 @@ export class Launcher {
       const supervised = o.superviseSeconds !== undefined && o.superviseSeconds !== null;
       const fields = ['run', String(id), supervised ? o.superviseSeconds!.toFixed(3) : '', escapeField(o.cwd), String(o.argv.length)];
       for (const a of o.argv) fields.push(escapeField(a));
-      for (const k in o.env) {
-        const v = o.env[k];
-        if (v !== undefined) fields.push(escapeField(`${k}=${v}`));
-      }
+      this.envFields(o.env, fields);
       if (this.jobs.size === 0 && this.helper) this.busy(this.helper);
       this.jobs.set(id, job);
       if (!this.send(fields)) return this.finish(id, job, { exitCode: null, signal: null, spawnError: `cannot start ${o.argv[0]}: the command launcher is not running` });
@@ -162,6 +165,24 @@ export class Launcher {
       if (o.signal.aborted) job.onAbort();
       else o.signal.addEventListener('abort', job.onAbort, { once: true });
     });
+  }
+
+  /**
+   * A job's environment as changes to the helper's own (most of it is the
+   * worker's environment): `KEY=VALUE` sets, a bare `KEY` unsets. A few
+   * hundred bytes a job instead of the whole environment.
+   */
+  private envFields(env: NodeJS.ProcessEnv, fields: string[]): void {
+    const base = this.baseEnv;
+    let shared = 0;
+    for (const k in env) {
+      const v = env[k];
+      if (v === undefined) continue;
+      if (base[k] !== undefined) shared++;
+      if (base[k] !== v) fields.push(escapeField(`${k}=${v}`));
+    }
+    if (shared === this.baseEnvSize) return;
+    for (const k in base) if (env[k] === undefined) fields.push(escapeField(k));
   }
 
   private signal(id: number, job: LaunchedJob, signal: 'TERM' | 'KILL'): void {

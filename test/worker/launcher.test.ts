@@ -90,6 +90,14 @@ describe('commands through the launcher, and through Node’s spawn, alike', () 
       expect(pid).toBeGreaterThan(0);
     });
 
+    it(`${kind}: the job's environment exactly: variables added, changed and removed`, async () => {
+      const env: NodeJS.ProcessEnv = { ...process.env, GANTRY_TEST_ADDED: 'new=1', PATH: `/nonexistent-bin:${process.env.PATH}` };
+      delete env.HOME;
+      const r = run(kind, ['/bin/sh', '-c', 'echo "$GANTRY_TEST_ADDED|${HOME-unset}|${PATH%%:*}"'], { env });
+      expect((await r.result).exitCode).toBe(0);
+      expect(r.lines).toEqual(['stdout:new=1|unset|/nonexistent-bin']);
+    });
+
     it(`${kind}: a program that does not exist, or a missing working directory, is a spawn error naming it; it never started`, async () => {
       const missing = run(kind, ['gantry-no-such-program-xyz']);
       expect(await missing.result).toEqual({ exitCode: null, signal: null, spawnError: 'cannot start gantry-no-such-program-xyz: spawn gantry-no-such-program-xyz ENOENT' });
