@@ -26,6 +26,8 @@ export const SUPERVISOR_KILL_LINE = 'gantry-supervise: the worker stopped renewi
 
 interface LaunchedJob {
   o: RunCommandOptions;
+  /** the helper that started it (a released helper may still be ending while a new one runs) */
+  helper: HelperProcess;
   /** its process group, once forked */
   pid: number | null;
   resolve: (r: CommandResult) => void;
@@ -49,7 +51,8 @@ export class Launcher {
   private readonly jobs = new Map<number, LaunchedJob>();
   private nextId = 1;
   private users = 0;
-  private rest: Buffer | null = null;
+  /** jobs under way per helper: one with none does not keep the process alive */
+  private readonly running = new Map<HelperProcess, number>();
   /** the environment the helper was started with: a job's is sent as its difference from it */
   private baseEnv: NodeJS.ProcessEnv = {};
   private baseEnvSize = 0;
@@ -115,6 +118,7 @@ export class Launcher {
         }
         this.lost(helper, code, signal);
       });
+      let rest: Buffer | null = null;
       helper.stdout.on('data', (chunk: Buffer) => {
         if (!ready) {
           ready = true;
@@ -122,7 +126,13 @@ export class Launcher {
           this.starting = null;
           resolve(true);
         }
-        this.read(chunk);
+        const buf = rest ? Buffer.concat([rest, chunk]) : chunk;
+        let start = 0;
+        for (let nl = buf.indexOf(10, start); nl !== -1; nl = buf.indexOf(10, start)) {
+          this.message(buf.toString('utf8', start, nl));
+          start = nl + 1;
+        }
+        rest = start < buf.length ? Buffer.from(buf.subarray(start)) : null;
       });
       helper.unref();
       this.idle(helper);
@@ -138,9 +148,10 @@ export class Launcher {
     (helper.stdout as Readable & { ref?: () => void }).ref?.();
   }
 
-  private send(fields: string[]): boolean {
-    if (!this.helper) return false;
-    this.helper.stdin.write(fields.join('\t') + '\n');
+  /** To the helper that started the job, while it runs. */
+  private send(job: LaunchedJob, fields: string[]): boolean {
+    if (job.helper.exitCode !== null || job.helper.signalCode !== null || job.helper.stdin.writableEnded) return false;
+    job.helper.stdin.write(fields.join('\t') + '\n');
     return true;
   }
 
@@ -148,14 +159,18 @@ export class Launcher {
   run(o: RunCommandOptions): Promise<CommandResult> {
     return new Promise((resolve) => {
       const id = this.nextId++;
-      const job: LaunchedJob = { o, pid: null, resolve, killTimer: null, onAbort: () => undefined };
+      const helper = this.helper;
+      if (!helper) return resolve({ exitCode: null, signal: null, spawnError: `cannot start ${o.argv[0]}: the command launcher is not running` });
+      const job: LaunchedJob = { o, helper, pid: null, resolve, killTimer: null, onAbort: () => undefined };
       const supervised = o.superviseSeconds !== undefined && o.superviseSeconds !== null;
       const fields = ['run', String(id), supervised ? o.superviseSeconds!.toFixed(3) : '', escapeField(o.cwd), String(o.argv.length)];
       for (const a of o.argv) fields.push(escapeField(a));
       this.envFields(o.env, fields);
-      if (this.jobs.size === 0 && this.helper) this.busy(this.helper);
+      const n = this.running.get(helper) ?? 0;
+      if (n === 0) this.busy(helper);
+      this.running.set(helper, n + 1);
       this.jobs.set(id, job);
-      if (!this.send(fields)) return this.finish(id, job, { exitCode: null, signal: null, spawnError: `cannot start ${o.argv[0]}: the command launcher is not running` });
+      this.send(job, fields);
       // SIGTERM to the whole group, SIGKILL after the grace period
       job.onAbort = () => {
         this.signal(id, job, 'TERM');
@@ -187,25 +202,20 @@ export class Launcher {
 
   private signal(id: number, job: LaunchedJob, signal: 'TERM' | 'KILL'): void {
     // Through the helper, which knows when the pid stops being the job's; directly if it is gone.
-    if (!this.send(['kill', String(id), signal]) && job.pid !== null) signalGroup(job.pid, `SIG${signal}`);
+    if (!this.send(job, ['kill', String(id), signal]) && job.pid !== null) signalGroup(job.pid, `SIG${signal}`);
   }
 
   private finish(id: number, job: LaunchedJob, r: CommandResult): void {
     if (!this.jobs.delete(id)) return;
     if (job.killTimer) clearTimeout(job.killTimer);
     job.o.signal.removeEventListener('abort', job.onAbort);
-    if (this.jobs.size === 0 && this.helper) this.idle(this.helper);
-    job.resolve(r);
-  }
-
-  private read(chunk: Buffer): void {
-    const buf = this.rest ? Buffer.concat([this.rest, chunk]) : chunk;
-    let start = 0;
-    for (let nl = buf.indexOf(10, start); nl !== -1; nl = buf.indexOf(10, start)) {
-      this.message(buf.toString('utf8', start, nl));
-      start = nl + 1;
+    const n = (this.running.get(job.helper) ?? 1) - 1;
+    if (n > 0) this.running.set(job.helper, n);
+    else {
+      this.running.delete(job.helper);
+      this.idle(job.helper);
     }
-    this.rest = start < buf.length ? Buffer.from(buf.subarray(start)) : null;
+    job.resolve(r);
   }
 
   private message(line: string): void {
@@ -222,7 +232,7 @@ export class Launcher {
         job.pid = Number(f[2]);
         break;
       case 'started':
-        job.o.onSpawn?.(job.pid!, job.o.superviseSeconds != null ? () => void this.send(['renew', String(id)]) : null);
+        job.o.onSpawn?.(job.pid!, job.o.superviseSeconds != null ? () => void this.send(job, ['renew', String(id)]) : null);
         break;
       case 'failed':
         this.finish(id, job, { exitCode: null, signal: null, spawnError: `cannot start ${job.o.argv[0]}: ${unescapeField(f[2] ?? '')}` });
@@ -235,10 +245,10 @@ export class Launcher {
 
   /** The helper died under its jobs: they must not run on unsupervised, so their groups are killed. */
   private lost(helper: HelperProcess, code: number | null, signal: NodeJS.Signals | null): void {
-    this.rest = null;
     const how = signal ? `killed by ${signal}` : `exit code ${code}`;
-    if (this.jobs.size > 0) this.logger.error({ pid: helper.pid, code, signal, jobs: this.jobs.size }, 'the command launcher died: killing its jobs');
-    for (const [id, job] of this.jobs) {
+    const orphans = [...this.jobs].filter(([, job]) => job.helper === helper);
+    if (orphans.length > 0) this.logger.error({ pid: helper.pid, code, signal, jobs: orphans.length }, 'the command launcher died: killing its jobs');
+    for (const [id, job] of orphans) {
       if (job.pid !== null) signalGroup(job.pid, 'SIGKILL');
       job.o.onLine('stderr', `gantry: the command launcher (pid ${helper.pid}) died (${how}): the job's processes were killed`);
       this.finish(id, job, { exitCode: null, signal: 'SIGKILL', spawnError: null });

@@ -187,6 +187,20 @@ describe('the launcher as supervisor', () => {
     expect(await gone([...procs, helperPid])).toBe(true);
   });
 
+  it('let go and taken again at once (gantry up stopped and started in one process): the old launcher ending leaves the new one’s jobs alone', async () => {
+    const l = launcher();
+    expect((await run('helper', ['/bin/true'], {}, l).result).exitCode).toBe(0);
+    const old = l.pid!;
+    l.release();
+    l.acquire();
+    const r = run('helper', ['/bin/sh', '-c', 'sleep 0.5; echo ok'], {}, l);
+    await r.started;
+    expect(l.pid).not.toBe(old);
+    expect(await r.result).toEqual({ exitCode: 0, signal: null, spawnError: null });
+    expect(r.lines).toEqual(['stdout:ok']);
+    expect(processAlive(old)).toBe(false);
+  });
+
   it('without Perl, commands fall back to Node’s spawn', async () => {
     const l = new Launcher(silentLogger(), ['gantry-no-such-perl-xyz']).acquire();
     launchers.push(l);
