@@ -124,6 +124,7 @@ export class Launcher {
           ready = true;
           this.helper = helper;
           this.starting = null;
+          if (!this.running.get(helper)) this.idle(helper);
           resolve(true);
         }
         const buf = rest ? Buffer.concat([rest, chunk]) : chunk;
@@ -134,8 +135,8 @@ export class Launcher {
         }
         rest = start < buf.length ? Buffer.from(buf.subarray(start)) : null;
       });
+      // Until it is ready, a command waits for it: its stdout keeps the process alive until then.
       helper.unref();
-      this.idle(helper);
     });
   }
 
