@@ -41,6 +41,8 @@ const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(Object.entries(constants.si
 
 const escapeField = (s: string) => (/[\\\t\n]/.test(s) ? s.replace(/[\\\t\n]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : '\\n')) : s);
 const unescapeField = (s: string) => (s.includes('\\') ? s.replace(/\\([\\tn])/g, (_, c: string) => (c === 't' ? '\t' : c === 'n' ? '\n' : '\\')) : s);
+/** The lines of an `out`/`err` message: with no escaped backslash or tab in it, every backslash starts an escaped newline. */
+const linesOf = (s: string) => (s.includes('\\\\') || s.includes('\\t') ? unescapeField(s).split('\n') : s.split('\\n'));
 
 export class Launcher {
   private helper: HelperProcess | null = null;
@@ -226,9 +228,11 @@ export class Launcher {
     if (!job) return; // `ready`, or a job already given up
     switch (f[0]) {
       case 'out':
-      case 'err':
-        job.o.onLine(f[0] === 'out' ? 'stdout' : 'stderr', unescapeField(f[2] ?? ''));
+      case 'err': {
+        const stream = f[0] === 'out' ? 'stdout' : 'stderr';
+        for (const text of linesOf(f[2] ?? '')) job.o.onLine(stream, text);
         break;
+      }
       case 'forked':
         job.pid = Number(f[2]);
         break;

@@ -133,6 +133,23 @@ describe('commands through the launcher, and through Node’s spawn, alike', () 
   }
 });
 
+describe('output through the launcher', () => {
+  it('many lines, some with backslashes, tabs or nothing, in both streams: the same lines as through Node’s spawn', async () => {
+    const awk = `awk 'BEGIN { for (i = 0; i < 30000; i++) { if (i % 7 == 0) print "a\\\\\\\\n" i; else if (i % 11 == 0) print "t\\tb" i; else if (i % 13 == 0) print ""; else print i } print "err" i > "/dev/stderr"; printf "no newline" }'`;
+    const helper = run('helper', ['/bin/sh', '-c', awk]);
+    const spawned = run('spawn', ['/bin/sh', '-c', awk]);
+    expect((await helper.result).exitCode).toBe(0);
+    expect((await spawned.result).exitCode).toBe(0);
+    expect(helper.lines).toHaveLength(30002);
+    expect(helper.lines.slice(0, 3)).toEqual(['stdout:a\\\\n0', 'stdout:1', 'stdout:2']);
+    expect(helper.lines).toContain('stdout:t\tb11');
+    expect(helper.lines).toContain('stdout:');
+    expect(helper.lines.filter((l) => l.startsWith('stderr:'))).toEqual(['stderr:err30000']);
+    expect([...helper.lines].sort()).toEqual([...spawned.lines].sort());
+    expect(helper.lines.filter((l) => l.startsWith('stdout:'))).toEqual(spawned.lines.filter((l) => l.startsWith('stdout:')));
+  });
+});
+
 describe('the launcher as supervisor', () => {
   it('kills a supervised job whose lease stops being renewed, saying so on its stderr; renewed, it runs on', async () => {
     const renewed = run('helper', ['/bin/sh', '-c', 'sleep 0.8; echo done'], { superviseSeconds: 0.3 });
