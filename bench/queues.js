@@ -43,6 +43,8 @@ const TERMINAL_RUN = new Set(['succeeded', 'failed', 'cancelled']);
 /** extra node flags for the worker processes, e.g. GANTRY_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" */
 const NODE_ARGS = (process.env.GANTRY_BENCH_NODE_ARGS ?? process.env.GANTRY_BENCH_W1_NODE_ARGS ?? '').split(' ').filter(Boolean);
 export const SYSTEMS_ALL = ['gantry', 'graphile', 'pgboss', 'bullmq'];
+/** how Gantry's workers start commands: helper (the default) or spawn (the old way), GANTRY_BENCH_LAUNCHER */
+const LAUNCHER = process.env.GANTRY_BENCH_LAUNCHER ?? 'helper';
 export const SYSTEM_NAMES = { gantry: 'Gantry (PostgreSQL)', graphile: 'graphile-worker', pgboss: 'pg-boss', bullmq: 'BullMQ' };
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -176,7 +178,7 @@ function startProcess(argv, { ipc, ready, env }) {
 /** `gantry worker` processes, the real CLI on the compiled dist/ */
 function gantryWorkers(url, wl, env) {
   return Array.from({ length: wl.workers }, (_, k) =>
-    startProcess([path.join(root, 'bin', 'gantry.js'), 'worker', '--db', url, '--slots', String(wl.concurrency), '--name', `w${k + 1}`], {
+    startProcess([path.join(root, 'bin', 'gantry.js'), 'worker', '--db', url, '--slots', String(wl.concurrency), '--name', `w${k + 1}`, '--launcher', LAUNCHER], {
       ipc: false,
       env,
       ready: (child, done) => {

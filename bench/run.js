@@ -169,7 +169,7 @@ function waitForRun(store, runId, startEventId, stats) {
 }
 
 /** Starts Gantry in a fresh temp dir, runs `workflow` once, returns timings and the store's records. */
-async function gantryRun(tag, name, tasks, expectJobs, inspect, { workers = 1, slots = PARALLELISM } = {}) {
+async function gantryRun(tag, name, tasks, expectJobs, inspect, { workers = 1, slots = PARALLELISM, launcher = 'helper' } = {}) {
   const dir = tmpDir(tag);
   try {
     const yaml = writeWorkflow(dir, name, tasks);
@@ -179,6 +179,7 @@ async function gantryRun(tag, name, tasks, expectJobs, inspect, { workers = 1, s
       port: 0,
       workers,
       slots,
+      launcher,
       apply: [yaml],
       dir,
       logger: silentLogger(),
@@ -290,11 +291,17 @@ async function w4lite() {
   for (let r = 0; r < REPS; r++) {
     const xargsMs = timeShell(`seq ${SHELL_JOBS} | xargs -P${PARALLELISM} -n1 sh -c true`);
     const poolMs = await nodePool(SHELL_JOBS, PARALLELISM);
-    const g = await gantryRun(`w4-${r}`, 'bench-shell', independentShell(SHELL_JOBS), SHELL_JOBS);
-    reps.push({ gantryMs: g.wallMs, gantryCpuMs: g.cpuMs, gantrySysMs: g.sysMs, observerMs: g.observerMs, xargsMs, nodePoolMs: poolMs });
+    // The default (commands started by bin/gantry-launcher) and the old way (Node's spawn from this
+    // process, --launcher spawn), side by side, in turn first.
+    const runs = {};
+    for (const launcher of r % 2 ? ['spawn', 'helper'] : ['helper', 'spawn'])
+      runs[launcher] = await gantryRun(`w4-${launcher}-${r}`, 'bench-shell', independentShell(SHELL_JOBS), SHELL_JOBS, null, { launcher });
+    const g = runs.helper;
+    const sp = runs.spawn;
+    reps.push({ gantryMs: g.wallMs, gantryCpuMs: g.cpuMs, gantrySysMs: g.sysMs, observerMs: g.observerMs, spawnMs: sp.wallMs, spawnCpuMs: sp.cpuMs, xargsMs, nodePoolMs: poolMs });
     log(
       `  w4-lite rep ${r + 1}: gantry ${fmtS(g.wallMs)} (process CPU ${fmtS(g.cpuMs)}, of which sys ${fmtS(g.sysMs)}; observer ${fmtS(g.observerMs)}),` +
-        ` xargs ${fmtS(xargsMs)}, node pool ${fmtS(poolMs)}`,
+        ` gantry --launcher spawn ${fmtS(sp.wallMs)} (process CPU ${fmtS(sp.cpuMs)}), xargs ${fmtS(xargsMs)}, node pool ${fmtS(poolMs)}`,
     );
   }
   const gantryMs = median(reps.map((r) => r.gantryMs));
@@ -302,6 +309,7 @@ async function w4lite() {
   const nodePoolMs = median(reps.map((r) => r.nodePoolMs));
   const gantryCpuMs = median(reps.map((r) => r.gantryCpuMs));
   const observerMs = median(reps.map((r) => r.observerMs));
+  const spawnMs = median(reps.map((r) => r.spawnMs));
   return {
     jobs: SHELL_JOBS,
     parallelism: PARALLELISM,
@@ -311,7 +319,10 @@ async function w4lite() {
     observerMs,
     xargsMs,
     nodePoolMs,
-    ratio: gantryMs / xargsMs,
+    ratio: median(reps.map((r) => r.gantryMs / r.xargsMs)),
+    spawnMs,
+    spawnCpuMs: median(reps.map((r) => r.spawnCpuMs)),
+    spawnRatio: median(reps.map((r) => r.spawnMs / r.xargsMs)),
     nodePoolRatio: nodePoolMs / xargsMs,
   };
 }
@@ -460,6 +471,7 @@ function detailTable(res) {
   if (w4)
     rows.push(
       [`W4-lite: ${SHELL_JOBS.toLocaleString('en-US')} × \`sh -c true\`, ${PARALLELISM} slots`, fmtS(w4.gantryMs), `${fmtS(w4.xargsMs)} (xargs -P${PARALLELISM})`, `${fmtX(w4.ratio)} (target ≤ 1.30×)`],
+      [`W4-lite, the old way: \`--launcher spawn\` (Node's spawn from the worker's process)`, fmtS(w4.spawnMs), `${fmtS(w4.xargsMs)} (xargs -P${PARALLELISM})`, fmtX(w4.spawnRatio)],
       [`Reference: bare Node spawn pool, ${PARALLELISM} at a time`, '—', `${fmtS(w4.nodePoolMs)} (vs xargs ${fmtS(w4.xargsMs)})`, fmtX(w4.nodePoolRatio)],
     );
   if (chainShell)
@@ -516,7 +528,8 @@ function notes(res) {
       ? [
           `- W4-lite Gantry: ${fmtS(w4.gantryMs / w4.jobs)} per job at ${w4.parallelism} slots (xargs: ${fmtS(w4.xargsMs / w4.jobs)}); ` +
             `the Gantry process used ${fmtS(w4.gantryCpuMs)} of CPU during the ${fmtS(w4.gantryMs)} run (${fmtS(w4.gantryCpuMs / w4.jobs)} per job), ` +
-            `${fmtS(w4.observerMs)} of it the benchmark's own run-completion check.`,
+            `${fmtS(w4.observerMs)} of it the benchmark's own run-completion check; with \`--launcher spawn\`: ${fmtS(w4.spawnCpuMs)} of CPU ` +
+            `(the launcher's own CPU and the commands' are not the process's).`,
         ]
       : []),
     ...(chainShell ? [`- Chain, shell: ${fmtS(chainShell.perJobMs)} per link; median attempt (claim → completion recorded) ${fmtMs(chainShell.attemptMedianMs)}, hop max ${fmtMs(chainShell.hopMaxMs)}.`] : []),
@@ -553,6 +566,7 @@ function figuresOf(res) {
       if (lite) {
         f.w4.sqlite = { value: median(lite.reps.map((r) => r.gantryMs / r.xargsMs)), totalMs: lite.gantryMs };
         f.w4xargs.nodePoolRatio = median(lite.reps.map((r) => r.nodePoolMs / r.xargsMs));
+        if (lite.spawnRatio) f.w4xargs.spawnRatio = lite.spawnRatio;
       }
       continue;
     }
@@ -612,7 +626,7 @@ function summaryTable(res) {
     };
     const floor =
       w === 'w4'
-        ? `1.00× (xargs ${fmtS(f.w4xargs.xargsMs)}, median of ${f.w4xargs.samples})${f.w4xargs.nodePoolRatio ? `; Node spawn pool ${fmtX(f.w4xargs.nodePoolRatio)}` : ''}`
+        ? `1.00× (xargs ${fmtS(f.w4xargs.xargsMs)}, median of ${f.w4xargs.samples})${f.w4xargs.nodePoolRatio ? `; Node spawn pool ${fmtX(f.w4xargs.nodePoolRatio)}` : ''}${f.w4xargs.spawnRatio ? `; Gantry SQLite the old way (\`--launcher spawn\`) ${fmtX(f.w4xargs.spawnRatio)}` : ''}`
         : '—';
     const r = (x) => (Number.isFinite(x) ? fmtX(x) : '—');
     rows.push([title[w], ...SYSTEM_COLUMNS.map(cell), floor, best ? `${r(out[w].sqliteRatio)} / ${r(out[w].pgRatio)} of ${label[best]}` : '—', TARGETS[w].text]);

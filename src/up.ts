@@ -15,6 +15,7 @@ import type { Logger } from './log.js';
 import { bootstrapAdminToken, type TokenBootstrap } from './auth/bootstrap.js';
 import { loadSecretKey, type SecretKey } from './secrets/seal.js';
 import type { NotifyOptions } from './notify/duty.js';
+import type { LauncherKind } from './worker/runCommand.js';
 
 export interface UpOptions {
   db: string;
@@ -29,8 +30,10 @@ export interface UpOptions {
   killGraceMs?: number;
   /** what each local worker offers (default: the machine) */
   resources?: Partial<Capacity>;
-  /** run commands under gantry-supervise (default: on for PostgreSQL) */
+  /** supervise commands: killed when their worker stops renewing (default: on for PostgreSQL) */
   supervise?: boolean;
+  /** how commands start (default `helper`: bin/gantry-launcher) */
+  launcher?: LauncherKind;
   /** where the first start writes `gantry.token` and `gantry.secret-key` (default: the working directory) */
   dir?: string;
   /** notifications: SMTP server, From:, the UI's public address (mail links, the Atom feed) */
@@ -86,6 +89,7 @@ export async function startUp(o: UpOptions): Promise<Up> {
         killGraceMs: o.killGraceMs,
         resources: o.resources,
         supervise: o.supervise,
+        launcher: o.launcher,
         secretKey,
         logger: o.logger.child({ part: 'worker', worker: i }),
       });
@@ -144,6 +148,7 @@ export function workerFor(
     resources?: Partial<Capacity>;
     /** default: on for PostgreSQL (other hosts may take over a job), off for SQLite */
     supervise?: boolean;
+    launcher?: LauncherKind;
     secretKey?: SecretKey | null;
     logger: Logger;
   },
@@ -166,6 +171,7 @@ export function workerFor(
     maxResultBytes: WORKER_DEFAULTS.maxResultBytes,
     maxLogBytes: WORKER_DEFAULTS.maxLogBytes,
     supervise: o.supervise ?? store.dialect === 'postgres',
+    launcher: o.launcher ?? 'helper',
     secretKey: o.secretKey ?? null,
     logger: o.logger,
   });

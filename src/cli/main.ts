@@ -11,6 +11,7 @@ import { WORKER_DEFAULTS } from '../worker/defaults.js';
 // The commands that start processes load the server, stores and workers when
 // they run (dynamic imports below): the client commands (`gantry status` during
 // a big drain) must start in tens of milliseconds, not load all of it.
+import { LAUNCHER_KINDS, type LauncherKind } from '../worker/runCommand.js';
 import type { Logger } from '../log.js';
 import type { Capacity } from '../store/types.js';
 import { parseDuration, parseMemory } from '../spec/duration.js';
@@ -75,6 +76,11 @@ function graceOption(v: string): number {
   } catch (e) {
     throw new InvalidArgumentError((e as Error).message);
   }
+}
+
+function launcherOption(v: string): LauncherKind {
+  if (!(LAUNCHER_KINDS as readonly string[]).includes(v)) throw new InvalidArgumentError(`'${v}' is not one of ${LAUNCHER_KINDS.join(', ')}`);
+  return v as LauncherKind;
 }
 
 function numberOption(v: string): number {
@@ -163,8 +169,9 @@ export function buildProgram(): Command {
     .option('--memory <size>', 'memory each local worker offers, e.g. 32G (default: the machine\'s)')
     .option('--resource <name=n>', 'a custom resource each local worker offers, e.g. dbconn=4 (repeatable)', collect)
     .option('--lease <ms>', 'lease of a claimed job, renewed by heartbeats', intOption)
-    .option('--supervise', 'run commands under gantry-supervise: killed when their worker stops renewing (default with PostgreSQL)')
+    .option('--supervise', 'supervise commands: killed when their worker stops renewing (default with PostgreSQL)')
     .option('--no-supervise', 'do not')
+    .option('--launcher <kind>', "how commands start: helper (a small helper process forks and supervises them) or spawn (Node's spawn from this process, under gantry-supervise)", launcherOption, 'helper')
     .option('--run <workflow>', 'start a run of this workflow once up, and show its progress')
     .option('-p, --param <k=v>', 'parameter for --run (repeatable)', collect)
     .option('--force', 'with --run: rerun jobs even if their outputs exist')
@@ -172,7 +179,7 @@ export function buildProgram(): Command {
     .option('--smtp <url>', 'SMTP server for mailto: notifications, e.g. smtp://mail.example.org:25 (env GANTRY_SMTP)')
     .option('--mail-from <address>', 'From: of notification mail (env GANTRY_MAIL_FROM; default gantry@localhost)')
     .option('--public-url <url>', "the UI's public address, for links in mail, webhooks and the feed (env GANTRY_PUBLIC_URL)")
-    .action(async (dirs: string[], o: { db: string; host: string; port: number; workers: number; slots?: number; queues: string; cpu?: number; memory?: string; resource?: string[]; lease?: number; supervise?: boolean; run?: string; param?: string[]; force?: boolean; once?: boolean; smtp?: string; mailFrom?: string; publicUrl?: string }) => {
+    .action(async (dirs: string[], o: { db: string; host: string; port: number; workers: number; slots?: number; queues: string; cpu?: number; memory?: string; resource?: string[]; lease?: number; supervise?: boolean; launcher: LauncherKind; run?: string; param?: string[]; force?: boolean; once?: boolean; smtp?: string; mailFrom?: string; publicUrl?: string }) => {
       if (o.once && !o.run) throw usage('--once needs --run WORKFLOW');
       const resources = offeredResources(o);
       const [{ createLogger }, { startUp }, { InvalidRunRequest, startRun }] = await Promise.all([import('../log.js'), import('../up.js'), import('../server/runs.js')]);
@@ -190,6 +197,7 @@ export function buildProgram(): Command {
           leaseMs: o.lease,
           resources,
           supervise: o.supervise,
+          launcher: o.launcher,
           notify: notifyOptions(o),
           logger,
         });
@@ -300,10 +308,11 @@ export function buildProgram(): Command {
     .option('--memory <size>', 'memory offered to jobs, e.g. 32G (default: the machine\'s)')
     .option('--resource <name=n>', 'a custom resource offered, e.g. dbconn=4 (repeatable)', collect)
     .option('--lease <ms>', 'lease of a claimed job, renewed by heartbeats', intOption, WORKER_DEFAULTS.leaseMs)
-    .option('--supervise', 'run commands under gantry-supervise: killed when this worker stops renewing (default with PostgreSQL)')
+    .option('--supervise', 'supervise commands: killed when this worker stops renewing (default with PostgreSQL)')
     .option('--no-supervise', 'do not')
+    .option('--launcher <kind>', "how commands start: helper (a small helper process forks and supervises them) or spawn (Node's spawn from this process, under gantry-supervise)", launcherOption, 'helper')
     .option('--grace <time>', 'on SIGTERM/SIGINT: how long running jobs may finish before they are killed and requeued (ms, or 30s, 5m)', graceOption, 5 * 60_000)
-    .action(async (o: { db: string; name?: string; queues: string; slots?: number; cpu?: number; memory?: string; resource?: string[]; lease: number; supervise?: boolean; grace: number }) => {
+    .action(async (o: { db: string; name?: string; queues: string; slots?: number; cpu?: number; memory?: string; resource?: string[]; lease: number; supervise?: boolean; launcher: LauncherKind; grace: number }) => {
       const [{ createLogger }, { workerFor }, { loadSecretKey, SECRET_KEY_ENV }] = await Promise.all([import('../log.js'), import('../up.js'), import('../secrets/seal.js')]);
       const logger = createLogger({ name: 'gantry-worker' });
       const resources = offeredResources(o);
@@ -319,6 +328,7 @@ export function buildProgram(): Command {
         leaseMs: o.lease,
         resources,
         supervise: o.supervise,
+        launcher: o.launcher,
         logger,
       });
       await worker.start();

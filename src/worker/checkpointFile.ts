@@ -7,7 +7,7 @@
 // rewritten in place looks like (a job with a large checkpoint writes a temp
 // file and renames it over $GANTRY_CHECKPOINT).
 import fs from 'node:fs/promises';
-import type { BigIntStats } from 'node:fs';
+import { statSync, type BigIntStats } from 'node:fs';
 import { MAX_CHECKPOINT_BYTES } from '../store/types.js';
 
 export class CheckpointFile {
@@ -80,13 +80,9 @@ export class CheckpointFile {
 
   private async check(final: boolean): Promise<void> {
     try {
-      let st: BigIntStats;
-      try {
-        st = await fs.stat(this.path, { bigint: true });
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return; // not written (yet), or being renamed into place
-        throw e;
-      }
+      // Most commands never write one: a stat that answers "absent" costs far less than an ENOENT exception per job.
+      const st: BigIntStats | undefined = statSync(this.path, { bigint: true, throwIfNoEntry: false });
+      if (!st) return; // not written (yet), or being renamed into place
       this.present = true;
       const sig = signature(st);
       if (sig === this.seen && !final) return;

@@ -2,11 +2,17 @@
 // line by line, and kills the whole group on abort (timeout, cancel, lost
 // lease): SIGTERM first, SIGKILL after a grace period. Whatever the command
 // left running in its group when it exits is killed too: a job's processes do
-// not outlive the job. Under gantry-supervise (distributed stores) the job is
-// also killed by its supervisor when the worker stops renewing its lease.
+// not outlive the job. A supervised job (distributed stores) is also killed
+// when the worker stops renewing its lease.
+//
+// Two ways to start it, same behaviour: through the process's launcher
+// (launcher.ts, the default: a small helper forks, and supervises), or with
+// Node's spawn from this process under bin/gantry-supervise (`--launcher
+// spawn`, and the fallback when the helper cannot run).
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { signalGroup } from './processTree.js';
+import type { Launcher } from './launcher.js';
 
 export interface CommandResult {
   exitCode: number | null;
@@ -24,9 +30,15 @@ export interface RunCommandOptions {
   onLine: (stream: 'stdout' | 'stderr', line: string) => void;
   /** `renew`, when the command runs under gantry-supervise: tells it the lease was renewed */
   onSpawn?: (pid: number, renew: (() => void) | null) => void;
-  /** seconds without a renewal after which gantry-supervise kills the job; null: not supervised */
+  /** seconds without a renewal after which the job is killed; null: not supervised */
   superviseSeconds?: number | null;
+  /** starts the command; null or absent: Node's spawn from this process */
+  launcher?: Launcher | null;
 }
+
+/** How a worker starts commands: `helper` (bin/gantry-launcher, the default) or `spawn` (Node's spawn, the old way). */
+export type LauncherKind = 'helper' | 'spawn';
+export const LAUNCHER_KINDS: readonly LauncherKind[] = ['helper', 'spawn'];
 
 /** The supervisor script shipped with the package (bin/gantry-supervise). */
 export const SUPERVISE_SCRIPT = fileURLToPath(new URL('../../bin/gantry-supervise', import.meta.url));
@@ -35,6 +47,17 @@ export const SUPERVISE_SCRIPT = fileURLToPath(new URL('../../bin/gantry-supervis
 const MAX_PENDING_LINE = 1024 * 1024;
 
 export function runCommand(o: RunCommandOptions): Promise<CommandResult> {
+  const launcher = o.launcher;
+  if (launcher) {
+    const ready = launcher.ready();
+    if (ready === true) return launcher.run(o);
+    if (ready !== false) return ready.then((ok) => (ok ? launcher.run(o) : spawnCommand(o)));
+  }
+  return spawnCommand(o);
+}
+
+/** The command started by Node's spawn from this process (under gantry-supervise when supervised). */
+function spawnCommand(o: RunCommandOptions): Promise<CommandResult> {
   return new Promise((resolve) => {
     const supervised = o.superviseSeconds !== undefined && o.superviseSeconds !== null;
     const argv = supervised ? ['bash', SUPERVISE_SCRIPT, o.superviseSeconds!.toFixed(3), ...o.argv] : o.argv;

@@ -1,7 +1,7 @@
 // A worker's services (SPEC §2 service files): claims the services that are due
-// and fit what the worker has free, runs each as a process group under
-// gantry-supervise (so an instance dies with its worker, before the store can
-// hand it to another one), renews their leases with the worker's heartbeat,
+// and fit what the worker has free, runs each as a supervised process group
+// (so an instance dies with its worker, before the store can hand it to
+// another one), renews their leases with the worker's heartbeat,
 // stops the ones the store says to stop (SIGTERM to the group, a grace period,
 // SIGKILL) and reports every exit; the store decides when it restarts. Each
 // instance's output goes to the store (LogShipper, fenced by the instance's
@@ -12,6 +12,7 @@ import { addCapacity, NO_CAPACITY } from '../store/claimSelection.js';
 import type { Logger } from '../log.js';
 import { runCommand } from './runCommand.js';
 import { LogShipper } from './logShipper.js';
+import type { Launcher } from './launcher.js';
 
 export interface ServiceRunnerOptions {
   worker: string;
@@ -21,6 +22,8 @@ export interface ServiceRunnerOptions {
   /** SIGTERM → SIGKILL when a service is stopped */
   stopGraceMs: number;
   logger: Logger;
+  /** the worker's command launcher, null: Node's spawn */
+  launcher?: () => Launcher | null;
 }
 
 interface Instance {
@@ -173,6 +176,7 @@ export class ServiceRunner {
         killGraceMs: this.o.stopGraceMs,
         // Always supervised: an instance must not outlive its worker, or a moved service would run twice.
         superviseSeconds: (this.o.leaseMs * SUPERVISE_FRACTION) / 1000,
+        launcher: this.o.launcher?.() ?? null,
         onSpawn: (pid, renew) => {
           i.renew = renew;
           void this.store.setServicePid(i.ref, pid).catch(() => undefined);

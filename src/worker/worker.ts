@@ -22,7 +22,8 @@ import { addCapacity, freeOf, NO_CAPACITY } from '../store/claimSelection.js';
 import type { Logger } from '../log.js';
 import { LogShipper } from './logShipper.js';
 import { allOutputsExist, commitOutputs, discardStaging, missingStagedOutputs, prepareStaging, removeFinalOutputs } from './outputs.js';
-import { runCommand } from './runCommand.js';
+import { runCommand, type LauncherKind } from './runCommand.js';
+import { acquireLauncher, SUPERVISOR_KILL_LINE, type Launcher } from './launcher.js';
 import { CompletionBatcher } from './completionBatcher.js';
 import { killLostAttempt } from './processTree.js';
 import { loadHandler, runHandler, type HandlerContext } from './runHandler.js';
@@ -48,10 +49,16 @@ export interface WorkerOptions {
   maxResultBytes: number;
   maxLogBytes: number;
   /**
-   * Run commands under gantry-supervise, which kills a job whose worker stopped
-   * renewing its lease (paused, cut off, dead) before another worker can take it.
+   * Supervise commands: a job whose worker stopped renewing its lease (paused,
+   * cut off, dead) is killed before another worker can take it.
    */
   supervise: boolean;
+  /**
+   * How commands are started: `helper` (default), by the process's small
+   * launcher (bin/gantry-launcher), which also supervises them; `spawn`, by
+   * Node's spawn from this process, under bin/gantry-supervise when supervised.
+   */
+  launcher?: LauncherKind;
   /** opens the secrets jobs use (`{{ secrets.NAME }}`); null: this worker cannot, and such jobs fail saying so */
   secretKey?: SecretKey | null;
   logger: Logger;
@@ -92,8 +99,6 @@ const PROGRESS_INTERVAL_MS = 1000;
 const MAX_SPLIT_BYTES = 64 * 1024 * 1024;
 /** a supervised job dies when no renewal came for this share of its lease: before the lease can be handed on */
 const SUPERVISE_FRACTION = 0.8;
-/** what bin/gantry-supervise prints before it kills a job */
-const SUPERVISOR_KILL_LINE = 'gantry-supervise: the worker stopped renewing';
 const ORPHAN_CHECK_MS = 2_000;
 const STOP_CHECK_MS = 1_000;
 /** how far back lost attempts are looked at (pids are reused eventually) */
@@ -116,6 +121,8 @@ export class Worker {
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private unsubscribe: (() => void) | null = null;
   private readonly host = os.hostname();
+  /** starts this worker's commands (shared by the process's workers); null: Node's spawn */
+  private launcher: Launcher | null = null;
 
   private readonly completions: CompletionBatcher;
   /** continuous services this worker runs (claimed like jobs, beside them) */
@@ -130,7 +137,7 @@ export class Worker {
     });
     this.services = new ServiceRunner(
       store,
-      { worker: o.name, host: this.host, queues: o.queues, leaseMs: o.leaseMs, stopGraceMs: o.killGraceMs, logger: o.logger },
+      { worker: o.name, host: this.host, queues: o.queues, leaseMs: o.leaseMs, stopGraceMs: o.killGraceMs, logger: o.logger, launcher: () => this.launcher },
       () => this.poke(),
     );
   }
@@ -218,6 +225,7 @@ export class Worker {
       }
     });
     this.releasePlans = registerPlanUser(this.store);
+    if ((this.o.launcher ?? 'helper') === 'helper') this.launcher = acquireLauncher(this.o.logger);
     this.heartbeatTimer = setInterval(() => this.beat(), this.o.heartbeatMs);
     await this.killOrphans();
     this.orphanTimer = setInterval(() => void this.killOrphans(), ORPHAN_CHECK_MS);
@@ -250,6 +258,8 @@ export class Worker {
     this.unsubscribe?.();
     this.releasePlans?.();
     this.releasePlans = undefined;
+    this.launcher?.release();
+    this.launcher = null;
     const why = this.stopMode && this.stopMode !== 'drain' ? `exited (${this.stopMode} asked)` : opts.graceful ? 'exited' : 'exited: its running jobs were killed, the reaper requeues them';
     await this.store.stopWorker(this.o.name, why).catch(() => undefined);
     this.resolveStopped();
@@ -826,6 +836,7 @@ export class Worker {
       signal: a.abort.signal,
       killGraceMs: this.o.killGraceMs,
       superviseSeconds: this.o.supervise ? (this.o.leaseMs * SUPERVISE_FRACTION) / 1000 : null,
+      launcher: this.launcher,
       onSpawn: (pid, renew) => {
         a.renew = renew;
         void this.store.setAttemptPid(c.fence, pid).catch(() => undefined);
