@@ -3,6 +3,7 @@
 // Unexpected errors are logged and answered 500; they never stop the server.
 //
 // src/server owns: routes (this file), run creation (runs.ts), event streams (events.ts).
+import type { IncomingMessage } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { parseDefinitionDocument, parseDefinitionSource } from '../spec/parse.js';
@@ -389,17 +390,7 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
         : TERMINAL_RUN.has((await store.getRun(q.run!))?.state ?? 'succeeded');
     if (q.job !== undefined ? !(await store.getJob(q.job)) : !(await store.getRun(q.run!)))
       throw new NotFoundError(q.job !== undefined ? `no job ${q.job}` : `no run ${q.run}`);
-    // Long poll: listen before reading, so a line or a state change between the two is not missed.
-    const waiter = q.wait ? signalWaiter(store, ['logs', 'events'], q.wait * 1000, req.raw) : null;
-    let done = await finished();
-    let lines = await read();
-    if (waiter && lines.length === 0 && !done) {
-      await waiter.promise;
-      done = await finished();
-      lines = await read();
-    }
-    waiter?.cancel();
-    return { lines, next: lines.length ? lines[lines.length - 1]!.id : (q.after ?? 0), finished: done && lines.length < limit };
+    return longPollLines(store, req.raw, q.wait, finished, read, q.after, limit);
   });
 
   app.get('/api/v1/overview', async () => overview(store, clock ? clock.now() : Date.now()));
@@ -449,17 +440,7 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
       return q.instance !== undefined ? q.instance < row.fence || !isRunningState(row.state) : row.state === 'down';
     };
     await finished(); // 404 before waiting
-    // Long poll: listen before reading, so a line or a state change between the two is not missed.
-    const waiter = q.wait ? signalWaiter(store, ['logs', 'events'], q.wait * 1000, req.raw) : null;
-    let done = await finished();
-    let lines = await read();
-    if (waiter && lines.length === 0 && !done) {
-      await waiter.promise;
-      done = await finished();
-      lines = await read();
-    }
-    waiter?.cancel();
-    return { lines, next: lines.length ? lines[lines.length - 1]!.id : (q.after ?? 0), finished: done && lines.length < limit };
+    return longPollLines(store, req.raw, q.wait, finished, read, q.after, limit);
   });
   app.post('/api/v1/services/:name/start', { config: { access: 'namespaced' } }, async (req) => {
     const { name } = parse(serviceParam, req.params, 'path');
@@ -587,4 +568,30 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
   await registerUi(app, uiDir);
 
   return app;
+}
+
+/**
+ * A page of log lines after `after`; with `wait` (seconds), waits for new lines
+ * or the end when there are none yet. It listens before reading, so a line or a
+ * state change between the two is not missed. `finished`: no more lines will come.
+ */
+async function longPollLines<L extends { id: number }>(
+  store: Store,
+  raw: IncomingMessage,
+  wait: number | undefined,
+  finished: () => Promise<boolean>,
+  read: () => Promise<L[]>,
+  after: number | undefined,
+  limit: number,
+): Promise<{ lines: L[]; next: number; finished: boolean }> {
+  const waiter = wait ? signalWaiter(store, ['logs', 'events'], wait * 1000, raw) : null;
+  let done = await finished();
+  let lines = await read();
+  if (waiter && lines.length === 0 && !done) {
+    await waiter.promise;
+    done = await finished();
+    lines = await read();
+  }
+  waiter?.cancel();
+  return { lines, next: lines.length ? lines[lines.length - 1]!.id : (after ?? 0), finished: done && lines.length < limit };
 }
