@@ -608,6 +608,9 @@ tasks:
       expect(Object.keys(by).sort()).toEqual(['a', 'gate']);
       const seen: StoreSignal[] = [];
       const off = store.subscribe((s) => seen.push(s));
+      // PostgreSQL: the first subscription opens the LISTEN connection, which announces `queued` once connected
+      await new Promise((res) => setTimeout(res, 300));
+      seen.length = 0;
       // a's completion makes b and c ready; this worker has room for one: it takes b, and c is announced.
       let r = await store.completeAndClaim([{ fence: by.a!.fence, outcome: { state: 'succeeded', exitCode: 0, result: { n: 7 } } }], async () => ({
         worker: W,

@@ -159,16 +159,29 @@ function claimTransition(picked: string, p: { worker: string; host: string; now:
       INSERT INTO events (ts, kind, run_id, job_id, state) SELECT ${p.now}, 'job', run_id, id, 'running' FROM upd
     )`;
 }
-/** The rows claimTransition took, with their runs' parameters and whether anything depends on them. */
+/**
+ * The rows claimTransition took, with their runs' parameters, whether anything depends on them, and the
+ * outputs and results of the tasks each reads (in the same round trip: a chain's hop waits for it).
+ */
 const CLAIMED_ROWS = `SELECT upd.*, r.params AS run_params, r.logical_date AS run_logical_date, r.force AS run_force,
-    EXISTS (SELECT 1 FROM job_deps d WHERE d.upstream_id = upd.id) AS has_dependents
+    EXISTS (SELECT 1 FROM job_deps d WHERE d.upstream_id = upd.id) AS has_dependents,
+    CASE WHEN upd.refs = '[]' THEN NULL ELSE (
+      SELECT json_agg(json_build_object('task', u.task, 'outputs', u.outputs, 'result', u.result)) FROM jobs u
+      WHERE u.run_id = upd.run_id AND coalesce(u.chunk, -1) = -1 AND u.task IN (SELECT jsonb_array_elements_text(upd.refs::jsonb))
+    ) END AS upstream_rows
   FROM upd JOIN runs r ON r.id = upd.run_id`;
 /** The general claim's jobs: the ids it chose ($1), for worker $2 on host $3 at $4, lease until $5. */
 const CLAIM_CHOSEN = claimTransition('(SELECT j.id, j.attempts FROM jobs j WHERE j.id = ANY($1::bigint[])) picked', { worker: '$2', host: '$3', now: '$4', lease: '$5' });
 /** claimPlain's jobs: its candidates when its verdict says plain, for worker $5 on host $6 at $7, lease until $8. */
 const CLAIM_PLAIN = claimTransition('(SELECT cand.id, cand.attempts FROM cand, verdict WHERE verdict.plain) picked', { worker: '$5', host: '$6', now: '$7', lease: '$8' });
 /** A claimed job's row with its run's parameters. */
-type ClaimRowDb = JobRowDb & { run_params: string; run_logical_date: string; run_force: number; has_dependents: boolean };
+type ClaimRowDb = JobRowDb & {
+  run_params: string;
+  run_logical_date: string;
+  run_force: number;
+  has_dependents: boolean;
+  upstream_rows: { task: string; outputs: string; result: string | null }[] | null;
+};
 type DoneItem = { fence: number; outcome: Extract<AttemptOutcome, { state: 'succeeded' | 'skipped' }>; lines?: LogLine[] };
 
 /**
@@ -1075,17 +1088,6 @@ export class PostgresStore implements Store {
   /** Claimed rows in claim order, with the outputs and results of the tasks each reads. */
   private async claimedJobs(c: Q | pg.Pool, taken: ClaimRowDb[]): Promise<ClaimedJob[]> {
     taken.sort((a, b) => b.priority - a.priority || (a.enqueued_at ?? 0) - (b.enqueued_at ?? 0) || a.id - b.id);
-    // Outputs and results of the tasks each claimed job reads (none for most jobs).
-    const wanted = taken.flatMap((t) => (JSON.parse(t.refs) as string[]).map((task) => [t.run_id, task] as const));
-    const ups = wanted.length
-      ? (
-          await c.query<{ run_id: number; task: string; outputs: string; result: string | null }>(prepared(
-            `SELECT j.run_id, j.task, j.outputs, j.result FROM jobs j JOIN unnest($1::bigint[], $2::text[]) AS w(run_id, task)
-               ON j.run_id = w.run_id AND j.task = w.task AND coalesce(j.chunk, -1) = -1`,
-            [wanted.map((w) => w[0]), wanted.map((w) => w[1])],
-          ))
-        ).rows
-      : [];
     const chunkLists = new Map<number, ClaimedJob['chunks']>();
     for (const row of taken)
       if (row.chunked === 1)
@@ -1101,11 +1103,9 @@ export class PostgresStore implements Store {
         );
     return taken.map((row) => {
       const upstream: ClaimedJob['upstream'] = {};
-      const refs = JSON.parse(row.refs) as string[];
-      for (const u of ups)
-        if (u.run_id === row.run_id && refs.includes(u.task))
-          upstream[u.task] = { outputs: JSON.parse(u.outputs) as Record<string, string>, result: u.result === null ? null : (JSON.parse(u.result) as unknown) };
-      const { run_params, run_logical_date, run_force, has_dependents, ...jobRow } = row;
+      for (const u of row.upstream_rows ?? [])
+        upstream[u.task] = { outputs: JSON.parse(u.outputs) as Record<string, string>, result: u.result === null ? null : (JSON.parse(u.result) as unknown) };
+      const { run_params, run_logical_date, run_force, has_dependents, upstream_rows: _upstream, ...jobRow } = row;
       if (!has_dependents) this.leafFences.add(row.fence!);
       const claimed: ClaimedJob = {
         fence: row.fence!,
@@ -1181,9 +1181,30 @@ export class PostgresStore implements Store {
         return row ? toJob(row) : new StaleFenceError(it.fence, 'its job was cancelled, reaped or taken over');
       });
     }
+    const settled = await this.tryCompleteDoneSettled(items, now);
+    if (settled) {
+      if (settled.promoted.length) this.announceQueued();
+      for (const runId of settled.checkRuns) await this.finishRunAfterCommit(runId);
+      return settled.completed;
+    }
     const rows = await this.tx((c, signal) => this.completeIn(c, signal, items, now, checkRuns));
     for (const runId of checkRuns) await this.finishRunAfterCommit(runId);
     return rows.map((r) => (r instanceof StaleFenceError ? r : toJob(r)));
+  }
+
+  /** completeDoneSettled when every item is a plain success (no split's chunks to create), with its jobs or stale fences in the items' order */
+  private async tryCompleteDoneSettled(
+    items: { fence: number; outcome: AttemptOutcome; lines?: LogLine[] }[],
+    now: number,
+  ): Promise<{ completed: (Job | StaleFenceError)[]; checkRuns: Set<number>; promoted: number[] } | null> {
+    if (!items.every((it) => it.outcome.state === 'skipped' || (it.outcome.state === 'succeeded' && !it.outcome.chunks))) return null;
+    const r = await this.completeDoneSettled(items as DoneItem[], now);
+    if (!r) return null;
+    const completed = items.map((it) => {
+      const row = r.rows.get(it.fence);
+      return row ? toJob(row) : new StaleFenceError(it.fence, 'its job was cancelled, reaped or taken over');
+    });
+    return { completed, checkRuns: r.checkRuns, promoted: r.promoted };
   }
 
   async completeAndClaim(
@@ -1207,19 +1228,28 @@ export class PostgresStore implements Store {
     const now = this.clock.now();
     const checkRuns = new Set<number>();
     const promoted = new Set<number>();
-    const rows = await this.tx((c, signal) =>
-      // `queued` is held back: other workers are woken only for what this one leaves.
-      this.completeIn(
-        c,
-        (x) => {
-          if (x.type === 'promoted') for (const id of x.jobs) promoted.add(id);
-          else if (x.type !== 'queued') signal(x);
-        },
-        items,
-        now,
-        checkRuns,
-      ),
-    );
+    let completed: (Job | StaleFenceError)[];
+    const settled = await this.tryCompleteDoneSettled(items, now);
+    if (settled) {
+      completed = settled.completed;
+      for (const id of settled.promoted) promoted.add(id);
+      for (const runId of settled.checkRuns) checkRuns.add(runId);
+    } else {
+      const rows = await this.tx((c, signal) =>
+        // `queued` is held back: other workers are woken only for what this one leaves.
+        this.completeIn(
+          c,
+          (x) => {
+            if (x.type === 'promoted') for (const id of x.jobs) promoted.add(id);
+            else if (x.type !== 'queued') signal(x);
+          },
+          items,
+          now,
+          checkRuns,
+        ),
+      );
+      completed = rows.map((r) => (r instanceof StaleFenceError ? r : toJob(r)));
+    }
     // The claim comes after the commit, not inside: completions of a join's many upstreams all lock the
     // join's row, and a claim inside would hold that lock one round trip longer for each.
     let got: Claimed | 'not-plain' | 'empty' = 'not-plain';
@@ -1243,7 +1273,7 @@ export class PostgresStore implements Store {
     for (const id of got.ids) promoted.delete(id);
     if (promoted.size) this.announceQueued();
     for (const runId of checkRuns) await this.finishRunAfterCommit(runId);
-    return { completed: rows.map((r) => (r instanceof StaleFenceError ? r : toJob(r))), claimed: got.claimed };
+    return { completed, claimed: got.claimed };
   }
 
   /** Wakes the workers of this process and, with NOTIFY, of the others: jobs were queued by a committed transaction. */
@@ -1251,6 +1281,94 @@ export class PostgresStore implements Store {
     this.emitter.emit('signal', { type: 'queued' } satisfies StoreSignal);
     if (this.closed) return;
     this.pool.query('SELECT pg_notify($1, $2)', [CHANNEL, `${this.instance}|${JSON.stringify({ type: 'queued' } satisfies StoreSignal)}`]).catch(() => undefined);
+  }
+
+  /**
+   * Successes whose dependents can only be queued (none pending has `any_failed`
+   * or a failed upstream: nothing can be skipped, nothing cascades) in one
+   * statement, no explicit transaction: attempts, jobs, log lines, events, the
+   * dependents' counters, and the dependents now ready queued with their events.
+   * The dependents are locked (after the completing jobs, the order every
+   * transition takes) before they are judged, so a sibling's failure cannot slip
+   * in between. null: some dependent could be skipped — nothing was written; the
+   * caller takes the general path. `promoted`: the jobs queued.
+   */
+  private async completeDoneSettled(items: DoneItem[], now: number): Promise<{ rows: Map<number, JobRowDb>; checkRuns: Set<number>; promoted: number[] } | null> {
+    const lines = items.flatMap((it) => (it.lines ?? []).map((l) => ({ fence: it.fence, ...l })));
+    const ready = `jobs.state = 'pending' AND jobs.deps_ok + x.n + jobs.deps_bad = jobs.deps_total
+      AND EXISTS (SELECT 1 FROM runs r WHERE r.id = jobs.run_id AND r.state = 'running')`;
+    const r = await this.pool.query<(JobRowDb & { done_fence: number; others_waiting: boolean }) & { ok: boolean; promoted: number[] }>(
+      prepared(
+        `WITH v AS (
+           SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[]) AS v(fence, state, exit_code, skip_reason, result)
+         ), j AS (
+           SELECT jobs.id, jobs.fence FROM jobs WHERE jobs.fence = ANY($1::bigint[]) AND jobs.state = 'running' ORDER BY jobs.id FOR UPDATE
+         ), lk AS (
+           SELECT dj.id, dj.state, dj.trigger_rule, dj.deps_bad FROM jobs dj
+           WHERE dj.id IN (SELECT jd.job_id FROM job_deps jd JOIN j ON jd.upstream_id = j.id) ORDER BY dj.id FOR UPDATE
+         ), g AS (
+           SELECT coalesce(bool_and(lk.state <> 'pending' OR (lk.trigger_rule <> 'any_failed' AND lk.deps_bad = 0)), true) AS ok FROM lk
+         ), a AS (
+           UPDATE attempts SET state = v.state, finished_at = $6, exit_code = v.exit_code, error = NULL FROM j, v, g
+           WHERE g.ok AND attempts.id = j.fence AND v.fence = j.fence
+         ), u AS (
+           UPDATE jobs SET state = v.state, skip_reason = v.skip_reason, finished_at = $6, exit_code = v.exit_code, result = v.result, error = NULL,
+             fence = NULL, lease_until = NULL
+           FROM j, v, g WHERE g.ok AND jobs.id = j.id AND v.fence = j.fence RETURNING ${JOB_RETURNING}, j.fence AS done_fence
+         ), l AS (
+           INSERT INTO logs (run_id, job_id, attempt_id, stream, ts, line)
+           SELECT u.run_id, u.id, x.fence, x.stream, x.ts, x.line
+           FROM unnest($7::bigint[], $8::text[], $9::bigint[], $10::text[]) WITH ORDINALITY AS x(fence, stream, ts, line, n)
+           JOIN u ON u.done_fence = x.fence ORDER BY x.n
+         ), e AS (
+           INSERT INTO events (ts, kind, run_id, job_id, state) SELECT $6, 'job', run_id, id, state FROM u ORDER BY id
+         ), d AS (
+           UPDATE jobs SET deps_ok = jobs.deps_ok + x.n,
+             state = CASE WHEN ${ready} THEN 'queued' ELSE jobs.state END,
+             enqueued_at = CASE WHEN ${ready} THEN $6 ELSE jobs.enqueued_at END
+           FROM (SELECT jd.job_id, count(*)::int AS n FROM job_deps jd JOIN u ON jd.upstream_id = u.id GROUP BY jd.job_id) x
+           WHERE jobs.id = x.job_id RETURNING jobs.id, jobs.run_id, jobs.state
+         ), e2 AS (
+           INSERT INTO events (ts, kind, run_id, job_id, state) SELECT $6, 'job', run_id, id, 'queued' FROM d WHERE d.state = 'queued' ORDER BY id
+         )
+         SELECT u.*, g.ok, (SELECT coalesce(array_agg(id), '{}') FROM d WHERE d.state = 'queued') AS promoted,
+           (SELECT w.id FROM jobs w WHERE w.run_id = u.run_id AND w.state IN ('pending', 'queued', 'retrying')
+            ORDER BY w.run_id DESC, w.id DESC LIMIT 1) IS NOT NULL AS others_waiting
+         FROM g LEFT JOIN u ON true`,
+        [
+          items.map((it) => it.fence),
+          items.map((it) => it.outcome.state),
+          items.map((it) => (it.outcome.state === 'succeeded' ? it.outcome.exitCode : null)),
+          items.map((it) => (it.outcome.state === 'skipped' ? 'outputs_exist' : null)),
+          items.map((it) => (it.outcome.state === 'succeeded' && it.outcome.result !== undefined ? JSON.stringify(it.outcome.result) : null)),
+          now,
+          lines.map((l) => l.fence),
+          lines.map((l) => l.stream),
+          lines.map((l) => l.ts),
+          // PostgreSQL text cannot hold NUL bytes
+          lines.map((l) => l.line.replace(/\0/g, '')),
+        ],
+      ),
+    );
+    const head = r.rows[0];
+    if (!head?.ok) return null;
+    const rows = new Map<number, JobRowDb>();
+    const checkRuns = new Set<number>();
+    for (const row of r.rows) {
+      if (row.id === null) continue; // every fence was stale
+      const { ok: _ok, promoted: _p, others_waiting, done_fence, ...job } = row;
+      rows.set(done_fence, job as JobRowDb);
+      if (!others_waiting) checkRuns.add(row.run_id);
+    }
+    if (rows.size) {
+      this.emitter.emit('signal', { type: 'events' } satisfies StoreSignal);
+      this.notifyReaders('events');
+      if (lines.length) {
+        this.emitter.emit('signal', { type: 'logs' } satisfies StoreSignal);
+        this.notifyReaders('logs');
+      }
+    }
+    return { rows, checkRuns, promoted: head.promoted.map(Number) }; // int8[] comes as strings
   }
 
   /** completeAttempts' general case inside the caller's transaction; the runs to check for their end go into `checkRuns` */
