@@ -117,13 +117,17 @@ tasks:
   fs.writeFileSync(path.join(dir, 'one.yaml'), lines.join('\n') + '\n');
 }
 
-/** `gantry status RUN` (the real CLI, output thrown away) under GNU time: wall ms and peak RSS bytes of its process */
-function cliStatus(server, runId) {
+/**
+ * `gantry status RUN` (the real CLI, output thrown away) under GNU time: wall ms and peak RSS bytes of its
+ * process. It runs in the server's folder, as an operator would, and so presents that server's gantry.token.
+ */
+function cliStatus(server, runId, dir) {
   const t0 = performance.now();
   const r = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, path.join(root, 'bin', 'gantry.js'), '--server', server, 'status', String(runId)], {
     stdio: ['ignore', 'ignore', 'pipe'],
     encoding: 'utf8',
     maxBuffer: 1 << 20,
+    cwd: dir,
   });
   const ms = performance.now() - t0;
   if (r.status !== 0) throw new Error(`gantry status ${runId} exited ${r.status ?? r.signal}: ${r.stderr?.slice(-500)}`);
@@ -194,7 +198,7 @@ async function upRun({ log, tag, dir, workflow, expectedJobs, workers, slots, st
         break;
       }
       if (performance.now() - lastStatus < statusEveryMs) continue;
-      if (cliEvery && statusMs.length % cliEvery === cliEvery - 1) cli.push(cliStatus(server, run.id));
+      if (cliEvery && statusMs.length % cliEvery === cliEvery - 1) cli.push(cliStatus(server, run.id, dir));
       const s0 = performance.now();
       const r = await fetch(`${base}/runs/${run.id}`);
       const text = await r.text();
