@@ -174,6 +174,52 @@ const CLAIMED_ROWS = `SELECT upd.*, r.params AS run_params, r.logical_date AS ru
 const CLAIM_CHOSEN = claimTransition('(SELECT j.id, j.attempts FROM jobs j WHERE j.id = ANY($1::bigint[])) picked', { worker: '$2', host: '$3', now: '$4', lease: '$5' });
 /** claimPlain's jobs: its candidates when its verdict says plain, for worker $5 on host $6 at $7, lease until $8. */
 const CLAIM_PLAIN = claimTransition('(SELECT cand.id, cand.attempts FROM cand, verdict WHERE verdict.plain) picked', { worker: '$5', host: '$6', now: '$7', lease: '$8' });
+/** completeDone's first CTEs: the items ($1–$5) and their jobs, locked */
+const DONE_ITEMS = `v AS (
+      SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[]) AS v(fence, state, exit_code, skip_reason, result)
+    ), j AS (
+      SELECT jobs.id, jobs.fence FROM jobs WHERE jobs.fence = ANY($1::bigint[]) AND jobs.state = 'running' ORDER BY jobs.id FOR UPDATE
+    )`;
+/**
+ * completeDone's writes at $6: attempts (a), jobs (u, RETURNING done_fence), log lines $7–$10 (l), events (e).
+ * `guard`: a one-row CTE whose boolean `ok` must hold for anything to be written.
+ */
+function doneWrites(guard: string | null): string {
+  const from = guard ? `j, v, ${guard}` : 'j, v';
+  const ok = guard ? `${guard}.ok AND ` : '';
+  return `a AS (
+      UPDATE attempts SET state = v.state, finished_at = $6, exit_code = v.exit_code, error = NULL FROM ${from}
+      WHERE ${ok}attempts.id = j.fence AND v.fence = j.fence
+    ), u AS (
+      UPDATE jobs SET state = v.state, skip_reason = v.skip_reason, finished_at = $6, exit_code = v.exit_code, result = v.result, error = NULL,
+        fence = NULL, lease_until = NULL
+      FROM ${from} WHERE ${ok}jobs.id = j.id AND v.fence = j.fence RETURNING ${JOB_RETURNING}, j.fence AS done_fence
+    ), l AS (
+      INSERT INTO logs (run_id, job_id, attempt_id, stream, ts, line)
+      SELECT u.run_id, u.id, x.fence, x.stream, x.ts, x.line
+      FROM unnest($7::bigint[], $8::text[], $9::bigint[], $10::text[]) WITH ORDINALITY AS x(fence, stream, ts, line, n)
+      JOIN u ON u.done_fence = x.fence ORDER BY x.n
+    ), e AS (
+      INSERT INTO events (ts, kind, run_id, job_id, state) SELECT $6, 'job', run_id, id, state FROM u ORDER BY id
+    )`;
+}
+/** completeDone's parameters $1–$10 */
+function doneValues(items: DoneItem[], now: number): unknown[] {
+  const lines = items.flatMap((it) => (it.lines ?? []).map((l) => ({ fence: it.fence, ...l })));
+  return [
+    items.map((it) => it.fence),
+    items.map((it) => it.outcome.state),
+    items.map((it) => (it.outcome.state === 'succeeded' ? it.outcome.exitCode : null)),
+    items.map((it) => (it.outcome.state === 'skipped' ? 'outputs_exist' : null)),
+    items.map((it) => (it.outcome.state === 'succeeded' && it.outcome.result !== undefined ? JSON.stringify(it.outcome.result) : null)),
+    now,
+    lines.map((l) => l.fence),
+    lines.map((l) => l.stream),
+    lines.map((l) => l.ts),
+    // PostgreSQL text cannot hold NUL bytes
+    lines.map((l) => l.line.replace(/\0/g, '')),
+  ];
+}
 /** A claimed job's row with its run's parameters. */
 type ClaimRowDb = JobRowDb & {
   run_params: string;
@@ -1294,35 +1340,17 @@ export class PostgresStore implements Store {
    * caller takes the general path. `promoted`: the jobs queued.
    */
   private async completeDoneSettled(items: DoneItem[], now: number): Promise<{ rows: Map<number, JobRowDb>; checkRuns: Set<number>; promoted: number[] } | null> {
-    const lines = items.flatMap((it) => (it.lines ?? []).map((l) => ({ fence: it.fence, ...l })));
+    const hasLines = items.some((it) => (it.lines ?? []).length > 0);
     const ready = `jobs.state = 'pending' AND jobs.deps_ok + x.n + jobs.deps_bad = jobs.deps_total
       AND EXISTS (SELECT 1 FROM runs r WHERE r.id = jobs.run_id AND r.state = 'running')`;
     const r = await this.pool.query<(JobRowDb & { done_fence: number; others_waiting: boolean }) & { ok: boolean; promoted: number[] }>(
       prepared(
-        `WITH v AS (
-           SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[]) AS v(fence, state, exit_code, skip_reason, result)
-         ), j AS (
-           SELECT jobs.id, jobs.fence FROM jobs WHERE jobs.fence = ANY($1::bigint[]) AND jobs.state = 'running' ORDER BY jobs.id FOR UPDATE
-         ), lk AS (
+        `WITH ${DONE_ITEMS}, lk AS (
            SELECT dj.id, dj.state, dj.trigger_rule, dj.deps_bad FROM jobs dj
            WHERE dj.id IN (SELECT jd.job_id FROM job_deps jd JOIN j ON jd.upstream_id = j.id) ORDER BY dj.id FOR UPDATE
          ), g AS (
            SELECT coalesce(bool_and(lk.state <> 'pending' OR (lk.trigger_rule <> 'any_failed' AND lk.deps_bad = 0)), true) AS ok FROM lk
-         ), a AS (
-           UPDATE attempts SET state = v.state, finished_at = $6, exit_code = v.exit_code, error = NULL FROM j, v, g
-           WHERE g.ok AND attempts.id = j.fence AND v.fence = j.fence
-         ), u AS (
-           UPDATE jobs SET state = v.state, skip_reason = v.skip_reason, finished_at = $6, exit_code = v.exit_code, result = v.result, error = NULL,
-             fence = NULL, lease_until = NULL
-           FROM j, v, g WHERE g.ok AND jobs.id = j.id AND v.fence = j.fence RETURNING ${JOB_RETURNING}, j.fence AS done_fence
-         ), l AS (
-           INSERT INTO logs (run_id, job_id, attempt_id, stream, ts, line)
-           SELECT u.run_id, u.id, x.fence, x.stream, x.ts, x.line
-           FROM unnest($7::bigint[], $8::text[], $9::bigint[], $10::text[]) WITH ORDINALITY AS x(fence, stream, ts, line, n)
-           JOIN u ON u.done_fence = x.fence ORDER BY x.n
-         ), e AS (
-           INSERT INTO events (ts, kind, run_id, job_id, state) SELECT $6, 'job', run_id, id, state FROM u ORDER BY id
-         ), d AS (
+         ), ${doneWrites('g')}, d AS (
            UPDATE jobs SET deps_ok = jobs.deps_ok + x.n,
              state = CASE WHEN ${ready} THEN 'queued' ELSE jobs.state END,
              enqueued_at = CASE WHEN ${ready} THEN $6 ELSE jobs.enqueued_at END
@@ -1335,19 +1363,7 @@ export class PostgresStore implements Store {
            (SELECT w.id FROM jobs w WHERE w.run_id = u.run_id AND w.state IN ('pending', 'queued', 'retrying')
             ORDER BY w.run_id DESC, w.id DESC LIMIT 1) IS NOT NULL AS others_waiting
          FROM g LEFT JOIN u ON true`,
-        [
-          items.map((it) => it.fence),
-          items.map((it) => it.outcome.state),
-          items.map((it) => (it.outcome.state === 'succeeded' ? it.outcome.exitCode : null)),
-          items.map((it) => (it.outcome.state === 'skipped' ? 'outputs_exist' : null)),
-          items.map((it) => (it.outcome.state === 'succeeded' && it.outcome.result !== undefined ? JSON.stringify(it.outcome.result) : null)),
-          now,
-          lines.map((l) => l.fence),
-          lines.map((l) => l.stream),
-          lines.map((l) => l.ts),
-          // PostgreSQL text cannot hold NUL bytes
-          lines.map((l) => l.line.replace(/\0/g, '')),
-        ],
+        doneValues(items, now),
       ),
     );
     const head = r.rows[0];
@@ -1363,7 +1379,7 @@ export class PostgresStore implements Store {
     if (rows.size) {
       this.emitter.emit('signal', { type: 'events' } satisfies StoreSignal);
       this.notifyReaders('events');
-      if (lines.length) {
+      if (hasLines) {
         this.emitter.emit('signal', { type: 'logs' } satisfies StoreSignal);
         this.notifyReaders('logs');
       }
@@ -1419,27 +1435,10 @@ export class PostgresStore implements Store {
     now: number,
     inTransaction: boolean,
   ): Promise<{ rows: Map<number, JobRowDb>; checkRuns: Set<number> }> {
-    const lines = items.flatMap((it) => (it.lines ?? []).map((l) => ({ fence: it.fence, ...l })));
+    const hasLines = items.some((it) => (it.lines ?? []).length > 0);
     const r = await c.query<JobRowDb & { done_fence: number; touched: number[]; others_waiting: boolean }>(
       prepared(
-        `WITH v AS (
-           SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[]) AS v(fence, state, exit_code, skip_reason, result)
-         ), j AS (
-           SELECT jobs.id, jobs.fence FROM jobs WHERE jobs.fence = ANY($1::bigint[]) AND jobs.state = 'running' ORDER BY jobs.id FOR UPDATE
-         ), a AS (
-           UPDATE attempts SET state = v.state, finished_at = $6, exit_code = v.exit_code, error = NULL FROM j, v WHERE attempts.id = j.fence AND v.fence = j.fence
-         ), u AS (
-           UPDATE jobs SET state = v.state, skip_reason = v.skip_reason, finished_at = $6, exit_code = v.exit_code, result = v.result, error = NULL,
-             fence = NULL, lease_until = NULL
-           FROM j, v WHERE jobs.id = j.id AND v.fence = j.fence RETURNING ${JOB_RETURNING}, j.fence AS done_fence
-         ), l AS (
-           INSERT INTO logs (run_id, job_id, attempt_id, stream, ts, line)
-           SELECT u.run_id, u.id, x.fence, x.stream, x.ts, x.line
-           FROM unnest($7::bigint[], $8::text[], $9::bigint[], $10::text[]) WITH ORDINALITY AS x(fence, stream, ts, line, n)
-           JOIN u ON u.done_fence = x.fence ORDER BY x.n
-         ), e AS (
-           INSERT INTO events (ts, kind, run_id, job_id, state) SELECT $6, 'job', run_id, id, state FROM u ORDER BY id
-         ), d AS (
+        `WITH ${DONE_ITEMS}, ${doneWrites(null)}, d AS (
            UPDATE jobs SET deps_ok = jobs.deps_ok + x.n
            FROM (SELECT jd.job_id, count(*)::int AS n FROM job_deps jd JOIN u ON jd.upstream_id = u.id GROUP BY jd.job_id) x
            WHERE jobs.id = x.job_id RETURNING jobs.id
@@ -1448,26 +1447,14 @@ export class PostgresStore implements Store {
            (SELECT w.id FROM jobs w WHERE w.run_id = u.run_id AND w.state IN ('pending', 'queued', 'retrying')
             ORDER BY w.run_id DESC, w.id DESC LIMIT 1) IS NOT NULL AS others_waiting
          FROM u`,
-        [
-          items.map((it) => it.fence),
-          items.map((it) => it.outcome.state),
-          items.map((it) => (it.outcome.state === 'succeeded' ? it.outcome.exitCode : null)),
-          items.map((it) => (it.outcome.state === 'skipped' ? 'outputs_exist' : null)),
-          items.map((it) => (it.outcome.state === 'succeeded' && it.outcome.result !== undefined ? JSON.stringify(it.outcome.result) : null)),
-          now,
-          lines.map((l) => l.fence),
-          lines.map((l) => l.stream),
-          lines.map((l) => l.ts),
-          // PostgreSQL text cannot hold NUL bytes
-          lines.map((l) => l.line.replace(/\0/g, '')),
-        ],
+        doneValues(items, now),
       ),
     );
     const rows = new Map<number, JobRowDb>();
     const checkRuns = new Set<number>();
     if (r.rows.length === 0) return { rows, checkRuns };
     signal({ type: 'events' });
-    if (lines.length) signal({ type: 'logs' });
+    if (hasLines) signal({ type: 'logs' });
     const skippedBefore = this.skippedBySettle;
     const touched = r.rows[0]!.touched;
     if (touched.length) {
