@@ -2,18 +2,13 @@
 // drive state through the store (claims, completions) at known times, so every
 // answer the API gives is known. `call` is the one place requests are made
 // (inject, no socket); `listen()` opens a real port for streams (SSE).
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { expect } from 'vitest';
 import { buildApp } from '../../src/server/app.js';
 import { silentLogger } from '../../src/log.js';
-import { SqliteStore } from '../../src/store/sqlite/index.js';
-import { PostgresStore } from '../../src/store/postgres/index.js';
 import type { Clock, Run, Store } from '../../src/store/types.js';
-import { PG_URL, dropSchema, uniqueSchema } from './postgres.js';
 import { makeToken, type StoreName } from './cluster.js';
+import { openTestStore } from './testStore.js';
 
 export class TestClock implements Clock {
   constructor(public t = Date.now()) {}
@@ -36,18 +31,7 @@ export interface ApiHarness {
 
 export async function apiHarness(name: StoreName, o: { clock?: TestClock; workerTimeoutMs?: number } = {}): Promise<ApiHarness> {
   const clock = o.clock ?? new TestClock();
-  let store: Store;
-  let cleanup: () => Promise<void>;
-  if (name === 'SQLite') {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-api-'));
-    store = new SqliteStore(path.join(dir, 'gantry.db'), { clock });
-    cleanup = async () => fs.rmSync(dir, { recursive: true, force: true });
-  } else {
-    const schema = uniqueSchema();
-    store = new PostgresStore(PG_URL, { schema, max: 4, clock });
-    cleanup = () => dropSchema(schema);
-  }
-  await store.migrate();
+  const { store, cleanup } = await openTestStore(name, { clock, prefix: 'gantry-api-' });
   const app = await buildApp({ store, logger: silentLogger(), clock, workerTimeoutMs: o.workerTimeoutMs });
   // every call presents an admin token (mutations need one)
   const token = await makeToken(store, 'admin', [], 'tests');

@@ -3,17 +3,14 @@
 // every number /metrics shows and every subset a filter returns is known.
 import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/server/app.js';
 import { ROUTES } from '../../src/server/openapi.js';
 import { silentLogger } from '../../src/log.js';
-import { SqliteStore } from '../../src/store/sqlite/index.js';
-import { PostgresStore } from '../../src/store/postgres/index.js';
 import type { Clock, Job, Run, Store } from '../../src/store/types.js';
 import { makeToken, onEveryStore, type StoreName } from '../helpers/cluster.js';
-import { PG_URL, dropSchema, uniqueSchema } from '../helpers/postgres.js';
+import { openTestStore } from '../helpers/testStore.js';
 import { parsePrometheusText } from '../helpers/promText.js';
 
 class Clock0 implements Clock {
@@ -32,18 +29,7 @@ interface Harness {
 
 async function harness(name: StoreName): Promise<Harness> {
   const clock = new Clock0();
-  let store: Store;
-  let cleanup: () => Promise<void>;
-  if (name === 'SQLite') {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-api-'));
-    store = new SqliteStore(path.join(dir, 'gantry.db'), { clock });
-    cleanup = async () => fs.rmSync(dir, { recursive: true, force: true });
-  } else {
-    const schema = uniqueSchema();
-    store = new PostgresStore(PG_URL, { schema, max: 4, clock });
-    cleanup = () => dropSchema(schema);
-  }
-  await store.migrate();
+  const { store, cleanup } = await openTestStore(name, { clock, prefix: 'gantry-api-' });
   const app = await buildApp({ store, logger: silentLogger(), clock });
   adminTokens.set(app, await makeToken(store));
   return {

@@ -1,16 +1,12 @@
 // The audit log on both stores: each automatic action a transition takes is one
 // row written in that transition, with actor, reason and what it concerns.
 import { it, expect, beforeEach, afterEach } from 'vitest';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { parseDefinitionSource } from '../../src/spec/parse.js';
 import { prepareRun, startRun } from '../../src/server/runs.js';
-import { SqliteStore } from '../../src/store/sqlite/index.js';
-import { PostgresStore } from '../../src/store/postgres/index.js';
 import { StaleFenceError, type ClaimedJob, type Store } from '../../src/store/types.js';
 import { onEveryStore } from '../helpers/cluster.js';
-import { PG_URL, dropSchema, uniqueSchema } from '../helpers/postgres.js';
+import { openTestStore } from '../helpers/testStore.js';
 import { TestClock } from './contract.js';
 
 const W = { name: 'w1', host: 'test-host', queues: ['default'] };
@@ -20,25 +16,15 @@ onEveryStore('Audit log', (name) => {
   let store: Store;
   let clock: TestClock;
   let dir: string;
-  let drop: () => Promise<void>;
+  let cleanup: () => Promise<void>;
 
   beforeEach(async () => {
     clock = new TestClock();
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-audit-'));
-    if (name === 'SQLite') {
-      store = new SqliteStore(path.join(dir, 'gantry.db'), { clock });
-      drop = async () => undefined;
-    } else {
-      const schema = uniqueSchema();
-      store = new PostgresStore(PG_URL, { clock, schema, max: 4 });
-      drop = () => dropSchema(schema);
-    }
-    await store.migrate();
+    ({ store, dir, cleanup } = await openTestStore(name, { clock, prefix: 'gantry-audit-' }));
   });
   afterEach(async () => {
     await store.close();
-    await drop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await cleanup();
   });
 
   async function define(yaml: string): Promise<void> {

@@ -2,39 +2,23 @@
 // (one per event and target, a cursor moved with them, claims as leases fenced
 // by their attempt number), and webhook secrets.
 import { it, expect, beforeEach, afterEach } from 'vitest';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { SqliteStore } from '../../src/store/sqlite/index.js';
-import { PostgresStore } from '../../src/store/postgres/index.js';
 import { NotFoundError, type DeliveryInput, type Store } from '../../src/store/types.js';
 import { onEveryStore } from '../helpers/cluster.js';
-import { PG_URL, dropSchema, uniqueSchema } from '../helpers/postgres.js';
+import { openTestStore } from '../helpers/testStore.js';
 import { TestClock } from './contract.js';
 
 onEveryStore('Notification tables', (name) => {
   let store: Store;
   let clock: TestClock;
-  let dir: string;
-  let drop: () => Promise<void>;
+  let cleanup: () => Promise<void>;
 
   beforeEach(async () => {
     clock = new TestClock();
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-notify-'));
-    if (name === 'SQLite') {
-      store = new SqliteStore(path.join(dir, 'gantry.db'), { clock });
-      drop = async () => undefined;
-    } else {
-      const schema = uniqueSchema();
-      store = new PostgresStore(PG_URL, { clock, schema, max: 4 });
-      drop = () => dropSchema(schema);
-    }
-    await store.migrate();
+    ({ store, cleanup } = await openTestStore(name, { clock, prefix: 'gantry-notify-' }));
   });
   afterEach(async () => {
     await store.close();
-    await drop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await cleanup();
   });
 
   const delivery = (eventKey: string, target: string): DeliveryInput => ({

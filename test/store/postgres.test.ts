@@ -7,25 +7,20 @@ import { PG_URL, dropSchema, postgresAvailable, uniqueSchema } from '../helpers/
 
 const available = await postgresAvailable();
 
+/** A store in a schema of its own, reopened on the same schema. */
+function postgresFactory() {
+  const schema = uniqueSchema();
+  const open = async (clock: Clock) => {
+    const s = new PostgresStore(PG_URL, { clock, schema, max: 4 });
+    await s.migrate();
+    return s;
+  };
+  return { create: open, reopen: open, cleanup: () => dropSchema(schema) };
+}
+
 if (available) {
-  storeContract('PostgreSQL', () => {
-    const schema = uniqueSchema();
-    const open = async (clock: Clock) => {
-      const s = new PostgresStore(PG_URL, { clock, schema, max: 4 });
-      await s.migrate();
-      return s;
-    };
-    return { create: open, reopen: open, cleanup: () => dropSchema(schema) };
-  });
-  serviceContract('PostgreSQL', () => {
-    const schema = uniqueSchema();
-    const open = async (clock: Clock) => {
-      const s = new PostgresStore(PG_URL, { clock, schema, max: 4 });
-      await s.migrate();
-      return s;
-    };
-    return { create: open, reopen: open, cleanup: () => dropSchema(schema) };
-  });
+  storeContract('PostgreSQL', postgresFactory);
+  serviceContract('PostgreSQL', postgresFactory);
 } else {
   describe.skip('Store contract: PostgreSQL (unreachable)', () => it('skipped', () => undefined));
 }
