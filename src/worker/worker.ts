@@ -142,15 +142,19 @@ export class Worker {
     );
   }
 
-  /** a claim is in flight (the loop's, or a completion batch's): the other waits, so that free slots are counted once */
-  private claimBusy = false;
-  /** the loop found a claim in flight and skipped: the batch that held it wakes the loop when done */
-  private loopSkipped = false;
+  // One claim at a time (the loop's or a completion batch's), so that free slots are counted once.
   /** the loop's claim in flight: a completion batch waits for it (its jobs must be counted) and then claims with its own */
   private loopClaim: Promise<void> | null = null;
-
-  /** a completion batch's claim holds claimBusy */
+  /** a completion batch's claim is in flight: the loop skips its claim */
   private batchClaiming = false;
+  /** the loop skipped its claim for a batch's: the batch wakes the loop when done */
+  private loopSkipped = false;
+
+  /** Slots left and the resources jobs use, counting only attempts that are not finishing (see claimLoop). */
+  private jobsHeld(): { free: number; used: Capacity } {
+    const holding = [...this.active.values()].filter((a) => !a.finishing);
+    return { free: this.o.slots - holding.length, used: holding.reduce((acc, a) => addCapacity(acc, a.need), NO_CAPACITY) };
+  }
 
   /**
    * A completion batch that can make jobs ready claims with it (Store.completeAndClaim): the slots and
@@ -161,25 +165,17 @@ export class Worker {
     if (!fences.some((f) => this.active.get(f)?.hasDependents)) return null;
     return async () => {
       while (this.loopClaim) await this.loopClaim;
-      if (this.stopping || this.stopMode !== null || this.claimBusy) return null;
-      const holding = [...this.active.values()].filter((a) => !a.finishing);
-      const free = this.o.slots - holding.length;
+      if (this.stopping || this.stopMode !== null) return null;
+      const { free, used: jobsUsed } = this.jobsHeld();
       if (free <= 0) return null;
-      this.claimBusy = true;
       this.batchClaiming = true;
-      const used = addCapacity(
-        holding.reduce((acc, a) => addCapacity(acc, a.need), NO_CAPACITY),
-        this.services.used(),
-      );
+      const used = addCapacity(jobsUsed, this.services.used());
       return { worker: { name: this.o.name, host: this.host, queues: this.o.queues }, limit: free, leaseMs: this.o.leaseMs, free: freeOf(this.o.resources, used) };
     };
   }
 
   private batchClaimed(jobs: ClaimedJob[], fences: number[], ok: boolean): void {
-    if (this.batchClaiming) {
-      this.batchClaiming = false;
-      this.claimBusy = false;
-    }
+    this.batchClaiming = false;
     if (ok)
       for (const f of fences) {
         const a = this.active.get(f);
@@ -317,24 +313,21 @@ export class Worker {
     while (!this.stopping) {
       // An attempt whose outcome is only waiting for its completion to commit holds no slot or resources:
       // the next job's claim overlaps that round trip. It stays in `active`, so its lease is still renewed.
-      const holding = [...this.active.values()].filter((a) => !a.finishing);
-      const free = this.o.slots - holding.length;
-      const jobsUse = () => holding.reduce((acc, a) => addCapacity(acc, a.need), NO_CAPACITY);
+      const { free, used: jobsUsed } = this.jobsHeld();
       if (this.stopMode === null) {
         // Services first (they take no slot, only resources): a service that must stay up is not starved by a queue of jobs.
         try {
-          await this.services.claim(freeOf(this.o.resources, addCapacity(jobsUse(), this.services.used())));
+          await this.services.claim(freeOf(this.o.resources, addCapacity(jobsUsed, this.services.used())));
         } catch (e) {
           this.o.logger.error({ err: e }, 'claiming services failed; retrying');
         }
       }
-      if (free > 0 && this.stopMode === null && this.claimBusy) this.loopSkipped = true;
+      if (free > 0 && this.stopMode === null && this.batchClaiming) this.loopSkipped = true;
       else if (free > 0 && this.stopMode === null) {
-        this.claimBusy = true;
         let claimDone!: () => void;
         this.loopClaim = new Promise<void>((r) => (claimDone = r));
         try {
-          const used = addCapacity(jobsUse(), this.services.used());
+          const used = addCapacity(jobsUsed, this.services.used());
           const claimed = await this.store.claimJobs(
             { name: this.o.name, host: this.host, queues: this.o.queues },
             free,
@@ -354,7 +347,6 @@ export class Worker {
         } catch (e) {
           this.o.logger.error({ err: e }, 'claiming jobs failed; retrying');
         } finally {
-          this.claimBusy = false;
           this.loopClaim = null;
           claimDone();
         }

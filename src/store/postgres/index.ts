@@ -975,15 +975,21 @@ export class PostgresStore implements Store {
 
   async claimJobs(worker: { name: string; host: string; queues: string[] }, limit: number, leaseMs: number, free?: FreeCapacity): Promise<ClaimedJob[]> {
     if (limit <= 0) return [];
+    return (await this.claimWithIds(worker, limit, leaseMs, free)).claimed;
+  }
+
+  /** claimJobs, with the claimed rows' ids: the one-statement claim when it can decide, else the general one */
+  private async claimWithIds(worker: { name: string; host: string; queues: string[] }, limit: number, leaseMs: number, free?: FreeCapacity): Promise<Claimed> {
     const now = this.clock.now();
     if (worker.queues.length === 1 && now >= this.plainClaimsAfter) {
       const plain = await this.claimPlain(this.pool, null, { name: worker.name, host: worker.host, queue: worker.queues[0]! }, limit, leaseMs, free, now);
-      if (typeof plain === 'object') return plain.claimed;
+      if (typeof plain === 'object') return plain;
       // Pools or resources at the head of the queue: leave the one-statement claim alone for a while.
       if (plain === 'not-plain') this.plainClaimsAfter = now + 1000;
     }
-    return (await this.tx((c, signal) => this.claimIn(c, signal, worker, limit, leaseMs, free, now))).claimed;
+    return this.tx((c, signal) => this.claimIn(c, signal, worker, limit, leaseMs, free, now));
   }
+
 
   /** The general claim (pools, resources, fallback queues) inside the caller's transaction. */
   private async claimIn(
@@ -1257,62 +1263,47 @@ export class PostgresStore implements Store {
     items: { fence: number; outcome: AttemptOutcome; lines?: LogLine[] }[],
     claimFor: () => Promise<ClaimRequest | null>,
   ): Promise<{ completed: (Job | StaleFenceError)[]; claimed: ClaimedJob[] }> {
-    const leaves = items.every((it) => (it.outcome.state === 'succeeded' || it.outcome.state === 'skipped') && this.leafFences.has(it.fence));
-    if (leaves) {
-      // Nothing becomes ready: the completion's one statement, then the usual claim.
-      const completed = await this.completeAttempts(items);
-      const claim = await claimFor();
-      let claimed: ClaimedJob[] = [];
-      try {
-        if (claim && claim.limit > 0) claimed = await this.claimJobs(claim.worker, claim.limit, claim.leaseMs, claim.free);
-      } catch {
-        this.emitter.emit('signal', { type: 'queued' } satisfies StoreSignal); // the completions stand; the workers here claim again
-      }
-      return { completed, claimed };
-    }
-    for (const it of items) this.leafFences.delete(it.fence);
-    const now = this.clock.now();
     const checkRuns = new Set<number>();
     const promoted = new Set<number>();
     let completed: (Job | StaleFenceError)[];
-    const settled = await this.tryCompleteDoneSettled(items, now);
-    if (settled) {
-      completed = settled.completed;
-      for (const id of settled.promoted) promoted.add(id);
-      for (const runId of settled.checkRuns) checkRuns.add(runId);
+    const leaves = items.every((it) => (it.outcome.state === 'succeeded' || it.outcome.state === 'skipped') && this.leafFences.has(it.fence));
+    if (leaves) {
+      // Nothing becomes ready: the completion's one statement (it checks its runs' end itself), then the usual claim.
+      completed = await this.completeAttempts(items);
     } else {
-      const rows = await this.tx((c, signal) =>
-        // `queued` is held back: other workers are woken only for what this one leaves.
-        this.completeIn(
-          c,
-          (x) => {
-            if (x.type === 'promoted') for (const id of x.jobs) promoted.add(id);
-            else if (x.type !== 'queued') signal(x);
-          },
-          items,
-          now,
-          checkRuns,
-        ),
-      );
-      completed = rows.map((r) => (r instanceof StaleFenceError ? r : toJob(r)));
+      for (const it of items) this.leafFences.delete(it.fence);
+      const now = this.clock.now();
+      const settled = await this.tryCompleteDoneSettled(items, now);
+      if (settled) {
+        completed = settled.completed;
+        for (const id of settled.promoted) promoted.add(id);
+        for (const runId of settled.checkRuns) checkRuns.add(runId);
+      } else {
+        const rows = await this.tx((c, signal) =>
+          // `queued` is held back: other workers are woken only for what this one leaves.
+          this.completeIn(
+            c,
+            (x) => {
+              if (x.type === 'promoted') for (const id of x.jobs) promoted.add(id);
+              else if (x.type !== 'queued') signal(x);
+            },
+            items,
+            now,
+            checkRuns,
+          ),
+        );
+        completed = rows.map((r) => (r instanceof StaleFenceError ? r : toJob(r)));
+      }
     }
     // The claim comes after the commit, not inside: completions of a join's many upstreams all lock the
     // join's row, and a claim inside would hold that lock one round trip longer for each.
-    let got: Claimed | 'not-plain' | 'empty' = 'not-plain';
+    let got: Claimed = { claimed: [], ids: [] };
     try {
       const claim = await claimFor();
-      if (!claim || claim.limit <= 0) got = { claimed: [], ids: [] };
-      else {
-        if (claim.worker.queues.length === 1 && now >= this.plainClaimsAfter) {
-          got = await this.claimPlain(this.pool, null, { name: claim.worker.name, host: claim.worker.host, queue: claim.worker.queues[0]! }, claim.limit, claim.leaseMs, claim.free, now);
-          if (got === 'not-plain') this.plainClaimsAfter = now + 1000;
-        }
-        if (typeof got !== 'object') got = await this.tx((c, signal) => this.claimIn(c, signal, claim.worker, claim.limit, claim.leaseMs, claim.free, now));
-      }
+      if (claim && claim.limit > 0) got = await this.claimWithIds(claim.worker, claim.limit, claim.leaseMs, claim.free);
     } catch {
       // The completions are committed: they are not to be retried for a failed claim. The workers here
       // are woken to claim on their own (with their retries), the others by the announcement below.
-      got = { claimed: [], ids: [] };
       this.emitter.emit('signal', { type: 'queued' } satisfies StoreSignal);
     }
     // Ready jobs the claim did not take are announced.
@@ -1321,6 +1312,7 @@ export class PostgresStore implements Store {
     for (const runId of checkRuns) await this.finishRunAfterCommit(runId);
     return { completed, claimed: got.claimed };
   }
+
 
   /** Wakes the workers of this process and, with NOTIFY, of the others: jobs were queued by a committed transaction. */
   private announceQueued(): void {
