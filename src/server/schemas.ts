@@ -361,6 +361,8 @@ export const jobSchema = component(
     chunkValue: z.unknown().optional(),
     chunked: z.boolean(),
     checkpoint: z.unknown(),
+    cpuMs: z.number().nullable().meta({ description: "CPU time (user + system, ms) of its latest finished attempt's process tree; null while it runs or when not measured" }),
+    maxRssBytes: z.number().nullable().meta({ description: "peak resident memory (bytes) of its latest finished attempt's process tree; null as cpuMs" }),
   }),
 );
 
@@ -378,6 +380,8 @@ export const attemptSchema = component(
     finishedAt: ms.nullable(),
     exitCode: z.number().int().nullable(),
     error: z.string().nullable(),
+    cpuMs: z.number().nullable().meta({ description: 'CPU time (user + system, ms) of its process tree; null while it runs or when not measured' }),
+    maxRssBytes: z.number().nullable().meta({ description: 'peak resident memory (bytes) of its process tree; null as cpuMs' }),
   }),
 );
 

@@ -55,6 +55,9 @@ export interface JobRowDb {
   checkpoint: string | null;
   /** 1 while a queued job has a checkpoint: claimed before fresh jobs of its priority */
   resume: number;
+  /** what its latest finished attempt used (null while one runs, or when not measured) */
+  cpu_ms: number | null;
+  max_rss_bytes: number | null;
 }
 
 /** The resources a job row needs. */
@@ -67,6 +70,7 @@ export const JOB_COLUMNS = [
   'id', 'run_id', 'task', 'chunk', 'state', 'skip_reason', 'priority', 'queue', 'queues', 'pool', 'cpu', 'memory', 'resources',
   'waiting_reason', 'attempts', 'failures', 'max_retries', 'worker', 'enqueued_at', 'started_at', 'finished_at', 'run_after',
   'error', 'exit_code', 'outputs', 'result', 'progress', 'force', 'chunk_value', 'chunked', 'checkpoint',
+  'cpu_ms', 'max_rss_bytes',
 ] as const satisfies readonly (keyof JobRowDb)[];
 
 /** A job from a row fetched as an array of JOB_COLUMNS (better-sqlite3's raw mode: no object per row from the driver). */
@@ -108,6 +112,8 @@ export function toJob(r: JobRowDb): Job {
     chunkValue: r.chunk_value === null ? undefined : (JSON.parse(r.chunk_value) as unknown),
     chunked: r.chunked === 1,
     checkpoint: r.checkpoint === null ? null : (JSON.parse(r.checkpoint) as unknown),
+    cpuMs: r.cpu_ms,
+    maxRssBytes: r.max_rss_bytes,
   };
 }
 
@@ -159,6 +165,8 @@ export interface AttemptRowDb {
   finished_at: number | null;
   exit_code: number | null;
   error: string | null;
+  cpu_ms: number | null;
+  max_rss_bytes: number | null;
 }
 
 export function toAttempt(r: AttemptRowDb): Attempt {
@@ -174,6 +182,8 @@ export function toAttempt(r: AttemptRowDb): Attempt {
     finishedAt: r.finished_at,
     exitCode: r.exit_code,
     error: r.error,
+    cpuMs: r.cpu_ms,
+    maxRssBytes: r.max_rss_bytes,
   };
 }
 

@@ -126,6 +126,10 @@ export interface Job {
   chunked: boolean;
   /** the last checkpoint an attempt saved; a retried or resumed attempt starts from it */
   checkpoint: unknown;
+  /** CPU time (user + system) of its latest finished attempt's process tree; null: running, or not measured */
+  cpuMs: number | null;
+  /** peak resident memory of its latest finished attempt's process tree; null: running, or not measured */
+  maxRssBytes: number | null;
 }
 
 export interface Attempt {
@@ -141,6 +145,16 @@ export interface Attempt {
   finishedAt: number | null;
   exitCode: number | null;
   error: string | null;
+  /** CPU time (user + system) of its process tree; null: running, or not measured (handlers in the worker, lost attempts) */
+  cpuMs: number | null;
+  /** peak resident memory of its process tree; null: as cpuMs */
+  maxRssBytes: number | null;
+}
+
+/** What an attempt's process tree used, as the launcher measured it. */
+export interface ResourceUsage {
+  cpuMs: number;
+  maxRssBytes: number;
 }
 
 /** What a worker gets for each job it claims. */
@@ -165,10 +179,10 @@ export interface ChunkPlan {
 
 export type AttemptOutcome =
   /** `chunks`: a split step's array; the chunk jobs are created in the completing transaction (replacing any earlier ones) */
-  | { state: 'succeeded'; exitCode: number | null; result?: unknown; chunks?: ChunkPlan[] }
+  | { state: 'succeeded'; exitCode: number | null; result?: unknown; chunks?: ChunkPlan[]; usage?: ResourceUsage }
   | { state: 'skipped' }
   /** `cause: 'stalled'`: the worker killed it for its stall_timeout (recorded in the audit log) */
-  | { state: 'failed' | 'timed_out'; exitCode: number | null; error: string; retryable?: boolean; cause?: 'stalled' };
+  | { state: 'failed' | 'timed_out'; exitCode: number | null; error: string; retryable?: boolean; cause?: 'stalled'; usage?: ResourceUsage };
 
 export interface LogLine {
   stream: 'stdout' | 'stderr' | 'system';

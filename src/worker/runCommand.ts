@@ -19,6 +19,8 @@ export interface CommandResult {
   signal: NodeJS.Signals | null;
   /** set when the spawn itself failed (e.g. no such program) */
   spawnError: string | null;
+  /** CPU time (user + system) and peak resident memory of the job's whole process tree; null/absent: not measured */
+  usage?: { cpuMs: number; maxRssBytes: number } | null;
 }
 
 export interface RunCommandOptions {

@@ -16,7 +16,7 @@ import { registerPlanUser, runPlan } from './runPlans.js';
 import { chunkContext, jobStep, planChunks, splitArray, type JobStep } from './jobStep.js';
 import { snapshotLookup } from '../spec/snapshot.js';
 import { formatDuration } from '../spec/duration.js';
-import { ConflictError, NotFoundError, StaleFenceError, type AttemptOutcome, type Capacity, type ClaimedJob, type ClaimRequest, type LogLine, type Store, type WorkerStopMode } from '../store/types.js';
+import { ConflictError, NotFoundError, StaleFenceError, type AttemptOutcome, type Capacity, type ClaimedJob, type ClaimRequest, type LogLine, type ResourceUsage, type Store, type WorkerStopMode } from '../store/types.js';
 import { strongerStopMode } from '../store/rows.js';
 import { addCapacity, freeOf, NO_CAPACITY } from '../store/claimSelection.js';
 import type { Logger } from '../log.js';
@@ -91,6 +91,8 @@ interface ActiveAttempt {
   splitBytes?: number;
   /** a command's $GANTRY_CHECKPOINT, looked at each heartbeat */
   checkpoint?: CheckpointFile;
+  /** what its command's process tree used (from the launcher), whatever the outcome becomes after */
+  usage?: ResourceUsage;
   done: Promise<void>;
 }
 
@@ -623,6 +625,8 @@ export class Worker {
         if (outcome.state === 'failed' || outcome.state === 'timed_out') system(`failed: ${outcome.error}`);
       }
       const lines = await logs.drain();
+      // accounted on every ending (timeouts, stalls, missing outputs too): the tree used it either way
+      if (a.usage && outcome.state !== 'skipped') outcome = { ...outcome, usage: a.usage };
       await this.finish(c, maskOutcome(outcome, mask), lines);
     } catch (e) {
       if (!(e instanceof StaleFenceError)) throw e;
@@ -848,6 +852,7 @@ export class Worker {
         logs.push(stream, line);
       },
     });
+    if (r.usage) a.usage = r.usage;
     // The attempt's last checkpoint, failed or not (a retry resumes from it); a revoked attempt's fence is stale.
     await checkpoint.close({ save: a.abortReason !== 'revoked' });
     if (r.spawnError) return { state: 'failed', exitCode: null, error: r.spawnError };

@@ -34,6 +34,8 @@ function job(task: string, state: JobState, o: { chunk?: number; progress?: numb
     force: false,
     chunked: o.chunk === undefined && task === 'articles',
     checkpoint: null,
+    cpuMs: null,
+    maxRssBytes: null,
   };
 }
 

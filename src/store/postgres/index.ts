@@ -153,7 +153,7 @@ function claimTransition(picked: string, p: { worker: string; host: string; now:
       RETURNING id, job_id
     ), upd AS (
       UPDATE jobs SET state = 'running', attempts = jobs.attempts + 1, fence = att.id, worker = ${p.worker}, lease_until = ${p.lease},
-        started_at = ${p.now}, progress = NULL, waiting_reason = NULL
+        started_at = ${p.now}, progress = NULL, waiting_reason = NULL, cpu_ms = NULL, max_rss_bytes = NULL
       FROM att WHERE jobs.id = att.job_id RETURNING ${CLAIMED_COLUMNS}
     ), ev AS (
       INSERT INTO events (ts, kind, run_id, job_id, state) SELECT ${p.now}, 'job', run_id, id, 'running' FROM upd
@@ -174,9 +174,10 @@ const CLAIMED_ROWS = `SELECT upd.*, r.params AS run_params, r.logical_date AS ru
 const CLAIM_CHOSEN = claimTransition('(SELECT j.id, j.attempts FROM jobs j WHERE j.id = ANY($1::bigint[])) picked', { worker: '$2', host: '$3', now: '$4', lease: '$5' });
 /** claimPlain's jobs: its candidates when its verdict says plain, for worker $5 on host $6 at $7, lease until $8. */
 const CLAIM_PLAIN = claimTransition('(SELECT cand.id, cand.attempts FROM cand, verdict WHERE verdict.plain) picked', { worker: '$5', host: '$6', now: '$7', lease: '$8' });
-/** completeDone's first CTEs: the items ($1–$5) and their jobs, locked */
+/** completeDone's first CTEs: the items ($1–$5, their usage $11–$12) and their jobs, locked */
 const DONE_ITEMS = `v AS (
-      SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[]) AS v(fence, state, exit_code, skip_reason, result)
+      SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[], $11::bigint[], $12::bigint[])
+        AS v(fence, state, exit_code, skip_reason, result, cpu_ms, max_rss_bytes)
     ), j AS (
       SELECT jobs.id, jobs.fence FROM jobs WHERE jobs.fence = ANY($1::bigint[]) AND jobs.state = 'running' ORDER BY jobs.id FOR UPDATE
     )`;
@@ -188,11 +189,12 @@ function doneWrites(guard: string | null): string {
   const from = guard ? `j, v, ${guard}` : 'j, v';
   const ok = guard ? `${guard}.ok AND ` : '';
   return `a AS (
-      UPDATE attempts SET state = v.state, finished_at = $6, exit_code = v.exit_code, error = NULL FROM ${from}
+      UPDATE attempts SET state = v.state, finished_at = $6, exit_code = v.exit_code, error = NULL, cpu_ms = v.cpu_ms,
+        max_rss_bytes = v.max_rss_bytes FROM ${from}
       WHERE ${ok}attempts.id = j.fence AND v.fence = j.fence
     ), u AS (
       UPDATE jobs SET state = v.state, skip_reason = v.skip_reason, finished_at = $6, exit_code = v.exit_code, result = v.result, error = NULL,
-        fence = NULL, lease_until = NULL
+        fence = NULL, lease_until = NULL, cpu_ms = v.cpu_ms, max_rss_bytes = v.max_rss_bytes
       FROM ${from} WHERE ${ok}jobs.id = j.id AND v.fence = j.fence RETURNING ${JOB_RETURNING}, j.fence AS done_fence
     ), l AS (
       INSERT INTO logs (run_id, job_id, attempt_id, stream, ts, line)
@@ -203,7 +205,7 @@ function doneWrites(guard: string | null): string {
       INSERT INTO events (ts, kind, run_id, job_id, state) SELECT $6, 'job', run_id, id, state FROM u ORDER BY id
     )`;
 }
-/** completeDone's parameters $1–$10 */
+/** completeDone's parameters $1–$12 */
 function doneValues(items: DoneItem[], now: number): unknown[] {
   const lines = items.flatMap((it) => (it.lines ?? []).map((l) => ({ fence: it.fence, ...l })));
   return [
@@ -218,6 +220,8 @@ function doneValues(items: DoneItem[], now: number): unknown[] {
     lines.map((l) => l.ts),
     // PostgreSQL text cannot hold NUL bytes
     lines.map((l) => l.line.replace(/\0/g, '')),
+    items.map((it) => (it.outcome.state === 'succeeded' ? (it.outcome.usage?.cpuMs ?? null) : null)),
+    items.map((it) => (it.outcome.state === 'succeeded' ? (it.outcome.usage?.maxRssBytes ?? null) : null)),
   ];
 }
 /** A claimed job's row with its run's parameters. */
@@ -1532,15 +1536,20 @@ export class PostgresStore implements Store {
     if (!j || j.state !== 'running') throw new StaleFenceError(fence, 'its job was cancelled, reaped or taken over');
     await this.insertLogs(c, signal, j, fence, lines);
     const { exitCode, error } = outcome;
-    await c.query(prepared(`UPDATE attempts SET state = $1, finished_at = $2, exit_code = $3, error = $4 WHERE id = $5`, [outcome.state, now, exitCode, error, fence]));
+    const cpuMs = outcome.usage?.cpuMs ?? null;
+    const maxRss = outcome.usage?.maxRssBytes ?? null;
+    await c.query(prepared(
+      `UPDATE attempts SET state = $1, finished_at = $2, exit_code = $3, error = $4, cpu_ms = $6, max_rss_bytes = $7 WHERE id = $5`,
+      [outcome.state, now, exitCode, error, fence, cpuMs, maxRss],
+    ));
     const failures = j.failures + 1;
     let row: pg.QueryResult<JobRowDb>;
     if (outcome.retryable !== false && failures <= j.max_retries) {
       const delay = retryDelayMs(j, failures);
       row = await c.query<JobRowDb>(prepared(
-        `UPDATE jobs SET state = 'retrying', failures = $1, run_after = $2, exit_code = $3, error = $4, fence = NULL, lease_until = NULL
-         WHERE id = $5 RETURNING *`,
-        [failures, now + delay, exitCode, error, j.id],
+        `UPDATE jobs SET state = 'retrying', failures = $1, run_after = $2, exit_code = $3, error = $4, fence = NULL, lease_until = NULL,
+           cpu_ms = $6, max_rss_bytes = $7 WHERE id = $5 RETURNING *`,
+        [failures, now + delay, exitCode, error, j.id, cpuMs, maxRss],
       ));
       await this.jobEvents(c, signal, [j.id], now);
       for (const n of failureNotes(j, fence, outcome, failures, delay, now + delay)) await insertAudit(c, n, now);
@@ -1548,9 +1557,9 @@ export class PostgresStore implements Store {
     } else {
       for (const n of failureNotes(j, fence, outcome, failures, null, null)) await insertAudit(c, n, now);
       row = await c.query<JobRowDb>(prepared(
-        `UPDATE jobs SET state = 'failed', failures = $1, finished_at = $2, exit_code = $3, error = $4, fence = NULL, lease_until = NULL
-         WHERE id = $5 RETURNING *`,
-        [failures, now, exitCode, error, j.id],
+        `UPDATE jobs SET state = 'failed', failures = $1, finished_at = $2, exit_code = $3, error = $4, fence = NULL, lease_until = NULL,
+           cpu_ms = $6, max_rss_bytes = $7 WHERE id = $5 RETURNING *`,
+        [failures, now, exitCode, error, j.id, cpuMs, maxRss],
       ));
       await this.jobEvents(c, signal, [j.id], now);
       await this.settle(c, signal, [], [j.id], [], now);

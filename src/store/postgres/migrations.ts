@@ -398,6 +398,16 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   ALTER TABLE events ADD COLUMN detail text;
   UPDATE events SET namespace = split_part(subject, '/', 1) WHERE kind = 'service';
   `,
+  // accounting (gantry acct, like qacct): what each attempt's process tree used, as the launcher
+  // measured it; the job keeps its latest finished attempt's figures (shown by gantry jobs/status
+  // without reading attempts). Attempts by end time: acct reads a time range of a long history.
+  `
+  ALTER TABLE attempts ADD COLUMN cpu_ms bigint;
+  ALTER TABLE attempts ADD COLUMN max_rss_bytes bigint;
+  ALTER TABLE jobs ADD COLUMN cpu_ms bigint;
+  ALTER TABLE jobs ADD COLUMN max_rss_bytes bigint;
+  CREATE INDEX attempts_by_end ON attempts (finished_at) WHERE finished_at IS NOT NULL;
+  `,
 ];
 /** Arbitrary constant naming Gantry's migration lock. */
 const MIGRATION_LOCK = 7_070_001;

@@ -736,7 +736,7 @@ export class SqliteStore implements Store {
       );
       const take = this.sql(
         `UPDATE jobs SET state = 'running', attempts = attempts + 1, fence = ?, worker = ?, lease_until = ?, started_at = ?, progress = NULL,
-           waiting_reason = NULL WHERE id = ? RETURNING *`,
+           waiting_reason = NULL, cpu_ms = NULL, max_rss_bytes = NULL WHERE id = ? RETURNING *`,
       );
       const runs = new Map<number, { params: Record<string, unknown>; logicalDate: string; force: boolean }>();
       const runStmt = this.sql(`SELECT params, logical_date, force FROM runs WHERE id = ?`);
@@ -869,16 +869,19 @@ export class SqliteStore implements Store {
     this.insertLogs(j, fence, lines);
     const exitCode = outcome.state === 'skipped' ? null : outcome.exitCode;
     const error = outcome.state === 'failed' || outcome.state === 'timed_out' ? outcome.error : null;
-    this.sql(`UPDATE attempts SET state = ?, finished_at = ?, exit_code = ?, error = ? WHERE id = ?`)
-      .run(outcome.state, now, exitCode, error, fence);
+    const usage = outcome.state === 'skipped' ? undefined : outcome.usage;
+    const cpuMs = usage?.cpuMs ?? null;
+    const maxRss = usage?.maxRssBytes ?? null;
+    this.sql(`UPDATE attempts SET state = ?, finished_at = ?, exit_code = ?, error = ?, cpu_ms = ?, max_rss_bytes = ? WHERE id = ?`)
+      .run(outcome.state, now, exitCode, error, cpuMs, maxRss, fence);
     if (outcome.state === 'succeeded' || outcome.state === 'skipped') {
       if (outcome.state === 'succeeded' && outcome.chunks) this.createChunks(j, outcome.chunks, now);
       const result = outcome.state === 'succeeded' && outcome.result !== undefined ? JSON.stringify(outcome.result) : null;
       this.sql(
           `UPDATE jobs SET state = ?, skip_reason = ?, finished_at = ?, exit_code = ?, result = ?, error = NULL, fence = NULL,
-             lease_until = NULL WHERE id = ?`,
+             lease_until = NULL, cpu_ms = ?, max_rss_bytes = ? WHERE id = ?`,
         )
-        .run(outcome.state, outcome.state === 'skipped' ? 'outputs_exist' : null, now, exitCode, result, j.id);
+        .run(outcome.state, outcome.state === 'skipped' ? 'outputs_exist' : null, now, exitCode, result, cpuMs, maxRss, j.id);
       this.jobEvents([j.id], now);
       this.settle([j.id], [], [], now);
     } else {
@@ -886,20 +889,20 @@ export class SqliteStore implements Store {
       if (outcome.retryable !== false && failures <= j.max_retries) {
         const delay = retryDelayMs(j, failures);
         this.sql(
-            `UPDATE jobs SET state = 'retrying', failures = ?, run_after = ?, exit_code = ?, error = ?, fence = NULL, lease_until = NULL
-             WHERE id = ?`,
+            `UPDATE jobs SET state = 'retrying', failures = ?, run_after = ?, exit_code = ?, error = ?, fence = NULL, lease_until = NULL,
+               cpu_ms = ?, max_rss_bytes = ? WHERE id = ?`,
           )
-          .run(failures, now + delay, exitCode, error, j.id);
+          .run(failures, now + delay, exitCode, error, cpuMs, maxRss, j.id);
         this.jobEvents([j.id], now);
         for (const n of failureNotes(j, fence, outcome, failures, delay, now + delay)) insertAudit(this.db, n, now);
         this.signal({ type: 'retrying' });
       } else {
         for (const n of failureNotes(j, fence, outcome, failures, null, null)) insertAudit(this.db, n, now);
         this.sql(
-            `UPDATE jobs SET state = 'failed', failures = ?, finished_at = ?, exit_code = ?, error = ?, fence = NULL, lease_until = NULL
-             WHERE id = ?`,
+            `UPDATE jobs SET state = 'failed', failures = ?, finished_at = ?, exit_code = ?, error = ?, fence = NULL, lease_until = NULL,
+               cpu_ms = ?, max_rss_bytes = ? WHERE id = ?`,
           )
-          .run(failures, now, exitCode, error, j.id);
+          .run(failures, now, exitCode, error, cpuMs, maxRss, j.id);
         this.jobEvents([j.id], now);
         this.settle([], [j.id], [], now);
       }

@@ -396,6 +396,16 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   ALTER TABLE events ADD COLUMN detail TEXT;
   UPDATE events SET namespace = substr(subject, 1, instr(subject, '/') - 1) WHERE kind = 'service';
   `,
+  // accounting (gantry acct, like qacct): what each attempt's process tree used, as the launcher
+  // measured it; the job keeps its latest finished attempt's figures (shown by gantry jobs/status
+  // without reading attempts). Attempts by end time: acct reads a time range of a long history.
+  `
+  ALTER TABLE attempts ADD COLUMN cpu_ms INTEGER;
+  ALTER TABLE attempts ADD COLUMN max_rss_bytes INTEGER;
+  ALTER TABLE jobs ADD COLUMN cpu_ms INTEGER;
+  ALTER TABLE jobs ADD COLUMN max_rss_bytes INTEGER;
+  CREATE INDEX attempts_by_end ON attempts (finished_at) WHERE finished_at IS NOT NULL;
+  `,
 ];
 export function migrateSqlite(db: Database.Database): number {
   db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
