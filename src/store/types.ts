@@ -18,6 +18,8 @@
 // Run states: queued (max_active_runs reached) → running → succeeded | failed | cancelled.
 
 import type { Definition, WorkflowSpec, TriggerRule, Overlap, ServiceSpec } from '../spec/model.js';
+import type { AcctFilter, AcctRow } from './acctRows.js';
+export type { AcctFilter, AcctKey, AcctRow } from './acctRows.js';
 
 export type JobState = 'pending' | 'queued' | 'running' | 'retrying' | 'succeeded' | 'failed' | 'cancelled' | 'skipped';
 export const TERMINAL_JOB_STATES: readonly JobState[] = ['succeeded', 'failed', 'cancelled', 'skipped'];
@@ -1058,6 +1060,8 @@ export interface Store {
   runEdges(runId: number): Promise<[string, string][]>;
   /** Failed and timed-out attempts with their errors, latest first. */
   listAttemptErrors(filter: AttemptErrorFilter): Promise<AttemptError[]>;
+  /** Accounting (gantry acct): finished attempts' counts, wall and CPU time and peak memory per group, groups in key order. */
+  accountUsage(filter: AcctFilter): Promise<AcctRow[]>;
 
   // notifications (src/notify): subscriptions, the deliveries queue, webhook secrets
   createSubscription(input: SubscriptionInput): Promise<Subscription>;

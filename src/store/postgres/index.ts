@@ -9,6 +9,7 @@ import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import type { Definition, WorkflowSpec } from '../../spec/model.js';
 import { parseJobId, formatJobId, SPLIT_SUFFIX } from '../jobId.js';
+import { acctSql, toAcctRows, type AcctFilter, type AcctRow, type AcctRowDb } from '../acctRows.js';
 import { stageCountsFrom } from '../taskProgress.js';
 import {
   ConflictError,
@@ -2446,6 +2447,12 @@ export class PostgresStore implements Store {
       [runId],
     );
     return rows.map(toEdge);
+  }
+
+  async accountUsage(f: AcctFilter): Promise<AcctRow[]> {
+    const args: unknown[] = [];
+    const sql = acctSql(f, (v) => (args.push(v), `$${args.length}`), { bigint: '::bigint', float: '::float8' });
+    return toAcctRows(await this.all<AcctRowDb>(sql, args), f);
   }
 
   async listAttemptErrors(f: AttemptErrorFilter): Promise<AttemptError[]> {

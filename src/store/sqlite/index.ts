@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import { EventEmitter } from 'node:events';
 import type { Definition, WorkflowSpec } from '../../spec/model.js';
 import { SPLIT_SUFFIX, formatJobId, parseJobId, stageOf } from '../jobId.js';
+import { acctSql, toAcctRows, type AcctFilter, type AcctRow, type AcctRowDb } from '../acctRows.js';
 import { stageCountsFrom, type StageCountRow } from '../taskProgress.js';
 import {
   ConflictError,
@@ -1754,6 +1755,13 @@ export class SqliteStore implements Store {
        FROM jobs u JOIN job_deps d ON d.upstream_id = u.id JOIN jobs j ON j.id = d.job_id WHERE u.run_id = ?`,
     ).all(runId) as EdgeRowDb[];
     return rows.map(toEdge);
+  }
+
+  async accountUsage(f: AcctFilter): Promise<AcctRow[]> {
+    const args: unknown[] = [];
+    const sql = acctSql(f, (v) => (args.push(v), '?'), { bigint: '', float: '' });
+    // not cached: the text varies with the grouping and the reader's namespaces
+    return toAcctRows(this.db.prepare(sql).all(...args) as AcctRowDb[], f);
   }
 
   async listAttemptErrors(f: AttemptErrorFilter): Promise<AttemptError[]> {
