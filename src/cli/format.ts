@@ -46,9 +46,29 @@ export function jobLine(j: Job): string[] {
         : j.state === 'running' && j.progress !== null
           ? `${j.progress}%`
           : (j.error ?? '');
-  return [j.id, j.state, String(j.attempts), j.worker ?? '', elapsed(j.startedAt, j.finishedAt), note.slice(0, 120)];
+  return [j.id, j.state, String(j.attempts), j.worker ?? '', elapsed(j.startedAt, j.finishedAt), cpuText(j.cpuMs), bytesText(j.maxRssBytes), note.slice(0, 120)];
 }
-export const JOB_HEADERS = ['JOB', 'STATE', 'ATTEMPTS', 'WORKER', 'DURATION', 'NOTE'];
+/** CPU: its latest finished attempt's CPU time (user + system); MAXRSS: that attempt's peak memory */
+export const JOB_HEADERS = ['JOB', 'STATE', 'ATTEMPTS', 'WORKER', 'DURATION', 'CPU', 'MAXRSS', 'NOTE'];
+
+/** CPU time as a duration (`850ms`, `1.2s`, `3h2m`); blank when not measured. */
+export function cpuText(ms: number | null | undefined): string {
+  return ms === null || ms === undefined ? '' : formatDuration(ms);
+}
+
+/** Bytes in binary units (`512 B`, `23.5 MiB`, `1.2 GiB`); blank when not measured. */
+export function bytesText(n: number | null | undefined): string {
+  if (n === null || n === undefined) return '';
+  if (n < 1024) return `${n} B`;
+  let v = n / 1024;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v < 100 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
+}
 
 /** A split task's line in `status`: its chunks done / total, what runs or failed, and how far it is overall; null for other tasks. */
 export function chunksLine(t: TaskProgress): string | null {

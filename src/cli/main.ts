@@ -22,6 +22,7 @@ import { registerSecretCommands, registerTokenCommands } from './authCommands.js
 import { EVENT_KINDS, NotFoundError, type EventKind } from '../store/types.js';
 import { watchEvents } from './watchEvents.js';
 import { registerNotifyCommands } from './notifyCommands.js';
+import { registerAcctCommand } from './acctCommand.js';
 import type { NotifyOptions } from '../notify/duty.js';
 
 /** Exit with a code and a message on stderr. */
@@ -970,6 +971,8 @@ export function buildProgram(): Command {
 
   registerTokenCommands(program, { clientOf, usage, openStore: openStoreOrExit, print, collect });
   registerSecretCommands(program, { clientOf, usage, openStore: openStoreOrExit, print, collect });
+
+  registerAcctCommand(program, { clientOf, print, usage });
 
   for (const c of program.commands) c.exitOverride();
   registerNotifyCommands(program, { clientOf, print, usage, collect, intOption, keyValues });

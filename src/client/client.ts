@@ -4,6 +4,7 @@
 import type { ApiToken, Attempt, AttemptError, DeferredRun, Job, PoolRow, Role, Run, SecretInfo, ServiceLogLine, StoreEvent, StoredLogLine, WorkerRow } from '../store/types.js';
 import type { RunEta } from '../server/eta.js';
 import type { BrokenReport } from '../server/broken.js';
+import type { AcctReport } from '../server/acctSchemas.js';
 import type { ErrorSummary } from '../server/errors.js';
 import type { AuditEntry, Delivery, DeliveryState, EventKind, NotifyEvent, Subscription } from '../store/types.js';
 
@@ -181,6 +182,10 @@ export class GantryClient {
     q: { run?: number; workflow?: string; namespace?: string; label?: string[]; since?: string | number; until?: string | number; limit?: number; offset?: number } = {},
   ) {
     return this.request<{ errors: AttemptError[]; summary: ErrorSummary[] }>('GET', '/api/v1/errors', { query: q });
+  }
+  /** accounting (like qacct): what finished attempts used per group; `by`: keys, comma-separated ('': the total only) */
+  acct(q: { since?: string | number; until?: string | number; by?: string; namespace?: string } = {}) {
+    return this.request<AcctReport>('GET', '/api/v1/acct', { query: q });
   }
   /** what is broken now: failing series, their failed jobs, stale claims, lost workers, unplaceable jobs, flapping series */
   broken(q: { workflow?: string; namespace?: string; label?: string[] } = {}) {

@@ -61,6 +61,7 @@ import { failingSeries } from './broken.js';
 import { summarizeErrors } from './errors.js';
 import { openApiDocument } from './openapi.js';
 import { registerNotifyRoutes } from './notifyRoutes.js';
+import { registerAcctRoutes } from './acct.js';
 import { createRequire } from 'node:module';
 import { GraphAnswerCache, RunEdgeCache, buildRunGraph } from './runGraph.js';
 import { overview } from './overview.js';
@@ -561,6 +562,9 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
       flapping,
     };
   });
+
+  // ---- accounting: what attempts used (acct.ts)
+  registerAcctRoutes(app, { store, parse });
 
   // ---- audit log, notifications, Atom feed (notifyRoutes.ts)
   registerNotifyRoutes(app, { store, publicUrl, parse, parseLabels });

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import * as S from './schemas.js';
 import * as N from './notifySchemas.js';
+import * as A from './acctSchemas.js';
 
 type JsonSchema = Record<string, unknown>;
 
@@ -111,6 +112,12 @@ export const ROUTES: Record<string, RouteDoc> = {
     summary: 'errors raised: failed and timed-out attempts, latest first, and grouped by message',
     query: S.errorsQuery,
     responses: { 200: { description: 'the errors', schema: S.errorsResponse }, ...BAD },
+  },
+  'GET /api/v1/acct': {
+    tag: 'monitoring',
+    summary: 'accounting (like qacct): attempts, outcomes, wall and CPU time, peak memory of finished attempts per namespace, workflow, task or worker over a time range',
+    query: A.acctQuery,
+    responses: { 200: { description: 'the groups and their total', schema: A.acctResponse }, ...BAD, ...AUTH },
   },
   'GET /api/v1/broken': {
     tag: 'monitoring',
