@@ -320,7 +320,7 @@ describe('API on SQLite: OpenAPI document, body limits, invalid bodies', () => {
       'GET /api/v1/secrets', 'PUT /api/v1/secrets/{namespace}/{name}', 'DELETE /api/v1/secrets/{namespace}/{name}',
       'GET /api/v1/services', 'GET /api/v1/services/{name}', 'GET /api/v1/services/{name}/logs', 'POST /api/v1/services/{name}/start', 'POST /api/v1/services/{name}/stop',
       'POST /api/v1/exec',
-      'GET /api/v1/runs/{id}/eta', 'GET /api/v1/errors', 'GET /api/v1/broken',
+      'GET /api/v1/runs/{id}/eta', 'GET /api/v1/errors', 'GET /api/v1/broken', 'GET /api/v1/acct',
       'GET /api/v1/audit', 'GET /api/v1/subscriptions', 'POST /api/v1/subscriptions', 'DELETE /api/v1/subscriptions/{id}',
       'GET /api/v1/deliveries', 'POST /api/v1/namespaces/{namespace}/webhook-secret', 'GET /api/v1/feed.atom',
     ];
