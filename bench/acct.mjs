@@ -11,7 +11,8 @@
 //     with `gantry runs --limit 1`, a read that does next to nothing).
 // Prints medians and p95 per question. Uses dist/ (run `npm run build` first).
 //
-//   node bench/acct.mjs [--history 100] [--reps 20]
+//   node bench/acct.mjs [--history 100] [--reps 20] [--no-end-index]
+// (--no-end-index: attempts_by_end dropped before the questions, to see what it buys)
 //   GANTRY_BENCH_PG=postgres://… (default postgres://postgres@127.0.0.1:5432/test)
 import { spawn } from 'node:child_process';
 import path from 'node:path';
@@ -82,6 +83,7 @@ try {
   const c = new pg.Client({ connectionString: PG_URL });
   await c.connect();
   await c.query(`SET search_path = ${schema}`);
+  if (process.argv.includes('--no-end-index')) await c.query('DROP INDEX attempts_by_end');
   await c.query('ANALYZE');
   const attempts = Number((await c.query('SELECT count(*) AS n FROM attempts')).rows[0].n);
   const plan = (await c.query(`EXPLAIN ANALYZE SELECT r.namespace, r.workflow, j.task, count(*), sum(a.cpu_ms), max(a.max_rss_bytes), avg(a.max_rss_bytes)
