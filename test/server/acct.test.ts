@@ -78,6 +78,12 @@ onEveryStore('API acct', (name) => {
       ['x', 1200, 30 * MiB],
       ['y', 800, 10 * MiB],
     ]);
+    // the run's status lists them the same way
+    const st = await h.call<{ jobs: Job[] }>('GET', `/api/v1/runs/${runA}`);
+    expect(st.body.jobs.map((j) => [j.task, j.cpuMs, j.maxRssBytes])).toEqual([
+      ['x', 1200, 30 * MiB],
+      ['y', 800, 10 * MiB],
+    ]);
     const job = await h.call<{ attemptList: { cpuMs: number | null }[] }>('GET', `/api/v1/jobs/${runA}:x`);
     expect(job.body.attemptList.map((a) => a.cpuMs)).toEqual([1200]);
     const doc = await h.call<{ paths: Record<string, unknown>; components: { schemas: Record<string, unknown> } }>('GET', '/api/v1/openapi.json');
