@@ -243,7 +243,15 @@ export interface StoredDefinition {
   definition: Definition;
 }
 
-export interface RunFilter {
+/**
+ * A reader's scope (issue 14: reads are scoped): with `namespaces`, only rows of
+ * those namespaces are listed (an empty list: none). Absent: no restriction.
+ */
+export interface ReaderScope {
+  namespaces?: string[];
+}
+
+export interface RunFilter extends ReaderScope {
   workflow?: string;
   namespace?: string;
   state?: RunState;
@@ -269,7 +277,7 @@ export interface StageCount {
   progress: number;
 }
 
-export interface JobFilter {
+export interface JobFilter extends ReaderScope {
   runId?: number;
   worker?: string;
   state?: JobState;
@@ -375,7 +383,7 @@ export interface AttemptError {
   exitCode: number | null;
   error: string;
 }
-export interface AttemptErrorFilter {
+export interface AttemptErrorFilter extends ReaderScope {
   workflow?: string;
   namespace?: string;
   labels?: Record<string, string>;
@@ -398,9 +406,11 @@ export type EventKind = (typeof EVENT_KINDS)[number];
  * namespace only; worker events have none of these. A filter on a field an
  * event's kind lacks drops that kind, unless `kinds` names it: then the filter
  * does not apply to it (`namespace: 'bots', kinds: ['service', 'worker']` is
- * the bots services' events and every worker's).
+ * the bots services' events and every worker's). `namespaces` (a reader's
+ * scope) restricts run, job and service events; worker events carry no job data
+ * and stay.
  */
-export interface EventFilter {
+export interface EventFilter extends ReaderScope {
   runId?: number;
   namespace?: string;
   workflow?: string;
@@ -518,7 +528,7 @@ export interface DeferredRun extends DeferRunInput {
   /** why it could not start, or was cancelled */
   error: string | null;
 }
-export interface DeferredFilter {
+export interface DeferredFilter extends ReaderScope {
   namespace?: string;
   workflow?: string;
   state?: DeferredState;
@@ -583,7 +593,7 @@ export interface AuditEntry {
   details: Record<string, unknown> | null;
 }
 
-export interface AuditFilter {
+export interface AuditFilter extends ReaderScope {
   /** at or after, epoch ms */
   since?: number;
   /** before, epoch ms */
@@ -788,7 +798,7 @@ export interface Delivery extends DeliveryInput {
   createdAt: number;
   sentAt: number | null;
 }
-export interface DeliveryFilter {
+export interface DeliveryFilter extends ReaderScope {
   state?: DeliveryState;
   runId?: number;
   namespace?: string;

@@ -65,6 +65,7 @@ import {
 } from '../types.js';
 import type { NamespaceSettings, NamespaceSettingsPatch } from '../types.js';
 import * as namespaceRows from './namespaces.js';
+import { inNamespaces } from '../scopeSql.js';
 import type { StageCount, WorkerStopMode } from '../types.js';
 import { publicToken, toSecretInfo, toTokens, type SecretRowDb, type TokenNamespaceRowDb, type TokenRowDb } from '../authRows.js';
 import { strongerStopMode } from '../rows.js';
@@ -400,6 +401,7 @@ export class SqliteStore implements Store {
     const where: string[] = [];
     const args: unknown[] = [];
     if (f.namespace) (where.push('namespace = ?'), args.push(f.namespace));
+    if (f.namespaces) where.push(inNamespaces('namespace', f.namespaces, (v) => (args.push(v), '?')));
     if (f.workflow) (where.push('workflow = ?'), args.push(f.workflow));
     for (const [k, v] of Object.entries(f.labels ?? {})) {
       where.push('id IN (SELECT run_id FROM run_labels WHERE key = ? AND value = ?)');
@@ -518,6 +520,7 @@ export class SqliteStore implements Store {
     const runWhere: string[] = [];
     if (f.workflow) (runWhere.push('workflow = ?'), args.push(f.workflow));
     if (f.namespace) (runWhere.push('namespace = ?'), args.push(f.namespace));
+    if (f.namespaces) runWhere.push(inNamespaces('namespace', f.namespaces, (v) => (args.push(v), '?')));
     for (const [k, v] of Object.entries(f.labels ?? {})) {
       runWhere.push('id IN (SELECT run_id FROM run_labels WHERE key = ? AND value = ?)');
       args.push(k, v);
@@ -1218,6 +1221,7 @@ export class SqliteStore implements Store {
     const where: string[] = [];
     const args: unknown[] = [];
     if (f.namespace) (where.push('namespace = ?'), args.push(f.namespace));
+    if (f.namespaces) where.push(inNamespaces('namespace', f.namespaces, (v) => (args.push(v), '?')));
     if (f.workflow) (where.push('workflow = ?'), args.push(f.workflow));
     if (f.state) (where.push('state = ?'), args.push(f.state));
     if (f.dueBy !== undefined) (where.push('due_at <= ?'), args.push(f.dueBy));
@@ -1774,6 +1778,7 @@ export class SqliteStore implements Store {
     const args: unknown[] = [];
     if (f.runId !== undefined) (where.push('j.run_id = ?'), args.push(f.runId));
     if (f.namespace) (where.push('r.namespace = ?'), args.push(f.namespace));
+    if (f.namespaces) where.push(inNamespaces('r.namespace', f.namespaces, (v) => (args.push(v), '?')));
     if (f.workflow) (where.push('r.workflow = ?'), args.push(f.workflow));
     for (const [k, v] of Object.entries(f.labels ?? {})) {
       where.push('r.id IN (SELECT run_id FROM run_labels WHERE key = ? AND value = ?)');
