@@ -175,3 +175,36 @@ describe('the state directory', () => {
     await up.stop();
   }, 120_000);
 });
+
+describe('gantry namespace set / show and gantry namespaces', () => {
+  it('an admin maps a namespace to a user and group, makes it public and confines its outputs; bad names exit 2 and change nothing; a maintainer may not', async () => {
+    const dir = tempDir();
+    writeFile(dir, 'hi.yaml', WF);
+    const up = await startUp(dir, ['hi.yaml']);
+    const set = await gantryJson<Record<string, unknown>>(['namespace', 'set', 'dumps', '--user', 'tools.dumps', '--group', 'tools', '--public', '--output-root', '/srv/dumps', '--json'], { server: up.url });
+    expect(set.res.code, set.res.stderr).toBe(0);
+    expect(set.json).toEqual({ namespace: 'dumps', user: 'tools.dumps', group: 'tools', public: true, outputRoots: ['/srv/dumps'] });
+    // roots add up; --clear-output-roots starts again
+    expect((await gantryJson<{ outputRoots: string[] }>(['namespace', 'set', 'dumps', '--output-root', '/srv/more', '--json'], { server: up.url })).json.outputRoots).toEqual(['/srv/dumps', '/srv/more']);
+    const bad = await gantry(['namespace', 'set', 'dumps', '--user', 'no such user!'], { server: up.url });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/body\.user: a Unix user name/);
+    expect((await gantry(['namespace', 'set', 'dumps'], { server: up.url })).code).toBe(2); // nothing to change
+    const maintainer = (await gantryJson<{ token: string }>(['token', 'create', '--namespace', 'dumps', '--json'], { server: up.url })).json.token;
+    const refused = await gantry(['namespace', 'set', 'dumps', '--no-public'], { server: up.url, token: maintainer });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/needs an admin token/);
+    const show = await gantry(['namespace', 'show', 'dumps'], { server: up.url, token: maintainer });
+    expect(show.stdout).toMatch(/user\s+tools\.dumps\n/);
+    expect(show.stdout).toMatch(/public\s+yes/);
+    expect(show.stdout).toMatch(/output roots\s+\/srv\/dumps, \/srv\/more/);
+    // public: readable without any token, nothing doable
+    expect((await gantry(['runs'], { server: up.url, token: false })).code).toBe(0);
+    expect((await gantry(['run', 'dumps/hi'], { server: up.url, token: false })).code).toBe(2);
+    const list = await gantry(['namespaces'], { server: up.url });
+    expect(list.stdout).toMatch(/^NAMESPACE\s+USER\s+GROUP\s+PUBLIC\s+OUTPUT ROOTS\ndumps\s+tools\.dumps\s+tools\s+yes\s+\/srv\/dumps,\/srv\/more$/m);
+    // the webhook secret command of the same group still answers
+    expect((await gantry(['namespace', 'secret', 'dumps'], { server: up.url })).stdout).toMatch(/^[0-9a-f]{64}\n$/);
+    await up.stop();
+  }, 120_000);
+});

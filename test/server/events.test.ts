@@ -74,7 +74,7 @@ onEveryStore('event stream: workers and services', (storeName) => {
     const start = await g.store.lastEventId();
     const stream = follow(url, { kinds: ['worker', 'service'] }, g.token);
     await stream.open;
-    const cli = gantry(['events', '--kinds', 'worker,service'], { server: url });
+    const cli = gantry(['events', '--kinds', 'worker,service'], { server: url, token: g.token });
 
     const pidFile = path.join(g.dir, 'pids');
     g.write('pinger.yaml', `service: pinger\nnamespace: bots\nqueue: svc\nrun: echo $$ >> ${pidFile}; exec sleep 600\nrestart: { delay: 300ms, max_delay: 2s }\n`);
@@ -156,7 +156,7 @@ onEveryStore('event stream: workers and services', (storeName) => {
     const bad = await g.inject<{ error: string }>('GET', '/api/v1/events?kinds=worker,bogus');
     expect(bad.status).toBe(400);
     expect(bad.body.error).toMatch(/query\.kinds: unknown kind 'bogus': use run, job, worker, service/);
-    const cli = await gantry(['events', '--kinds', 'nope'], { server: url });
+    const cli = await gantry(['events', '--kinds', 'nope'], { server: url, token: g.token });
     expect(cli.code).toBe(2);
     expect(cli.stderr).toMatch(/--kinds: unknown kind nope/);
 
