@@ -61,7 +61,7 @@ export async function uiRunView({ log = () => {}, reps = 3, workers = 0 } = {}) 
   if (!fs.existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM} (apt-get install chromium)`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-bench-ui-'));
   writeWorkflows(dir);
-  const up = await startUp({ db: path.join(dir, 'gantry.db'), host: '127.0.0.1', port: 0, workers, slots: 4, dir, logger: silentLogger() });
+  const up = await startUp({ db: path.join(dir, 'gantry.db'), host: '127.0.0.1', port: 0, workers, slots: 4, stateDir: dir, logger: silentLogger() });
   let browser = null;
   try {
     const { definitions, errors } = loadDefinitionFiles([path.join(dir, 'all.yaml'), path.join(dir, 'one.yaml')]);

@@ -8,6 +8,7 @@ import { loadDefinitions } from './spec/parse.js';
 import { SpecValidationError } from './spec/model.js';
 import type { Capacity, Store } from './store/types.js';
 import { openStore } from './store/open.js';
+import { DEFAULT_STATE_DIR, isSqliteFile, prepareSqliteFile, prepareStateDir } from './auth/stateDir.js';
 import { Scheduler } from './scheduler/scheduler.js';
 import { Worker, WORKER_DEFAULTS } from './worker/worker.js';
 import { buildApp } from './server/app.js';
@@ -34,8 +35,10 @@ export interface UpOptions {
   supervise?: boolean;
   /** how commands start (default `helper`: bin/gantry-launcher) */
   launcher?: LauncherKind;
-  /** where the first start writes `gantry.token` and `gantry.secret-key` (default: the working directory) */
-  dir?: string;
+  /** the state directory: `gantry.token` and `gantry.secret-key` (made 0700, files 0600; default ./.gantry) */
+  stateDir?: string;
+  /** where the old layout kept them (./gantry.token, ./gantry.secret-key), read when the state directory has none */
+  legacyDir?: string;
   /** notifications: SMTP server, From:, the UI's public address (mail links, the Atom feed) */
   notify?: NotifyOptions;
   logger: Logger;
@@ -53,11 +56,15 @@ export interface Up {
   auth: TokenBootstrap;
   /** seals and opens secrets: GANTRY_SECRET_KEY, or gantry.secret-key beside the token (made on the first start) */
   secretKey: SecretKey;
+  /** the state directory, absolute */
+  stateDir: string;
   /** graceful: running jobs get `graceMs` to finish, then are killed and requeued on the next start */
   stop(graceMs?: number): Promise<void>;
 }
 
 export async function startUp(o: UpOptions): Promise<Up> {
+  const stateDir = prepareStateDir(o.stateDir ?? DEFAULT_STATE_DIR);
+  if (isSqliteFile(o.db)) prepareSqliteFile(o.db);
   const store = await openStore(o.db);
   try {
     if (o.apply?.length) {
@@ -65,9 +72,11 @@ export async function startUp(o: UpOptions): Promise<Up> {
       if (errors.length) throw new SpecValidationError(errors);
       await store.putDefinitions(definitions);
     }
-    const auth = await bootstrapAdminToken(store, o.dir ?? process.cwd(), { db: o.db });
+    const auth = await bootstrapAdminToken(store, stateDir, { db: o.db, legacyDir: o.legacyDir });
     o.logger.info({ file: auth.file, created: auth.created }, auth.message);
-    const { key: secretKey } = loadSecretKey(o.dir ?? process.cwd(), { create: true });
+    const secret = loadSecretKey(stateDir, { create: true, legacyDir: o.legacyDir });
+    if (secret.legacy) o.logger.info({ file: secret.file }, `secret key read from ${secret.file}, the old place (still read; move it into ${stateDir})`);
+    const secretKey = secret.key;
     const leaseMs = o.leaseMs ?? WORKER_DEFAULTS.leaseMs;
     const scheduler = schedulerFor(store, leaseMs, o.logger, o.notify);
     // Reap what a previous crash left running before any worker claims.
@@ -106,6 +115,7 @@ export async function startUp(o: UpOptions): Promise<Up> {
       adminToken: auth.token,
       auth,
       secretKey: secretKey!,
+      stateDir,
       stop(graceMs = 0) {
         stopped ??= (async () => {
           const graceful = Promise.all(workers.map((w) => w.stop({ graceful: true })));

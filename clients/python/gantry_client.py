@@ -4,7 +4,7 @@ Copy this file next to your script (Python 3.11+)::
 
     from gantry_client import GantryClient
 
-    g = GantryClient()                      # GANTRY_SERVER, GANTRY_TOKEN or ./gantry.token
+    g = GantryClient()                      # GANTRY_SERVER, GANTRY_TOKEN, ./.gantry/gantry.token or ./gantry.token
     run = g.start_run("dumps", params={"wiki": "enwiki"}, labels={"by": "cron"})
     for line in g.logs(run=run["id"], follow=True):
         print(line["line"])
@@ -124,13 +124,13 @@ class GantryClient:
 
     ``server``: the base URL (default: ``$GANTRY_SERVER``, else http://127.0.0.1:7070).
     ``token``: the bearer token (default: ``$GANTRY_TOKEN``, else the file
-    ``gantry.token`` in the current directory, else none). ``timeout``: seconds
+    ``.gantry/gantry.token`` or ``gantry.token`` in the current directory, else none). ``timeout``: seconds
     per request.
     """
 
     def __init__(self, server: str | None = None, token: str | None = None, timeout: float = 30.0):
         self.server = (server or os.environ.get("GANTRY_SERVER") or DEFAULT_SERVER).rstrip("/")
-        self.token = token or os.environ.get("GANTRY_TOKEN") or _read_token_file("gantry.token")
+        self.token = token or os.environ.get("GANTRY_TOKEN") or _read_token_file(os.path.join(".gantry", "gantry.token")) or _read_token_file("gantry.token")
         self.timeout = timeout
 
     def __repr__(self) -> str:

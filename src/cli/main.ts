@@ -1,8 +1,8 @@
 // The `gantry` command line (SPEC §3). Every command except `up` and `validate`
 // is a client of the HTTP API. Exit codes: 0 ok, 1 the thing asked about
 // failed, 2 bad usage or input, 3 cannot reach the server or store.
-import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { ApiError, GantryClient, UnreachableError } from '../client/client.js';
 import { formatSpecError, SpecValidationError } from '../spec/model.js';
@@ -23,6 +23,8 @@ import { EVENT_KINDS, NotFoundError, type EventKind } from '../store/types.js';
 import { watchEvents } from './watchEvents.js';
 import { registerNotifyCommands } from './notifyCommands.js';
 import { registerAcctCommand } from './acctCommand.js';
+import { registerNamespaceCommands } from './namespaceCommands.js';
+import { DB_FILE, DEFAULT_STATE_DIR, findCliToken, isSqliteFile, prepareSqliteFile, prepareStateDir, stateFile } from '../auth/stateDir.js';
 import type { NotifyOptions } from '../notify/duty.js';
 
 /** Exit with a code and a message on stderr. */
@@ -139,9 +141,20 @@ function clientOf(cmd: Command): GantryClient {
     // reported below
   }
   if (!parsed || !/^https?:$/.test(parsed.protocol)) throw usage(`'${server}' is not a server URL (e.g. http://127.0.0.1:7070), from ${g.server ? '--server' : 'GANTRY_SERVER'}`);
-  let token = g.token ?? process.env.GANTRY_TOKEN;
-  if (!token && fs.existsSync('gantry.token')) token = fs.readFileSync('gantry.token', 'utf8').trim();
-  return new GantryClient(server, token);
+  return new GantryClient(server, findCliToken({ flag: g.token })?.token);
+}
+
+/** The state directory, and where the old layout's files are read from (only when the directory was not chosen). */
+function stateOptions(stateDir: string, chosen: boolean): { stateDir: string; legacyDir?: string } {
+  return chosen ? { stateDir } : { stateDir, legacyDir: process.cwd() };
+}
+
+/** `gantry up`'s default SQLite file: in the state directory, or ./gantry.db of the old layout when only that exists. */
+function upDatabase(stateDir: string, legacyDir: string | undefined): string {
+  if (legacyDir === undefined) return path.join(stateDir, DB_FILE);
+  const { file, legacy } = stateFile(path.resolve(stateDir), DB_FILE, legacyDir);
+  if (legacy) process.stdout.write(`store: ${file}, the old place (still read; move gantry.db and its -wal/-shm files into ${path.resolve(stateDir)})\n`);
+  return legacy ? file : path.join(stateDir, DB_FILE);
 }
 
 function print(json: boolean | undefined, value: unknown, text: () => string): void {
@@ -152,7 +165,7 @@ export function buildProgram(): Command {
   const program = new Command('gantry')
     .description('Gantry: DAGs of jobs on a pool of workers, state in SQLite or PostgreSQL')
     .option('--server <url>', 'API server (env GANTRY_SERVER; default http://127.0.0.1:7070)')
-    .option('--token <token>', 'API token (env GANTRY_TOKEN, or ./gantry.token)')
+    .option('--token <token>', 'API token (env GANTRY_TOKEN, else .gantry/gantry.token here or in a parent folder, ./gantry.token, $XDG_CONFIG_HOME/gantry/token)')
     .showHelpAfterError()
     .exitOverride();
 
@@ -160,7 +173,8 @@ export function buildProgram(): Command {
     .command('up')
     .description('API, scheduler and local workers in one process, on the embedded SQLite store; applies the workflows in DIR')
     .argument('[dir...]', 'workflow files or folders to apply at start')
-    .option('--db <path>', 'store: a SQLite file (env GANTRY_DB)', process.env.GANTRY_DB ?? 'gantry.db')
+    .option('--db <path>', 'store: a SQLite file (env GANTRY_DB; default gantry.db in the state directory)')
+    .option('--state-dir <dir>', 'where the admin token, the secret key and the default SQLite file live (made 0700)', DEFAULT_STATE_DIR)
     .option('--host <host>', 'address to bind', '127.0.0.1')
     .option('--port <port>', 'port to listen on (0: any free port)', intOption, 7070)
     .option('--workers <n>', 'local workers', intOption, 1)
@@ -180,15 +194,18 @@ export function buildProgram(): Command {
     .option('--smtp <url>', 'SMTP server for mailto: notifications, e.g. smtp://mail.example.org:25 (env GANTRY_SMTP)')
     .option('--mail-from <address>', 'From: of notification mail (env GANTRY_MAIL_FROM; default gantry@localhost)')
     .option('--public-url <url>', "the UI's public address, for links in mail, webhooks and the feed (env GANTRY_PUBLIC_URL)")
-    .action(async (dirs: string[], o: { db: string; host: string; port: number; workers: number; slots?: number; queues: string; cpu?: number; memory?: string; resource?: string[]; lease?: number; supervise?: boolean; launcher: LauncherKind; run?: string; param?: string[]; force?: boolean; once?: boolean; smtp?: string; mailFrom?: string; publicUrl?: string }) => {
+    .action(async (dirs: string[], o: { db?: string; stateDir: string; host: string; port: number; workers: number; slots?: number; queues: string; cpu?: number; memory?: string; resource?: string[]; lease?: number; supervise?: boolean; launcher: LauncherKind; run?: string; param?: string[]; force?: boolean; once?: boolean; smtp?: string; mailFrom?: string; publicUrl?: string }, cmd: Command) => {
       if (o.once && !o.run) throw usage('--once needs --run WORKFLOW');
       const resources = offeredResources(o);
       const [{ createLogger }, { startUp }, { InvalidRunRequest, startRun }] = await Promise.all([import('../log.js'), import('../up.js'), import('../server/runs.js')]);
       const logger = createLogger();
+      const state = stateOptions(o.stateDir, cmd.getOptionValueSource('stateDir') !== 'default');
+      const db = o.db ?? process.env.GANTRY_DB ?? upDatabase(state.stateDir, state.legacyDir);
       let up;
       try {
         up = await startUp({
-          db: o.db,
+          db,
+          ...state,
           host: o.host,
           port: o.port,
           workers: o.workers,
@@ -209,7 +226,9 @@ export function buildProgram(): Command {
       const defs = (await up.store.listDefinitions()).filter((d) => d.kind === 'workflow');
       // before the "up" line: whoever waits for that line has this one too
       process.stdout.write(`${up.auth.message}\n`);
-      process.stdout.write(`gantry is up at ${up.url} (store: ${o.db}; ${o.workers} worker${o.workers > 1 ? 's' : ''})\n`);
+      // as Jupyter does: a link that logs a browser in (the UI keeps the token and sends it as a bearer token)
+      if (up.adminToken) process.stdout.write(`log in a browser: ${up.url}/?token=${up.adminToken}\n`);
+      process.stdout.write(`gantry is up at ${up.url} (store: ${db}; ${o.workers} worker${o.workers > 1 ? 's' : ''})\n`);
       process.stdout.write(`workflows: ${defs.map((d) => d.name).join(', ') || 'none'}\n`);
       let stopping = false;
       const shutdown = (signal: string) => {
@@ -251,7 +270,8 @@ export function buildProgram(): Command {
     .option('--host <host>', 'address to bind', '127.0.0.1')
     .option('--port <port>', 'port to listen on', intOption, 7070)
     .option('--public-url <url>', "the UI's public address, for links in the Atom feed (env GANTRY_PUBLIC_URL)")
-    .action(async (o: { db: string; host: string; port: number; publicUrl?: string }) => {
+    .option('--state-dir <dir>', 'where the admin token and the secret key live (made 0700)', DEFAULT_STATE_DIR)
+    .action(async (o: { db: string; host: string; port: number; publicUrl?: string; stateDir: string }, cmd: Command) => {
       const [{ createLogger }, { bootstrapAdminToken }, { loadSecretKey, SECRET_KEY_ENV }, { buildApp }] = await Promise.all([
         import('../log.js'),
         import('../auth/bootstrap.js'),
@@ -260,9 +280,13 @@ export function buildProgram(): Command {
       ]);
       const logger = createLogger({ name: 'gantry-server' });
       const publicUrl = notifyOptions({ publicUrl: o.publicUrl }).publicUrl;
+      const { stateDir, legacyDir } = stateOptions(o.stateDir, cmd.getOptionValueSource('stateDir') !== 'default');
+      const dir = prepareStateDir(stateDir);
+      if (isSqliteFile(o.db)) prepareSqliteFile(o.db);
       const store = await openStoreOrExit(o.db);
-      const auth = await bootstrapAdminToken(store, process.cwd(), { db: o.db });
-      const secret = loadSecretKey(process.cwd(), { create: true });
+      const auth = await bootstrapAdminToken(store, dir, { db: o.db, legacyDir });
+      const secret = loadSecretKey(dir, { create: true, legacyDir });
+      if (secret.legacy) process.stdout.write(`secret key read from ${secret.file}, the old place (still read; move it into ${dir})\n`);
       if (secret.created)
         process.stdout.write(`secret key created: ${secret.file} (mode 0600); servers and workers on other machines need the same key (${SECRET_KEY_ENV} or that file)\n`);
       const app = await buildApp({ store, logger, secretKey: secret.key, publicUrl });
@@ -313,14 +337,17 @@ export function buildProgram(): Command {
     .option('--no-supervise', 'do not')
     .option('--launcher <kind>', "how commands start: helper (a small helper process forks and supervises them) or spawn (Node's spawn from this process, under gantry-supervise)", launcherOption, 'helper')
     .option('--grace <time>', 'on SIGTERM/SIGINT: how long running jobs may finish before they are killed and requeued (ms, or 30s, 5m)', graceOption, 5 * 60_000)
-    .action(async (o: { db: string; name?: string; queues: string; slots?: number; cpu?: number; memory?: string; resource?: string[]; lease: number; supervise?: boolean; launcher: LauncherKind; grace: number }) => {
+    .option('--state-dir <dir>', 'where the secret key is, when GANTRY_SECRET_KEY does not give it', DEFAULT_STATE_DIR)
+    .action(async (o: { db: string; name?: string; queues: string; slots?: number; cpu?: number; memory?: string; resource?: string[]; lease: number; supervise?: boolean; launcher: LauncherKind; grace: number; stateDir: string }, cmd: Command) => {
       const [{ createLogger }, { workerFor }, { loadSecretKey, SECRET_KEY_ENV }] = await Promise.all([import('../log.js'), import('../up.js'), import('../secrets/seal.js')]);
       const logger = createLogger({ name: 'gantry-worker' });
       const resources = offeredResources(o);
       const store = await openStoreOrExit(o.db);
       const name = o.name ?? `${os.hostname()}-${process.pid}`;
-      const { key: secretKey } = loadSecretKey(process.cwd());
-      if (!secretKey) process.stdout.write(`no secret key (${SECRET_KEY_ENV}, or gantry.secret-key here): jobs that use secrets fail on this worker\n`);
+      const state = stateOptions(o.stateDir, cmd.getOptionValueSource('stateDir') !== 'default');
+      const { key: secretKey, legacy, file: keyFile } = loadSecretKey(state.stateDir, state);
+      if (!secretKey) process.stdout.write(`no secret key (${SECRET_KEY_ENV}, or gantry.secret-key in ${path.resolve(state.stateDir)}): jobs that use secrets fail on this worker\n`);
+      else if (legacy) process.stdout.write(`secret key read from ${keyFile}, the old place (still read; move it into ${path.resolve(state.stateDir)})\n`);
       const worker = workerFor(store, {
         secretKey,
         name,
@@ -976,6 +1003,7 @@ export function buildProgram(): Command {
 
   for (const c of program.commands) c.exitOverride();
   registerNotifyCommands(program, { clientOf, print, usage, collect, intOption, keyValues });
+  registerNamespaceCommands(program, { clientOf, print, usage, collect, intOption, keyValues });
   return program;
 }
 

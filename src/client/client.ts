@@ -7,6 +7,7 @@ import type { BrokenReport } from '../server/broken.js';
 import type { AcctReport } from '../server/acctSchemas.js';
 import type { ErrorSummary } from '../server/errors.js';
 import type { AuditEntry, Delivery, DeliveryState, EventKind, NotifyEvent, Subscription } from '../store/types.js';
+import type { NamespaceSettings, NamespaceSettingsPatch } from '../store/types.js';
 
 export type { RunEta, BrokenReport, ErrorSummary, AttemptError };
 import type { ScheduleSummary } from '../server/schedules.js';
@@ -314,6 +315,15 @@ export class GantryClient {
   }
   deliveries(q: { state?: DeliveryState; run?: number; namespace?: string; after?: number; before?: number; order?: 'asc' | 'desc'; limit?: number } = {}) {
     return this.request<{ deliveries: Delivery[] }>('GET', '/api/v1/deliveries', { query: q });
+  }
+  namespaces() {
+    return this.request<{ namespaces: NamespaceSettings[] }>('GET', '/api/v1/namespaces');
+  }
+  namespaceSettings(namespace: string) {
+    return this.request<NamespaceSettings>('GET', `/api/v1/namespaces/${encodeURIComponent(namespace)}`);
+  }
+  setNamespaceSettings(namespace: string, patch: NamespaceSettingsPatch) {
+    return this.request<NamespaceSettings>('PUT', `/api/v1/namespaces/${encodeURIComponent(namespace)}`, { body: patch });
   }
   webhookSecret(namespace: string, rotate = false) {
     return this.request<{ namespace: string; secret: string; createdAt: number }>('POST', `/api/v1/namespaces/${encodeURIComponent(namespace)}/webhook-secret`, { body: { rotate } });

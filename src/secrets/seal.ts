@@ -10,7 +10,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { writePrivateFile } from '../auth/bootstrap.js';
 
-export const SECRET_KEY_FILE = 'gantry.secret-key';
+import { SECRET_KEY_FILE, stateFile, tighten } from '../auth/stateDir.js';
+
+export { SECRET_KEY_FILE };
 export const SECRET_KEY_ENV = 'GANTRY_SECRET_KEY';
 
 export class SecretKey {
@@ -64,16 +66,24 @@ export class SecretError extends Error {
 }
 
 /**
- * The key from GANTRY_SECRET_KEY, else from `dir/gantry.secret-key`; with
- * `create`, a missing file is made (0600) with a fresh key. Null when there is
- * none and `create` is off (a worker without a key cannot open secrets).
+ * The key from GANTRY_SECRET_KEY, else from `dir/gantry.secret-key` (or, when
+ * `dir` has none, `legacyDir/gantry.secret-key` of the old layout: `legacy`);
+ * with `create`, a missing file is made (0600) in `dir` with a fresh key. Null
+ * when there is none and `create` is off (a worker without a key cannot open secrets).
  */
-export function loadSecretKey(dir: string, o: { create?: boolean; env?: NodeJS.ProcessEnv } = {}): { key: SecretKey | null; created: boolean; file: string } {
+export function loadSecretKey(
+  dir: string,
+  o: { create?: boolean; env?: NodeJS.ProcessEnv; legacyDir?: string } = {},
+): { key: SecretKey | null; created: boolean; file: string; legacy?: boolean } {
   const env = o.env ?? process.env;
-  const file = path.resolve(dir, SECRET_KEY_FILE);
   const fromEnv = env[SECRET_KEY_ENV];
-  if (fromEnv) return { key: SecretKey.parse(fromEnv, SECRET_KEY_ENV), created: false, file };
-  if (fs.existsSync(file)) return { key: SecretKey.parse(fs.readFileSync(file, 'utf8'), file), created: false, file };
+  if (fromEnv) return { key: SecretKey.parse(fromEnv, SECRET_KEY_ENV), created: false, file: path.resolve(dir, SECRET_KEY_FILE) };
+  const found = o.legacyDir === undefined ? { file: path.resolve(dir, SECRET_KEY_FILE), legacy: false } : stateFile(path.resolve(dir), SECRET_KEY_FILE, o.legacyDir);
+  if (fs.existsSync(found.file)) {
+    tighten(found.file);
+    return { key: SecretKey.parse(fs.readFileSync(found.file, 'utf8'), found.file), created: false, file: found.file, legacy: found.legacy };
+  }
+  const file = path.resolve(dir, SECRET_KEY_FILE);
   if (!o.create) return { key: null, created: false, file };
   // Never over an existing key (its secrets would be lost): written aside, then linked into place only if still absent.
   const { text } = SecretKey.generate(file);

@@ -1,16 +1,17 @@
 // GET /api/v1/acct (gantry acct, like qacct): what finished attempts used per
-// namespace, workflow, task or worker over a time range. A token limited to
-// some namespaces (a maintainer's or viewer's) sees only those: asking for
-// another one is a 403, asking for none sums its own.
+// namespace, workflow, task or worker over a time range. Scoped like every
+// read (readScope.ts): a caller sums only the namespaces it may read; asking
+// for another one is a 401/403.
 import type { FastifyInstance } from 'fastify';
 import type { z } from 'zod';
 import { acctKeys, acctTotal, type AcctKey } from '../store/acctRows.js';
-import { ALL_NAMESPACES, type Store } from '../store/types.js';
-import { requireViewer } from './auth.js';
+import type { Store } from '../store/types.js';
+import type { ReadAccess } from './readScope.js';
 import { acctQuery } from './acctSchemas.js';
 
 export interface AcctRouteOptions {
   store: Store;
+  reads: ReadAccess;
   parse: <T>(schema: z.ZodType<T>, value: unknown, where: string) => T;
 }
 
@@ -19,15 +20,9 @@ const DEFAULT_BY: AcctKey[] = ['namespace'];
 export function registerAcctRoutes(app: FastifyInstance, o: AcctRouteOptions): void {
   app.get('/api/v1/acct', async (req) => {
     const q = o.parse(acctQuery, req.query, 'query');
-    const p = req.principal;
-    // undefined: every namespace (an admin, a '*' token, or no token while reads are open)
-    let scope: string[] | undefined;
-    if (p && p.role !== 'admin' && !p.namespaces.includes(ALL_NAMESPACES)) {
-      if (q.namespace !== undefined) requireViewer(req, q.namespace);
-      scope = p.namespaces;
-    }
+    const scope = await o.reads.filter(req, q.namespace);
     const by = q.by ?? DEFAULT_BY;
-    const groups = await o.store.accountUsage({ since: q.since, until: q.until, by, namespace: q.namespace, namespaces: scope });
+    const groups = await o.store.accountUsage({ since: q.since, until: q.until, by, ...scope });
     return { by: acctKeys(by), since: q.since ?? null, until: q.until ?? null, groups, total: acctTotal(groups) };
   });
 }

@@ -51,6 +51,8 @@ import {
 } from './schemas.js';
 import type { SecretKey } from '../secrets/seal.js';
 import { Forbidden, Unauthorized, installAuth, requireNamespace } from './auth.js';
+import { mayRead } from './readScope.js';
+import { GroupWithoutUser, registerNamespaceRoutes } from './namespaceRoutes.js';
 import { newToken } from '../auth/tokens.js';
 import { ApiMetrics } from './metrics.js';
 import { serviceStatus, LAST_EXIT_LINES } from './services.js';
@@ -125,7 +127,7 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
   // forceCloseConnections: event streams and keep-alive sockets must not hold a shutdown.
   // bodyLimit: fastify refuses a larger body (413) before reading it; definitions take more.
   const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT, forceCloseConnections: true });
-  installAuth(app, store);
+  const reads = installAuth(app, store);
   const now = () => (clock ? clock.now() : Date.now());
   // A run's ETA walks all its unfinished jobs. Given them (a run listed whole) it is computed
   // now; otherwise (a big run) from every job read again, at most once per ETA_TTL_MS per run.
@@ -155,6 +157,7 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
     if (err instanceof Unauthorized) return reply.code(401).header('www-authenticate', 'Bearer').send({ error: err.message });
     if (err instanceof Forbidden) return reply.code(403).send({ error: err.message });
     if (err instanceof Unavailable) return reply.code(503).send({ error: err.message });
+    if (err instanceof GroupWithoutUser) return reply.code(400).send({ error: err.message });
     if (err instanceof BadRequest) return reply.code(400).send({ error: err.message, issues: err.details });
     if (err instanceof SpecValidationError) return reply.code(400).send({ error: 'invalid definition', errors: err.errors });
     if (err instanceof InvalidRunRequest) return reply.code(400).send({ error: err.message, errors: err.errors });
@@ -172,7 +175,8 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
 
   app.get('/api/v1/health', async () => ({ ok: true, store: store.dialect }));
 
-  // Unauthenticated by design: a Prometheus scraper carries no token, and nothing here is per-user.
+  // Unauthenticated by design: a Prometheus scraper carries no token. It carries no job data either:
+  // counts per state, queue, pool and worker only, never a namespace, workflow, run or job.
   app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.render()));
 
   let openApi: unknown = null;
@@ -199,12 +203,12 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
     return { applied: await store.putDefinitions(defs) };
   });
 
-  app.get('/api/v1/workflows', async () => {
-    const [defs, marks] = await Promise.all([store.listDefinitions(), store.scheduleMarks()]);
+  app.get('/api/v1/workflows', async (req) => {
+    const [defs, marks, visible] = await Promise.all([store.listDefinitions(), store.scheduleMarks(), reads.visible(req)]);
     const now = Date.now();
     return {
       workflows: defs
-        .filter((d) => d.kind === 'workflow')
+        .filter((d) => d.kind === 'workflow' && visible(d.namespace))
         .map((d) => {
           const w = d.definition as WorkflowSpec;
           return {
@@ -234,7 +238,7 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
 
   app.get('/api/v1/deferred-runs', async (req) => {
     const q = parse(deferredQuery, req.query, 'query');
-    return { deferred: await store.listDeferredRuns({ workflow: q.workflow, namespace: q.namespace, state: q.state, limit: q.limit }) };
+    return { deferred: await store.listDeferredRuns({ workflow: q.workflow, ...(await reads.filter(req, q.namespace)), state: q.state, limit: q.limit }) };
   });
 
   app.post('/api/v1/deferred-runs/:id/cancel', { config: { access: 'namespaced' } }, async (req) => {
@@ -247,9 +251,10 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
 
   app.get('/api/v1/runs', async (req) => {
     const q = parse(runsQuery, req.query, 'query');
+    const scope = await reads.filter(req, q.namespace);
     const runs = await store.listRuns({
       workflow: q.workflow,
-      namespace: q.namespace,
+      ...scope,
       state: q.state as RunState | undefined,
       labels: parseLabels(q.label),
       latest: q.latest,
@@ -265,7 +270,7 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
     const deferred =
       q.state || q.offset || q.worker
         ? []
-        : (await store.listDeferredRuns({ workflow: q.workflow, namespace: q.namespace, state: 'waiting', limit: q.limit ?? 50 })).filter(
+        : (await store.listDeferredRuns({ workflow: q.workflow, ...scope, state: 'waiting', limit: q.limit ?? 50 })).filter(
             (d) =>
               Object.entries(labels).every(([k, v]) => d.labels[k] === v) &&
               (q.since === undefined || d.createdAt >= q.since) &&
@@ -276,8 +281,7 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
 
   app.get('/api/v1/runs/:id', async (req) => {
     const { id } = parse(idParam, req.params, 'path');
-    const run = await store.getRun(id);
-    if (!run) throw new NotFoundError(`no run ${id}`);
+    const run = await reads.run(req, id);
     const q = parse(runStatusQuery, req.query ?? {}, 'query');
     const total = Object.values(run.counts).reduce((a, n) => a + (n ?? 0), 0);
     if (q.jobs === 'all' || (q.jobs === undefined && total <= RUN_STATUS_LIST_ALL_UP_TO)) {
@@ -296,9 +300,7 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
 
   app.get('/api/v1/runs/:id/eta', async (req) => {
     const { id } = parse(idParam, req.params, 'path');
-    const run = await store.getRun(id);
-    if (!run) throw new NotFoundError(`no run ${id}`);
-    return etaOf(run);
+    return etaOf(await reads.run(req, id));
   });
 
   const runEdges = new RunEdgeCache(store);
@@ -310,6 +312,7 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
     const list = (v: string | string[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
     const expand = list(q.expand);
     const all = list(q.all);
+    await reads.run(req, id);
     // read first: an event after it is replayed to a stream that follows from here, never missed
     const lastEventId = await store.lastEventId();
     const key = JSON.stringify([id, [...expand].sort(), [...all].sort()]);
@@ -345,6 +348,8 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
   // ---- jobs
   app.get('/api/v1/jobs', async (req) => {
     const q = parse(jobsQuery, req.query, 'query');
+    if (q.run !== undefined) await reads.run(req, q.run);
+    const scope = await reads.filter(req, q.namespace);
     return {
       jobs: await store.listJobs({
         runId: q.run,
@@ -352,7 +357,7 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
         state: q.state as JobState | undefined,
         stale: q.stale,
         workflow: q.workflow,
-        namespace: q.namespace,
+        ...scope,
         labels: parseLabels(q.label),
         since: q.since,
         until: q.until,
@@ -364,6 +369,7 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
 
   app.get('/api/v1/jobs/:id', async (req) => {
     const { id } = parse(jobIdParam, req.params, 'path');
+    await reads.runOfJob(req, id);
     const job = await store.getJob(id);
     if (!job) throw new NotFoundError(`no job ${id}`);
     return { ...job, attemptList: await store.listAttempts(id) };
@@ -382,6 +388,7 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
   app.get('/api/v1/logs', async (req) => {
     const q = parse(logsQuery, req.query, 'query');
     if ((q.run === undefined) === (q.job === undefined)) throw new BadRequest('query: give exactly one of run or job');
+    await (q.job !== undefined ? reads.runOfJob(req, q.job) : reads.run(req, q.run!));
     const limit = q.limit ?? 10_000;
     const read = () => store.readLogs({ runId: q.run, jobId: q.job, afterId: q.after, limit });
     // Finished is checked before reading: once it holds, every line of the target is already stored.
@@ -394,9 +401,23 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
     return longPollLines(store, req.raw, q.wait, finished, read, q.after, limit);
   });
 
-  app.get('/api/v1/overview', async () => overview(store, clock ? clock.now() : Date.now()));
+  // Counts are grid-wide (as in /metrics); the failed jobs listed are the caller's only.
+  app.get('/api/v1/overview', async (req) => {
+    const o = await overview(store, clock ? clock.now() : Date.now());
+    const scope = await reads.scope(req);
+    if (scope.all) return o;
+    const runs = new Map<number, boolean>();
+    for (const j of o.failures.latest) if (!runs.has(j.runId)) runs.set(j.runId, mayRead(scope, (await store.getRun(j.runId))?.namespace ?? ''));
+    return { ...o, failures: { ...o.failures, latest: o.failures.latest.filter((j) => runs.get(j.runId)) } };
+  });
 
-  app.get('/api/v1/workers', async () => ({ workers: await store.listWorkers() }));
+  // Workers are the grid's: listed to every reader, with only the running jobs the caller may read.
+  app.get('/api/v1/workers', async (req) => {
+    const [workers, scope] = await Promise.all([store.listWorkers(), reads.filter(req)]);
+    if (!scope.namespaces) return { workers };
+    const mine = new Set((await store.listJobs({ state: 'running', namespaces: scope.namespaces, limit: Number.MAX_SAFE_INTEGER })).map((j) => j.id));
+    return { workers: workers.map((w) => ({ ...w, running: w.running.filter((id) => mine.has(id)) })) };
+  });
 
   // Workers and pools are cluster-wide: admin only (the default for a mutation).
   // Signalled through the store: a worker reads it within a second (SQLite), or at once through PostgreSQL's NOTIFY.
@@ -414,11 +435,15 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
   // ---- services (start/stop reach the worker through the store: a signal, NOTIFY on PostgreSQL)
   app.get('/api/v1/services', async (req) => {
     const q = parse(servicesQuery, req.query, 'query');
-    return { services: (await store.listServices(q.namespace === undefined ? {} : { namespace: q.namespace })).map((r) => serviceStatus(r, now())) };
+    if (q.namespace !== undefined) await reads.requireNamespace(req, q.namespace);
+    const visible = await reads.visible(req);
+    const rows = (await store.listServices(q.namespace === undefined ? {} : { namespace: q.namespace })).filter((r) => visible(r.namespace));
+    return { services: rows.map((r) => serviceStatus(r, now())) };
   });
   app.get('/api/v1/services/:name', async (req) => {
     const { name } = parse(serviceParam, req.params, 'path');
     const namespace = parse(serviceQuery, req.query, 'query').namespace ?? 'default';
+    await reads.requireNamespace(req, namespace);
     const row = await store.getService(namespace, name);
     if (!row) throw new NotFoundError(`no service ${namespace}/${name}`);
     const status = serviceStatus(row, now());
@@ -431,6 +456,7 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
     const { name } = parse(serviceParam, req.params, 'path');
     const q = parse(serviceLogsQuery, req.query, 'query');
     const namespace = q.namespace ?? 'default';
+    await reads.requireNamespace(req, namespace);
     const limit = q.limit ?? 10_000;
     const read = () => store.readServiceLogs({ namespace, name, restarts: q.restarts, instance: q.instance, tail: q.tail, afterId: q.after, limit });
     // Finished is checked before reading: once it holds, every line is already stored.
@@ -494,7 +520,9 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
   // ---- secrets: names are public, values never leave the server (workers open them for the jobs that use them)
   app.get('/api/v1/secrets', async (req) => {
     const q = parse(secretsQuery, req.query, 'query');
-    return { secrets: await store.listSecrets(q.namespace) };
+    if (q.namespace !== undefined) await reads.requireNamespace(req, q.namespace);
+    const visible = await reads.visible(req);
+    return { secrets: (await store.listSecrets(q.namespace)).filter((s) => visible(s.namespace)) };
   });
 
   app.put('/api/v1/secrets/:namespace/:name', { config: { access: 'namespaced' } }, async (req) => {
@@ -518,8 +546,10 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
     const header = req.headers['last-event-id'];
     const after = q.after ?? (typeof header === 'string' && /^\d+$/.test(header) ? Number(header) : undefined);
     const labels = parseLabels(q.label);
+    if (q.run !== undefined) await reads.run(req, q.run);
+    const scope = await reads.filter(req, q.namespace);
     await streamEvents(store, reply, {
-      filter: { runId: q.run, namespace: q.namespace, workflow: q.workflow, labels: Object.keys(labels).length ? labels : undefined, kinds: q.kinds },
+      filter: { runId: q.run, ...scope, workflow: q.workflow, labels: Object.keys(labels).length ? labels : undefined, kinds: q.kinds },
       after,
     });
   });
@@ -527,10 +557,11 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
   // ---- monitoring answers (README: "question → command")
   app.get('/api/v1/errors', async (req) => {
     const q = parse(errorsQuery, req.query, 'query');
+    if (q.run !== undefined) await reads.run(req, q.run);
     const errors = await store.listAttemptErrors({
       runId: q.run,
       workflow: q.workflow,
-      namespace: q.namespace,
+      ...(await reads.filter(req, q.namespace)),
       labels: parseLabels(q.label),
       since: q.since,
       until: q.until,
@@ -545,11 +576,12 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
     const labels = parseLabels(q.label);
     const t = now();
     const timeout = workerTimeoutMs ?? 60_000;
+    const scope = await reads.filter(req, q.namespace);
     const [runs, stale, workers, queued] = await Promise.all([
-      store.listRuns({ workflow: q.workflow, namespace: q.namespace, labels, limit: BROKEN_RUNS_READ }),
-      store.listJobs({ stale: true, workflow: q.workflow, namespace: q.namespace, labels }),
+      store.listRuns({ workflow: q.workflow, ...scope, labels, limit: BROKEN_RUNS_READ }),
+      store.listJobs({ stale: true, workflow: q.workflow, ...scope, labels }),
       store.listWorkers(),
-      store.listJobs({ state: 'queued', workflow: q.workflow, namespace: q.namespace, labels }),
+      store.listJobs({ state: 'queued', workflow: q.workflow, ...scope, labels }),
     ]);
     const { failing, flapping } = failingSeries(runs);
     const failedJobs = (await Promise.all(failing.map((f) => store.listJobs({ runId: f.latestRun.id, state: 'failed' })))).flat();
@@ -564,10 +596,13 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
   });
 
   // ---- accounting: what attempts used (acct.ts)
-  registerAcctRoutes(app, { store, parse });
+  registerAcctRoutes(app, { store, reads, parse });
 
   // ---- audit log, notifications, Atom feed (notifyRoutes.ts)
-  registerNotifyRoutes(app, { store, publicUrl, parse, parseLabels });
+  registerNotifyRoutes(app, { store, publicUrl, parse, parseLabels, reads });
+
+  // ---- namespace settings (namespaceRoutes.ts)
+  registerNamespaceRoutes(app, { store, parse, reads });
 
   await registerUi(app, uiDir);
 

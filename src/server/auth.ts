@@ -1,7 +1,9 @@
 // Who may do what over HTTP (SPEC §4). Every request under /api/v1 that
 // presents `Authorization: Bearer <token>` is checked against the store (an
 // unknown or revoked token is a 401, reads included: a misconfigured client
-// learns it at once). Reads need no token. Every mutation (POST, PUT, PATCH,
+// learns it at once). Reads of a namespace's data need a token that may view
+// it, unless the namespace is public (readScope.ts): without a token and with
+// nothing public, every read but OPEN_READS is a 401. Every mutation (POST, PUT, PATCH,
 // DELETE) needs one, and by default an admin's: a route opens itself to
 // maintainers with `config: { access: 'namespaced' }` and then calls
 // requireNamespace() with the namespace of each thing it acts on, before acting.
@@ -11,6 +13,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ApiToken, Store } from '../store/types.js';
 import { mayChange, mayView, verifyToken } from '../auth/tokens.js';
+import { ReadAccess } from './readScope.js';
 
 /** What a route requires beyond a valid token: see the header. */
 export type RouteAccess = 'admin' | 'namespaced' | 'viewer';
@@ -38,14 +41,20 @@ const MUTATIONS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 /** answered to anyone, whatever they present (a load balancer, a scraper) */
 const OPEN = new Set(['/api/v1/health', '/metrics']);
 
-const NEEDS_TOKEN =
-  'this request changes state and needs an API token (Authorization: Bearer <token>): the CLI reads --token, GANTRY_TOKEN or ./gantry.token; `gantry token create` makes one';
+/** reads that carry no namespace's data: answered without a token */
+const OPEN_READS = new Set(['/api/v1/health', '/api/v1/openapi.json', '/api/v1/auth/whoami']);
 
-function who(t: ApiToken): string {
+const WHERE_TOKENS = 'the CLI reads --token, GANTRY_TOKEN, .gantry/gantry.token here or in a parent folder, or ~/.config/gantry/token; `gantry up` prints a link that logs a browser in';
+const NEEDS_TOKEN = `this request changes state and needs an API token (Authorization: Bearer <token>): ${WHERE_TOKENS}; \`gantry token create\` makes one`;
+const READ_NEEDS_TOKEN = `reading this needs an API token (Authorization: Bearer <token>): no namespace of this server is public; ${WHERE_TOKENS}`;
+
+export function who(t: ApiToken): string {
   return `token ${t.id}${t.name ? ` (${t.name})` : ''}, ${t.role}${t.role === 'maintainer' ? ` of ${t.namespaces.join(', ') || 'no namespace'}` : ''}`;
 }
 
-export function installAuth(app: FastifyInstance, store: Store): void {
+/** Installs the checks; returns the read checks routes call (readScope.ts). */
+export function installAuth(app: FastifyInstance, store: Store): ReadAccess {
+  const reads = new ReadAccess(store);
   app.decorateRequest('principal', null);
   app.addHook('onRequest', async (req) => {
     const url = req.url.split('?', 1)[0]!;
@@ -67,8 +76,12 @@ export function installAuth(app: FastifyInstance, store: Store): void {
     if (route === undefined || !route.startsWith('/api/')) return;
     const access = req.routeOptions.config?.access;
     const mutation = MUTATIONS.has(req.method);
-    if (!mutation && access !== 'admin') return;
     const p = req.principal;
+    if (!mutation && access !== 'admin') {
+      // an anonymous read of anything but OPEN_READS: only when some namespace is public (the route filters to those)
+      if (!p && !OPEN_READS.has(route) && (await reads.publicNamespaces()).length === 0) throw new Unauthorized(READ_NEEDS_TOKEN);
+      return;
+    }
     if (!p) throw new Unauthorized(mutation ? NEEDS_TOKEN : 'this needs an admin token (Authorization: Bearer <token>)');
     if ((access ?? 'admin') === 'admin') {
       if (p.role !== 'admin') throw new Forbidden(`${req.method} ${req.routeOptions.url ?? req.url} needs an admin token; this is ${who(p)}`);
@@ -77,6 +90,7 @@ export function installAuth(app: FastifyInstance, store: Store): void {
     if (access === 'viewer') return; // the route calls requireViewer()
     if (p.role === 'viewer') throw new Forbidden(`a viewer token changes nothing; this is ${who(p)}`);
   });
+  return reads;
 }
 
 /** Throws Forbidden unless the request's token may change things in every one of `namespaces`. */

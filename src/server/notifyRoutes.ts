@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { z } from 'zod';
 import { ALL_NAMESPACES, NotFoundError, type NotifyEvent, type Store } from '../store/types.js';
 import { requireNamespace, requireViewer } from './auth.js';
+import { mayRead, type ReadAccess } from './readScope.js';
 import { atomFeed, failureEntry, runEntry, type FeedEntry } from '../notify/feed.js';
 import { auditQuery, deliveriesQuery, feedQuery, namespaceParam, secretBody, subscriptionBody, subscriptionsQuery } from './notifySchemas.js';
 import { idParam } from './schemas.js';
@@ -14,22 +15,26 @@ export interface NotifyRouteOptions {
   publicUrl?: string | null;
   parse: <T>(schema: z.ZodType<T>, value: unknown, where: string) => T;
   parseLabels: (label: string | string[] | undefined) => Record<string, string>;
+  /** what the caller may read (readScope.ts) */
+  reads: ReadAccess;
 }
 
 const FEED_FAILURES = ['retries.exhausted', 'service.flapping', 'service.restarted'];
 
 export function registerNotifyRoutes(app: FastifyInstance, o: NotifyRouteOptions): void {
-  const { store, parse } = o;
+  const { store, parse, reads } = o;
 
   app.get('/api/v1/audit', async (req) => {
     const q = parse(auditQuery, req.query, 'query');
     const newestFirst = q.order ? q.order === 'desc' : q.after === undefined;
+    if (q.run !== undefined) await reads.run(req, q.run);
     return {
+      // entries of no namespace (workers, scheduler leadership) are an admin's only
       entries: await store.listAudit({
         since: q.since,
         until: q.until,
         runId: q.run,
-        namespace: q.namespace,
+        ...(await reads.filter(req, q.namespace)),
         action: q.action,
         afterId: q.after,
         beforeId: q.before,
@@ -41,7 +46,12 @@ export function registerNotifyRoutes(app: FastifyInstance, o: NotifyRouteOptions
 
   app.get('/api/v1/subscriptions', async (req) => {
     const q = parse(subscriptionsQuery, req.query, 'query');
-    return { subscriptions: await store.listSubscriptions({ namespace: q.namespace }) };
+    if (q.namespace !== undefined) await reads.requireNamespace(req, q.namespace);
+    const [all, scope] = await Promise.all([store.listSubscriptions({ namespace: q.namespace }), reads.scope(req)]);
+    // one's own, and those of namespaces one may read; those of every namespace (null) are an admin's
+    const mine = (s: { namespace: string | null; createdBy: string | null }) =>
+      scope.all || (req.principal !== null && s.createdBy === req.principal.id) || (s.namespace !== null && mayRead(scope, s.namespace));
+    return { subscriptions: all.filter(mine) };
   });
 
   // Following a namespace changes nothing in it: its viewers may subscribe (no namespace: every one, '*' or admin).
@@ -71,8 +81,9 @@ export function registerNotifyRoutes(app: FastifyInstance, o: NotifyRouteOptions
   app.get('/api/v1/deliveries', async (req) => {
     const q = parse(deliveriesQuery, req.query, 'query');
     const newestFirst = q.order ? q.order === 'desc' : q.after === undefined;
+    if (q.run !== undefined) await reads.run(req, q.run);
     return {
-      deliveries: await store.listDeliveries({ state: q.state, runId: q.run, namespace: q.namespace, afterId: q.after, beforeId: q.before, newestFirst, limit: q.limit }),
+      deliveries: await store.listDeliveries({ state: q.state, runId: q.run, ...(await reads.filter(req, q.namespace)), afterId: q.after, beforeId: q.before, newestFirst, limit: q.limit }),
     };
   });
 
@@ -89,11 +100,12 @@ export function registerNotifyRoutes(app: FastifyInstance, o: NotifyRouteOptions
     const labels = o.parseLabels(q.label);
     const limit = q.limit ?? 50;
     const base = (o.publicUrl ?? `${req.protocol}://${req.headers.host ?? 'localhost'}`).replace(/\/+$/, '');
-    const filter = { namespace: q.namespace, workflow: q.workflow, labels, limit };
+    const scope = await reads.filter(req, q.namespace);
+    const filter = { ...scope, workflow: q.workflow, labels, limit };
     const finished = (await Promise.all((['succeeded', 'failed', 'cancelled'] as const).map((state) => store.listRuns({ ...filter, state })))).flat();
     const entries: FeedEntry[] = finished.map((r) => runEntry(r, base));
     // failures that are not a run's end: a job out of retries (of a run that matches), a service in trouble
-    const audit = (await store.listAudit({ namespace: q.namespace, newestFirst: true, limit: limit * 4 })).filter((a) => FEED_FAILURES.includes(a.action));
+    const audit = (await store.listAudit({ ...scope, newestFirst: true, limit: limit * 4 })).filter((a) => FEED_FAILURES.includes(a.action));
     const runs = new Map(finished.map((r) => [r.id, r]));
     for (const a of audit) {
       if (a.runId !== null) {

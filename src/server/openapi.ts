@@ -6,6 +6,7 @@ import { z } from 'zod';
 import * as S from './schemas.js';
 import * as N from './notifySchemas.js';
 import * as A from './acctSchemas.js';
+import * as NS from './namespaceSchemas.js';
 
 type JsonSchema = Record<string, unknown>;
 
@@ -32,7 +33,10 @@ const BAD = { 400: err('bad request: `issues` names each bad field (e.g. query.l
 const NOT_FOUND = { 404: err('no such run, job or workflow') };
 const CONFLICT = { 409: err('not allowed in its current state') };
 const TOO_LARGE = { 413: err('request body over the limit') };
-const AUTH = { 401: err('no API token, or not a valid one'), 403: err('the token lacks the role or the namespace for this') };
+const AUTH = {
+  401: err('no API token, or not a valid one (a read: the namespace is not public)'),
+  403: err('the token lacks the role or the namespace for this'),
+};
 
 /** Every route of the API, keyed `METHOD path` as fastify knows it. */
 export const ROUTES: Record<string, RouteDoc> = {
@@ -322,6 +326,24 @@ export const ROUTES: Record<string, RouteDoc> = {
     params: S.secretParam,
     responses: { 200: { description: 'deleted', schema: S.secretDeleteResponse }, ...BAD, ...NOT_FOUND },
   },
+  'GET /api/v1/namespaces': {
+    tag: 'namespaces',
+    summary: "the settings of every configured namespace the caller may read",
+    responses: { 200: { description: 'the namespaces', schema: NS.namespacesResponse } },
+  },
+  'GET /api/v1/namespaces/:namespace': {
+    tag: 'namespaces',
+    summary: "a namespace's settings: run-as user and group, public, output roots",
+    params: NS.namespaceSettingsParam,
+    responses: { 200: { description: 'its settings (defaults when nobody set any)', schema: NS.namespaceSettingsSchema }, ...BAD },
+  },
+  'PUT /api/v1/namespaces/:namespace': {
+    tag: 'namespaces',
+    summary: "change a namespace's settings (admin): fields left out keep their value",
+    params: NS.namespaceSettingsParam,
+    body: NS.namespaceSettingsBody,
+    responses: { 200: { description: 'its settings now', schema: NS.namespaceSettingsSchema }, ...BAD },
+  },
   'DELETE /api/v1/tokens/:id': {
     tag: 'auth',
     summary: 'revoke an API token (admin)',
@@ -330,8 +352,10 @@ export const ROUTES: Record<string, RouteDoc> = {
   },
 };
 
-// Every mutation, and every admin read, may be refused for its token.
-for (const [key, doc] of Object.entries(ROUTES)) if (!key.startsWith('GET ') || key === 'GET /api/v1/tokens') Object.assign(doc.responses, AUTH);
+/** Reads that carry no namespace's data: answered to anyone. */
+export const OPEN_READ_ROUTES = ['GET /api/v1/health', 'GET /api/v1/openapi.json', 'GET /api/v1/auth/whoami', 'GET /metrics'];
+// Every mutation and every read of a namespace's data may be refused for its token (or for none).
+for (const [key, doc] of Object.entries(ROUTES)) if (!OPEN_READ_ROUTES.includes(key)) Object.assign(doc.responses, AUTH);
 
 const REF_PREFIX = '#/components/schemas/';
 

@@ -242,7 +242,7 @@ export const poolParam = z.object({ name: z.string().regex(/^[A-Za-z0-9_][A-Za-z
 
 /** A namespace name as workflows have it (spec/schema.ts NAME), or '*' for all of them. */
 const NAMESPACE = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
-const namespaceName = z.string().regex(NAMESPACE, 'a namespace name: letters, digits, _ . -');
+export const namespaceName = z.string().regex(NAMESPACE, 'a namespace name: letters, digits, _ . -');
 export const tokenBody = z
   .object({
     namespaces: z

@@ -6,6 +6,7 @@
 import type { AuditEntry, AuditFilter, AuditNote } from './types.js';
 import { formatJobId } from './jobId.js';
 import { formatDuration } from '../spec/duration.js';
+import { inNamespaces } from './scopeSql.js';
 
 export interface AuditRowDb {
   id: number;
@@ -77,6 +78,7 @@ export function auditListSql(f: AuditFilter, p: (i: number) => string): { sql: s
   if (f.until !== undefined) add((x) => `at < ${x}`, f.until);
   if (f.runId !== undefined) add((x) => `run_id = ${x}`, f.runId);
   if (f.namespace !== undefined) add((x) => `namespace = ${x}`, f.namespace);
+  if (f.namespaces) where.push(inNamespaces('namespace', f.namespaces, (v) => (values.push(v), p(values.length))));
   if (f.action !== undefined) {
     // `service` matches every `service.*` action; a full name matches itself
     if (f.action.includes('.')) add((x) => `action = ${x}`, f.action);

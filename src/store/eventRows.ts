@@ -6,6 +6,7 @@
 // stream is one WHERE fragment for both dialects.
 import { EVENT_KINDS, type EventFilter, type EventKind, type WorkerEventState, type WorkerInfo, type WorkerStopMode } from './types.js';
 import { isRunning, type ServiceRowDb } from './serviceRows.js';
+import { inNamespaces } from './scopeSql.js';
 
 /** What a worker's or a service's event says beyond its state (the `detail` column, JSON). */
 export interface EventDetail {
@@ -109,6 +110,18 @@ export function onlyRunEvents(f: EventFilter): boolean {
  * it is called in the order the placeholders appear (SQLite's `?` are positional).
  */
 export function eventFilterSql(f: EventFilter, arg: (v: unknown) => string): string | null {
+  const cond = eventFieldsSql(f, arg);
+  if (!f.namespaces) return cond;
+  // a reader's scope: runs, jobs and services of its namespaces; workers carry no job data
+  const scope = [
+    `(e.kind IN ('run', 'job') AND e.run_id IN (SELECT id FROM runs WHERE ${inNamespaces('namespace', f.namespaces, arg)}))`,
+    `(e.kind = 'service' AND ${inNamespaces('e.namespace', f.namespaces, arg)})`,
+    `e.kind = 'worker'`,
+  ].join(' OR ');
+  return cond === null ? scope : `(${cond}) AND (${scope})`;
+}
+
+function eventFieldsSql(f: EventFilter, arg: (v: unknown) => string): string | null {
   const labels = Object.entries(f.labels ?? {});
   const runFiltered = f.runId !== undefined || Boolean(f.workflow) || labels.length > 0;
   if (!f.kinds && !runFiltered && !f.namespace) return null;

@@ -1,6 +1,7 @@
 // Rows of the notification tables (same columns in SQLite and PostgreSQL) and
 // the queries both dialects share, with `p(i)` their placeholder for the i-th value.
 import type { Delivery, DeliveryFilter, DeliveryState, NotifyEvent, Subscription } from './types.js';
+import { inNamespaces } from './scopeSql.js';
 
 export interface SubscriptionRowDb {
   id: number;
@@ -76,6 +77,7 @@ export function deliveryListSql(f: DeliveryFilter, p: (i: number) => string): { 
   if (f.state !== undefined) add((x) => `state = ${x}`, f.state);
   if (f.runId !== undefined) add((x) => `run_id = ${x}`, f.runId);
   if (f.namespace !== undefined) add((x) => `namespace = ${x}`, f.namespace);
+  if (f.namespaces) where.push(inNamespaces('namespace', f.namespaces, (v) => (values.push(v), p(values.length))));
   if (f.afterId !== undefined) add((x) => `id > ${x}`, f.afterId);
   if (f.beforeId !== undefined) add((x) => `id < ${x}`, f.beforeId);
   values.push(Math.max(1, Math.min(f.limit ?? 100, MAX_DELIVERY_PAGE)));

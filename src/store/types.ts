@@ -259,7 +259,15 @@ export interface StoredDefinition {
   definition: Definition;
 }
 
-export interface RunFilter {
+/**
+ * A reader's scope (issue 14: reads are scoped): with `namespaces`, only rows of
+ * those namespaces are listed (an empty list: none). Absent: no restriction.
+ */
+export interface ReaderScope {
+  namespaces?: string[];
+}
+
+export interface RunFilter extends ReaderScope {
   workflow?: string;
   namespace?: string;
   state?: RunState;
@@ -285,7 +293,7 @@ export interface StageCount {
   progress: number;
 }
 
-export interface JobFilter {
+export interface JobFilter extends ReaderScope {
   runId?: number;
   worker?: string;
   state?: JobState;
@@ -391,7 +399,7 @@ export interface AttemptError {
   exitCode: number | null;
   error: string;
 }
-export interface AttemptErrorFilter {
+export interface AttemptErrorFilter extends ReaderScope {
   workflow?: string;
   namespace?: string;
   labels?: Record<string, string>;
@@ -414,9 +422,11 @@ export type EventKind = (typeof EVENT_KINDS)[number];
  * namespace only; worker events have none of these. A filter on a field an
  * event's kind lacks drops that kind, unless `kinds` names it: then the filter
  * does not apply to it (`namespace: 'bots', kinds: ['service', 'worker']` is
- * the bots services' events and every worker's).
+ * the bots services' events and every worker's). `namespaces` (a reader's
+ * scope) restricts run, job and service events; worker events carry no job data
+ * and stay.
  */
-export interface EventFilter {
+export interface EventFilter extends ReaderScope {
   runId?: number;
   namespace?: string;
   workflow?: string;
@@ -534,7 +544,7 @@ export interface DeferredRun extends DeferRunInput {
   /** why it could not start, or was cancelled */
   error: string | null;
 }
-export interface DeferredFilter {
+export interface DeferredFilter extends ReaderScope {
   namespace?: string;
   workflow?: string;
   state?: DeferredState;
@@ -599,7 +609,7 @@ export interface AuditEntry {
   details: Record<string, unknown> | null;
 }
 
-export interface AuditFilter {
+export interface AuditFilter extends ReaderScope {
   /** at or after, epoch ms */
   since?: number;
   /** before, epoch ms */
@@ -644,6 +654,21 @@ export interface NewApiToken {
   namespaces: string[];
   name: string | null;
 }
+
+/**
+ * What an admin set for a namespace: the Unix user and group its jobs run as
+ * (names, resolved by each worker), whether anyone may read its runs, logs and
+ * events without a token, and the roots its absolute outputs must stay under
+ * (none: not confined).
+ */
+export interface NamespaceSettings {
+  namespace: string;
+  user: string | null;
+  group: string | null;
+  public: boolean;
+  outputRoots: string[];
+}
+export type NamespaceSettingsPatch = Partial<Omit<NamespaceSettings, 'namespace'>>;
 
 /** A secret as listed: its name and where it lives, never its value. */
 export interface SecretInfo {
@@ -789,7 +814,7 @@ export interface Delivery extends DeliveryInput {
   createdAt: number;
   sentAt: number | null;
 }
-export interface DeliveryFilter {
+export interface DeliveryFilter extends ReaderScope {
   state?: DeliveryState;
   runId?: number;
   namespace?: string;
@@ -1042,6 +1067,13 @@ export interface Store {
   readSecrets(namespace: string, names: string[]): Promise<Record<string, string>>;
   /** NotFoundError for an unknown secret */
   deleteSecret(namespace: string, name: string): Promise<void>;
+
+  // namespace settings (run-as user, public reads, output roots); a namespace nobody set has none: null
+  getNamespaceSettings(namespace: string): Promise<NamespaceSettings | null>;
+  /** Creates or changes the namespace's settings: fields absent from `patch` keep their value (defaults for a new row). */
+  setNamespaceSettings(namespace: string, patch: Partial<Omit<NamespaceSettings, 'namespace'>>): Promise<NamespaceSettings>;
+  /** every configured namespace, by name */
+  listNamespaceSettings(): Promise<NamespaceSettings[]>;
 
   // events (outbox)
   readEvents(afterId: number, filter: EventFilter, limit?: number): Promise<StoreEvent[]>;

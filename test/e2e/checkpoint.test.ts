@@ -112,7 +112,7 @@ describe('checkpoints across a crash', () => {
         const secondSteps = lines(path.join(dir, 'steps')).filter((l) => l.startsWith('2 ')).map((l) => Number(l.split(' ')[1]));
         expect(secondSteps).toEqual(Array.from({ length: 8 - resumedFrom }, (_, i) => resumedFrom + 1 + i));
 
-        const res = await fetch(`${up2.url}/api/v1/jobs/${encodeURIComponent(`${id}:count`)}`);
+        const res = await fetch(`${up2.url}/api/v1/jobs/${encodeURIComponent(`${id}:count`)}`, { headers: { authorization: `Bearer ${up2.token}` } });
         const job = (await res.json()) as JobJson & { attemptList: { state: string }[] };
         expect(job.attemptList.map((a) => a.state)).toEqual(['lost', 'succeeded']);
         expect(job.checkpoint).toBe('8\n');

@@ -87,7 +87,7 @@ describe('crash recovery', () => {
     expect(lines(path.join(dir, 'b-starts'))).toEqual(['started', 'started']);
     expect(lines(path.join(dir, 'b-finishes'))).toEqual(['finished']);
 
-    const res = await fetch(`${up2.url}/api/v1/jobs/${encodeURIComponent(`${id}:b`)}`);
+    const res = await fetch(`${up2.url}/api/v1/jobs/${encodeURIComponent(`${id}:b`)}`, { headers: { authorization: `Bearer ${up2.token}` } });
     expect(res.status).toBe(200);
     const job = (await res.json()) as JobJson & { attemptList: { number: number; state: string }[] };
     expect(job.state).toBe('succeeded');

@@ -10,7 +10,7 @@ import { cleanup, gantry, gantryJson, sleep, startRun, startUp, tempDir, waitFor
 afterAll(cleanup);
 
 function worker(dir: string, name: string, extra: string[] = []) {
-  return gantry(['worker', '--db', path.join(dir, 'gantry.db'), '--name', name, '--slots', '2', '--lease', '3000', ...extra], { cwd: dir, timeoutMs: 60_000 });
+  return gantry(['worker', '--db', path.join(dir, '.gantry', 'gantry.db'), '--name', name, '--slots', '2', '--lease', '3000', ...extra], { cwd: dir, timeoutMs: 60_000 });
 }
 async function stateOf(server: string, name: string): Promise<string | undefined> {
   const { json } = await gantryJson<{ name: string; state: string }[]>(['workers'], { server });

@@ -94,7 +94,7 @@ export interface UpProcess {
   pid: number;
   url: string;
   dir: string;
-  /** the admin token in dir/gantry.token (made by the first start on this store) */
+  /** the admin token in dir/.gantry/gantry.token (made by the first start on this store) */
   token: string | undefined;
   stdout(): string;
   stderr(): string;
@@ -105,8 +105,9 @@ export interface UpProcess {
 }
 
 /**
- * Starts `gantry up --port 0 ...args` with `dir` as its cwd (so its store is
- * `dir/gantry.db` unless args say otherwise) and waits for its
+ * Starts `gantry up --port 0 ...args` with `dir` as its cwd (so its state
+ * directory is `dir/.gantry` and its store `dir/.gantry/gantry.db` unless args
+ * say otherwise) and waits for its
  * `gantry is up at URL` line.
  */
 export async function startUp(dir: string, args: string[] = [], timeoutMs = 20_000): Promise<UpProcess> {
@@ -137,7 +138,7 @@ export async function startUp(dir: string, args: string[] = [], timeoutMs = 20_0
       reject(new Error(`gantry up exited (code ${code}, signal ${signal}) before it was up\nstdout: ${out}\nstderr: ${err}`));
     });
   });
-  const tokenFile = path.join(dir, 'gantry.token');
+  const tokenFile = [path.join(dir, '.gantry', 'gantry.token'), path.join(dir, 'gantry.token')].find((f) => fs.existsSync(f)) ?? '';
   const token = fs.existsSync(tokenFile) ? fs.readFileSync(tokenFile, 'utf8').trim() : undefined;
   if (token) rememberToken(url, token);
   return {

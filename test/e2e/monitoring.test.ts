@@ -14,7 +14,7 @@ let dir: string;
 let up: UpProcess;
 
 function worker(name: string, extra: string[] = []) {
-  return gantry(['worker', '--db', path.join(dir, 'gantry.db'), '--name', name, '--slots', '1', '--lease', '3000', ...extra], { cwd: dir, timeoutMs: 120_000 });
+  return gantry(['worker', '--db', path.join(dir, '.gantry', 'gantry.db'), '--name', name, '--slots', '1', '--lease', '3000', ...extra], { cwd: dir, timeoutMs: 120_000 });
 }
 
 beforeAll(async () => {

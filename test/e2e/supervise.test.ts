@@ -66,7 +66,7 @@ describe('supervised jobs', () => {
       up.proc.kill('SIGCONT');
     }
     await waitFor('a second attempt', () => lines(path.join(dir, 'shell-pids')).length === 2 || undefined, { timeoutMs: 10_000 });
-    const res = await fetch(`${up.url}/api/v1/jobs/${encodeURIComponent(`${id}:long`)}`);
+    const res = await fetch(`${up.url}/api/v1/jobs/${encodeURIComponent(`${id}:long`)}`, { headers: { authorization: `Bearer ${up.token}` } });
     const job = (await res.json()) as { attemptList: { state: string; error: string | null }[] };
     expect(job.attemptList).toHaveLength(2);
     // the first attempt is lost (not a failed try): given back by its worker, or reaped; never left running

@@ -21,6 +21,8 @@ export interface ApiHarness {
   store: Store;
   app: FastifyInstance;
   clock: TestClock;
+  /** the admin token every call presents */
+  token: string;
   call<T = Record<string, unknown>>(method: 'GET' | 'POST' | 'PUT', url: string, payload?: unknown): Promise<{ status: number; body: T }>;
   apply(source: string, file?: string): Promise<void>;
   startRun(workflow: string, o?: { namespace?: string; labels?: Record<string, string>; params?: Record<string, unknown> }): Promise<Run>;
@@ -43,6 +45,7 @@ export async function apiHarness(name: StoreName, o: { clock?: TestClock; worker
     store,
     app,
     clock,
+    token,
     call,
     async apply(source, file = '/defs/wf.yaml') {
       const r = await call('POST', '/api/v1/definitions', { files: [{ path: file, source }] });

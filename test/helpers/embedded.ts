@@ -30,7 +30,7 @@ export async function embedded(o: { slots?: number; workers?: number; leaseMs?: 
     slots: o.slots ?? 4,
     leaseMs: o.leaseMs,
     killGraceMs: o.killGraceMs ?? 1000,
-    dir,
+    stateDir: dir,
     logger: silentLogger(),
   });
   return {

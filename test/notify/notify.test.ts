@@ -317,7 +317,7 @@ onEveryStore('Notifications', (name) => {
 
     const parser = new Parser();
     const xml = (await inject<string>('GET', '/api/v1/feed.atom?namespace=dumps&label=project=dewiki')).body;
-    const r = await c.app.inject({ method: 'GET', url: '/api/v1/feed.atom?namespace=dumps&label=project=dewiki' });
+    const r = await c.app.inject({ method: 'GET', url: '/api/v1/feed.atom?namespace=dumps&label=project=dewiki', headers: { authorization: `Bearer ${c.token}` } });
     expect(r.headers['content-type']).toMatch(/^application\/atom\+xml/);
     const feed = await parser.parseString(xml);
     expect(feed.title).toBe('Gantry · dumps · project=dewiki: finished runs and failures');
@@ -368,12 +368,12 @@ describe('Subscriptions over HTTP (SQLite)', () => {
     const ok = await post({ namespace: 'dumps', workflow: 'dump', labels: { lang: 'de' }, events: ['failed', 'failed', 'succeeded'], target: 'https://hooks.example.org/de' });
     expect(ok.statusCode).toBe(201);
     expect(ok.json()).toMatchObject({ namespace: 'dumps', workflow: 'dump', labels: { lang: 'de' }, events: ['failed', 'succeeded'] });
-    const list = await c.app.inject({ method: 'GET', url: '/api/v1/subscriptions?namespace=dumps' });
+    const list = await c.app.inject({ method: 'GET', url: '/api/v1/subscriptions?namespace=dumps', headers: admin });
     expect(list.json().subscriptions).toHaveLength(1);
     expect((await c.app.inject({ method: 'DELETE', url: `/api/v1/subscriptions/${ok.json().id}`, headers: admin })).statusCode).toBe(200);
     expect((await c.app.inject({ method: 'DELETE', url: `/api/v1/subscriptions/${ok.json().id}`, headers: admin })).statusCode).toBe(404);
-    expect((await c.app.inject({ method: 'GET', url: '/api/v1/audit?limit=0' })).statusCode).toBe(400);
-    expect((await c.app.inject({ method: 'GET', url: '/api/v1/audit?since=yesterday' })).json().issues[0].path).toBe('query.since');
+    expect((await c.app.inject({ method: 'GET', url: '/api/v1/audit?limit=0', headers: admin })).statusCode).toBe(400);
+    expect((await c.app.inject({ method: 'GET', url: '/api/v1/audit?since=yesterday', headers: admin })).json().issues[0].path).toBe('query.since');
   });
 
   it("a viewer subscribes to its namespace and removes its own subscriptions only; a namespace's webhook secret is its maintainers'", async () => {

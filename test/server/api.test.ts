@@ -323,6 +323,7 @@ describe('API on SQLite: OpenAPI document, body limits, invalid bodies', () => {
       'GET /api/v1/runs/{id}/eta', 'GET /api/v1/errors', 'GET /api/v1/broken', 'GET /api/v1/acct',
       'GET /api/v1/audit', 'GET /api/v1/subscriptions', 'POST /api/v1/subscriptions', 'DELETE /api/v1/subscriptions/{id}',
       'GET /api/v1/deliveries', 'POST /api/v1/namespaces/{namespace}/webhook-secret', 'GET /api/v1/feed.atom',
+      'GET /api/v1/namespaces', 'GET /api/v1/namespaces/{namespace}', 'PUT /api/v1/namespaces/{namespace}',
     ];
     const documented = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`));
     expect(documented.sort()).toEqual([...expected].sort());

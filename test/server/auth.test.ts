@@ -58,15 +58,15 @@ onEveryStore('auth', (storeName) => {
     expect((await g.store.listRuns({})).length).toBe(1);
   });
 
-  it('a malformed, unknown or revoked token is a 401, reads included; reads without a token work', async () => {
+  it('a malformed, unknown or revoked token is a 401, reads included; reads without a token are a 401 while no namespace is public', async () => {
     for (const header of ['Bearer nope', 'Basic dXNlcjpwYXNz', `Bearer gantry_0123456789ab_${'x'.repeat(43)}`, `Bearer ${g.token}x`]) {
       const r = await g.app.inject({ method: 'POST', url: '/api/v1/runs', headers: { authorization: header }, payload: { workflow: 'xml', namespace: 'dumps' } });
       expect(r.statusCode, header).toBe(401);
       expect(r.json().error, header).toMatch(/token|Bearer/);
       expect((await g.app.inject({ method: 'GET', url: '/api/v1/runs', headers: { authorization: header } })).statusCode, header).toBe(401);
     }
-    expect((await g.inject('GET', '/api/v1/runs', undefined, null)).status).toBe(200);
-    expect((await g.inject('GET', `/api/v1/runs/${botsRun.id}`, undefined, null)).status).toBe(200);
+    expect((await g.inject('GET', '/api/v1/runs', undefined, null)).status).toBe(401);
+    expect((await g.inject('GET', `/api/v1/runs/${botsRun.id}`, undefined, null)).status).toBe(401);
     expect((await g.inject('GET', '/api/v1/health', undefined, null)).status).toBe(200);
 
     const gone = await g.inject<ApiToken & { token: string }>('POST', '/api/v1/tokens', { namespaces: ['dumps'], role: 'maintainer', name: 'short-lived' });
@@ -216,7 +216,7 @@ onEveryStore('auth', (storeName) => {
     expect((await put('bots', 'API_KEY', 'bots value', both)).status).toBe(200);
     expect((await put('dumps', 'bad.name', 'x', dumps)).status).toBe(400);
 
-    const listed = await g.inject<{ secrets: { namespace: string; name: string }[] }>('GET', '/api/v1/secrets?namespace=dumps', undefined, null);
+    const listed = await g.inject<{ secrets: { namespace: string; name: string }[] }>('GET', '/api/v1/secrets?namespace=dumps', undefined, viewer);
     expect(listed.body.secrets.map((x) => x.name)).toEqual(['API_KEY']);
     expect(JSON.stringify(listed.body)).not.toContain('s3cr3t');
     const rows = await g.rows('secrets');

@@ -19,13 +19,13 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const pidsIn = (file: string) => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split(/\s+/).filter(Boolean).map(Number) : []);
 
 /** Follows the stream in the background: `seen` grows as events arrive; `until` waits for one matching. */
-function follow(url: string, q: Parameters<GantryClient['events']>[0]) {
+function follow(url: string, q: Parameters<GantryClient['events']>[0], token: string) {
   const ac = new AbortController();
   const seen: StoreEvent[] = [];
   let opened!: () => void;
   const open = new Promise<void>((r) => (opened = r));
   const done = (async () => {
-    for await (const e of new GantryClient(url).events(q, ac.signal, () => opened())) seen.push(e);
+    for await (const e of new GantryClient(url, token).events(q, ac.signal, () => opened())) seen.push(e);
   })().catch(() => undefined); // the server went away (a failed test's cleanup): nothing more to see
   return {
     seen,
@@ -72,9 +72,9 @@ onEveryStore('event stream: workers and services', (storeName) => {
 
   it('a worker online, its service killed and restarted, drained, killed and declared dead, another stopping; resumed with Last-Event-ID; gantry events prints them', async () => {
     const start = await g.store.lastEventId();
-    const stream = follow(url, { kinds: ['worker', 'service'] });
+    const stream = follow(url, { kinds: ['worker', 'service'] }, g.token);
     await stream.open;
-    const cli = gantry(['events', '--kinds', 'worker,service'], { server: url });
+    const cli = gantry(['events', '--kinds', 'worker,service'], { server: url, token: g.token });
 
     const pidFile = path.join(g.dir, 'pids');
     g.write('pinger.yaml', `service: pinger\nnamespace: bots\nqueue: svc\nrun: echo $$ >> ${pidFile}; exec sleep 600\nrestart: { delay: 300ms, max_delay: 2s }\n`);
@@ -127,14 +127,14 @@ onEveryStore('event stream: workers and services', (storeName) => {
     expect(stream.seen.every((e) => e.kind === 'worker' || e.kind === 'service')).toBe(true);
 
     // resume after the drain: exactly what came after it, across both kinds
-    const resumed = follow(url, { kinds: ['worker', 'service'], lastEventId: draining.id });
+    const resumed = follow(url, { kinds: ['worker', 'service'], lastEventId: draining.id }, g.token);
     await resumed.until('wY stopped, resumed', (e) => e.id === stopped.id);
     await resumed.close();
     expect(resumed.seen.map((e) => e.id)).toEqual(stream.seen.filter((e) => e.id > draining.id).map((e) => e.id));
     expect(resumed.seen.map((e) => `${e.kind} ${e.state}`)).toEqual(expect.arrayContaining(['worker dead', 'service starting', 'worker online', 'worker stopped']));
 
     // the SSE event name is the kind (what EventSource listeners, the web UI's, dispatch on)
-    const raw = await fetch(`${url}/api/v1/events?kinds=worker&after=${draining.id - 1}`, { signal: AbortSignal.timeout(5_000) });
+    const raw = await fetch(`${url}/api/v1/events?kinds=worker&after=${draining.id - 1}`, { signal: AbortSignal.timeout(5_000), headers: { authorization: `Bearer ${g.token}` } });
     const reader = raw.body!.getReader();
     let text = '';
     while (!text.includes('event: worker')) text += new TextDecoder().decode((await reader.read()).value);
@@ -156,7 +156,7 @@ onEveryStore('event stream: workers and services', (storeName) => {
     const bad = await g.inject<{ error: string }>('GET', '/api/v1/events?kinds=worker,bogus');
     expect(bad.status).toBe(400);
     expect(bad.body.error).toMatch(/query\.kinds: unknown kind 'bogus': use run, job, worker, service/);
-    const cli = await gantry(['events', '--kinds', 'nope'], { server: url });
+    const cli = await gantry(['events', '--kinds', 'nope'], { server: url, token: g.token });
     expect(cli.code).toBe(2);
     expect(cli.stderr).toMatch(/--kinds: unknown kind nope/);
 
@@ -168,7 +168,7 @@ onEveryStore('event stream: workers and services', (storeName) => {
     await wZ.start();
     await wZ.stop({ graceful: true });
     const read = async (query: string) => {
-      const s = follow(url, { ...Object.fromEntries(new URLSearchParams(query)), after: start } as Parameters<GantryClient['events']>[0]);
+      const s = follow(url, { ...Object.fromEntries(new URLSearchParams(query)), after: start } as Parameters<GantryClient["events"]>[0], g.token);
       await s.open;
       await sleep(300);
       await s.close();

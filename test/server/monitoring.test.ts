@@ -266,7 +266,7 @@ onEveryStore('event stream (SSE): filters and resume', (storeName) => {
     const ac = new AbortController();
     const seen: StoreEvent[] = [];
     const timer = setTimeout(() => ac.abort(), 20_000);
-    const gen = new GantryClient(url).events(q, ac.signal);
+    const gen = new GantryClient(url, h.token).events(q, ac.signal);
     try {
       const first = gen.next(); // connects
       if (ready) {

@@ -5,7 +5,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { cluster, onEveryStore, type Cluster } from '../helpers/cluster.js';
+import { cluster, makeToken, onEveryStore, type Cluster } from '../helpers/cluster.js';
 import { buildApp } from '../../src/server/app.js';
 import { silentLogger } from '../../src/log.js';
 import type { GraphNode, RunGraph } from '../../src/server/runGraph.js';
@@ -51,7 +51,7 @@ onEveryStore('web UI reads', (storeName) => {
   let runId: number;
   const graph = async (...expand: string[]) => {
     const qs = expand.map((e) => `expand=${encodeURIComponent(e)}`).join('&');
-    const r = await c.app.inject({ method: 'GET', url: `/api/v1/runs/${runId}/graph${qs ? '?' + qs : ''}` });
+    const r = await c.app.inject({ method: 'GET', url: `/api/v1/runs/${runId}/graph${qs ? '?' + qs : ''}`, headers: { authorization: `Bearer ${c.token}` } });
     expect(r.statusCode, r.body).toBe(200);
     return r.json() as Graph;
   };
@@ -108,13 +108,13 @@ onEveryStore('web UI reads', (storeName) => {
   });
 
   it('a graph of an unknown run is a 404; a bad id a 400', async () => {
-    expect((await c.app.inject({ method: 'GET', url: '/api/v1/runs/999999/graph' })).statusCode).toBe(404);
-    expect((await c.app.inject({ method: 'GET', url: '/api/v1/runs/x/graph' })).statusCode).toBe(400);
+    expect((await c.app.inject({ method: 'GET', url: '/api/v1/runs/999999/graph', headers: { authorization: `Bearer ${c.token}` } })).statusCode).toBe(404);
+    expect((await c.app.inject({ method: 'GET', url: '/api/v1/runs/x/graph', headers: { authorization: `Bearer ${c.token}` } })).statusCode).toBe(400);
   });
 
   it('the overview: runs by state, failures of the last 24 h, queues, pools, workers, jobs finished per minute', async () => {
     expect((await c.inject('PUT', '/api/v1/pools/dbstore', { slots: 3 })).status).toBe(200);
-    const r = await c.app.inject({ method: 'GET', url: '/api/v1/overview' });
+    const r = await c.app.inject({ method: 'GET', url: '/api/v1/overview', headers: { authorization: `Bearer ${c.token}` } });
     expect(r.statusCode).toBe(200);
     const o = r.json() as Overview;
     expect(o.runs).toEqual({ failed: 1 });
@@ -148,7 +148,8 @@ describe('the web UI beside the API', () => {
     const store = new SqliteStore(path.join(dir, `s-${Math.random()}.db`));
     await store.migrate();
     const app = await buildApp({ store, logger: silentLogger(), uiDir });
-    return { app, close: async () => (await app.close(), await store.close()) };
+    const token = await makeToken(store, 'admin');
+    return { app, token, close: async () => (await app.close(), await store.close()) };
   }
 
   it('without a build, / says how to build it; the API is unchanged', async () => {
@@ -171,7 +172,7 @@ describe('the web UI beside the API', () => {
     fs.mkdirSync(path.join(ui, 'assets'), { recursive: true });
     fs.writeFileSync(path.join(ui, 'index.html'), '<!doctype html><div id="root"></div>');
     fs.writeFileSync(path.join(ui, 'assets', 'app-1234.js'), 'console.log(1)');
-    const { app, close } = await appWith(ui);
+    const { app, token, close } = await appWith(ui);
     try {
       const root = await app.inject({ method: 'GET', url: '/' });
       expect(root.statusCode).toBe(200);
@@ -182,7 +183,7 @@ describe('the web UI beside the API', () => {
       expect(asset.headers['cache-control']).toContain('immutable');
       for (const client of ['/runs/17', '/runs?state=failed', '/workers'])
         expect((await app.inject({ method: 'GET', url: client })).body, client).toContain('id="root"');
-      const api = await app.inject({ method: 'GET', url: '/api/v1/runs/17' });
+      const api = await app.inject({ method: 'GET', url: '/api/v1/runs/17', headers: { authorization: `Bearer ${token}` } });
       expect(api.statusCode).toBe(404);
       expect(api.json()).toMatchObject({ error: 'no run 17' });
       expect((await app.inject({ method: 'GET', url: '/api/v1/unknown' })).headers['content-type']).toMatch(/json/);

@@ -57,7 +57,7 @@ tasks:
 `,
     );
     up = await startUp(dir, ['--workers', '2', '--slots', '3', path.join(dir, 'examples')], 60_000);
-    const tokenFile = path.join(dir, 'gantry.token');
+    const tokenFile = path.join(dir, '.gantry', 'gantry.token');
     if (fs.existsSync(tokenFile)) adminToken = fs.readFileSync(tokenFile, 'utf8').trim();
     authAvailable = (await api('GET', '/api/v1/auth/whoami')).status !== 404;
     expect((await api('PUT', '/api/v1/pools/naps', { slots: 2 })).status).toBe(200);
@@ -65,8 +65,28 @@ tasks:
     page = await browser.newPage({ viewport: { width: 1400, height: 860 } });
     page.on('dialog', (d) => void d.accept());
     page.setDefaultTimeout(T);
-    if (authAvailable && adminToken) await login(adminToken);
+    // logged in as `gantry up` says: the link it prints (reads need a token: nothing is public)
+    const link = /log in a browser: (\S+)/.exec(up.stdout())?.[1];
+    expect(link, up.stdout()).toBe(`${up.url}/?token=${adminToken}`);
+    await page.goto(link!);
+    await page.waitForSelector('[data-testid="overview"]', { timeout: T });
   }, 120_000);
+
+  it('the login link gantry up prints logs the browser in: admin, the token out of the address bar, live updates flowing', async () => {
+    await page.waitForSelector('[data-testid="who"]');
+    expect(await page.textContent('[data-testid="who"]')).toContain('admin');
+    expect(page.url()).not.toContain('token=');
+    // the event stream carries the token too (it is refused without one)
+    await page.waitForSelector('[data-testid="live"].on');
+    // a fresh browser without the link sees nothing: the API refuses it
+    const stranger = await browser.newPage();
+    await stranger.goto(`${up.url}/runs`);
+    await stranger.waitForSelector('[data-testid="who"]');
+    expect(await stranger.textContent('[data-testid="who"]')).toContain('not logged in');
+    await stranger.waitForSelector('text=/needs an API token/');
+    await screenshot(stranger, 'not-logged-in');
+    await stranger.close();
+  }, 60_000);
 
   afterAll(async () => {
     await browser?.close();

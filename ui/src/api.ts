@@ -169,10 +169,14 @@ export class ApiError extends Error {
   }
 }
 
-async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const headers: Record<string, string> = { accept: 'application/json' };
+/** The bearer header of the token this browser logged in with (none: an anonymous reader of public namespaces). */
+export function authHeaders(): Record<string, string> {
   const t = token.get();
-  if (t) headers.authorization = `Bearer ${t}`;
+  return t ? { authorization: `Bearer ${t}` } : {};
+}
+
+async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { accept: 'application/json', ...authHeaders() };
   if (body !== undefined) headers['content-type'] = 'application/json';
   const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await r.text();

@@ -1,7 +1,9 @@
-// Live updates: one EventSource on GET /api/v1/events for the whole app (it
+// Live updates: one stream of GET /api/v1/events for the whole app (read with
+// fetch, not EventSource, so that it carries the bearer token reads need; it
 // reconnects by itself, resuming with Last-Event-ID); views subscribe to it and
 // reload what they show, at most once a second however many events arrive.
 import { useCallback, useEffect, useRef, useState } from 'react';
+import { authHeaders } from './api';
 
 /** An event of GET /api/v1/events: views filter on it; a kind they do not know is simply not theirs. */
 export interface LiveEvent {
@@ -17,24 +19,65 @@ export interface LiveEvent {
 
 type Listener = (e: LiveEvent) => void;
 const listeners = new Set<Listener>();
-let source: EventSource | null = null;
+let started = false;
 let connected = false;
 const statusListeners = new Set<(up: boolean) => void>();
+const RECONNECT_MS = 2_000;
+let current: AbortController | null = null;
+
+/** Starts the stream again at once (the token changed: logged in or out). */
+export function reconnectLive(): void {
+  current?.abort();
+}
+
+function dispatch(block: string, onId: (id: string) => void): void {
+  let data = '';
+  for (const line of block.split('\n')) {
+    if (line.startsWith('id:')) onId(line.slice(3).trim());
+    else if (line.startsWith('data:')) data += line.slice(5).trimStart();
+  }
+  if (!data) return;
+  try {
+    const e = JSON.parse(data) as LiveEvent;
+    for (const l of listeners) l(e);
+  } catch {
+    // not an event of ours
+  }
+}
+
+/** Reads the stream until it ends or fails, then again after a pause, from the last event seen. */
+async function streamForever(): Promise<void> {
+  let last: string | null = null;
+  for (;;) {
+    const ctl = (current = new AbortController());
+    try {
+      const r = await fetch('/api/v1/events', { signal: ctl.signal, headers: { accept: 'text/event-stream', ...authHeaders(), ...(last ? { 'last-event-id': last } : {}) } });
+      if (!r.ok || !r.body) throw new Error(`events: ${r.status}`);
+      last ??= r.headers.get('x-gantry-after');
+      setConnected(true);
+      const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value.replace(/\r\n/g, '\n');
+        for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
+          dispatch(buf.slice(0, i), (id) => (last = id));
+          buf = buf.slice(i + 2);
+        }
+      }
+    } catch {
+      // said by the status dot; tried again below
+    }
+    setConnected(false);
+    if (!ctl.signal.aborted) await new Promise((res) => setTimeout(res, RECONNECT_MS));
+  }
+}
 
 function ensureSource(): void {
-  if (source || typeof EventSource === 'undefined') return;
-  source = new EventSource('/api/v1/events');
-  const onEvent = (m: MessageEvent<string>) => {
-    try {
-      const e = JSON.parse(m.data) as LiveEvent;
-      for (const l of listeners) l(e);
-    } catch {
-      // not an event of ours
-    }
-  };
-  for (const kind of ['run', 'job', 'worker', 'service', 'message']) source.addEventListener(kind, onEvent as EventListener);
-  source.onopen = () => setConnected(true);
-  source.onerror = () => setConnected(false);
+  if (started || typeof fetch === 'undefined') return;
+  started = true;
+  void streamForever();
 }
 
 function setConnected(up: boolean): void {

@@ -67,6 +67,9 @@ import {
   type Subscription,
   type SubscriptionInput,
 } from '../types.js';
+import type { NamespaceSettings, NamespaceSettingsPatch } from '../types.js';
+import * as namespaceRows from './namespaces.js';
+import { inNamespaces } from '../scopeSql.js';
 import type { StageCount, WorkerStopMode } from '../types.js';
 import { publicToken, toSecretInfo, toTokens, type SecretRowDb, type TokenNamespaceRowDb, type TokenRowDb } from '../authRows.js';
 import { strongerStopMode } from '../rows.js';
@@ -674,6 +677,7 @@ export class PostgresStore implements Store {
     const args: unknown[] = [];
     const arg = (v: unknown) => (args.push(v), `$${args.length}`);
     if (f.namespace) where.push(`namespace = ${arg(f.namespace)}`);
+    if (f.namespaces) where.push(inNamespaces('namespace', f.namespaces, arg));
     if (f.workflow) where.push(`workflow = ${arg(f.workflow)}`);
     for (const [k, v] of Object.entries(f.labels ?? {})) where.push(`id IN (SELECT run_id FROM run_labels WHERE key = ${arg(k)} AND value = ${arg(v)})`);
     if (f.worker) where.push(`id IN (SELECT run_id FROM jobs WHERE worker = ${arg(f.worker)})`);
@@ -802,6 +806,7 @@ export class PostgresStore implements Store {
     const runWhere: string[] = [];
     if (f.workflow) runWhere.push(`workflow = ${arg(f.workflow)}`);
     if (f.namespace) runWhere.push(`namespace = ${arg(f.namespace)}`);
+    if (f.namespaces) runWhere.push(inNamespaces('namespace', f.namespaces, arg));
     for (const [k, v] of Object.entries(f.labels ?? {})) runWhere.push(`id IN (SELECT run_id FROM run_labels WHERE key = ${arg(k)} AND value = ${arg(v)})`);
     if (runWhere.length) where.push(`run_id IN (SELECT id FROM runs WHERE ${runWhere.join(' AND ')})`);
     if (f.since !== undefined) where.push(`started_at >= ${arg(f.since)}`);
@@ -1872,6 +1877,7 @@ export class PostgresStore implements Store {
     const args: unknown[] = [];
     const add = (cond: string, v: unknown) => (args.push(v), where.push(cond.replace('?', `$${args.length}`)));
     if (f.namespace) add('namespace = ?', f.namespace);
+    if (f.namespaces) where.push(inNamespaces('namespace', f.namespaces, (v) => (args.push(v), `$${args.length}`)));
     if (f.workflow) add('workflow = ?', f.workflow);
     if (f.state) add('state = ?', f.state);
     if (f.dueBy !== undefined) add('due_at <= ?', f.dueBy);
@@ -2199,6 +2205,20 @@ export class PostgresStore implements Store {
 
   // -------------------------------------------------------------------- secrets
 
+  // --------------------------------------------------------- namespace settings
+
+  async getNamespaceSettings(namespace: string): Promise<NamespaceSettings | null> {
+    return namespaceRows.getNamespaceSettings(this.pool, namespace);
+  }
+
+  async setNamespaceSettings(namespace: string, patch: NamespaceSettingsPatch): Promise<NamespaceSettings> {
+    return namespaceRows.setNamespaceSettings(this.pool, namespace, patch, this.clock.now());
+  }
+
+  async listNamespaceSettings(): Promise<NamespaceSettings[]> {
+    return namespaceRows.listNamespaceSettings(this.pool);
+  }
+
   async putSecret(namespace: string, name: string, sealed: string): Promise<{ change: 'created' | 'updated' }> {
     const now = this.clock.now();
     // xmax = 0: the row was inserted, not updated (the one-statement way to tell them apart)
@@ -2461,6 +2481,7 @@ export class PostgresStore implements Store {
     const where = [`a.state IN ('failed', 'timed_out')`];
     if (f.runId !== undefined) where.push(`j.run_id = ${arg(f.runId)}`);
     if (f.namespace) where.push(`r.namespace = ${arg(f.namespace)}`);
+    if (f.namespaces) where.push(inNamespaces('r.namespace', f.namespaces, arg));
     if (f.workflow) where.push(`r.workflow = ${arg(f.workflow)}`);
     for (const [k, v] of Object.entries(f.labels ?? {})) where.push(`r.id IN (SELECT run_id FROM run_labels WHERE key = ${arg(k)} AND value = ${arg(v)})`);
     if (f.since !== undefined) where.push(`coalesce(a.finished_at, a.started_at) >= ${arg(f.since)}`);

@@ -64,6 +64,9 @@ import {
   type Subscription,
   type SubscriptionInput,
 } from '../types.js';
+import type { NamespaceSettings, NamespaceSettingsPatch } from '../types.js';
+import * as namespaceRows from './namespaces.js';
+import { inNamespaces } from '../scopeSql.js';
 import type { StageCount, WorkerStopMode } from '../types.js';
 import { publicToken, toSecretInfo, toTokens, type SecretRowDb, type TokenNamespaceRowDb, type TokenRowDb } from '../authRows.js';
 import { strongerStopMode } from '../rows.js';
@@ -399,6 +402,7 @@ export class SqliteStore implements Store {
     const where: string[] = [];
     const args: unknown[] = [];
     if (f.namespace) (where.push('namespace = ?'), args.push(f.namespace));
+    if (f.namespaces) where.push(inNamespaces('namespace', f.namespaces, (v) => (args.push(v), '?')));
     if (f.workflow) (where.push('workflow = ?'), args.push(f.workflow));
     for (const [k, v] of Object.entries(f.labels ?? {})) {
       where.push('id IN (SELECT run_id FROM run_labels WHERE key = ? AND value = ?)');
@@ -517,6 +521,7 @@ export class SqliteStore implements Store {
     const runWhere: string[] = [];
     if (f.workflow) (runWhere.push('workflow = ?'), args.push(f.workflow));
     if (f.namespace) (runWhere.push('namespace = ?'), args.push(f.namespace));
+    if (f.namespaces) runWhere.push(inNamespaces('namespace', f.namespaces, (v) => (args.push(v), '?')));
     for (const [k, v] of Object.entries(f.labels ?? {})) {
       runWhere.push('id IN (SELECT run_id FROM run_labels WHERE key = ? AND value = ?)');
       args.push(k, v);
@@ -1220,6 +1225,7 @@ export class SqliteStore implements Store {
     const where: string[] = [];
     const args: unknown[] = [];
     if (f.namespace) (where.push('namespace = ?'), args.push(f.namespace));
+    if (f.namespaces) where.push(inNamespaces('namespace', f.namespaces, (v) => (args.push(v), '?')));
     if (f.workflow) (where.push('workflow = ?'), args.push(f.workflow));
     if (f.state) (where.push('state = ?'), args.push(f.state));
     if (f.dueBy !== undefined) (where.push('due_at <= ?'), args.push(f.dueBy));
@@ -1518,6 +1524,20 @@ export class SqliteStore implements Store {
 
   // -------------------------------------------------------------------- secrets
 
+  // --------------------------------------------------------- namespace settings
+
+  async getNamespaceSettings(namespace: string): Promise<NamespaceSettings | null> {
+    return namespaceRows.getNamespaceSettings(this.db, namespace);
+  }
+
+  async setNamespaceSettings(namespace: string, patch: NamespaceSettingsPatch): Promise<NamespaceSettings> {
+    return namespaceRows.setNamespaceSettings(this.db, namespace, patch, this.clock.now());
+  }
+
+  async listNamespaceSettings(): Promise<NamespaceSettings[]> {
+    return namespaceRows.listNamespaceSettings(this.db);
+  }
+
   async putSecret(namespace: string, name: string, sealed: string): Promise<{ change: 'created' | 'updated' }> {
     const now = this.clock.now();
     return this.tx(() => {
@@ -1769,6 +1789,7 @@ export class SqliteStore implements Store {
     const args: unknown[] = [];
     if (f.runId !== undefined) (where.push('j.run_id = ?'), args.push(f.runId));
     if (f.namespace) (where.push('r.namespace = ?'), args.push(f.namespace));
+    if (f.namespaces) where.push(inNamespaces('r.namespace', f.namespaces, (v) => (args.push(v), '?')));
     if (f.workflow) (where.push('r.workflow = ?'), args.push(f.workflow));
     for (const [k, v] of Object.entries(f.labels ?? {})) {
       where.push('r.id IN (SELECT run_id FROM run_labels WHERE key = ? AND value = ?)');

@@ -4,6 +4,7 @@ import { useState } from 'react';
 import { token } from '../api';
 import { useAuth } from '../auth';
 import { navigate } from '../router';
+import { reconnectLive } from '../live';
 
 export function LoginPage() {
   const { who, refresh } = useAuth();
@@ -21,14 +22,15 @@ export function LoginPage() {
       return;
     }
     setNote(null);
+    reconnectLive();
     navigate('/');
   };
   return (
     <div className="page narrow" data-testid="login">
       <h1>Log in</h1>
       <p className="muted">
-        Paste an API token (<code>gantry token create --namespace N --role maintainer</code>; <code>gantry up</code> writes an admin token to <code>gantry.token</code>). Reading needs no token; starting, cancelling and
-        changing things do.
+        Paste an API token (<code>gantry token create --namespace N --role maintainer</code>; <code>gantry up</code> prints a link that logs this browser in, and writes its admin token to <code>.gantry/gantry.token</code>). Reading a
+        namespace needs a token of it unless an admin made it public; starting, cancelling and changing things always do.
       </p>
       {who ? (
         <p>
@@ -52,6 +54,7 @@ export function LoginPage() {
               type="button"
               onClick={() => {
                 token.clear();
+                reconnectLive();
                 void refresh();
               }}
             >

@@ -2,7 +2,7 @@
 // virtualised list, and a job's attempts, errors, progress and live log tail.
 // Live: every event of this run reloads the graph (at most once a second).
 import { useEffect, useMemo, useRef, useState } from 'react';
-import { get, post, qs, type Attempt, type GraphNode, type Job, type LogLine, type RunGraph } from '../api';
+import { authHeaders, get, post, qs, type Attempt, type GraphNode, type Job, type LogLine, type RunGraph } from '../api';
 import { useAuth } from '../auth';
 import { CountsBar, ErrorNote, Link, StateBadge, VirtualList, doneOf, duration, etaText, time, totalOf, useNow } from '../components';
 import { useLive } from '../live';
@@ -279,7 +279,7 @@ function LogTail({ jobId }: { jobId: string }) {
       let first = true;
       while (!stop) {
         try {
-          const r = await fetch(`/api/v1/logs${qs({ job: jobId, after, limit: 5000, wait: first ? undefined : 20 })}`, { signal: ctl.signal });
+          const r = await fetch(`/api/v1/logs${qs({ job: jobId, after, limit: 5000, wait: first ? undefined : 20 })}`, { signal: ctl.signal, headers: authHeaders() });
           if (!r.ok) throw new Error(((await r.json().catch(() => ({}))) as { error?: string }).error ?? r.statusText);
           const body = (await r.json()) as { lines: LogLine[]; next: number; finished: boolean };
           after = body.next;
