@@ -4,10 +4,10 @@
 // the bigger the caller is: it was most of the main thread's time per short
 // command). The helper also is the supervisor of the jobs it starts: it kills
 // a job when the worker stops renewing its lease, and every job when the
-// worker dies (its stdin closes). Each job's keeper (a fork of the helper, the
-// command's child subreaper) ends whatever the job left, applies its user and
-// limits, and reports its usage. If the helper dies, the worker kills the
-// groups it knows of, and their keepers the rest.
+// worker dies (its stdin closes). Each job is the child subreaper of its own
+// tree and the helper of what a finished job leaves: what a job started dies
+// with it, daemons included. The helper applies a job's user and limits and
+// reports its usage. If the helper dies, the worker kills the groups it knows of.
 //
 // Shared by the workers of a process (acquireLauncher/release); started on
 // first use, again after a crash. Without Perl it is not usable and commands

@@ -1,16 +1,16 @@
 // Runs one command as the leader of its own process group, streams its output
 // line by line (each cut at 16 KiB as it is read), and kills the whole group on
 // abort (timeout, cancel, lost lease): SIGTERM first, SIGKILL after a grace
-// period. A keeper process, child subreaper of the command, ends whatever the
-// command left running when it exits, daemons that left its group or session
-// included: a job's processes do not outlive the job. The keeper also applies
-// the command's limits and user before exec and reports what its tree used. A
+// period. Whatever the command left running when it exits is killed, daemons
+// that left its group or session included (child subreapers: see
+// bin/gantry-launcher): a job's processes do not outlive the job. Its limits
+// and user are applied before exec, and what its tree used is reported. A
 // supervised job (distributed stores) is also killed when the worker stops
 // renewing its lease.
 //
 // Two ways to start it, same behaviour: through the process's launcher
-// (launcher.ts, the default: a small helper forks the keeper, and supervises),
-// or with Node's spawn from this process of the keeper alone,
+// (launcher.ts, the default: a small helper forks, and supervises), or with
+// Node's spawn from this process of a one-command keeper,
 // `gantry-launcher --job` (`--launcher spawn`). Where Perl cannot be run at all
 // the command is spawned bare, under bin/gantry-supervise when supervised:
 // no keeper, so no subreaper, no usage, and no user or limits (refused).

@@ -65,13 +65,16 @@ describe('the command launcher', () => {
     await up.stop();
   });
 
-  it('--launcher spawn starts commands from gantry up itself (no launcher); a wrong --launcher is a usage error', async () => {
+  it('--launcher spawn starts commands from gantry up itself (no launcher, a keeper per command); a wrong --launcher is a usage error', async () => {
     const dir = tempDir();
     writeFile(dir, 'wf.yaml', WF);
     const up = await startUp(dir, ['--launcher', 'spawn', 'wf.yaml']);
     const id = await startRun(up.url, 'longjob', [], dir);
     const [shell] = await jobPids(dir);
-    expect(Number(execFileSync('ps', ['-o', 'ppid=', '-p', String(shell)], { encoding: 'utf8' }).trim())).toBe(up.proc.pid);
+    // its parent: the one-command keeper (gantry-launcher --job) that gantry up spawned
+    const [keeper, keeperArgs] = execFileSync('ps', ['-o', 'ppid=', '-p', String(shell)], { encoding: 'utf8' }).trim().split(/\s+/, 1).map((p) => [Number(p), execFileSync('ps', ['-o', 'args=', '-p', p], { encoding: 'utf8' })])[0]!;
+    expect(keeperArgs).toContain('gantry-launcher --job');
+    expect(Number(execFileSync('ps', ['-o', 'ppid=', '-p', String(keeper)], { encoding: 'utf8' }).trim())).toBe(up.proc.pid);
     await waitForJobState(up.url, id, 'long', 'running');
     await up.stop();
     const bad = await gantry(['up', '--launcher', 'fork'], { cwd: dir });

@@ -148,6 +148,20 @@ for (const kind of ['helper', 'spawn'] as const) {
     });
   });
 
+  if (kind === 'helper')
+    it('helper: …and when the worker is gone (the launcher’s stdin closes) while they run', async () => {
+      const m = marker();
+      const l = launcher();
+      const r = run(kind, sh(`${daemons(m)}; echo started; sleep 600`), {}, l);
+      await until('the daemons', () => withMarker(m).length >= 2);
+      const helper = l.pid!;
+      l.release();
+      launchers.splice(launchers.indexOf(l), 1);
+      await until('the launcher to exit', () => !fs.existsSync(`/proc/${helper}`) || fs.readFileSync(`/proc/${helper}/stat`, 'utf8').includes(') Z'));
+      expect(withMarker(m)).toEqual([]);
+      void r.result;
+    });
+
   describe(`${kind}: limits`, () => {
     it('memory: an allocation past the limit fails', async () => {
       const r = run(kind, ['perl', '-e', '$x = "x" x (300 * 1024 * 1024); print "allocated\\n"'], { limits: { memoryBytes: 200 * 1024 * 1024 } });
