@@ -14,7 +14,7 @@ import type { Logger } from '../log.js';
 import { InvalidRunRequest, deferRun, startRun } from './runs.js';
 import { workflowSchedules } from './schedules.js';
 import { stageProgress, taskProgress } from '../store/taskProgress.js';
-import { signalWaiter, streamEvents } from './events.js';
+import { EventsGone, signalWaiter, streamEvents, type StreamLimits } from './events.js';
 import {
   BODY_LIMIT,
   DEFINITIONS_BODY_LIMIT,
@@ -118,9 +118,11 @@ export interface AppOptions {
   secretKey?: SecretKey | null;
   /** the UI's public address, for links in the Atom feed (default: the request's host) */
   publicUrl?: string | null;
+  /** what one event stream client may hold unread (events.ts) */
+  eventStream?: StreamLimits;
 }
 
-export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, secretKey, publicUrl }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, secretKey, publicUrl, eventStream }: AppOptions): Promise<FastifyInstance> {
   // forceCloseConnections: event streams and keep-alive sockets must not hold a shutdown.
   // bodyLimit: fastify refuses a larger body (413) before reading it; definitions take more.
   const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT, forceCloseConnections: true });
@@ -155,6 +157,7 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
     if (err instanceof Forbidden) return reply.code(403).send({ error: err.message });
     if (err instanceof Unavailable) return reply.code(503).send({ error: err.message });
     if (err instanceof BadRequest) return reply.code(400).send({ error: err.message, issues: err.details });
+    if (err instanceof EventsGone) return reply.code(410).send({ error: err.message, issues: err.issues, prunedThrough: err.prunedThrough, oldest: err.oldest });
     if (err instanceof SpecValidationError) return reply.code(400).send({ error: 'invalid definition', errors: err.errors });
     if (err instanceof InvalidRunRequest) return reply.code(400).send({ error: err.message, errors: err.errors });
     if (err instanceof NotFoundError) return reply.code(404).send({ error: err.message });
@@ -520,6 +523,8 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
     await streamEvents(store, reply, {
       filter: { runId: q.run, namespace: q.namespace, workflow: q.workflow, labels: Object.keys(labels).length ? labels : undefined, kinds: q.kinds },
       after,
+      afterFrom: q.after !== undefined ? 'query.after' : 'header.last-event-id',
+      limits: eventStream,
     });
   });
 

@@ -34,7 +34,14 @@ function ensureSource(): void {
   };
   for (const kind of ['run', 'job', 'worker', 'service', 'message']) source.addEventListener(kind, onEvent as EventListener);
   source.onopen = () => setConnected(true);
-  source.onerror = () => setConnected(false);
+  source.onerror = () => {
+    setConnected(false);
+    // Refused for good (e.g. 410: away longer than the event retention): start a new stream from now; views reload on their own.
+    if (source?.readyState === EventSource.CLOSED) {
+      source = null;
+      setTimeout(ensureSource, 1_000);
+    }
+  };
 }
 
 function setConnected(up: boolean): void {

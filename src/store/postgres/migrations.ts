@@ -398,6 +398,15 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   ALTER TABLE events ADD COLUMN detail text;
   UPDATE events SET namespace = split_part(subject, '/', 1) WHERE kind = 'service';
   `,
+  // event retention (the scheduler prunes the outbox): every event id up to `through` is gone,
+  // so a stream asked to resume below it answers 410 instead of silently skipping events
+  `
+  CREATE TABLE events_pruned (
+    id integer PRIMARY KEY CHECK (id = 1),
+    through bigint NOT NULL
+  );
+  INSERT INTO events_pruned (id, through) VALUES (1, 0);
+  `,
 ];
 /** Arbitrary constant naming Gantry's migration lock. */
 const MIGRATION_LOCK = 7_070_001;
