@@ -17,6 +17,8 @@ import { onlyRunEvents } from '../store/eventRows.js';
 const FALLBACK_MS = 2_000;
 const KEEPALIVE_MS = 15_000;
 const BATCH = 500;
+/** unsent bytes a stream writes ahead before it waits for the client: small, as every client may hold this much */
+const WRITE_AHEAD = 64 * 1024;
 
 export interface StreamLimits {
   /** unsent output of one client past which it is cut off (default 1 MiB) */
@@ -111,16 +113,22 @@ export async function streamEvents(
       do {
         again = false;
         for (;;) {
-          // the next batch is read only when the last one has gone out: an idle reader holds one batch at most
+          // more is read only once what was written has gone out: an idle reader holds a socket buffer's worth at most
           if (res.writableNeedDrain && !(await drained(res, limits.stallMs))) return cutOff();
           if (closed) return;
           const events = await store.readEvents(last, o.filter, BATCH);
-          if (closed) return;
-          write(events.map((e) => `id: ${e.id}\nevent: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`).join(''));
-          if (events.length) last = events[events.length - 1]!.id;
-          if (events.length < BATCH || closed) break;
+          let sent = 0;
+          // one event at a time, up to WRITE_AHEAD bytes unsent: the rest is read again once it drained
+          for (const e of events) {
+            if (closed || res.writableLength >= WRITE_AHEAD) break;
+            write(`id: ${e.id}\nevent: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`);
+            last = e.id;
+            sent++;
+          }
+          if (closed || (events.length < BATCH && sent === events.length)) break;
         }
-      } while (again && !closed);
+      // output still waiting for the client: watch it drain (or cut it off) even when no new event comes
+      } while ((again || res.writableNeedDrain) && !closed);
     })()
       .catch(() => undefined)
       .finally(() => (pending = null));
