@@ -14,6 +14,7 @@ import type { Logger } from '../log.js';
 import { InvalidRunRequest, deferRun, startRun } from './runs.js';
 import { workflowSchedules } from './schedules.js';
 import { stageProgress, taskProgress } from '../store/taskProgress.js';
+import { storeUnavailable } from '../store/unavailable.js';
 import { EventsGone, signalWaiter, streamEvents, type StreamLimits } from './events.js';
 import {
   BODY_LIMIT,
@@ -168,6 +169,7 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
       return reply.code(413).send({ error: `request body too large: ${req.method} ${req.routeOptions.url ?? req.url} takes at most ${limit / 1024 / 1024} MiB` });
     }
     if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return reply.code(e.statusCode).send({ error: e.message });
+    if (storeUnavailable(err)) return reply.code(503).header('retry-after', '5').send({ error: `the store is unavailable, try again shortly: ${e.message ?? String(err)}` });
     logger.error({ err, url: req.url }, 'request failed');
     return reply.code(500).send({ error: `internal error: ${e.message ?? String(err)}` });
   });

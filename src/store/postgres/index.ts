@@ -281,6 +281,8 @@ export class PostgresStore implements Store {
     this.pool = new pg.Pool({
       connectionString: url,
       max: opts.max ?? 10,
+      // an unreachable server is an error after this long (a 503 from the API), not a request hanging forever
+      connectionTimeoutMillis: 10_000,
       types,
       options: opts.schema ? `-c search_path=${opts.schema}` : undefined,
     });
