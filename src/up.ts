@@ -10,6 +10,7 @@ import type { Capacity, Store } from './store/types.js';
 import { openStore } from './store/open.js';
 import { DEFAULT_STATE_DIR, isSqliteFile, prepareSqliteFile, prepareStateDir } from './auth/stateDir.js';
 import { Scheduler } from './scheduler/scheduler.js';
+import type { EventRetention } from './scheduler/pruneDuty.js';
 import { Worker, WORKER_DEFAULTS } from './worker/worker.js';
 import { buildApp } from './server/app.js';
 import type { Logger } from './log.js';
@@ -41,6 +42,8 @@ export interface UpOptions {
   legacyDir?: string;
   /** notifications: SMTP server, From:, the UI's public address (mail links, the Atom feed) */
   notify?: NotifyOptions;
+  /** how long and how many outbox events are kept (default 7 days, 1,000,000) */
+  eventRetention?: EventRetention;
   logger: Logger;
 }
 
@@ -78,7 +81,7 @@ export async function startUp(o: UpOptions): Promise<Up> {
     if (secret.legacy) o.logger.info({ file: secret.file }, `secret key read from ${secret.file}, the old place (still read; move it into ${stateDir})`);
     const secretKey = secret.key;
     const leaseMs = o.leaseMs ?? WORKER_DEFAULTS.leaseMs;
-    const scheduler = schedulerFor(store, leaseMs, o.logger, o.notify);
+    const scheduler = schedulerFor(store, leaseMs, o.logger, o.notify, o.eventRetention);
     // Reap what a previous crash left running before any worker claims.
     await scheduler.tick();
     scheduler.start();
@@ -137,11 +140,12 @@ export async function startUp(o: UpOptions): Promise<Up> {
 }
 
 /** The scheduler with its timings derived from the lease length. */
-export function schedulerFor(store: Store, leaseMs: number, logger: Logger, notify?: NotifyOptions): Scheduler {
+export function schedulerFor(store: Store, leaseMs: number, logger: Logger, notify?: NotifyOptions, eventRetention?: EventRetention): Scheduler {
   return new Scheduler(store, {
     reapIntervalMs: Math.max(200, Math.floor(leaseMs / 3)),
     workerTimeoutMs: leaseMs * 2,
     notify,
+    eventRetention,
     logger: logger.child({ part: 'scheduler' }),
   });
 }

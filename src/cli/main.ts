@@ -194,7 +194,9 @@ export function buildProgram(): Command {
     .option('--smtp <url>', 'SMTP server for mailto: notifications, e.g. smtp://mail.example.org:25 (env GANTRY_SMTP)')
     .option('--mail-from <address>', 'From: of notification mail (env GANTRY_MAIL_FROM; default gantry@localhost)')
     .option('--public-url <url>', "the UI's public address, for links in mail, webhooks and the feed (env GANTRY_PUBLIC_URL)")
-    .action(async (dirs: string[], o: { db?: string; stateDir: string; host: string; port: number; workers: number; slots?: number; queues: string; cpu?: number; memory?: string; resource?: string[]; lease?: number; supervise?: boolean; launcher: LauncherKind; run?: string; param?: string[]; force?: boolean; once?: boolean; smtp?: string; mailFrom?: string; publicUrl?: string }, cmd: Command) => {
+    .option('--event-retention <time>', 'how long the event history is kept: older events are pruned (default 7d)', graceOption)
+    .option('--event-retention-count <n>', 'how many of the newest events are kept at most (default 1000000)', intOption)
+    .action(async (dirs: string[], o: { db?: string; stateDir: string; host: string; port: number; workers: number; slots?: number; queues: string; cpu?: number; memory?: string; resource?: string[]; lease?: number; supervise?: boolean; launcher: LauncherKind; run?: string; param?: string[]; force?: boolean; once?: boolean; smtp?: string; mailFrom?: string; publicUrl?: string; eventRetention?: number; eventRetentionCount?: number }, cmd: Command) => {
       if (o.once && !o.run) throw usage('--once needs --run WORKFLOW');
       const resources = offeredResources(o);
       const [{ createLogger }, { startUp }, { InvalidRunRequest, startRun }] = await Promise.all([import('../log.js'), import('../up.js'), import('../server/runs.js')]);
@@ -217,6 +219,7 @@ export function buildProgram(): Command {
           supervise: o.supervise,
           launcher: o.launcher,
           notify: notifyOptions(o),
+          eventRetention: { maxAgeMs: o.eventRetention, maxCount: o.eventRetentionCount },
           logger,
         });
       } catch (e) {
@@ -308,12 +311,14 @@ export function buildProgram(): Command {
     .option('--smtp <url>', 'SMTP server for mailto: notifications, e.g. smtp://mail.example.org:25 (env GANTRY_SMTP)')
     .option('--mail-from <address>', 'From: of notification mail (env GANTRY_MAIL_FROM; default gantry@localhost)')
     .option('--public-url <url>', "the UI's public address, for links in mail and webhooks (env GANTRY_PUBLIC_URL)")
-    .action(async (o: { db: string; lease: number; smtp?: string; mailFrom?: string; publicUrl?: string }) => {
+    .option('--event-retention <time>', 'how long the event history is kept: older events are pruned (default 7d)', graceOption)
+    .option('--event-retention-count <n>', 'how many of the newest events are kept at most (default 1000000)', intOption)
+    .action(async (o: { db: string; lease: number; smtp?: string; mailFrom?: string; publicUrl?: string; eventRetention?: number; eventRetentionCount?: number }) => {
       const [{ createLogger }, { schedulerFor }] = await Promise.all([import('../log.js'), import('../up.js')]);
       const logger = createLogger({ name: 'gantry-scheduler' });
       const notify = notifyOptions(o);
       const store = await openStoreOrExit(o.db);
-      const scheduler = schedulerFor(store, o.lease, logger, notify);
+      const scheduler = schedulerFor(store, o.lease, logger, notify, { maxAgeMs: o.eventRetention, maxCount: o.eventRetentionCount });
       scheduler.start();
       process.stdout.write(`gantry scheduler running (store: ${redact(o.db)})\n`);
       await untilSignal(logger, async () => {

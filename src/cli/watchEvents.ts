@@ -36,6 +36,12 @@ export async function watchEvents(
     } catch (e) {
       // The first connection failing is the user's problem (exit 3, or 2 for a bad filter); later ones are a server restart: retry.
       if (!connected && (e instanceof UnreachableError || e instanceof ApiError)) throw e;
+      // Away for longer than the event retention: say so, and go on from the oldest event kept.
+      if (e instanceof ApiError && e.status === 410) {
+        process.stderr.write(`gantry: ${e.message}\n`);
+        const through = (e.body as { prunedThrough?: unknown }).prunedThrough;
+        last = typeof through === 'number' ? through : undefined;
+      }
     }
     if (signal.aborted) return;
     await new Promise((r) => setTimeout(r, RECONNECT_MS));

@@ -367,13 +367,13 @@ export class GantryClient {
     }
     if (!res.ok || !res.body) {
       const text = await res.text().catch(() => '');
-      let error: string | undefined;
+      let body: { error?: string; issues?: unknown; prunedThrough?: number } = {};
       try {
-        error = (JSON.parse(text) as { error?: string }).error;
+        body = JSON.parse(text) as typeof body;
       } catch {
         // not JSON
       }
-      throw new ApiError(res.status, error ?? `event stream refused: HTTP ${res.status}`, { error });
+      throw new ApiError(res.status, body.error ?? `event stream refused: HTTP ${res.status}`, body);
     }
     // From here on every change is streamed (the server fixed its starting point before answering).
     const after = Number(res.headers.get('x-gantry-after'));

@@ -2,7 +2,7 @@
 // whose delay is over back to the queue, reap attempts whose lease expired or
 // whose worker is known dead, and note queued jobs no live worker could ever
 // fit; start the runs of schedules and of `gantry run --at` when due
-// (scheduleDuty.ts). Safe to run as several copies: one leads (a lease row in
+// (scheduleDuty.ts); prune the event outbox past its retention (pruneDuty.ts). Safe to run as several copies: one leads (a lease row in
 // the store, renewed every second), the others wait and take over within
 // `leaderTtlMs` when it dies. It sleeps until the next retry or start is due, a
 // new retry, a change of definitions or deferred runs, the lease-check interval
@@ -15,6 +15,7 @@ import { killLostAttempt, processAlive } from '../worker/processTree.js';
 import { ScheduleDuty } from './scheduleDuty.js';
 import { formatDuration } from '../spec/duration.js';
 import { NotifyDuty, type NotifyOptions } from '../notify/duty.js';
+import { PruneDuty, type EventRetention } from './pruneDuty.js';
 
 export interface SchedulerOptions {
   /** how often leases are checked */
@@ -30,6 +31,8 @@ export interface SchedulerOptions {
   catchupLimit?: number;
   /** notifications (SMTP, retries of deliveries); webhooks need nothing */
   notify?: NotifyOptions;
+  /** how long and how many outbox events are kept (pruneDuty.ts) */
+  eventRetention?: EventRetention;
 }
 
 const ROLE = 'scheduler';
@@ -47,9 +50,12 @@ export class Scheduler {
   private readonly schedules: ScheduleDuty;
   /** notifications: a loop of its own while this copy leads (src/notify/duty.ts) */
   readonly notify: NotifyDuty;
+  /** event retention: passes in the background while this copy leads */
+  readonly prune: PruneDuty;
 
   constructor(private readonly store: Store, private readonly o: SchedulerOptions) {
     this.schedules = new ScheduleDuty(store, { logger: o.logger, clock: o.clock, catchupLimit: o.catchupLimit, actor: `scheduler:${this.id}` });
+    this.prune = new PruneDuty(store, o.eventRetention, o.logger.child({ duty: 'prune' }));
     this.notify = new NotifyDuty(store, () => this.leading, { ...o.notify, logger: o.logger.child({ duty: 'notify' }) });
   }
 
@@ -83,6 +89,7 @@ export class Scheduler {
     this.unsubscribe?.();
     await this.loopDone;
     await this.notify.stop();
+    await this.prune.settle();
     if (this.leading) await this.store.releaseLeadership(ROLE, this.id).catch(() => undefined);
     this.leading = false;
   }
@@ -115,6 +122,7 @@ export class Scheduler {
     await this.store.promoteDueRetries();
     await this.reap();
     await this.store.finishIdleRuns();
+    this.prune.maybeStart();
     // Grouping every queued job is not free on a deep queue: now and then is enough for a note meant for people.
     if (now - this.lastWaitingNotes >= WAITING_NOTES_MS) {
       this.lastWaitingNotes = now;

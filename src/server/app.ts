@@ -14,7 +14,8 @@ import type { Logger } from '../log.js';
 import { InvalidRunRequest, deferRun, startRun } from './runs.js';
 import { workflowSchedules } from './schedules.js';
 import { stageProgress, taskProgress } from '../store/taskProgress.js';
-import { signalWaiter, streamEvents } from './events.js';
+import { storeUnavailable } from '../store/unavailable.js';
+import { EventsGone, signalWaiter, streamEvents, type StreamLimits } from './events.js';
 import {
   BODY_LIMIT,
   DEFINITIONS_BODY_LIMIT,
@@ -121,9 +122,11 @@ export interface AppOptions {
   secretKey?: SecretKey | null;
   /** the UI's public address, for links in the Atom feed (default: the request's host) */
   publicUrl?: string | null;
+  /** what one event stream client may hold unread (events.ts) */
+  eventStream?: StreamLimits;
 }
 
-export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, secretKey, publicUrl }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, secretKey, publicUrl, eventStream }: AppOptions): Promise<FastifyInstance> {
   // forceCloseConnections: event streams and keep-alive sockets must not hold a shutdown.
   // bodyLimit: fastify refuses a larger body (413) before reading it; definitions take more.
   const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT, forceCloseConnections: true });
@@ -159,6 +162,7 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
     if (err instanceof Unavailable) return reply.code(503).send({ error: err.message });
     if (err instanceof GroupWithoutUser) return reply.code(400).send({ error: err.message });
     if (err instanceof BadRequest) return reply.code(400).send({ error: err.message, issues: err.details });
+    if (err instanceof EventsGone) return reply.code(410).send({ error: err.message, issues: err.issues, prunedThrough: err.prunedThrough, oldest: err.oldest });
     if (err instanceof SpecValidationError) return reply.code(400).send({ error: 'invalid definition', errors: err.errors });
     if (err instanceof InvalidRunRequest) return reply.code(400).send({ error: err.message, errors: err.errors });
     if (err instanceof NotFoundError) return reply.code(404).send({ error: err.message });
@@ -169,6 +173,7 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
       return reply.code(413).send({ error: `request body too large: ${req.method} ${req.routeOptions.url ?? req.url} takes at most ${limit / 1024 / 1024} MiB` });
     }
     if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return reply.code(e.statusCode).send({ error: e.message });
+    if (storeUnavailable(err)) return reply.code(503).header('retry-after', '5').send({ error: `the store is unavailable, try again shortly: ${e.message ?? String(err)}` });
     logger.error({ err, url: req.url }, 'request failed');
     return reply.code(500).send({ error: `internal error: ${e.message ?? String(err)}` });
   });
@@ -551,6 +556,8 @@ export async function buildApp({ store, logger, workerTimeoutMs, clock, uiDir, s
     await streamEvents(store, reply, {
       filter: { runId: q.run, ...scope, workflow: q.workflow, labels: Object.keys(labels).length ? labels : undefined, kinds: q.kinds },
       after,
+      afterFrom: q.after !== undefined ? 'query.after' : 'header.last-event-id',
+      limits: eventStream,
     });
   });
 

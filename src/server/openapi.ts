@@ -170,7 +170,7 @@ export const ROUTES: Record<string, RouteDoc> = {
     tag: 'events',
     summary: 'server-sent events of every state change of runs, jobs, workers and services, filtered by run, namespace, workflow, labels and kinds; resumable with Last-Event-ID',
     query: S.eventsQuery,
-    responses: { 200: { description: 'an event stream: `id` the outbox id, `event` the kind (run, job, worker, service; a client ignores kinds it does not know), `data` an Event as JSON', schema: S.eventSchema, contentType: 'text/event-stream' }, ...BAD },
+    responses: { 200: { description: 'an event stream: `id` the outbox id, `event` the kind (run, job, worker, service; a client ignores kinds it does not know), `data` an Event as JSON', schema: S.eventSchema, contentType: 'text/event-stream' }, ...BAD, 410: err('after (or Last-Event-ID) is older than the kept history: events past the retention were pruned; the message names the oldest kept event') },
   },
   'GET /api/v1/overview': {
     tag: 'server',

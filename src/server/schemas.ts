@@ -88,12 +88,16 @@ export const applyBody = z
   .meta({ description: 'workflow and service files to register, with their paths (for error messages and relative references): each as its text, or as a document' });
 /** A file to apply: its text, or a document. */
 export type DefinitionFile = { path: string; source: string } | { path: string; document: Record<string, unknown> };
+/** Text that reaches a job or the database as is: a NUL character can be carried by neither. */
+const NUL_MESSAGE = 'contains a NUL character (\\u0000), which no environment, argument or database text can carry';
+const jobText = z.string().refine((v) => !v.includes('\u0000'), NUL_MESSAGE);
+const labelsRecord = z.record(jobText, jobText);
 export const runBody = z
   .object({
     workflow: z.string().min(1),
     namespace: z.string().min(1).optional(),
     params: z.record(z.string(), z.unknown()).optional(),
-    labels: z.record(z.string(), z.string()).optional(),
+    labels: labelsRecord.optional(),
     priority: z.number().int().optional(),
     force: z.boolean().optional(),
     at: z.string().min(1).optional().meta({ description: 'defer the start: an ISO 8601 date-time, or a delay such as +10m (answered 202 with the deferred run)' }),
@@ -229,13 +233,13 @@ const memorySize = z.union([z.string(), z.number()]).superRefine((v, ctx) => {
 });
 export const execBody = z
   .object({
-    argv: z.array(z.string()).min(1, 'give the command to run').meta({ description: 'the command and its arguments (no shell)' }),
+    argv: z.array(jobText).min(1, 'give the command to run').meta({ description: 'the command and its arguments (no shell)' }),
     namespace: z.string().min(1).optional(),
     queue: z.string().min(1).optional().meta({ description: 'default: default' }),
     cpu: z.number().min(0).optional().meta({ description: 'cpus it needs (default 1)' }),
     memory: memorySize.optional().meta({ description: 'memory it needs, such as 512M or 2G' }),
     cwd: z.string().startsWith('/', 'must be an absolute path').optional().meta({ description: 'where it runs (default: the server\'s working directory)' }),
-    labels: z.record(z.string(), z.string()).optional(),
+    labels: labelsRecord.optional(),
   })
   .strict();
 export const poolParam = z.object({ name: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, 'a pool name: letters, digits, _ . -') });

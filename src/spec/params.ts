@@ -2,6 +2,7 @@
 // values) into the values its templates see: defaults, coercion, checks.
 
 import type { ParamSpec, WorkflowSpec } from './model.js';
+import { checkParamValues } from './paramLimits.js';
 
 function show(v: unknown): string {
   return typeof v === 'string' ? v : JSON.stringify(v);
@@ -41,6 +42,9 @@ export function resolveParams(
   spec: Pick<WorkflowSpec, 'params'>,
   given: Record<string, unknown>,
 ): { params: Record<string, unknown>; errors: string[] } {
+  // before anything below walks a value recursively (enum checks stringify it)
+  const unsafe = checkParamValues(given);
+  if (unsafe.length) return { params: {}, errors: unsafe.map((i) => i.message) };
   const params: Record<string, unknown> = {};
   const errors: string[] = [];
   const declared = Object.keys(spec.params);
@@ -71,5 +75,7 @@ export function resolveParams(
     if (decl.default !== undefined) params[name] = decl.default;
     else if (decl.required) errors.push(`missing required parameter '${name}'`);
   }
+  // defaults included: all of them must fit the environment together
+  if (errors.length === 0) errors.push(...checkParamValues(params).map((i) => i.message));
   return { params, errors };
 }

@@ -260,7 +260,21 @@ class DefinitionSetBuilder {
     }
     return files;
   }
+  /** A file past the size limit is refused before it is read (the API refuses such a body too). */
+  tooLarge(file: string): boolean {
+    let size: number;
+    try {
+      size = fs.statSync(file).size;
+    } catch {
+      return false; // reading it says why
+    }
+    if (size <= MAX_DEFINITION_FILE_BYTES) return false;
+    const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1).replace(/\.0$/, '')} MiB`;
+    this.errors.push({ file, line: 0, column: 0, path: '', message: `file is ${mib(size)}: a definition file may be at most ${mib(MAX_DEFINITION_FILE_BYTES)}` });
+    return true;
+  }
   readYaml(file: string): void {
+    if (this.tooLarge(file)) return;
     let source: string;
     try {
       source = fs.readFileSync(file, 'utf8');
@@ -274,6 +288,9 @@ class DefinitionSetBuilder {
     return { definitions: this.definitions, errors: this.errors, files: this.files };
   }
 }
+
+/** Largest workflow or service file read: the API's limit on a whole apply (10 MiB). */
+export const MAX_DEFINITION_FILE_BYTES = 10 * 1024 * 1024;
 
 /** Load files and folders (every *.yaml / *.yml below, skipping dot-folders, node_modules, out), then check them as a set. */
 export function loadDefinitionFiles(
@@ -305,6 +322,7 @@ export async function loadDefinitions(
       set.cannotRead(file, Object.assign(new Error(), { code: 'ENOENT' }));
       continue;
     }
+    if (set.tooLarge(file)) continue;
     const mod = await loadWorkflowModule(file);
     if (mod.error) set.errors.push({ file, line: 0, column: 0, path: '', message: mod.error });
     for (const w of mod.workflows) set.add(documentDetailed(w.document, file, w.locate), { path: file, document: w.document });

@@ -479,6 +479,19 @@ export type StoreSignal =
   | { type: 'events' }
   | { type: 'logs' };
 
+/** One batch of event pruning: how many went, and every event id up to `through` is gone (0: none ever). */
+export interface EventPrune {
+  deleted: number;
+  through: number;
+}
+
+/** The start of the kept outbox: a reader resuming after an id below `prunedThrough` missed events. */
+export interface EventHorizon {
+  prunedThrough: number;
+  /** the oldest kept event's id; null when the outbox is empty */
+  oldest: number | null;
+}
+
 /** A write presented a fencing token that is no longer current: the attempt lost its job. */
 export class StaleFenceError extends Error {
   constructor(readonly fence: number, reason: string) {
@@ -1078,6 +1091,14 @@ export interface Store {
   // events (outbox)
   readEvents(afterId: number, filter: EventFilter, limit?: number): Promise<StoreEvent[]>;
   lastEventId(): Promise<number>;
+  /**
+   * Deletes up to `limit` of the oldest events, in one transaction: those older
+   * than `before` (ms) or beyond the newest `keep`, never one the notify duty has
+   * not read yet (its 'events' cursor). See EventPrune.
+   */
+  pruneEvents(o: { before: number; keep: number; limit: number }): Promise<EventPrune>;
+  /** How far the outbox was pruned, and its oldest kept event (null: none). */
+  eventHorizon(): Promise<EventHorizon>;
 
   // audit log (read only: rows are written by the transitions they record)
   listAudit(filter: AuditFilter): Promise<AuditEntry[]>;

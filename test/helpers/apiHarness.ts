@@ -4,7 +4,7 @@
 // (inject, no socket); `listen()` opens a real port for streams (SSE).
 import type { FastifyInstance } from 'fastify';
 import { expect } from 'vitest';
-import { buildApp } from '../../src/server/app.js';
+import { buildApp, type AppOptions } from '../../src/server/app.js';
 import { silentLogger } from '../../src/log.js';
 import type { Clock, Run, Store } from '../../src/store/types.js';
 import { makeToken, type StoreName } from './cluster.js';
@@ -31,10 +31,10 @@ export interface ApiHarness {
   close(): Promise<void>;
 }
 
-export async function apiHarness(name: StoreName, o: { clock?: TestClock; workerTimeoutMs?: number } = {}): Promise<ApiHarness> {
+export async function apiHarness(name: StoreName, o: { clock?: TestClock; workerTimeoutMs?: number; eventStream?: AppOptions['eventStream'] } = {}): Promise<ApiHarness> {
   const clock = o.clock ?? new TestClock();
   const { store, cleanup } = await openTestStore(name, { clock, prefix: 'gantry-api-' });
-  const app = await buildApp({ store, logger: silentLogger(), clock, workerTimeoutMs: o.workerTimeoutMs });
+  const app = await buildApp({ store, logger: silentLogger(), clock, workerTimeoutMs: o.workerTimeoutMs, eventStream: o.eventStream });
   // every call presents an admin token (mutations need one)
   const token = await makeToken(store, 'admin', [], 'tests');
   const call: ApiHarness['call'] = async <T>(method: 'GET' | 'POST' | 'PUT', url: string, payload?: unknown) => {

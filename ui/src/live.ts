@@ -52,6 +52,8 @@ async function streamForever(): Promise<void> {
     const ctl = (current = new AbortController());
     try {
       const r = await fetch('/api/v1/events', { signal: ctl.signal, headers: { accept: 'text/event-stream', ...authHeaders(), ...(last ? { 'last-event-id': last } : {}) } });
+      // 410: away longer than the event retention: start again from now (views reload on their own)
+      if (r.status === 410) last = null;
       if (!r.ok || !r.body) throw new Error(`events: ${r.status}`);
       last ??= r.headers.get('x-gantry-after');
       setConnected(true);

@@ -116,6 +116,8 @@ import { migratePostgres } from './migrations.js';
 import { insertAudit } from './audit.js';
 import { eventFilterSql, eventValues, insertEventSql, registeredReason, REVIVED_REASON, REVIVED_STATE, serviceEvent, stopAskedReason, workerEvent, type EventInsert } from '../eventRows.js';
 import { auditListSql, deadWorkerNote, failureNotes, reapNote, takeoverNote, toAuditEntry, type AuditRowDb } from '../audit.js';
+import { eventHorizon, pruneEvents } from './pruneEvents.js';
+import type { EventHorizon, EventPrune } from '../types.js';
 import { finishedTimings, toTaskStateCount, type FinishedTimingRowDb, type TaskCountRowDb } from '../metricsRows.js';
 import {
   PAST_DURATIONS_CTE,
@@ -287,6 +289,8 @@ export class PostgresStore implements Store {
     this.pool = new pg.Pool({
       connectionString: url,
       max: opts.max ?? 10,
+      // an unreachable server is an error after this long (a 503 from the API), not a request hanging forever
+      connectionTimeoutMillis: 10_000,
       types,
       options: opts.schema ? `-c search_path=${opts.schema}` : undefined,
     });
@@ -2369,6 +2373,14 @@ export class PostgresStore implements Store {
 
   async lastEventId(): Promise<number> {
     return (await this.one<{ id: number }>(`SELECT coalesce(max(id), 0)::bigint AS id FROM events`))!.id;
+  }
+
+  async pruneEvents(o: { before: number; keep: number; limit: number }): Promise<EventPrune> {
+    return this.tx((c) => pruneEvents(c, o));
+  }
+
+  async eventHorizon(): Promise<EventHorizon> {
+    return eventHorizon(this.pool);
   }
 
   async jobCounts(): Promise<JobCount[]> {

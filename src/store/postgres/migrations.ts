@@ -420,6 +420,15 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   ALTER TABLE jobs ADD COLUMN max_rss_bytes bigint;
   CREATE INDEX attempts_by_end ON attempts (finished_at) WHERE finished_at IS NOT NULL;
   `,
+  // event retention (the scheduler prunes the outbox): every event id up to `through` is gone,
+  // so a stream asked to resume below it answers 410 instead of silently skipping events
+  `
+  CREATE TABLE events_pruned (
+    id integer PRIMARY KEY CHECK (id = 1),
+    through bigint NOT NULL
+  );
+  INSERT INTO events_pruned (id, through) VALUES (1, 0);
+  `,
 ];
 /** Arbitrary constant naming Gantry's migration lock. */
 const MIGRATION_LOCK = 7_070_001;

@@ -117,6 +117,8 @@ import {
   toJobFromColumns,
 } from '../rows.js';
 import { DependencyResolver } from './resolveDependents.js';
+import { eventHorizon, pruneEvents } from './pruneEvents.js';
+import type { EventHorizon, EventPrune } from '../types.js';
 import { finishedTimings, toTaskStateCount, type FinishedTimingRowDb, type TaskCountRowDb } from '../metricsRows.js';
 import {
   PAST_DURATIONS_CTE,
@@ -1679,6 +1681,14 @@ export class SqliteStore implements Store {
 
   async lastEventId(): Promise<number> {
     return (this.sql(`SELECT ifnull(max(id), 0) AS id FROM events`).get() as { id: number }).id;
+  }
+
+  async pruneEvents(o: { before: number; keep: number; limit: number }): Promise<EventPrune> {
+    return pruneEvents(this.db, o);
+  }
+
+  async eventHorizon(): Promise<EventHorizon> {
+    return eventHorizon(this.db);
   }
 
   async jobCounts(): Promise<JobCount[]> {

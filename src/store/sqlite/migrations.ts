@@ -418,6 +418,15 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   ALTER TABLE jobs ADD COLUMN max_rss_bytes INTEGER;
   CREATE INDEX attempts_by_end ON attempts (finished_at) WHERE finished_at IS NOT NULL;
   `,
+  // event retention (the scheduler prunes the outbox): every event id up to `through` is gone,
+  // so a stream asked to resume below it answers 410 instead of silently skipping events
+  `
+  CREATE TABLE events_pruned (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    through INTEGER NOT NULL
+  );
+  INSERT INTO events_pruned (id, through) VALUES (1, 0);
+  `,
 ];
 export function migrateSqlite(db: Database.Database): number {
   db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
