@@ -183,6 +183,8 @@ export class HandlerHostPool {
     return new Promise((resolve) => {
       const job: Job = { j: this.nextJob++, run: r, resolve, outcome: null, marks: new Set(), timers: [], onAbort: () => undefined };
       host.job = job;
+      this.send(host, { t: 'run', j: job.j, module: r.module, exportName: r.exportName, resultLimit: r.resultLimit, data: r.data });
+      // after the job is on its way: what onStart does (recording the pid) is not on the hot path of a chain
       host.renew?.(); // the claim just renewed the lease
       r.onStart(host.pid!, host.renew);
       job.onAbort = () => {
@@ -191,7 +193,6 @@ export class HandlerHostPool {
       };
       if (r.signal.aborted) job.onAbort();
       else r.signal.addEventListener('abort', job.onAbort, { once: true });
-      this.send(host, { t: 'run', j: job.j, module: r.module, exportName: r.exportName, resultLimit: r.resultLimit, data: r.data });
     });
   }
 
@@ -338,6 +339,9 @@ export class HandlerHostPool {
       exited: Promise.resolve({ exitCode: null, signal: null, spawnError: null }),
       startErr: [],
     };
+    let spawned!: () => void;
+    // the launcher tells the pid by its own pipe: the host's hello may come first
+    const hasPid = new Promise<void>((r) => (spawned = r));
     const opts: RunCommandOptions = {
       argv: this.o.command ?? [process.execPath, HANDLER_HOST_MAIN],
       cwd: key.folder,
@@ -350,6 +354,7 @@ export class HandlerHostPool {
       onSpawn: (pid, renew) => {
         host.pid = pid;
         host.renew = renew;
+        spawned();
       },
     };
     // who the host runs as: the launcher's run-as option (RunCommandOptions.runAs, where the launcher has it)
@@ -384,7 +389,7 @@ export class HandlerHostPool {
                 if (m.t !== 'hello' || m.token !== token) return sock.destroy();
                 host.conn = sock;
                 clearTimeout(timer);
-                resolve();
+                void hasPid.then(resolve);
                 return;
               }
               if (host.conn === sock) this.message(host, m);
