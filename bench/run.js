@@ -171,6 +171,8 @@ function waitForRun(store, runId, startEventId, stats) {
 /** Starts Gantry in a fresh temp dir, runs `workflow` once, returns timings and the store's records. */
 async function gantryRun(tag, name, tasks, expectJobs, inspect, { workers = 1, slots = PARALLELISM, launcher = 'helper' } = {}) {
   const dir = tmpDir(tag);
+  // handlers run in host processes: their W2 marks come back in files written when the hosts exit (bench/marks.mjs)
+  process.env.GANTRY_BENCH_MARKS_DIR = dir;
   try {
     const yaml = writeWorkflow(dir, name, tasks);
     const up = await startUp({
@@ -206,8 +208,11 @@ async function gantryRun(tag, name, tasks, expectJobs, inspect, { workers = 1, s
       return { wallMs, createMs, h0, cpuMs: (cpu.user + cpu.system) / 1000, sysMs: cpu.system / 1000, observerMs: stats.observerMs, runId: run.id, ...extra };
     } finally {
       await up.stop();
+      const marks = (globalThis.__gantryBenchMarks ??= []);
+      for (const f of fs.readdirSync(dir).filter((x) => x.startsWith('marks-'))) marks.push(...JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')));
     }
   } finally {
+    delete process.env.GANTRY_BENCH_MARKS_DIR;
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }

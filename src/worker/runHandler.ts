@@ -1,7 +1,8 @@
-// Runs `handler: file#export` in the worker process. TypeScript files are
-// loaded through tsx's loader API, JavaScript through plain import(). Modules
-// are cached per worker: a new version of a handler file takes effect when the
-// worker restarts (the deploy story: drain, update, start).
+// What a `handler: file#export` is given, and how it is loaded: in a handler
+// host (handlerHostMain.ts), not in the worker. TypeScript files are loaded
+// through tsx's loader API, JavaScript through plain import(). Modules are
+// cached per host: a new version of a handler file takes effect in a new host
+// (hosts exit when idle, and with their worker: drain, update, start).
 import { importModule, modulePath } from '../spec/typescript.js';
 
 export interface HandlerContext {
@@ -56,19 +57,4 @@ export async function loadHandler(file: string, exportName: string): Promise<Han
     throw new Error(`${file} has no ${what} '${exportName}' (exported functions: ${names.join(', ') || 'none'})`);
   }
   return fn as Handler;
-}
-
-/** Calls the handler; resolves with its return value, rejects with its error or when aborted and it does not stop. */
-export async function runHandler(fn: Handler, ctx: HandlerContext, abandonAfterAbortMs: number): Promise<unknown> {
-  const work = Promise.resolve().then(() => fn(ctx));
-  const abandoned = new Promise<never>((_, reject) => {
-    const onAbort = () => {
-      const t = setTimeout(() => reject(new Error(`handler did not stop within ${abandonAfterAbortMs} ms of being aborted`)), abandonAfterAbortMs);
-      t.unref();
-      work.finally(() => clearTimeout(t)).catch(() => undefined);
-    };
-    if (ctx.signal.aborted) onAbort();
-    else ctx.signal.addEventListener('abort', onAbort, { once: true });
-  });
-  return Promise.race([work, abandoned]);
 }

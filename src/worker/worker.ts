@@ -3,8 +3,9 @@
 // heartbeat, and kills attempts the store revoked (cancel, lost lease). It is
 // woken by store signals; a slow fallback poll only guards against a missed one.
 //
-// src/worker owns: the claim loop (this file), executors (runCommand,
-// runHandler), output staging (outputs), log shipping (logShipper).
+// src/worker owns: the claim loop (this file), executors (runCommand, and
+// handlerHosts: handlers run in host processes), output staging (outputs), log
+// shipping (logShipper).
 import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs/promises';
@@ -26,7 +27,8 @@ import { runCommand, type LauncherKind } from './runCommand.js';
 import { acquireLauncher, SUPERVISOR_KILL_LINE, type Launcher } from './launcher.js';
 import { CompletionBatcher } from './completionBatcher.js';
 import { killLostAttempt } from './processTree.js';
-import { loadHandler, runHandler, type HandlerContext } from './runHandler.js';
+import { HandlerHostPool } from './handlerHosts.js';
+import type { HandlerJobData } from './handlerProtocol.js';
 import { CheckpointFile } from './checkpointFile.js';
 import { SecretError, type SecretKey } from '../secrets/seal.js';
 import { maskValue, noMask, secretMasker, type Masker } from './secretMask.js';
@@ -131,6 +133,8 @@ export class Worker {
   private readonly services: ServiceRunner;
   /** a wake-up that came while the claim loop was busy: its next wait returns at once */
   private wakeMissed = false;
+  /** the processes handlers run in, out of this event loop */
+  private readonly handlerHosts: HandlerHostPool;
 
   constructor(private readonly store: Store, private readonly o: WorkerOptions) {
     this.completions = new CompletionBatcher(store, (fn) => this.withStoreRetry(fn), {
@@ -142,6 +146,12 @@ export class Worker {
       { worker: o.name, host: this.host, queues: o.queues, leaseMs: o.leaseMs, stopGraceMs: o.killGraceMs, logger: o.logger, launcher: () => this.launcher },
       () => this.poke(),
     );
+    this.handlerHosts = new HandlerHostPool({
+      launcher: () => this.launcher,
+      killGraceMs: o.killGraceMs,
+      superviseSeconds: o.supervise ? (o.leaseMs * SUPERVISE_FRACTION) / 1000 : null,
+      logger: o.logger,
+    });
   }
 
   // One claim at a time (the loop's or a completion batch's), so that free slots are counted once.
@@ -247,6 +257,7 @@ export class Worker {
     // Services are given back (stopped with their grace period) for another worker to start.
     await this.services.releaseAll();
     await Promise.all([...this.active.values()].map((a) => a.done));
+    await this.handlerHosts.close();
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     if (this.progressTimer) clearTimeout(this.progressTimer);
     // a beat still under way would bring a worker that has stopped back online
@@ -742,6 +753,16 @@ export class Worker {
     }
   }
 
+  /** Not a failed try: the job lost its lease and its supervisor killed it. Give it back (lost, requeued), report no outcome. */
+  private async supervisorKilled(c: ClaimedJob, a: ActiveAttempt, exitCode: number | null = null): Promise<AttemptOutcome> {
+    a.abortReason = 'revoked';
+    const reason = `killed by its supervisor: the lease was not renewed for ${formatDuration(Date.now() - a.renewedAt)}`;
+    await this.withStoreRetry(() => this.store.releaseAttempt(c.fence, reason)).catch((e) =>
+      this.o.logger.warn({ err: e, job: c.job.id }, 'could not give the job back; the reaper will'),
+    );
+    return { state: 'failed', exitCode, error: reason };
+  }
+
   private async execute(
     c: ClaimedJob,
     a: ActiveAttempt,
@@ -761,12 +782,7 @@ export class Worker {
       this.heartbeatSoon();
     };
     if (command.kind === 'handler') {
-      const fn = await loadHandler(command.module, command.exportName);
-      const log = (stream: 'stdout' | 'stderr') => (m: string) => {
-        a.lastActivity = Date.now();
-        for (const line of String(m).split('\n')) logs.push(stream, line);
-      };
-      const hctx: HandlerContext = {
+      const data: HandlerJobData = {
         params: scope.params,
         outputs: staged,
         tasks: ctx.tasks,
@@ -774,31 +790,34 @@ export class Worker {
         job: { id: c.job.id, attempt: c.job.attempts },
         env: Object.fromEntries(Object.entries(task.env).map(([k, v]) => [k, renderLiteral(v, ctx)])),
         secrets,
-        signal: a.abort.signal,
-        log: log('stdout'),
-        logger: { info: log('stdout'), warn: log('stderr'), error: log('stderr') },
-        progress: setProgress,
         lastCheckpoint: c.job.checkpoint,
-        checkpoint: async (data) => {
-          await this.saveCheckpoint(c, logs, data);
-          hctx.lastCheckpoint = data;
-        },
       };
-      if (scope.item) hctx.item = scope.item.value;
-      if (ctx.chunk !== undefined) hctx.chunk = ctx.chunk;
-      if (ctx.chunks) hctx.chunks = ctx.chunks;
-      try {
-        const result = await runHandler(fn, hctx, this.o.killGraceMs);
-        if (result === undefined) return { state: 'succeeded', exitCode: null };
-        const size = Buffer.byteLength(JSON.stringify(result) ?? '');
-        const limit = step.kind === 'split' ? MAX_SPLIT_BYTES : this.o.maxResultBytes;
-        if (size > limit)
-          return { state: 'failed', exitCode: null, error: `result too large: the handler returned ${size} bytes of JSON, the limit is ${limit}`, retryable: false };
-        return { state: 'succeeded', exitCode: null, result };
-      } catch (e) {
-        for (const line of (e instanceof Error && e.stack ? e.stack : String(e)).split('\n')) logs.push('stderr', line);
-        return { state: 'failed', exitCode: null, error: errorMessage(e) };
-      }
+      if (scope.item) data.item = scope.item.value;
+      if (ctx.chunk !== undefined) data.chunk = ctx.chunk;
+      if (ctx.chunks) data.chunks = ctx.chunks;
+      const r = await this.handlerHosts.run({
+        key: { namespace: scope.workflow.slice(0, scope.workflow.indexOf('/')), folder: scope.baseDir },
+        env: process.env,
+        module: command.module,
+        exportName: command.exportName,
+        resultLimit: step.kind === 'split' ? MAX_SPLIT_BYTES : this.o.maxResultBytes,
+        data,
+        signal: a.abort.signal,
+        onLine: (stream, line) => {
+          a.lastActivity = Date.now();
+          logs.push(stream, line);
+        },
+        onProgress: setProgress,
+        onCheckpoint: (cp) => this.saveCheckpoint(c, logs, cp),
+        onStart: (pid, renew) => {
+          a.renew = renew;
+          void this.store.setAttemptPid(c.fence, pid).catch(() => undefined);
+        },
+      });
+      if (r.ok) return r.result === undefined ? { state: 'succeeded', exitCode: null } : { state: 'succeeded', exitCode: null, result: r.result };
+      if (r.stack) for (const line of r.stack.split('\n')) logs.push('stderr', line);
+      if (r.supervisorKilled) return this.supervisorKilled(c, a);
+      return { state: 'failed', exitCode: null, error: r.error, ...(r.final ? { retryable: false } : {}) };
     }
 
     const argv = command.kind === 'shell' ? ['/bin/sh', '-c', renderShell(command.script, ctx)] : renderArgv(command.argv, ctx);
@@ -857,15 +876,7 @@ export class Worker {
     await checkpoint.close({ save: a.abortReason !== 'revoked' });
     if (r.spawnError) return { state: 'failed', exitCode: null, error: r.spawnError };
     if (r.exitCode === 0) return { state: 'succeeded', exitCode: 0 };
-    if (supervisorKilled) {
-      // Not a failed try: the job lost its lease. Give it back (lost, requeued), report no outcome.
-      a.abortReason = 'revoked';
-      const reason = `killed by its supervisor: the lease was not renewed for ${formatDuration(Date.now() - a.renewedAt)}`;
-      await this.withStoreRetry(() => this.store.releaseAttempt(c.fence, reason)).catch((e) =>
-        this.o.logger.warn({ err: e, job: c.job.id }, 'could not give the job back; the reaper will'),
-      );
-      return { state: 'failed', exitCode: r.exitCode, error: reason };
-    }
+    if (supervisorKilled) return this.supervisorKilled(c, a, r.exitCode);
     const how = r.signal ? `killed by ${r.signal}` : `exit code ${r.exitCode}`;
     return { state: 'failed', exitCode: r.exitCode, error: lastErr ? `${how}: ${lastErr.slice(0, 500)}` : how };
   }
