@@ -458,7 +458,14 @@ export class Worker {
     };
     this.active.set(c.fence, a);
     a.done = this.runAttempt(c, a)
-      .catch((e) => this.o.logger.error({ err: e, job: c.job.id }, 'attempt crashed in the worker'))
+      .catch(async (e) => {
+        this.o.logger.error({ err: e, job: c.job.id }, 'attempt crashed in the worker');
+        // Not left running until its lease ends (then requeued as lost, forever): a failed try, with the cause.
+        if (!a.finishing)
+          await this.finish(c, { state: 'failed', exitCode: null, error: `the worker failed running it: ${errorMessage(e)}` }).catch((e2) =>
+            this.o.logger.error({ err: e2, job: c.job.id }, 'could not record the failed attempt; the reaper will requeue it'),
+          );
+      })
       .finally(() => {
         this.active.delete(c.fence);
         // Its completion's batch already claimed for its slot (or found nothing): no claim of the loop's own.
@@ -536,7 +543,14 @@ export class Worker {
     const system = (line: string) => logs.push('system', `[gantry] ${line}`);
     system(`attempt ${job.attempts} of ${job.id} on worker ${this.o.name} (${this.host})`);
 
-    const staged = await prepareStaging(job.outputs, fence);
+    let staged: Record<string, string>;
+    try {
+      staged = await prepareStaging(job.outputs, fence);
+    } catch (e) {
+      // the worker's own preparation failed: a failed try with its real cause, not a job left running until its lease ends
+      await this.failAttempt(c, logs, `cannot prepare its outputs: ${errorMessage(e)}`, mask);
+      return;
+    }
     // Not created up front: most jobs never write a result.
     const resultFile = path.join(TMPDIR, `gantry-result-${fence}-${process.pid}-${Math.random().toString(36).slice(2)}.json`);
     let timer: NodeJS.Timeout | null = null;
@@ -614,8 +628,14 @@ export class Worker {
         // Only a still-current attempt may put files in place (fencing), then it reports success.
         // The check renews the lease, so the reaper cannot take the job back while the renames run.
         await this.withStoreRetry(() => this.store.assertCurrent(fence, this.o.leaseMs));
-        await commitOutputs(job.outputs, fence);
-        system(`succeeded; outputs in place: ${Object.values(job.outputs).join(', ')}`);
+        try {
+          await commitOutputs(job.outputs, fence);
+          system(`succeeded; outputs in place: ${Object.values(job.outputs).join(', ')}`);
+        } catch (e) {
+          outcome = { state: 'failed', exitCode: outcome.exitCode, error: `cannot move its outputs into place: ${errorMessage(e)}` };
+          await discardStaging(job.outputs, fence).catch(() => undefined);
+          system(`failed: ${outcome.error}`);
+        }
       } else if (outcome.state === 'succeeded') {
         system('succeeded');
       } else {
@@ -663,6 +683,14 @@ export class Worker {
       if (e instanceof StaleFenceError) this.abortAttempt(c.fence, 'revoked');
       throw e;
     }
+  }
+
+  /** Ends an attempt the worker could not start or finish (its preparation failed): a failed try, its cause in the log and as its error. */
+  private async failAttempt(c: ClaimedJob, logs: LogShipper, error: string, mask: Masker): Promise<void> {
+    logs.push('system', `[gantry] failed: ${error}`);
+    await discardStaging(c.job.outputs, c.fence).catch(() => undefined);
+    const lines = await logs.drain();
+    await this.finish(c, maskOutcome({ state: 'failed', exitCode: null, error }, mask), lines);
   }
 
   private async finish(c: ClaimedJob, outcome: AttemptOutcome, lines: LogLine[] = []): Promise<void> {
