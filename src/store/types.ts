@@ -629,6 +629,21 @@ export interface NewApiToken {
   name: string | null;
 }
 
+/**
+ * What an admin set for a namespace: the Unix user and group its jobs run as
+ * (names, resolved by each worker), whether anyone may read its runs, logs and
+ * events without a token, and the roots its absolute outputs must stay under
+ * (none: not confined).
+ */
+export interface NamespaceSettings {
+  namespace: string;
+  user: string | null;
+  group: string | null;
+  public: boolean;
+  outputRoots: string[];
+}
+export type NamespaceSettingsPatch = Partial<Omit<NamespaceSettings, 'namespace'>>;
+
 /** A secret as listed: its name and where it lives, never its value. */
 export interface SecretInfo {
   namespace: string;
@@ -1026,6 +1041,13 @@ export interface Store {
   readSecrets(namespace: string, names: string[]): Promise<Record<string, string>>;
   /** NotFoundError for an unknown secret */
   deleteSecret(namespace: string, name: string): Promise<void>;
+
+  // namespace settings (run-as user, public reads, output roots); a namespace nobody set has none: null
+  getNamespaceSettings(namespace: string): Promise<NamespaceSettings | null>;
+  /** Creates or changes the namespace's settings: fields absent from `patch` keep their value (defaults for a new row). */
+  setNamespaceSettings(namespace: string, patch: Partial<Omit<NamespaceSettings, 'namespace'>>): Promise<NamespaceSettings>;
+  /** every configured namespace, by name */
+  listNamespaceSettings(): Promise<NamespaceSettings[]>;
 
   // events (outbox)
   readEvents(afterId: number, filter: EventFilter, limit?: number): Promise<StoreEvent[]>;

@@ -3,6 +3,7 @@ import { PostgresStore } from '../../src/store/postgres/index.js';
 import type { Clock } from '../../src/store/types.js';
 import { storeContract } from './contract.js';
 import { serviceContract } from './serviceContract.js';
+import { namespaceContract } from './namespaceContract.js';
 import { PG_URL, dropSchema, postgresAvailable, uniqueSchema } from '../helpers/postgres.js';
 
 const available = await postgresAvailable();
@@ -21,6 +22,7 @@ function postgresFactory() {
 if (available) {
   storeContract('PostgreSQL', postgresFactory);
   serviceContract('PostgreSQL', postgresFactory);
+  namespaceContract('PostgreSQL', postgresFactory);
 } else {
   describe.skip('Store contract: PostgreSQL (unreachable)', () => it('skipped', () => undefined));
 }

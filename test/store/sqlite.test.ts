@@ -5,6 +5,7 @@ import { SqliteStore } from '../../src/store/sqlite/index.js';
 import type { Clock } from '../../src/store/types.js';
 import { storeContract } from './contract.js';
 import { serviceContract } from './serviceContract.js';
+import { namespaceContract } from './namespaceContract.js';
 
 /** A store in a file of its own, reopened on the same file. */
 function sqliteFactory(prefix: string) {
@@ -22,3 +23,4 @@ function sqliteFactory(prefix: string) {
 
 storeContract('SQLite', sqliteFactory('gantry-sqlite-'));
 serviceContract('SQLite', sqliteFactory('gantry-sqlite-svc-'));
+namespaceContract('SQLite', sqliteFactory('gantry-sqlite-ns-'));

@@ -66,6 +66,8 @@ import {
   type Subscription,
   type SubscriptionInput,
 } from '../types.js';
+import type { NamespaceSettings, NamespaceSettingsPatch } from '../types.js';
+import * as namespaceRows from './namespaces.js';
 import type { StageCount, WorkerStopMode } from '../types.js';
 import { publicToken, toSecretInfo, toTokens, type SecretRowDb, type TokenNamespaceRowDb, type TokenRowDb } from '../authRows.js';
 import { strongerStopMode } from '../rows.js';
@@ -2188,6 +2190,20 @@ export class PostgresStore implements Store {
   }
 
   // -------------------------------------------------------------------- secrets
+
+  // --------------------------------------------------------- namespace settings
+
+  async getNamespaceSettings(namespace: string): Promise<NamespaceSettings | null> {
+    return namespaceRows.getNamespaceSettings(this.pool, namespace);
+  }
+
+  async setNamespaceSettings(namespace: string, patch: NamespaceSettingsPatch): Promise<NamespaceSettings> {
+    return namespaceRows.setNamespaceSettings(this.pool, namespace, patch, this.clock.now());
+  }
+
+  async listNamespaceSettings(): Promise<NamespaceSettings[]> {
+    return namespaceRows.listNamespaceSettings(this.pool);
+  }
 
   async putSecret(namespace: string, name: string, sealed: string): Promise<{ change: 'created' | 'updated' }> {
     const now = this.clock.now();

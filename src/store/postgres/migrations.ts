@@ -398,6 +398,18 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   ALTER TABLE events ADD COLUMN detail text;
   UPDATE events SET namespace = split_part(subject, '/', 1) WHERE kind = 'service';
   `,
+  // namespace settings an admin set (issue 14): the Unix user and group its jobs run as
+  // (names, resolved by workers), public reads, the roots its absolute outputs stay under (JSON array)
+  `
+  CREATE TABLE namespaces (
+    namespace text PRIMARY KEY,
+    run_user text,
+    run_group text,
+    public boolean NOT NULL DEFAULT false,
+    output_roots text NOT NULL DEFAULT '[]',
+    updated_at bigint NOT NULL
+  );
+  `,
 ];
 /** Arbitrary constant naming Gantry's migration lock. */
 const MIGRATION_LOCK = 7_070_001;

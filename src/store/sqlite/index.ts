@@ -63,6 +63,8 @@ import {
   type Subscription,
   type SubscriptionInput,
 } from '../types.js';
+import type { NamespaceSettings, NamespaceSettingsPatch } from '../types.js';
+import * as namespaceRows from './namespaces.js';
 import type { StageCount, WorkerStopMode } from '../types.js';
 import { publicToken, toSecretInfo, toTokens, type SecretRowDb, type TokenNamespaceRowDb, type TokenRowDb } from '../authRows.js';
 import { strongerStopMode } from '../rows.js';
@@ -1513,6 +1515,20 @@ export class SqliteStore implements Store {
   }
 
   // -------------------------------------------------------------------- secrets
+
+  // --------------------------------------------------------- namespace settings
+
+  async getNamespaceSettings(namespace: string): Promise<NamespaceSettings | null> {
+    return namespaceRows.getNamespaceSettings(this.db, namespace);
+  }
+
+  async setNamespaceSettings(namespace: string, patch: NamespaceSettingsPatch): Promise<NamespaceSettings> {
+    return namespaceRows.setNamespaceSettings(this.db, namespace, patch, this.clock.now());
+  }
+
+  async listNamespaceSettings(): Promise<NamespaceSettings[]> {
+    return namespaceRows.listNamespaceSettings(this.db);
+  }
 
   async putSecret(namespace: string, name: string, sealed: string): Promise<{ change: 'created' | 'updated' }> {
     const now = this.clock.now();

@@ -396,6 +396,18 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   ALTER TABLE events ADD COLUMN detail TEXT;
   UPDATE events SET namespace = substr(subject, 1, instr(subject, '/') - 1) WHERE kind = 'service';
   `,
+  // namespace settings an admin set (issue 14): the Unix user and group its jobs run as
+  // (names, resolved by workers), public reads, the roots its absolute outputs stay under (JSON array)
+  `
+  CREATE TABLE namespaces (
+    namespace TEXT PRIMARY KEY,
+    run_user TEXT,
+    run_group TEXT,
+    public INTEGER NOT NULL DEFAULT 0,
+    output_roots TEXT NOT NULL DEFAULT '[]',
+    updated_at INTEGER NOT NULL
+  );
+  `,
 ];
 export function migrateSqlite(db: Database.Database): number {
   db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
