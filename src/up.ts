@@ -34,6 +34,10 @@ export interface UpOptions {
   supervise?: boolean;
   /** how commands start (default `helper`: bin/gantry-launcher) */
   launcher?: LauncherKind;
+  /** variables of this process's environment its jobs get too (`--pass-env`) */
+  passEnv?: string[];
+  /** a root worker runs jobs of namespaces mapped to no user as this user (`--run-as-default`) */
+  runAsDefault?: string | null;
   /** where the first start writes `gantry.token` and `gantry.secret-key` (default: the working directory) */
   dir?: string;
   /** notifications: SMTP server, From:, the UI's public address (mail links, the Atom feed) */
@@ -90,6 +94,8 @@ export async function startUp(o: UpOptions): Promise<Up> {
         resources: o.resources,
         supervise: o.supervise,
         launcher: o.launcher,
+        passEnv: o.passEnv,
+        runAsDefault: o.runAsDefault,
         secretKey,
         logger: o.logger.child({ part: 'worker', worker: i }),
       });
@@ -150,6 +156,8 @@ export function workerFor(
     supervise?: boolean;
     launcher?: LauncherKind;
     secretKey?: SecretKey | null;
+    passEnv?: string[];
+    runAsDefault?: string | null;
     logger: Logger;
   },
 ): Worker {
@@ -173,6 +181,8 @@ export function workerFor(
     supervise: o.supervise ?? store.dialect === 'postgres',
     launcher: o.launcher ?? 'helper',
     secretKey: o.secretKey ?? null,
+    passEnv: o.passEnv ?? [],
+    runAsDefault: o.runAsDefault ?? null,
     logger: o.logger,
   });
 }

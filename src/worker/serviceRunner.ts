@@ -13,6 +13,7 @@ import type { Logger } from '../log.js';
 import { runCommand } from './runCommand.js';
 import { LogShipper } from './logShipper.js';
 import type { Launcher } from './launcher.js';
+import { makeScratchDir, removeScratchDir } from './scratchDir.js';
 
 export interface ServiceRunnerOptions {
   worker: string;
@@ -24,6 +25,8 @@ export interface ServiceRunnerOptions {
   logger: Logger;
   /** the worker's command launcher, null: Node's spawn */
   launcher?: () => Launcher | null;
+  /** what an instance's environment starts from (jobEnvironment.ts): never the worker's own environment */
+  baseEnv: () => Readonly<Record<string, string>>;
 }
 
 interface Instance {
@@ -164,14 +167,18 @@ export class ServiceRunner {
     const { command } = i.spec;
     let lastErr = '';
     let result: { code: number | null; signal: string | null; reason: string | null };
+    // no folder of its own: a fresh one per instance, never the worker's working directory
+    const scratch = command.kind === 'handler' || i.spec.baseDir ? null : await makeScratchDir(`service-${i.ref.namespace}-${i.ref.name}-${i.ref.fence}`).catch((e: Error) => e);
     if (command.kind === 'handler') {
       result = { code: null, signal: null, reason: 'handler services are not supported yet: give the service a run: command' };
+    } else if (scratch instanceof Error) {
+      result = { code: null, signal: null, reason: `cannot create its scratch folder: ${scratch.message}` };
     } else {
       const argv = command.kind === 'shell' ? ['/bin/sh', '-c', command.script] : command.argv;
       const r = await runCommand({
         argv,
-        cwd: i.spec.baseDir || process.cwd(),
-        env: { ...process.env, ...i.spec.env, GANTRY_SERVICE: name, GANTRY_SERVICE_INSTANCE: String(i.ref.fence) },
+        cwd: scratch ?? i.spec.baseDir,
+        env: { ...this.o.baseEnv(), ...i.spec.env, GANTRY_SERVICE: name, GANTRY_SERVICE_INSTANCE: String(i.ref.fence) },
         signal: i.abort.signal,
         killGraceMs: this.o.stopGraceMs,
         // Always supervised: an instance must not outlive its worker, or a moved service would run twice.
@@ -187,6 +194,7 @@ export class ServiceRunner {
           log.info({ stream }, line);
         },
       });
+      if (scratch) await removeScratchDir(scratch);
       const how = r.spawnError ?? (r.signal ? `killed by ${r.signal}` : `exit code ${r.exitCode}`);
       result = { code: r.exitCode, signal: r.signal, reason: i.ending === 'stop' ? 'stopped' : lastErr && !r.spawnError ? `${how}: ${lastErr.slice(0, 300)}` : how };
     }

@@ -32,6 +32,9 @@ import { SecretError, type SecretKey } from '../secrets/seal.js';
 import { maskValue, noMask, secretMasker, type Masker } from './secretMask.js';
 import { secretNames } from '../spec/template.js';
 import { ServiceRunner } from './serviceRunner.js';
+import { JobEnvironment } from './jobEnvironment.js';
+import { makeScratchDir, removeScratchDir } from './scratchDir.js';
+import { NO_FOLDER } from '../spec/model.js';
 
 /** read once: os.tmpdir() costs six identity syscalls per call (Node's safeGetenv) */
 const TMPDIR = os.tmpdir();
@@ -59,6 +62,13 @@ export interface WorkerOptions {
    * Node's spawn from this process, under bin/gantry-supervise when supervised.
    */
   launcher?: LauncherKind;
+  /** names of this worker's environment variables its jobs and services get too (`--pass-env`); the rest of its environment they never see */
+  passEnv?: string[];
+  /**
+   * A root worker runs the jobs of a namespace mapped to no user as this user
+   * (e.g. nobody); null: as itself, with a warning line in the job's log.
+   */
+  runAsDefault?: string | null;
   /** opens the secrets jobs use (`{{ secrets.NAME }}`); null: this worker cannot, and such jobs fail saying so */
   secretKey?: SecretKey | null;
   logger: Logger;
@@ -124,6 +134,8 @@ export class Worker {
   /** starts this worker's commands (shared by the process's workers); null: Node's spawn */
   private launcher: Launcher | null = null;
 
+  /** what a job's environment starts from (never the worker's own environment) */
+  private readonly jobEnv: JobEnvironment;
   private readonly completions: CompletionBatcher;
   /** continuous services this worker runs (claimed like jobs, beside them) */
   private readonly services: ServiceRunner;
@@ -131,13 +143,14 @@ export class Worker {
   private wakeMissed = false;
 
   constructor(private readonly store: Store, private readonly o: WorkerOptions) {
+    this.jobEnv = new JobEnvironment(o.passEnv ?? []);
     this.completions = new CompletionBatcher(store, (fn) => this.withStoreRetry(fn), {
       request: (fences) => this.batchClaimRequest(fences),
       claimed: (jobs, fences, ok) => this.batchClaimed(jobs, fences, ok),
     });
     this.services = new ServiceRunner(
       store,
-      { worker: o.name, host: this.host, queues: o.queues, leaseMs: o.leaseMs, stopGraceMs: o.killGraceMs, logger: o.logger, launcher: () => this.launcher },
+      { worker: o.name, host: this.host, queues: o.queues, leaseMs: o.leaseMs, stopGraceMs: o.killGraceMs, logger: o.logger, launcher: () => this.launcher, baseEnv: () => this.jobEnv.base() },
       () => this.poke(),
     );
   }
@@ -544,8 +557,11 @@ export class Worker {
     system(`attempt ${job.attempts} of ${job.id} on worker ${this.o.name} (${this.host})`);
 
     let staged: Record<string, string>;
+    /** where a job with no folder of its own (gantry exec) runs: a fresh folder, removed when it ends */
+    let scratch: string | null = null;
     try {
       staged = await prepareStaging(job.outputs, fence);
+      if (command.kind !== 'handler' && expanded.scope.baseDir === NO_FOLDER) scratch = await makeScratchDir(`job-${fence}`);
     } catch (e) {
       // the worker's own preparation failed: a failed try with its real cause, not a job left running until its lease ends
       await this.failAttempt(c, logs, `cannot prepare its outputs: ${errorMessage(e)}`, mask);
@@ -574,7 +590,7 @@ export class Worker {
     }
     let outcome: AttemptOutcome;
     try {
-      outcome = await this.execute(c, a, step, staged, resultFile, logs, secrets);
+      outcome = await this.execute(c, a, step, staged, resultFile, logs, secrets, scratch ?? expanded.scope.baseDir);
     } catch (e) {
       outcome = { state: 'failed', exitCode: null, error: errorMessage(e), retryable: !(e instanceof TemplateError) };
     } finally {
@@ -650,6 +666,7 @@ export class Worker {
       this.o.logger.warn({ job: job.id, fence }, 'attempt no longer owns its job; its result was discarded');
     } finally {
       if (command.kind !== 'handler' && statSync(resultFile, { throwIfNoEntry: false })) await fs.unlink(resultFile).catch(() => undefined);
+      if (scratch) await removeScratchDir(scratch);
     }
   }
 
@@ -774,6 +791,7 @@ export class Worker {
     resultFile: string,
     logs: LogShipper,
     secrets: Record<string, string>,
+    cwd: string,
   ): Promise<AttemptOutcome> {
     const { task, scope } = step.expanded;
     const ctx = this.templateContext(c, step.expanded, staged, secrets);
@@ -827,7 +845,7 @@ export class Worker {
 
     const argv = command.kind === 'shell' ? ['/bin/sh', '-c', renderShell(command.script, ctx)] : renderArgv(command.argv, ctx);
     const env: NodeJS.ProcessEnv = {
-      ...process.env,
+      ...this.jobEnv.base(),
       ...paramEnv(scope.params),
       ...(scope.item ? { GANTRY_ITEM: typeof scope.item.value === 'string' ? scope.item.value : JSON.stringify(scope.item.value) } : {}),
       GANTRY_RUN_ID: String(c.run.id),
@@ -851,7 +869,7 @@ export class Worker {
     let supervisorKilled = false;
     const r = await runCommand({
       argv,
-      cwd: scope.baseDir,
+      cwd,
       env,
       signal: a.abort.signal,
       killGraceMs: this.o.killGraceMs,
