@@ -3,9 +3,11 @@
 // forks (Node's spawn forks the caller synchronously, and the fork costs more
 // the bigger the caller is: it was most of the main thread's time per short
 // command). The helper also is the supervisor of the jobs it starts: it kills
-// a job's process group when the worker stops renewing its lease, and every
-// group when the worker dies (its stdin closes). If the helper dies, the
-// worker kills the groups it knows of.
+// a job when the worker stops renewing its lease, and every job when the
+// worker dies (its stdin closes). Each job's keeper (a fork of the helper, the
+// command's child subreaper) ends whatever the job left, applies its user and
+// limits, and reports its usage. If the helper dies, the worker kills the
+// groups it knows of, and their keepers the rest.
 //
 // Shared by the workers of a process (acquireLauncher/release); started on
 // first use, again after a crash. Without Perl it is not usable and commands
@@ -17,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from '../log.js';
 import { signalGroup } from './processTree.js';
 import type { CommandResult, RunCommandOptions } from './runCommand.js';
+import { envChanges, usageOf } from './jobBounds.js';
 
 /** The launcher script shipped with the package (bin/gantry-launcher). */
 export const LAUNCHER_SCRIPT = fileURLToPath(new URL('../../bin/gantry-launcher', import.meta.url));
@@ -38,9 +41,11 @@ interface LaunchedJob {
 type HelperProcess = ChildProcessByStdio<Writable, Readable, null>;
 
 const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(Object.entries(constants.signals).map(([name, n]) => [n, name as NodeJS.Signals]));
+/** A signal's name from its number (as the launcher reports it). */
+export const signalName = (n: number): NodeJS.Signals | null => SIGNAL_NAMES.get(n) ?? null;
 
 const escapeField = (s: string) => (/[\\\t\n]/.test(s) ? s.replace(/[\\\t\n]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : '\\n')) : s);
-const unescapeField = (s: string) => (s.includes('\\') ? s.replace(/\\([\\tn])/g, (_, c: string) => (c === 't' ? '\t' : c === 'n' ? '\n' : '\\')) : s);
+export const unescapeField = (s: string) => (s.includes('\\') ? s.replace(/\\([\\tn])/g, (_, c: string) => (c === 't' ? '\t' : c === 'n' ? '\n' : '\\')) : s);
 /** The lines of an `out`/`err` message: with no escaped backslash or tab in it, every backslash starts an escaped newline. */
 const linesOf = (s: string) => (s.includes('\\\\') || s.includes('\\t') ? unescapeField(s).split('\n') : s.split('\\n'));
 
@@ -158,17 +163,17 @@ export class Launcher {
     return true;
   }
 
-  /** Runs one command through the helper (call only once ready() said true). */
-  run(o: RunCommandOptions): Promise<CommandResult> {
+  /** Runs one command through the helper (call only once ready() said true); `bounds`: its RUN_AS and LIMITS fields. */
+  run(o: RunCommandOptions, bounds: { runAs: string; limits: string } = { runAs: '', limits: '' }): Promise<CommandResult> {
     return new Promise((resolve) => {
       const id = this.nextId++;
       const helper = this.helper;
       if (!helper) return resolve({ exitCode: null, signal: null, spawnError: `cannot start ${o.argv[0]}: the command launcher is not running` });
       const job: LaunchedJob = { o, helper, pid: null, resolve, killTimer: null, onAbort: () => undefined };
       const supervised = o.superviseSeconds !== undefined && o.superviseSeconds !== null;
-      const fields = ['run', String(id), supervised ? o.superviseSeconds!.toFixed(3) : '', escapeField(o.cwd), String(o.argv.length)];
+      const fields = ['run', String(id), supervised ? o.superviseSeconds!.toFixed(3) : '', bounds.runAs, bounds.limits, escapeField(o.cwd), String(o.argv.length)];
       for (const a of o.argv) fields.push(escapeField(a));
-      this.envFields(o.env, fields);
+      for (const kv of envChanges(this.baseEnv, this.baseEnvSize, o.env)) fields.push(escapeField(kv));
       const n = this.running.get(helper) ?? 0;
       if (n === 0) this.busy(helper);
       this.running.set(helper, n + 1);
@@ -183,24 +188,6 @@ export class Launcher {
       if (o.signal.aborted) job.onAbort();
       else o.signal.addEventListener('abort', job.onAbort, { once: true });
     });
-  }
-
-  /**
-   * A job's environment as changes to the helper's own (most of it is the
-   * worker's environment): `KEY=VALUE` sets, a bare `KEY` unsets. A few
-   * hundred bytes a job instead of the whole environment.
-   */
-  private envFields(env: NodeJS.ProcessEnv, fields: string[]): void {
-    const base = this.baseEnv;
-    let shared = 0;
-    for (const k in env) {
-      const v = env[k];
-      if (v === undefined) continue;
-      if (base[k] !== undefined) shared++;
-      if (base[k] !== v) fields.push(escapeField(`${k}=${v}`));
-    }
-    if (shared === this.baseEnvSize) return;
-    for (const k in base) if (env[k] === undefined) fields.push(escapeField(k));
   }
 
   private signal(id: number, job: LaunchedJob, signal: 'TERM' | 'KILL'): void {
@@ -243,7 +230,7 @@ export class Launcher {
         this.finish(id, job, { exitCode: null, signal: null, spawnError: `cannot start ${job.o.argv[0]}: ${unescapeField(f[2] ?? '')}` });
         break;
       case 'exit':
-        this.finish(id, job, { exitCode: f[2] ? Number(f[2]) : null, signal: f[3] ? (SIGNAL_NAMES.get(Number(f[3])) ?? null) : null, spawnError: null });
+        this.finish(id, job, { exitCode: f[2] ? Number(f[2]) : null, signal: f[3] ? signalName(Number(f[3])) : null, spawnError: null, usage: usageOf(f[4], f[5]) });
         break;
     }
   }

@@ -25,7 +25,9 @@ function launcher(): Launcher {
 }
 
 interface Ran {
+  /** without its usage, which `usage` resolves to */
   result: Promise<CommandResult>;
+  usage: Promise<CommandResult['usage']>;
   lines: string[];
   started: Promise<number>;
   renew: () => void;
@@ -38,6 +40,8 @@ function run(kind: LauncherKind, argv: string[], o: Partial<RunCommandOptions> =
   let renewer: (() => void) | null = null;
   let started!: (pid: number) => void;
   const startedP = new Promise<number>((r) => (started = r));
+  let usage!: (u: CommandResult['usage']) => void;
+  const usageP = new Promise<CommandResult['usage']>((r) => (usage = r));
   const result = runCommand({
     argv,
     cwd: os.tmpdir(),
@@ -51,8 +55,11 @@ function run(kind: LauncherKind, argv: string[], o: Partial<RunCommandOptions> =
       started(pid);
     },
     ...o,
+  }).then(({ usage: u, ...r }) => {
+    usage(u);
+    return r;
   });
-  return { result, lines, started: startedP, renew: () => renewer?.(), abort };
+  return { result, lines, started: startedP, renew: () => renewer?.(), abort, usage: usageP };
 }
 
 /** pids a shell script wrote to FILE, one a line, once there are `n` */
