@@ -24,11 +24,26 @@ export function allOutputsExist(outputs: Record<string, string>): boolean {
   return paths.length > 0 && paths.every((p) => existsSync(p));
 }
 
-/** Creates the staging folders; returns output name → staging path. */
-export async function prepareStaging(outputs: Record<string, string>, fence: number): Promise<Record<string, string>> {
+/**
+ * Creates the staging folders; returns output name → staging path. `owner`:
+ * the user the job runs as, who gets every folder created here (the staging
+ * folder and missing parents of the output), so what it commits stays its own.
+ */
+export async function prepareStaging(outputs: Record<string, string>, fence: number, owner: { uid: number; gid: number } | null = null): Promise<Record<string, string>> {
   const staged: Record<string, string> = {};
   for (const [name, finalPath] of Object.entries(outputs)) {
-    await fs.mkdir(stagingDirFor(finalPath, fence), { recursive: true });
+    const dir = stagingDirFor(finalPath, fence);
+    const first = await fs.mkdir(dir, { recursive: true });
+    if (owner && first !== undefined) {
+      // from the first folder created down to the staging folder
+      const rel = path.relative(first, dir);
+      let p = first;
+      await fs.chown(p, owner.uid, owner.gid);
+      for (const part of rel ? rel.split(path.sep) : []) {
+        p = path.join(p, part);
+        await fs.chown(p, owner.uid, owner.gid);
+      }
+    }
     staged[name] = stagingPathFor(finalPath, fence);
   }
   return staged;

@@ -6,7 +6,6 @@
 // src/worker owns: the claim loop (this file), executors (runCommand,
 // runHandler), output staging (outputs), log shipping (logShipper).
 import os from 'node:os';
-import path from 'node:path';
 import fs from 'node:fs/promises';
 import { statSync } from 'node:fs';
 import type { RunSnapshot, TemplateContext, WorkflowSpec } from '../spec/model.js';
@@ -21,7 +20,7 @@ import { strongerStopMode } from '../store/rows.js';
 import { addCapacity, freeOf, NO_CAPACITY } from '../store/claimSelection.js';
 import type { Logger } from '../log.js';
 import { LogShipper } from './logShipper.js';
-import { allOutputsExist, commitOutputs, discardStaging, missingStagedOutputs, prepareStaging, removeFinalOutputs } from './outputs.js';
+import { allOutputsExist, commitOutputs, discardStaging, missingStagedOutputs, removeFinalOutputs } from './outputs.js';
 import { runCommand, type LauncherKind } from './runCommand.js';
 import { acquireLauncher, SUPERVISOR_KILL_LINE, type Launcher } from './launcher.js';
 import { CompletionBatcher } from './completionBatcher.js';
@@ -33,11 +32,10 @@ import { maskValue, noMask, secretMasker, type Masker } from './secretMask.js';
 import { secretNames } from '../spec/template.js';
 import { ServiceRunner } from './serviceRunner.js';
 import { JobEnvironment } from './jobEnvironment.js';
-import { makeScratchDir, removeScratchDir } from './scratchDir.js';
-import { NO_FOLDER } from '../spec/model.js';
+import { setUpAttempt, tearDownAttempt, type AttemptSetup } from './attemptSetup.js';
+import { openJobFile } from './attemptFiles.js';
+import { RunAsPolicy } from './runAs.js';
 
-/** read once: os.tmpdir() costs six identity syscalls per call (Node's safeGetenv) */
-const TMPDIR = os.tmpdir();
 
 export interface WorkerOptions {
   name: string;
@@ -136,6 +134,8 @@ export class Worker {
 
   /** what a job's environment starts from (never the worker's own environment) */
   private readonly jobEnv: JobEnvironment;
+  /** who a namespace's jobs run as on this worker */
+  private readonly runAs: RunAsPolicy;
   private readonly completions: CompletionBatcher;
   /** continuous services this worker runs (claimed like jobs, beside them) */
   private readonly services: ServiceRunner;
@@ -144,6 +144,7 @@ export class Worker {
 
   constructor(private readonly store: Store, private readonly o: WorkerOptions) {
     this.jobEnv = new JobEnvironment(o.passEnv ?? []);
+    this.runAs = new RunAsPolicy(store, o.runAsDefault ?? null);
     this.completions = new CompletionBatcher(store, (fn) => this.withStoreRetry(fn), {
       request: (fences) => this.batchClaimRequest(fences),
       claimed: (jobs, fences, ok) => this.batchClaimed(jobs, fences, ok),
@@ -556,19 +557,25 @@ export class Worker {
     const system = (line: string) => logs.push('system', `[gantry] ${line}`);
     system(`attempt ${job.attempts} of ${job.id} on worker ${this.o.name} (${this.host})`);
 
-    let staged: Record<string, string>;
-    /** where a job with no folder of its own (gantry exec) runs: a fresh folder, removed when it ends */
-    let scratch: string | null = null;
-    try {
-      staged = await prepareStaging(job.outputs, fence);
-      if (command.kind !== 'handler' && expanded.scope.baseDir === NO_FOLDER) scratch = await makeScratchDir(`job-${fence}`);
-    } catch (e) {
+    // Who it runs as, where its outputs may go, their staging, its scratch folder and result file.
+    const prepared = await setUpAttempt({
+      fence,
+      outputs: job.outputs,
+      kind: command.kind,
+      baseDir: expanded.scope.baseDir,
+      namespace: expanded.scope.workflow.slice(0, expanded.scope.workflow.indexOf('/')),
+      policy: this.runAs,
+    });
+    if ('error' in prepared) {
       // the worker's own preparation failed: a failed try with its real cause, not a job left running until its lease ends
-      await this.failAttempt(c, logs, `cannot prepare its outputs: ${errorMessage(e)}`, mask);
+      await this.failAttempt(c, logs, prepared.error, mask, prepared.retryable);
       return;
     }
+    const setup = prepared.ok;
+    if (setup.warning) system(setup.warning);
+    const { staged } = setup;
     // Not created up front: most jobs never write a result.
-    const resultFile = path.join(TMPDIR, `gantry-result-${fence}-${process.pid}-${Math.random().toString(36).slice(2)}.json`);
+    const resultFile = setup.files.result;
     let timer: NodeJS.Timeout | null = null;
     if (task.timeoutMs !== null) {
       timer = setTimeout(() => {
@@ -590,7 +597,7 @@ export class Worker {
     }
     let outcome: AttemptOutcome;
     try {
-      outcome = await this.execute(c, a, step, staged, resultFile, logs, secrets, scratch ?? expanded.scope.baseDir);
+      outcome = await this.execute(c, a, step, setup, logs, secrets);
     } catch (e) {
       outcome = { state: 'failed', exitCode: null, error: errorMessage(e), retryable: !(e instanceof TemplateError) };
     } finally {
@@ -635,7 +642,7 @@ export class Worker {
       }
       // A handler returns its result: it has no $GANTRY_RESULT file (two syscalls per job saved).
       if (outcome.state === 'succeeded' && outcome.result === undefined && command.kind !== 'handler') {
-        const r = await readResult(resultFile, step.kind === 'split' ? MAX_SPLIT_BYTES : this.o.maxResultBytes);
+        const r = await readResult(resultFile, step.kind === 'split' ? MAX_SPLIT_BYTES : this.o.maxResultBytes, setup.files.owner);
         if ('error' in r) outcome = { state: 'failed', exitCode: outcome.exitCode, error: r.error, retryable: false };
         else if (r.value !== undefined) outcome = { ...outcome, result: r.value };
       }
@@ -666,7 +673,7 @@ export class Worker {
       this.o.logger.warn({ job: job.id, fence }, 'attempt no longer owns its job; its result was discarded');
     } finally {
       if (command.kind !== 'handler' && statSync(resultFile, { throwIfNoEntry: false })) await fs.unlink(resultFile).catch(() => undefined);
-      if (scratch) await removeScratchDir(scratch);
+      await tearDownAttempt(setup);
     }
   }
 
@@ -703,11 +710,11 @@ export class Worker {
   }
 
   /** Ends an attempt the worker could not start or finish (its preparation failed): a failed try, its cause in the log and as its error. */
-  private async failAttempt(c: ClaimedJob, logs: LogShipper, error: string, mask: Masker): Promise<void> {
+  private async failAttempt(c: ClaimedJob, logs: LogShipper, error: string, mask: Masker, retryable = true): Promise<void> {
     logs.push('system', `[gantry] failed: ${error}`);
     await discardStaging(c.job.outputs, c.fence).catch(() => undefined);
     const lines = await logs.drain();
-    await this.finish(c, maskOutcome({ state: 'failed', exitCode: null, error }, mask), lines);
+    await this.finish(c, maskOutcome({ state: 'failed', exitCode: null, error, ...(retryable ? {} : { retryable: false }) }, mask), lines);
   }
 
   private async finish(c: ClaimedJob, outcome: AttemptOutcome, lines: LogLine[] = []): Promise<void> {
@@ -787,13 +794,14 @@ export class Worker {
     c: ClaimedJob,
     a: ActiveAttempt,
     step: JobStep,
-    staged: Record<string, string>,
-    resultFile: string,
+    setup: AttemptSetup,
     logs: LogShipper,
     secrets: Record<string, string>,
-    cwd: string,
   ): Promise<AttemptOutcome> {
     const { task, scope } = step.expanded;
+    const { staged, user } = setup;
+    const resultFile = setup.files.result;
+    const owner = user ? { uid: user.uid, gid: user.gid } : null;
     const ctx = this.templateContext(c, step.expanded, staged, secrets);
     const command = step.command!;
     if (step.kind === 'split') a.splitStdout = [];
@@ -845,7 +853,7 @@ export class Worker {
 
     const argv = command.kind === 'shell' ? ['/bin/sh', '-c', renderShell(command.script, ctx)] : renderArgv(command.argv, ctx);
     const env: NodeJS.ProcessEnv = {
-      ...this.jobEnv.base(),
+      ...this.jobEnv.base(user),
       ...paramEnv(scope.params),
       ...(scope.item ? { GANTRY_ITEM: typeof scope.item.value === 'string' ? scope.item.value : JSON.stringify(scope.item.value) } : {}),
       GANTRY_RUN_ID: String(c.run.id),
@@ -858,10 +866,11 @@ export class Worker {
     for (const [name, p] of Object.entries(staged)) env[`GANTRY_OUTPUT_${name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`] = p;
     for (const [k, v] of Object.entries(task.env)) env[k] = renderLiteral(v, ctx);
     const checkpoint = await CheckpointFile.create(
-      path.join(TMPDIR, `gantry-checkpoint-${c.fence}-${process.pid}-${Math.random().toString(36).slice(2)}`),
+      setup.files.checkpoint,
       c.job.checkpoint,
       (text) => this.withStoreRetry(() => this.store.saveCheckpoint(c.fence, text)),
       (message) => logs.push('system', `[gantry] ${message}`),
+      owner,
     );
     a.checkpoint = checkpoint;
     env.GANTRY_CHECKPOINT = checkpoint.path;
@@ -869,8 +878,9 @@ export class Worker {
     let supervisorKilled = false;
     const r = await runCommand({
       argv,
-      cwd,
+      cwd: setup.scratch ?? scope.baseDir,
       env,
+      runAs: user ? { uid: user.uid, gid: user.gid, groups: user.groups } : null,
       signal: a.abort.signal,
       killGraceMs: this.o.killGraceMs,
       superviseSeconds: this.o.supervise ? (this.o.leaseMs * SUPERVISE_FRACTION) / 1000 : null,
@@ -935,12 +945,14 @@ function localUpstream(upstream: ClaimedJob['upstream'], scope: TaskScope): Clai
   return local;
 }
 
-async function readResult(file: string, maxBytes: number): Promise<{ value: unknown } | { error: string }> {
+async function readResult(file: string, maxBytes: number, owner: number | null): Promise<{ value: unknown } | { error: string }> {
   // Most jobs write no result: a stat that answers "absent" costs less than an ENOENT exception per job.
   if (!statSync(file, { throwIfNoEntry: false })) return { value: undefined };
   let text: string;
   try {
-    const fh = await fs.open(file, 'r');
+    // never through a symbolic link, only the job user's own file: a job cannot have the worker read another file for it
+    const fh = await openJobFile(file, owner).catch((e: Error) => e);
+    if (fh instanceof Error) return (fh as NodeJS.ErrnoException).code === 'ENOENT' ? { value: undefined } : { error: `$GANTRY_RESULT: ${fh.message}` };
     try {
       const { size } = await fh.stat();
       if (size > maxBytes) return { error: `result too large: $GANTRY_RESULT holds ${size} bytes, the limit is ${maxBytes}` };
