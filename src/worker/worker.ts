@@ -34,7 +34,7 @@ import { ServiceRunner } from './serviceRunner.js';
 import { JobEnvironment } from './jobEnvironment.js';
 import { setUpAttempt, tearDownAttempt, type AttemptSetup } from './attemptSetup.js';
 import { openJobFile } from './attemptFiles.js';
-import { RunAsPolicy } from './runAs.js';
+import { ownUserName, RunAsPolicy } from './runAs.js';
 
 
 export interface WorkerOptions {
@@ -184,7 +184,7 @@ export class Worker {
       if (free <= 0) return null;
       this.batchClaiming = true;
       const used = addCapacity(jobsUsed, this.services.used());
-      return { worker: { name: this.o.name, host: this.host, queues: this.o.queues }, limit: free, leaseMs: this.o.leaseMs, free: freeOf(this.o.resources, used) };
+      return { worker: this.claimingWorker(), limit: free, leaseMs: this.o.leaseMs, free: freeOf(this.o.resources, used) };
     };
   }
 
@@ -205,6 +205,12 @@ export class Worker {
     }
   }
 
+  /** Who claims: a worker that is not root names its Unix user, and gets only jobs it can run as (runAs.ts). */
+  private claimingWorker(): ClaimRequest['worker'] {
+    const unixUser = this.runAs.claimUser;
+    return { name: this.o.name, host: this.host, queues: this.o.queues, ...(unixUser !== undefined ? { unixUser } : {}) };
+  }
+
   private poke(): void {
     if (this.wake) this.wake();
     else this.wakeMissed = true;
@@ -222,6 +228,7 @@ export class Worker {
       queues: this.o.queues,
       slots: this.o.slots,
       resources: this.o.resources,
+      unixUser: ownUserName(),
     });
     this.unsubscribe = this.store.subscribe((s) => {
       if (s.type === 'queued') this.poke();
@@ -343,7 +350,7 @@ export class Worker {
         try {
           const used = addCapacity(jobsUsed, this.services.used());
           const claimed = await this.store.claimJobs(
-            { name: this.o.name, host: this.host, queues: this.o.queues },
+            this.claimingWorker(),
             free,
             this.o.leaseMs,
             freeOf(this.o.resources, used),

@@ -408,6 +408,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     updated_at INTEGER NOT NULL
   );
   `,
+  // the Unix user a worker runs as ('root': may run any namespace's jobs); why a job of a mapped namespace waits
+  `ALTER TABLE workers ADD COLUMN unix_user TEXT;`,
 ];
 export function migrateSqlite(db: Database.Database): number {
   db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
