@@ -151,7 +151,7 @@ export class Worker {
     });
     this.services = new ServiceRunner(
       store,
-      { worker: o.name, host: this.host, queues: o.queues, leaseMs: o.leaseMs, stopGraceMs: o.killGraceMs, logger: o.logger, launcher: () => this.launcher, baseEnv: () => this.jobEnv.base() },
+      { worker: o.name, host: this.host, queues: o.queues, leaseMs: o.leaseMs, stopGraceMs: o.killGraceMs, logger: o.logger, launcher: () => this.launcher, baseEnv: (who) => this.jobEnv.base(who), runAs: (ns) => this.runAs.decide(ns) },
       () => this.poke(),
     );
   }

@@ -96,6 +96,19 @@ onEveryStore('jobs run as their namespace user', (storeName) => {
     expect(await g.stdout(gh.jobs.t!.id)).toEqual([]);
   });
 
+  it("a service of a mapped namespace runs as its user, with the user's HOME and USER", async () => {
+    const aDir = toolDir(g, A);
+    const out = path.join(aDir, 'who');
+    fs.writeFileSync(path.join(aDir, 'svc.yaml'), `service: whoami\nnamespace: toola\nrun: echo "$(id -un) $USER" > ${out}.tmp && mv ${out}.tmp ${out}; exec sleep 600\n`);
+    expect((await g.apply(`${A}/svc.yaml`)).status).toBe(200);
+    expect((await g.inject('POST', '/api/v1/services/whoami/start?namespace=toola', {})).status).toBe(200);
+    const deadline = Date.now() + 15_000;
+    while (!fs.existsSync(out) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await g.inject('POST', '/api/v1/services/whoami/stop?namespace=toola', {});
+    expect(fs.readFileSync(out, 'utf8')).toBe(`${A} ${A}\n`);
+    expect(fs.statSync(out).uid).toBe(uidOf(A));
+  });
+
   it('an unmapped namespace runs as the worker (root) with a warning line in its log', async () => {
     g.write('plain.yaml', `name: plain\nnamespace: free\ntasks:\n  t:\n    run: id -un\n`);
     const p = await runWorkflow('plain.yaml');
