@@ -40,6 +40,10 @@ export interface UpOptions {
   stateDir?: string;
   /** where the old layout kept them (./gantry.token, ./gantry.secret-key), read when the state directory has none */
   legacyDir?: string;
+  /** variables of this process's environment its jobs get too (`--pass-env`) */
+  passEnv?: string[];
+  /** a root worker runs jobs of namespaces mapped to no user as this user (`--run-as-default`) */
+  runAsDefault?: string | null;
   /** notifications: SMTP server, From:, the UI's public address (mail links, the Atom feed) */
   notify?: NotifyOptions;
   /** how long and how many outbox events are kept (default 7 days, 1,000,000) */
@@ -102,6 +106,8 @@ export async function startUp(o: UpOptions): Promise<Up> {
         resources: o.resources,
         supervise: o.supervise,
         launcher: o.launcher,
+        passEnv: o.passEnv,
+        runAsDefault: o.runAsDefault,
         secretKey,
         logger: o.logger.child({ part: 'worker', worker: i }),
       });
@@ -164,6 +170,8 @@ export function workerFor(
     supervise?: boolean;
     launcher?: LauncherKind;
     secretKey?: SecretKey | null;
+    passEnv?: string[];
+    runAsDefault?: string | null;
     logger: Logger;
   },
 ): Worker {
@@ -187,6 +195,8 @@ export function workerFor(
     supervise: o.supervise ?? store.dialect === 'postgres',
     launcher: o.launcher ?? 'helper',
     secretKey: o.secretKey ?? null,
+    passEnv: o.passEnv ?? [],
+    runAsDefault: o.runAsDefault ?? null,
     logger: o.logger,
   });
 }

@@ -12,6 +12,7 @@ import { WORKER_DEFAULTS } from '../worker/defaults.js';
 // they run (dynamic imports below): the client commands (`gantry status` during
 // a big drain) must start in tens of milliseconds, not load all of it.
 import { LAUNCHER_KINDS, type LauncherKind } from '../worker/runCommand.js';
+import { passEnvError } from '../worker/jobEnvironment.js';
 import type { Logger } from '../log.js';
 import type { Capacity } from '../store/types.js';
 import { parseDuration, parseMemory } from '../spec/duration.js';
@@ -84,6 +85,15 @@ function graceOption(v: string): number {
 function launcherOption(v: string): LauncherKind {
   if (!(LAUNCHER_KINDS as readonly string[]).includes(v)) throw new InvalidArgumentError(`'${v}' is not one of ${LAUNCHER_KINDS.join(', ')}`);
   return v as LauncherKind;
+}
+
+/** `--pass-env NAME` (repeatable) and `--run-as-default USER` of a worker, checked. */
+function jobBoundaryOptions(o: { passEnv?: string[]; runAsDefault?: string }): { passEnv: string[]; runAsDefault: string | null } {
+  const passEnv = o.passEnv ?? [];
+  const bad = passEnvError(passEnv);
+  if (bad) throw usage(bad);
+  if (o.runAsDefault !== undefined && !/^[a-z_][a-z0-9_.-]*\$?$/i.test(o.runAsDefault)) throw usage(`--run-as-default: '${o.runAsDefault}' is not a user name`);
+  return { passEnv, runAsDefault: o.runAsDefault ?? null };
 }
 
 function numberOption(v: string): number {
@@ -187,6 +197,8 @@ export function buildProgram(): Command {
     .option('--supervise', 'supervise commands: killed when their worker stops renewing (default with PostgreSQL)')
     .option('--no-supervise', 'do not')
     .option('--launcher <kind>', "how commands start: helper (a small helper process forks and supervises them) or spawn (Node's spawn from this process, under gantry-supervise)", launcherOption, 'helper')
+    .option('--pass-env <name>', "a variable of this process's environment its jobs and services get too (repeatable; nothing else of it reaches them)", collect)
+    .option('--run-as-default <user>', 'when running as root: the user that jobs of namespaces mapped to no user run as (default: this process\'s user, with a warning in the job\'s log)')
     .option('--run <workflow>', 'start a run of this workflow once up, and show its progress')
     .option('-p, --param <k=v>', 'parameter for --run (repeatable)', collect)
     .option('--force', 'with --run: rerun jobs even if their outputs exist')
@@ -196,9 +208,10 @@ export function buildProgram(): Command {
     .option('--public-url <url>', "the UI's public address, for links in mail, webhooks and the feed (env GANTRY_PUBLIC_URL)")
     .option('--event-retention <time>', 'how long the event history is kept: older events are pruned (default 7d)', graceOption)
     .option('--event-retention-count <n>', 'how many of the newest events are kept at most (default 1000000)', intOption)
-    .action(async (dirs: string[], o: { db?: string; stateDir: string; host: string; port: number; workers: number; slots?: number; queues: string; cpu?: number; memory?: string; resource?: string[]; lease?: number; supervise?: boolean; launcher: LauncherKind; run?: string; param?: string[]; force?: boolean; once?: boolean; smtp?: string; mailFrom?: string; publicUrl?: string; eventRetention?: number; eventRetentionCount?: number }, cmd: Command) => {
+    .action(async (dirs: string[], o: { db?: string; stateDir: string; host: string; port: number; workers: number; slots?: number; queues: string; cpu?: number; memory?: string; resource?: string[]; lease?: number; supervise?: boolean; launcher: LauncherKind; passEnv?: string[]; runAsDefault?: string; run?: string; param?: string[]; force?: boolean; once?: boolean; smtp?: string; mailFrom?: string; publicUrl?: string; eventRetention?: number; eventRetentionCount?: number }, cmd: Command) => {
       if (o.once && !o.run) throw usage('--once needs --run WORKFLOW');
       const resources = offeredResources(o);
+      const boundary = jobBoundaryOptions(o);
       const [{ createLogger }, { startUp }, { InvalidRunRequest, startRun }] = await Promise.all([import('../log.js'), import('../up.js'), import('../server/runs.js')]);
       const logger = createLogger();
       const state = stateOptions(o.stateDir, cmd.getOptionValueSource('stateDir') !== 'default');
@@ -218,6 +231,7 @@ export function buildProgram(): Command {
           resources,
           supervise: o.supervise,
           launcher: o.launcher,
+          ...boundary,
           notify: notifyOptions(o),
           eventRetention: { maxAgeMs: o.eventRetention, maxCount: o.eventRetentionCount },
           logger,
@@ -341,12 +355,15 @@ export function buildProgram(): Command {
     .option('--supervise', 'supervise commands: killed when this worker stops renewing (default with PostgreSQL)')
     .option('--no-supervise', 'do not')
     .option('--launcher <kind>', "how commands start: helper (a small helper process forks and supervises them) or spawn (Node's spawn from this process, under gantry-supervise)", launcherOption, 'helper')
+    .option('--pass-env <name>', "a variable of this process's environment its jobs and services get too (repeatable; nothing else of it reaches them)", collect)
+    .option('--run-as-default <user>', 'when running as root: the user that jobs of namespaces mapped to no user run as (default: this process\'s user, with a warning in the job\'s log)')
     .option('--grace <time>', 'on SIGTERM/SIGINT: how long running jobs may finish before they are killed and requeued (ms, or 30s, 5m)', graceOption, 5 * 60_000)
     .option('--state-dir <dir>', 'where the secret key is, when GANTRY_SECRET_KEY does not give it', DEFAULT_STATE_DIR)
-    .action(async (o: { db: string; name?: string; queues: string; slots?: number; cpu?: number; memory?: string; resource?: string[]; lease: number; supervise?: boolean; launcher: LauncherKind; grace: number; stateDir: string }, cmd: Command) => {
+    .action(async (o: { db: string; name?: string; queues: string; slots?: number; cpu?: number; memory?: string; resource?: string[]; lease: number; supervise?: boolean; launcher: LauncherKind; passEnv?: string[]; runAsDefault?: string; grace: number; stateDir: string }, cmd: Command) => {
       const [{ createLogger }, { workerFor }, { loadSecretKey, SECRET_KEY_ENV }] = await Promise.all([import('../log.js'), import('../up.js'), import('../secrets/seal.js')]);
       const logger = createLogger({ name: 'gantry-worker' });
       const resources = offeredResources(o);
+      const boundary = jobBoundaryOptions(o);
       const store = await openStoreOrExit(o.db);
       const name = o.name ?? `${os.hostname()}-${process.pid}`;
       const state = stateOptions(o.stateDir, cmd.getOptionValueSource('stateDir') !== 'default');
@@ -362,6 +379,7 @@ export function buildProgram(): Command {
         resources,
         supervise: o.supervise,
         launcher: o.launcher,
+        ...boundary,
         logger,
       });
       await worker.start();
@@ -933,7 +951,8 @@ export function buildProgram(): Command {
     .option('--cpu <n>', 'cpus it needs (default 1)', numberOption)
     .option('--memory <size>', 'memory it needs, such as 512M or 2G')
     .option('--namespace <ns>', 'the namespace of its run (default: default)')
-    .action(async (argv: string[], o: { queue?: string; cpu?: number; memory?: string; namespace?: string }, cmd: Command) => {
+    .option('--cwd <dir>', "the folder it runs in, on the worker's machine (default: a fresh scratch folder, removed when it ends)")
+    .action(async (argv: string[], o: { queue?: string; cpu?: number; memory?: string; namespace?: string; cwd?: string }, cmd: Command) => {
       const client = clientOf(cmd);
       if (o.memory !== undefined) {
         try {
@@ -942,7 +961,7 @@ export function buildProgram(): Command {
           throw usage(`--memory: ${(e as Error).message}`);
         }
       }
-      const { run, job } = await client.exec({ argv, queue: o.queue, cpu: o.cpu, memory: o.memory, namespace: o.namespace, cwd: process.cwd() });
+      const { run, job } = await client.exec({ argv, queue: o.queue, cpu: o.cpu, memory: o.memory, namespace: o.namespace, ...(o.cwd !== undefined ? { cwd: path.resolve(o.cwd) } : {}) });
       process.stderr.write(`gantry: job ${job} (run ${run.id})\n`);
       // Ctrl-C cancels the job wherever it runs (its whole process tree), then exits 130.
       const stop = new AbortController();

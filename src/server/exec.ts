@@ -8,6 +8,7 @@ import { parseDefinitionSource } from '../spec/parse.js';
 import { SpecValidationError, type WorkflowSpec } from '../spec/model.js';
 import { logicalDateOf, planRun } from '../scheduler/planRun.js';
 import type { Run, Store } from '../store/types.js';
+import { NO_FOLDER } from '../spec/model.js';
 
 export const EXEC_WORKFLOW = 'exec';
 export const EXEC_TASK = 'exec';
@@ -38,10 +39,11 @@ export async function startExec(store: Store, req: ExecRequest, now = Date.now()
     `    queue: ${JSON.stringify(req.queue ?? 'default')}`,
     ...(resources.length ? [`    resources: { ${resources.join(', ')} }`] : []),
   ].join('\n');
-  // The file's folder is where a task runs: the caller's working directory.
-  const { definition, errors } = parseDefinitionSource(source, path.join(req.cwd ?? process.cwd(), 'gantry-exec.yaml'));
+  // The file's folder is where a task runs: the folder asked for (--cwd), else none: the worker runs it in a
+  // fresh scratch folder. Never this server's working directory, where its token and secret key may be.
+  const { definition, errors } = parseDefinitionSource(source, path.join(req.cwd ?? '/', 'gantry-exec.yaml'));
   if (!definition) throw new SpecValidationError(errors);
-  const spec = definition as WorkflowSpec;
+  const spec: WorkflowSpec = { ...(definition as WorkflowSpec), ...(req.cwd === undefined ? { baseDir: NO_FOLDER } : {}) };
   const params = { argv: req.argv };
   const logicalDate = logicalDateOf(now);
   const run = await store.createRun({

@@ -238,7 +238,7 @@ export const execBody = z
     queue: z.string().min(1).optional().meta({ description: 'default: default' }),
     cpu: z.number().min(0).optional().meta({ description: 'cpus it needs (default 1)' }),
     memory: memorySize.optional().meta({ description: 'memory it needs, such as 512M or 2G' }),
-    cwd: z.string().startsWith('/', 'must be an absolute path').optional().meta({ description: 'where it runs (default: the server\'s working directory)' }),
+    cwd: z.string().startsWith('/', 'must be an absolute path').optional().meta({ description: 'where it runs, on the worker (default: a fresh scratch folder, removed when the job ends)' }),
     labels: labelsRecord.optional(),
   })
   .strict();

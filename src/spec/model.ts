@@ -108,7 +108,7 @@ export interface WorkflowSpec {
   tasks: TaskSpec[];
   /** absolute path of the file it came from ('' for TypeScript-defined workflows) */
   file: string;
-  /** absolute folder that relative handler paths were resolved against */
+  /** absolute folder that relative handler paths were resolved against; NO_FOLDER: none (its jobs run in a scratch folder) */
   baseDir: string;
   /** 1-based line of `name:` in its file, for cross-file messages */
   line?: number;
@@ -177,3 +177,6 @@ export interface TemplateContext {
   chunks?: { outputs: Record<string, string[]>; results: unknown[] };
   secrets?: Record<string, string>;
 }
+
+/** The baseDir of a workflow or service that has no folder (`gantry exec` without --cwd): the worker runs its jobs in a fresh scratch folder. */
+export const NO_FOLDER = '';

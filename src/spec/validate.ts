@@ -4,6 +4,7 @@
 // report — even when the schema found other problems in the same file.
 
 import fs from 'node:fs';
+import nodePath from 'node:path';
 import { Cron } from 'croner';
 import { parseHandlerRef } from './command.js';
 import type { DocPath, Locate } from './locate.js';
@@ -34,8 +35,58 @@ function exactlyOne(r: Report, o: Obj, keys: string[], path: DocPath, what: stri
 function checkHandler(r: Report, o: Obj, path: DocPath, baseDir: string): void {
   if (typeof o.handler !== 'string') return;
   const ref = parseHandlerRef(o.handler, baseDir);
-  if (ref && !fs.existsSync(ref.module)) {
+  if (!ref) return;
+  const where = handlerOutsideError(ref.module, baseDir);
+  if (where) r.add([...path, 'handler'], `handler file '${o.handler.slice(0, o.handler.lastIndexOf('#'))}' ${where}`);
+  else if (!fs.existsSync(ref.module)) {
     r.add([...path, 'handler'], `handler file '${o.handler.slice(0, o.handler.lastIndexOf('#'))}' not found (looked for ${ref.module})`);
+  }
+}
+
+const inside = (p: string, dir: string) => {
+  const rel = nodePath.relative(dir, p);
+  return rel === '' || (!rel.startsWith('..') && !nodePath.isAbsolute(rel));
+};
+
+/**
+ * A handler's code must be the workflow's own (inside its folder) or an
+ * installed package (a node_modules folder of its folder or of a folder above,
+ * where Node would look): never any file of the machine the worker can read.
+ * Checked on the path as written and, when it exists, on the real path (a
+ * symbolic link in the folder pointing out of it).
+ */
+function handlerOutsideError(module: string, baseDir: string): string | null {
+  const allowed = (p: string) => {
+    if (inside(p, baseDir)) return true;
+    const i = p.split(nodePath.sep).lastIndexOf('node_modules');
+    if (i < 0) return false;
+    const owner = p.split(nodePath.sep).slice(0, i).join(nodePath.sep) || nodePath.sep;
+    return inside(baseDir, owner);
+  };
+  if (!allowed(module)) return `is outside the workflow's folder ${baseDir} (${module}): a handler must be in it or an installed package (node_modules)`;
+  let real: string;
+  try {
+    real = fs.realpathSync(module);
+  } catch {
+    return null;
+  }
+  let realBase = baseDir;
+  try {
+    realBase = fs.realpathSync(baseDir);
+  } catch {
+    // checked as written
+  }
+  if (real !== module && !allowed(real) && !inside(real, realBase)) return `leads outside the workflow's folder ${baseDir} (it is ${real}): a handler must be in it or an installed package (node_modules)`;
+  return null;
+}
+
+/** A relative output may not climb out of its workflow's folder with `..` (an absolute one is the admin's to confine: output roots). */
+function checkOutputPaths(r: Report, outputs: unknown, path: DocPath): void {
+  for (const [name, value] of Object.entries(obj(outputs) ?? {})) {
+    if (typeof value !== 'string' || value.startsWith('/') || value.startsWith('{{')) continue;
+    const norm = nodePath.posix.normalize(value);
+    if (norm === '..' || norm.startsWith('../'))
+      r.add([...path, name], `output '${name}' (${value}) climbs out of the workflow's folder with '..': write inside it, or give an absolute path`);
   }
 }
 
@@ -94,11 +145,13 @@ export function validateWorkflowDocument(raw: unknown, ctx: ValidateContext): Sp
       }
     }
     checkHandler(r, t.raw, base, ctx.baseDir);
+    checkOutputPaths(r, t.raw.outputs, [...base, 'outputs']);
     for (const step of ['split', 'combine'] as const) {
       const s = obj(t.raw[step]);
       if (!s) continue;
       exactlyOne(r, s, ['run', 'handler'], [...base, step], `${step} of task '${t.id}'`);
       checkHandler(r, s, [...base, step], ctx.baseDir);
+      checkOutputPaths(r, s.outputs, [...base, step, 'outputs']);
     }
     const needsPath = (i: number): DocPath => (typeof t.raw.needs === 'string' ? [...base, 'needs'] : [...base, 'needs', i]);
     t.needs.forEach((n, i) => {

@@ -136,6 +136,21 @@ export function unfittableReason(
   return `no live worker of queue ${queues.join(' or ')} could ever fit it (needs ${parts.join(', ')}; offered ${best})`;
 }
 
+/**
+ * Why no live worker could run a job of a namespace mapped to Unix user `user`
+ * (only root workers and workers running as that user can), or null if one
+ * could (or the namespace is not mapped, or no worker listens at all: said by
+ * unfittableReason).
+ */
+export function runAsReason(queues: string[], user: string | null, workers: { queues: string[]; unixUser: string | null }[]): string | null {
+  if (user === null) return null;
+  const listening = workers.filter((w) => w.queues.some((q) => queues.includes(q)));
+  if (listening.length === 0) return null;
+  if (listening.some((w) => w.unixUser === null || w.unixUser === 'root' || w.unixUser === user)) return null;
+  const users = [...new Set(listening.map((w) => w.unixUser))].join(', ');
+  return `its namespace runs as user ${user}: no live worker of queue ${queues.join(' or ')} runs as root or as ${user} (they run as ${users})`;
+}
+
 /** The concurrency group of a candidate row: chunks of a task that caps them. */
 export function chunkGroup(r: { run_id: number; task: string; chunk: number | null; chunk_limit: number | null }): string | null {
   return r.chunk !== null && r.chunk_limit !== null ? `${r.run_id}/${r.task}` : null;

@@ -214,6 +214,7 @@ export interface WorkerRowDb {
   cpu: number;
   memory: number | null;
   resources: string;
+  unix_user?: string | null;
 }
 
 const STOP_RANK: Record<WorkerStopMode, number> = { drain: 1, stop: 2, terminate: 3 };
@@ -316,8 +317,13 @@ export function usedBy(running: RunningRowDb[]): Capacity {
   return running.reduce((acc, j) => addCapacity(acc, needOf(j)), NO_CAPACITY);
 }
 
-export function offeredBy(w: WorkerRowDb): { name: string; queues: string[]; offered: Capacity } {
-  return { name: w.name, queues: JSON.parse(w.queues) as string[], offered: { cpu: w.cpu, memoryBytes: w.memory, custom: JSON.parse(w.resources) as Record<string, number> } };
+export function offeredBy(w: WorkerRowDb): { name: string; queues: string[]; offered: Capacity; unixUser: string | null } {
+  return {
+    name: w.name,
+    queues: JSON.parse(w.queues) as string[],
+    offered: { cpu: w.cpu, memoryBytes: w.memory, custom: JSON.parse(w.resources) as Record<string, number> },
+    unixUser: w.unix_user ?? null,
+  };
 }
 
 export function liveWorkersFrom(workers: WorkerRowDb[], running: RunningRowDb[]): LiveWorker[] {

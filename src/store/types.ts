@@ -205,6 +205,8 @@ export interface WorkerInfo {
   slots: number;
   /** what it offers */
   resources: Capacity;
+  /** the Unix user it runs as: root may run any namespace's jobs, another user only those of namespaces mapped to it or to none */
+  unixUser?: string | null;
 }
 export interface WorkerRow extends WorkerInfo {
   state: 'active' | 'draining' | 'stopped';
@@ -227,7 +229,8 @@ export type FreeCapacity = Capacity;
 
 /** What a worker asks claimJobs for: up to `limit` jobs of its queues that fit `free`. */
 export interface ClaimRequest {
-  worker: { name: string; host: string; queues: string[] };
+  /** unixUser: set by a worker that is not root: it claims only jobs of namespaces mapped to no user or to this one */
+  worker: { name: string; host: string; queues: string[]; unixUser?: string };
   limit: number;
   leaseMs: number;
   free?: FreeCapacity;
@@ -916,7 +919,7 @@ export interface Store {
    * Claims up to `limit` jobs of the worker's queues, in priority then enqueue order,
    * that fit `free` (unlimited when absent) and whose pool has a free slot.
    */
-  claimJobs(worker: { name: string; host: string; queues: string[] }, limit: number, leaseMs: number, free?: FreeCapacity): Promise<ClaimedJob[]>;
+  claimJobs(worker: ClaimRequest['worker'], limit: number, leaseMs: number, free?: FreeCapacity): Promise<ClaimedJob[]>;
   setAttemptPid(fence: number, pid: number): Promise<void>;
   /**
    * The attempt gave its job up without an outcome (its lease could not be

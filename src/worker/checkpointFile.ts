@@ -9,6 +9,7 @@
 import fs from 'node:fs/promises';
 import { statSync, type BigIntStats } from 'node:fs';
 import { MAX_CHECKPOINT_BYTES } from '../store/types.js';
+import { openJobFile } from './attemptFiles.js';
 
 export class CheckpointFile {
   /** the file's stat signature when it was last saved or written here: an unchanged file is not read again */
@@ -27,6 +28,8 @@ export class CheckpointFile {
     initial: string | null,
     private readonly save: (text: string) => Promise<void>,
     private readonly report: (message: string) => void,
+    /** the job's user when it is not the worker's: owns the file, which is read only if it still does */
+    private readonly owner: number | null,
   ) {
     this.text = initial;
   }
@@ -37,12 +40,14 @@ export class CheckpointFile {
     checkpoint: unknown,
     save: (text: string) => Promise<void>,
     report: (message: string) => void,
+    owner: { uid: number; gid: number } | null = null,
   ): Promise<CheckpointFile> {
     // A handler's checkpoint (any JSON) reaches a command as its JSON text.
     const initial = checkpoint === null || checkpoint === undefined ? null : typeof checkpoint === 'string' ? checkpoint : JSON.stringify(checkpoint);
-    const cp = new CheckpointFile(file, initial, save, report);
+    const cp = new CheckpointFile(file, initial, save, report, owner?.uid ?? null);
     if (initial !== null) {
       await fs.writeFile(file, initial, { mode: 0o600 });
+      if (owner) await fs.chown(file, owner.uid, owner.gid);
       cp.present = true;
       cp.seen = signature(await fs.stat(file, { bigint: true }));
     }
@@ -91,7 +96,13 @@ export class CheckpointFile {
         this.seen = sig;
         throw new Error(`$GANTRY_CHECKPOINT holds ${st.size} bytes, the limit is ${MAX_CHECKPOINT_BYTES}`);
       }
-      const text = await fs.readFile(this.path, 'utf8');
+      const fh = await openJobFile(this.path, this.owner);
+      let text: string;
+      try {
+        text = await fh.readFile('utf8');
+      } finally {
+        await fh.close();
+      }
       if (text === '' || text === this.text) {
         this.seen = sig;
         return;

@@ -26,22 +26,17 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from '../log.js';
 import { SUPERVISOR_KILL_LINE, type Launcher } from './launcher.js';
 import { runCommand, type CommandResult, type RunCommandOptions } from './runCommand.js';
+import type { RunAs } from './jobBounds.js';
 import { END_MARK, lineReader, SOCKET_ENV, TOKEN_ENV, type FromHost, type HandlerJobData, type ToHost } from './handlerProtocol.js';
 
 /** The host program (compiled: a worker running from sources starts the built one). */
 export const HANDLER_HOST_MAIN = fileURLToPath(new URL('../../dist/worker/handlerHostMain.js', import.meta.url));
 
-/** Who a host runs as (set by a root worker for a namespace mapped to a user); absent: the worker's own user. */
-export interface RunAs {
-  uid: number;
-  gid: number;
-  groups: number[];
-}
-
 export interface HandlerHostKey {
   namespace: string;
   /** the workflow's folder: the host's working directory */
   folder: string;
+  /** who the host runs as (a root worker, a namespace mapped to a user); absent: the worker's own user */
   runAs?: RunAs | null;
 }
 
@@ -323,6 +318,8 @@ export class HandlerHostPool {
       server.listen(socketPath, () => resolve());
     });
     server.unref();
+    // connecting to a socket needs write permission on it: the run-as user's host must own it
+    if (key.runAs) await fs.chown(socketPath, key.runAs.uid, key.runAs.gid);
 
     const host: Host = {
       id,
@@ -356,9 +353,8 @@ export class HandlerHostPool {
         host.renew = renew;
         spawned();
       },
+      runAs: key.runAs ?? null,
     };
-    // who the host runs as: the launcher's run-as option (RunCommandOptions.runAs, where the launcher has it)
-    if (key.runAs) Object.assign(opts, { runAs: key.runAs });
     this.hosts.add(host);
     host.exited = runCommand(opts);
 

@@ -2,15 +2,17 @@
 // staging path beside its final place (same filesystem, so the final move is an
 // atomic rename); only a successful, still-current attempt moves them into
 // place. A failed, cancelled or lost attempt's staging folder is deleted, so an
-// interrupted job never leaves a half-written output behind.
+// interrupted job never leaves a half-written output behind. Each attempt has a
+// folder of its own (`.gantry-staging-<fence>`, no shared parent): attempts of
+// a job that overlap (a lost one still ending) never remove each other's.
 import fs from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 
-export const STAGING_DIR = '.gantry-staging';
+export const STAGING_PREFIX = '.gantry-staging-';
 
 export function stagingDirFor(finalPath: string, fence: number): string {
-  return path.join(path.dirname(finalPath), STAGING_DIR, String(fence));
+  return path.join(path.dirname(finalPath), `${STAGING_PREFIX}${fence}`);
 }
 
 export function stagingPathFor(finalPath: string, fence: number): string {
@@ -22,11 +24,26 @@ export function allOutputsExist(outputs: Record<string, string>): boolean {
   return paths.length > 0 && paths.every((p) => existsSync(p));
 }
 
-/** Creates the staging folders; returns output name → staging path. */
-export async function prepareStaging(outputs: Record<string, string>, fence: number): Promise<Record<string, string>> {
+/**
+ * Creates the staging folders; returns output name → staging path. `owner`:
+ * the user the job runs as, who gets every folder created here (the staging
+ * folder and missing parents of the output), so what it commits stays its own.
+ */
+export async function prepareStaging(outputs: Record<string, string>, fence: number, owner: { uid: number; gid: number } | null = null): Promise<Record<string, string>> {
   const staged: Record<string, string> = {};
   for (const [name, finalPath] of Object.entries(outputs)) {
-    await fs.mkdir(stagingDirFor(finalPath, fence), { recursive: true });
+    const dir = stagingDirFor(finalPath, fence);
+    const first = await fs.mkdir(dir, { recursive: true });
+    if (owner && first !== undefined) {
+      // from the first folder created down to the staging folder
+      const rel = path.relative(first, dir);
+      let p = first;
+      await fs.chown(p, owner.uid, owner.gid);
+      for (const part of rel ? rel.split(path.sep) : []) {
+        p = path.join(p, part);
+        await fs.chown(p, owner.uid, owner.gid);
+      }
+    }
     staged[name] = stagingPathFor(finalPath, fence);
   }
   return staged;
@@ -58,13 +75,9 @@ export async function commitOutputs(outputs: Record<string, string>, fence: numb
   await discardStaging(outputs, fence);
 }
 
-/** Deletes the attempt's staging folders (and the shared staging folder once empty). */
+/** Deletes the attempt's staging folders. */
 export async function discardStaging(outputs: Record<string, string>, fence: number): Promise<void> {
-  for (const finalPath of Object.values(outputs)) {
-    const dir = stagingDirFor(finalPath, fence);
-    await fs.rm(dir, { recursive: true, force: true });
-    await fs.rmdir(path.dirname(dir)).catch(() => undefined); // only when empty
-  }
+  for (const finalPath of Object.values(outputs)) await fs.rm(stagingDirFor(finalPath, fence), { recursive: true, force: true });
 }
 
 /**

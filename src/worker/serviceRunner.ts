@@ -13,6 +13,8 @@ import type { Logger } from '../log.js';
 import { runCommand } from './runCommand.js';
 import { LogShipper } from './logShipper.js';
 import type { Launcher } from './launcher.js';
+import { makeScratchDir, removeScratchDir } from './scratchDir.js';
+import { RunAsError, type RunAsDecision, type UnixUser } from './runAs.js';
 
 export interface ServiceRunnerOptions {
   worker: string;
@@ -24,6 +26,10 @@ export interface ServiceRunnerOptions {
   logger: Logger;
   /** the worker's command launcher, null: Node's spawn */
   launcher?: () => Launcher | null;
+  /** what an instance's environment starts from (jobEnvironment.ts), for the user it runs as: never the worker's own environment */
+  baseEnv: (who: UnixUser | null) => Readonly<Record<string, string>>;
+  /** who a namespace's services run as (runAs.ts); absent: as the worker */
+  runAs?: (namespace: string) => Promise<RunAsDecision>;
 }
 
 interface Instance {
@@ -164,14 +170,30 @@ export class ServiceRunner {
     const { command } = i.spec;
     let lastErr = '';
     let result: { code: number | null; signal: string | null; reason: string | null };
+    // As its namespace's user (a root worker); a user that does not exist ends the instance with that cause.
+    const decided = this.o.runAs ? await this.o.runAs(i.ref.namespace).catch((e: Error) => (e instanceof RunAsError ? e : Promise.reject(e))) : { user: null, warning: null };
+    const user = decided instanceof Error ? null : decided.user;
+    // (told to the operator, not in the instance's output: it would be the last lines of every exit)
+    if (!(decided instanceof Error) && decided.warning) log.warn(decided.warning.replace('this job', 'this service'));
+    const owner = user ? { uid: user.uid, gid: user.gid } : null;
+    // no folder of its own: a fresh one per instance, never the worker's working directory
+    const scratch =
+      command.kind === 'handler' || i.spec.baseDir || decided instanceof Error
+        ? null
+        : await makeScratchDir(`service-${i.ref.namespace}-${i.ref.name}-${i.ref.fence}`, owner).catch((e: Error) => e);
     if (command.kind === 'handler') {
       result = { code: null, signal: null, reason: 'handler services are not supported yet: give the service a run: command' };
+    } else if (decided instanceof Error) {
+      result = { code: null, signal: null, reason: decided.message };
+    } else if (scratch instanceof Error) {
+      result = { code: null, signal: null, reason: `cannot create its scratch folder: ${scratch.message}` };
     } else {
       const argv = command.kind === 'shell' ? ['/bin/sh', '-c', command.script] : command.argv;
       const r = await runCommand({
         argv,
-        cwd: i.spec.baseDir || process.cwd(),
-        env: { ...process.env, ...i.spec.env, GANTRY_SERVICE: name, GANTRY_SERVICE_INSTANCE: String(i.ref.fence) },
+        cwd: scratch ?? i.spec.baseDir,
+        runAs: user ? { uid: user.uid, gid: user.gid, groups: user.groups } : null,
+        env: { ...this.o.baseEnv(user), ...i.spec.env, GANTRY_SERVICE: name, GANTRY_SERVICE_INSTANCE: String(i.ref.fence) },
         signal: i.abort.signal,
         killGraceMs: this.o.stopGraceMs,
         // Always supervised: an instance must not outlive its worker, or a moved service would run twice.
@@ -187,6 +209,7 @@ export class ServiceRunner {
           log.info({ stream }, line);
         },
       });
+      if (scratch) await removeScratchDir(scratch);
       const how = r.spawnError ?? (r.signal ? `killed by ${r.signal}` : `exit code ${r.exitCode}`);
       result = { code: r.exitCode, signal: r.signal, reason: i.ending === 'stop' ? 'stopped' : lastErr && !r.spawnError ? `${how}: ${lastErr.slice(0, 300)}` : how };
     }

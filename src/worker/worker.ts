@@ -7,7 +7,6 @@
 // handlerHosts: handlers run in host processes), output staging (outputs), log
 // shipping (logShipper).
 import os from 'node:os';
-import path from 'node:path';
 import fs from 'node:fs/promises';
 import { statSync } from 'node:fs';
 import type { RunSnapshot, TemplateContext, WorkflowSpec } from '../spec/model.js';
@@ -22,7 +21,7 @@ import { strongerStopMode } from '../store/rows.js';
 import { addCapacity, freeOf, NO_CAPACITY } from '../store/claimSelection.js';
 import type { Logger } from '../log.js';
 import { LogShipper } from './logShipper.js';
-import { allOutputsExist, commitOutputs, discardStaging, missingStagedOutputs, prepareStaging, removeFinalOutputs } from './outputs.js';
+import { allOutputsExist, commitOutputs, discardStaging, missingStagedOutputs, removeFinalOutputs } from './outputs.js';
 import { runCommand, type LauncherKind } from './runCommand.js';
 import { acquireLauncher, SUPERVISOR_KILL_LINE, type Launcher } from './launcher.js';
 import { CompletionBatcher } from './completionBatcher.js';
@@ -34,9 +33,11 @@ import { SecretError, type SecretKey } from '../secrets/seal.js';
 import { maskValue, noMask, secretMasker, type Masker } from './secretMask.js';
 import { secretNames } from '../spec/template.js';
 import { ServiceRunner } from './serviceRunner.js';
+import { JobEnvironment } from './jobEnvironment.js';
+import { setUpAttempt, tearDownAttempt, type AttemptSetup } from './attemptSetup.js';
+import { openJobFile } from './attemptFiles.js';
+import { ownUserName, RunAsPolicy } from './runAs.js';
 
-/** read once: os.tmpdir() costs six identity syscalls per call (Node's safeGetenv) */
-const TMPDIR = os.tmpdir();
 
 export interface WorkerOptions {
   name: string;
@@ -61,6 +62,13 @@ export interface WorkerOptions {
    * Node's spawn from this process, under bin/gantry-supervise when supervised.
    */
   launcher?: LauncherKind;
+  /** names of this worker's environment variables its jobs and services get too (`--pass-env`); the rest of its environment they never see */
+  passEnv?: string[];
+  /**
+   * A root worker runs the jobs of a namespace mapped to no user as this user
+   * (e.g. nobody); null: as itself, with a warning line in the job's log.
+   */
+  runAsDefault?: string | null;
   /** opens the secrets jobs use (`{{ secrets.NAME }}`); null: this worker cannot, and such jobs fail saying so */
   secretKey?: SecretKey | null;
   logger: Logger;
@@ -128,6 +136,10 @@ export class Worker {
   /** starts this worker's commands (shared by the process's workers); null: Node's spawn */
   private launcher: Launcher | null = null;
 
+  /** what a job's environment starts from (never the worker's own environment) */
+  private readonly jobEnv: JobEnvironment;
+  /** who a namespace's jobs run as on this worker */
+  private readonly runAs: RunAsPolicy;
   private readonly completions: CompletionBatcher;
   /** continuous services this worker runs (claimed like jobs, beside them) */
   private readonly services: ServiceRunner;
@@ -137,13 +149,15 @@ export class Worker {
   private readonly handlerHosts: HandlerHostPool;
 
   constructor(private readonly store: Store, private readonly o: WorkerOptions) {
+    this.jobEnv = new JobEnvironment(o.passEnv ?? []);
+    this.runAs = new RunAsPolicy(store, o.runAsDefault ?? null);
     this.completions = new CompletionBatcher(store, (fn) => this.withStoreRetry(fn), {
       request: (fences) => this.batchClaimRequest(fences),
       claimed: (jobs, fences, ok) => this.batchClaimed(jobs, fences, ok),
     });
     this.services = new ServiceRunner(
       store,
-      { worker: o.name, host: this.host, queues: o.queues, leaseMs: o.leaseMs, stopGraceMs: o.killGraceMs, logger: o.logger, launcher: () => this.launcher },
+      { worker: o.name, host: this.host, queues: o.queues, leaseMs: o.leaseMs, stopGraceMs: o.killGraceMs, logger: o.logger, launcher: () => this.launcher, baseEnv: (who) => this.jobEnv.base(who), runAs: (ns) => this.runAs.decide(ns) },
       () => this.poke(),
     );
     this.handlerHosts = new HandlerHostPool({
@@ -182,7 +196,7 @@ export class Worker {
       if (free <= 0) return null;
       this.batchClaiming = true;
       const used = addCapacity(jobsUsed, this.services.used());
-      return { worker: { name: this.o.name, host: this.host, queues: this.o.queues }, limit: free, leaseMs: this.o.leaseMs, free: freeOf(this.o.resources, used) };
+      return { worker: this.claimingWorker(), limit: free, leaseMs: this.o.leaseMs, free: freeOf(this.o.resources, used) };
     };
   }
 
@@ -203,6 +217,12 @@ export class Worker {
     }
   }
 
+  /** Who claims: a worker that is not root names its Unix user, and gets only jobs it can run as (runAs.ts). */
+  private claimingWorker(): ClaimRequest['worker'] {
+    const unixUser = this.runAs.claimUser;
+    return { name: this.o.name, host: this.host, queues: this.o.queues, ...(unixUser !== undefined ? { unixUser } : {}) };
+  }
+
   private poke(): void {
     if (this.wake) this.wake();
     else this.wakeMissed = true;
@@ -220,6 +240,7 @@ export class Worker {
       queues: this.o.queues,
       slots: this.o.slots,
       resources: this.o.resources,
+      unixUser: ownUserName(),
     });
     this.unsubscribe = this.store.subscribe((s) => {
       if (s.type === 'queued') this.poke();
@@ -342,7 +363,7 @@ export class Worker {
         try {
           const used = addCapacity(jobsUsed, this.services.used());
           const claimed = await this.store.claimJobs(
-            { name: this.o.name, host: this.host, queues: this.o.queues },
+            this.claimingWorker(),
             free,
             this.o.leaseMs,
             freeOf(this.o.resources, used),
@@ -471,7 +492,14 @@ export class Worker {
     };
     this.active.set(c.fence, a);
     a.done = this.runAttempt(c, a)
-      .catch((e) => this.o.logger.error({ err: e, job: c.job.id }, 'attempt crashed in the worker'))
+      .catch(async (e) => {
+        this.o.logger.error({ err: e, job: c.job.id }, 'attempt crashed in the worker');
+        // Not left running until its lease ends (then requeued as lost, forever): a failed try, with the cause.
+        if (!a.finishing)
+          await this.finish(c, { state: 'failed', exitCode: null, error: `the worker failed running it: ${errorMessage(e)}` }).catch((e2) =>
+            this.o.logger.error({ err: e2, job: c.job.id }, 'could not record the failed attempt; the reaper will requeue it'),
+          );
+      })
       .finally(() => {
         this.active.delete(c.fence);
         // Its completion's batch already claimed for its slot (or found nothing): no claim of the loop's own.
@@ -549,9 +577,25 @@ export class Worker {
     const system = (line: string) => logs.push('system', `[gantry] ${line}`);
     system(`attempt ${job.attempts} of ${job.id} on worker ${this.o.name} (${this.host})`);
 
-    const staged = await prepareStaging(job.outputs, fence);
+    // Who it runs as, where its outputs may go, their staging, its scratch folder and result file.
+    const prepared = await setUpAttempt({
+      fence,
+      outputs: job.outputs,
+      kind: command.kind,
+      baseDir: expanded.scope.baseDir,
+      namespace: expanded.scope.workflow.slice(0, expanded.scope.workflow.indexOf('/')),
+      policy: this.runAs,
+    });
+    if ('error' in prepared) {
+      // the worker's own preparation failed: a failed try with its real cause, not a job left running until its lease ends
+      await this.failAttempt(c, logs, prepared.error, mask, prepared.retryable);
+      return;
+    }
+    const setup = prepared.ok;
+    if (setup.warning) system(setup.warning);
+    const { staged } = setup;
     // Not created up front: most jobs never write a result.
-    const resultFile = path.join(TMPDIR, `gantry-result-${fence}-${process.pid}-${Math.random().toString(36).slice(2)}.json`);
+    const resultFile = setup.files.result;
     let timer: NodeJS.Timeout | null = null;
     if (task.timeoutMs !== null) {
       timer = setTimeout(() => {
@@ -573,7 +617,7 @@ export class Worker {
     }
     let outcome: AttemptOutcome;
     try {
-      outcome = await this.execute(c, a, step, staged, resultFile, logs, secrets);
+      outcome = await this.execute(c, a, step, setup, logs, secrets);
     } catch (e) {
       outcome = { state: 'failed', exitCode: null, error: errorMessage(e), retryable: !(e instanceof TemplateError) };
     } finally {
@@ -618,7 +662,7 @@ export class Worker {
       }
       // A handler returns its result: it has no $GANTRY_RESULT file (two syscalls per job saved).
       if (outcome.state === 'succeeded' && outcome.result === undefined && command.kind !== 'handler') {
-        const r = await readResult(resultFile, step.kind === 'split' ? MAX_SPLIT_BYTES : this.o.maxResultBytes);
+        const r = await readResult(resultFile, step.kind === 'split' ? MAX_SPLIT_BYTES : this.o.maxResultBytes, setup.files.owner);
         if ('error' in r) outcome = { state: 'failed', exitCode: outcome.exitCode, error: r.error, retryable: false };
         else if (r.value !== undefined) outcome = { ...outcome, result: r.value };
       }
@@ -627,8 +671,14 @@ export class Worker {
         // Only a still-current attempt may put files in place (fencing), then it reports success.
         // The check renews the lease, so the reaper cannot take the job back while the renames run.
         await this.withStoreRetry(() => this.store.assertCurrent(fence, this.o.leaseMs));
-        await commitOutputs(job.outputs, fence);
-        system(`succeeded; outputs in place: ${Object.values(job.outputs).join(', ')}`);
+        try {
+          await commitOutputs(job.outputs, fence);
+          system(`succeeded; outputs in place: ${Object.values(job.outputs).join(', ')}`);
+        } catch (e) {
+          outcome = { state: 'failed', exitCode: outcome.exitCode, error: `cannot move its outputs into place: ${errorMessage(e)}` };
+          await discardStaging(job.outputs, fence).catch(() => undefined);
+          system(`failed: ${outcome.error}`);
+        }
       } else if (outcome.state === 'succeeded') {
         system('succeeded');
       } else {
@@ -645,6 +695,7 @@ export class Worker {
       this.o.logger.warn({ job: job.id, fence }, 'attempt no longer owns its job; its result was discarded');
     } finally {
       if (command.kind !== 'handler' && statSync(resultFile, { throwIfNoEntry: false })) await fs.unlink(resultFile).catch(() => undefined);
+      await tearDownAttempt(setup);
     }
   }
 
@@ -678,6 +729,14 @@ export class Worker {
       if (e instanceof StaleFenceError) this.abortAttempt(c.fence, 'revoked');
       throw e;
     }
+  }
+
+  /** Ends an attempt the worker could not start or finish (its preparation failed): a failed try, its cause in the log and as its error. */
+  private async failAttempt(c: ClaimedJob, logs: LogShipper, error: string, mask: Masker, retryable = true): Promise<void> {
+    logs.push('system', `[gantry] failed: ${error}`);
+    await discardStaging(c.job.outputs, c.fence).catch(() => undefined);
+    const lines = await logs.drain();
+    await this.finish(c, maskOutcome({ state: 'failed', exitCode: null, error, ...(retryable ? {} : { retryable: false }) }, mask), lines);
   }
 
   private async finish(c: ClaimedJob, outcome: AttemptOutcome, lines: LogLine[] = []): Promise<void> {
@@ -767,12 +826,14 @@ export class Worker {
     c: ClaimedJob,
     a: ActiveAttempt,
     step: JobStep,
-    staged: Record<string, string>,
-    resultFile: string,
+    setup: AttemptSetup,
     logs: LogShipper,
     secrets: Record<string, string>,
   ): Promise<AttemptOutcome> {
     const { task, scope } = step.expanded;
+    const { staged, user } = setup;
+    const resultFile = setup.files.result;
+    const owner = user ? { uid: user.uid, gid: user.gid } : null;
     const ctx = this.templateContext(c, step.expanded, staged, secrets);
     const command = step.command!;
     if (step.kind === 'split') a.splitStdout = [];
@@ -796,8 +857,8 @@ export class Worker {
       if (ctx.chunk !== undefined) data.chunk = ctx.chunk;
       if (ctx.chunks) data.chunks = ctx.chunks;
       const r = await this.handlerHosts.run({
-        key: { namespace: scope.workflow.slice(0, scope.workflow.indexOf('/')), folder: scope.baseDir },
-        env: process.env,
+        key: { namespace: scope.workflow.slice(0, scope.workflow.indexOf('/')), folder: scope.baseDir, runAs: user ? { uid: user.uid, gid: user.gid, groups: user.groups } : null },
+        env: this.jobEnv.base(user),
         module: command.module,
         exportName: command.exportName,
         resultLimit: step.kind === 'split' ? MAX_SPLIT_BYTES : this.o.maxResultBytes,
@@ -822,7 +883,7 @@ export class Worker {
 
     const argv = command.kind === 'shell' ? ['/bin/sh', '-c', renderShell(command.script, ctx)] : renderArgv(command.argv, ctx);
     const env: NodeJS.ProcessEnv = {
-      ...process.env,
+      ...this.jobEnv.base(user),
       ...paramEnv(scope.params),
       ...(scope.item ? { GANTRY_ITEM: typeof scope.item.value === 'string' ? scope.item.value : JSON.stringify(scope.item.value) } : {}),
       GANTRY_RUN_ID: String(c.run.id),
@@ -835,10 +896,11 @@ export class Worker {
     for (const [name, p] of Object.entries(staged)) env[`GANTRY_OUTPUT_${name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`] = p;
     for (const [k, v] of Object.entries(task.env)) env[k] = renderLiteral(v, ctx);
     const checkpoint = await CheckpointFile.create(
-      path.join(TMPDIR, `gantry-checkpoint-${c.fence}-${process.pid}-${Math.random().toString(36).slice(2)}`),
+      setup.files.checkpoint,
       c.job.checkpoint,
       (text) => this.withStoreRetry(() => this.store.saveCheckpoint(c.fence, text)),
       (message) => logs.push('system', `[gantry] ${message}`),
+      owner,
     );
     a.checkpoint = checkpoint;
     env.GANTRY_CHECKPOINT = checkpoint.path;
@@ -846,8 +908,9 @@ export class Worker {
     let supervisorKilled = false;
     const r = await runCommand({
       argv,
-      cwd: scope.baseDir,
+      cwd: setup.scratch ?? scope.baseDir,
       env,
+      runAs: user ? { uid: user.uid, gid: user.gid, groups: user.groups } : null,
       signal: a.abort.signal,
       killGraceMs: this.o.killGraceMs,
       superviseSeconds: this.o.supervise ? (this.o.leaseMs * SUPERVISE_FRACTION) / 1000 : null,
@@ -905,12 +968,14 @@ function localUpstream(upstream: ClaimedJob['upstream'], scope: TaskScope): Clai
   return local;
 }
 
-async function readResult(file: string, maxBytes: number): Promise<{ value: unknown } | { error: string }> {
+async function readResult(file: string, maxBytes: number, owner: number | null): Promise<{ value: unknown } | { error: string }> {
   // Most jobs write no result: a stat that answers "absent" costs less than an ENOENT exception per job.
   if (!statSync(file, { throwIfNoEntry: false })) return { value: undefined };
   let text: string;
   try {
-    const fh = await fs.open(file, 'r');
+    // never through a symbolic link, only the job user's own file: a job cannot have the worker read another file for it
+    const fh = await openJobFile(file, owner).catch((e: Error) => e);
+    if (fh instanceof Error) return (fh as NodeJS.ErrnoException).code === 'ENOENT' ? { value: undefined } : { error: `$GANTRY_RESULT: ${fh.message}` };
     try {
       const { size } = await fh.stat();
       if (size > maxBytes) return { error: `result too large: $GANTRY_RESULT holds ${size} bytes, the limit is ${maxBytes}` };

@@ -36,10 +36,10 @@ onEveryStore('gantry exec and gantry service', (storeName) => {
       expect(r.code).toBe(code);
       expect(r.stdout).toBe('before\n');
     }
-    // no shell: arguments arrive as given, templates and all; it runs in the caller's folder (output is shipped by line)
+    // no shell: arguments arrive as given, templates and all; --cwd: it runs there (output is shipped by line)
     const argv = await gantry(['exec', '--', 'printf', '%s|', 'a b', '{{ params.x }}', '$HOME'], { server, cwd: g.dir });
     expect(argv.stdout).toBe('a b|{{ params.x }}|$HOME|\n');
-    const pwd = await gantry(['exec', '--', 'pwd'], { server, cwd: g.dir });
+    const pwd = await gantry(['exec', '--cwd', g.dir, '--', 'pwd'], { server });
     expect(fs.realpathSync(pwd.stdout.trim())).toBe(fs.realpathSync(g.dir));
     // the job is a run of its own, listed as workflow exec
     const runs = (await g.store.listRuns({ workflow: 'exec' })).length;

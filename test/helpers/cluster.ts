@@ -97,7 +97,10 @@ async function openStore(name: StoreName): Promise<{ store: Store; db: string; c
   return { store, db: url.toString(), rows, cleanup: () => dropSchema(schema) };
 }
 
-export async function cluster(name: StoreName, o: { slots?: number; leaseMs?: number; notify?: NotifyOptions; publicUrl?: string } = {}): Promise<Cluster> {
+export async function cluster(
+  name: StoreName,
+  o: { slots?: number; leaseMs?: number; notify?: NotifyOptions; publicUrl?: string; worker?: Pick<Parameters<typeof workerFor>[1], 'launcher' | 'passEnv' | 'runAsDefault'> } = {},
+): Promise<Cluster> {
   const { store, db, cleanup, rows } = await openStore(name);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-cluster-'));
   const logger = silentLogger();
@@ -110,7 +113,7 @@ export async function cluster(name: StoreName, o: { slots?: number; leaseMs?: nu
     scheduler = schedulerFor(store, leaseMs, logger, o.notify);
     scheduler.start();
     app = await buildApp({ store, logger, secretKey, publicUrl: o.publicUrl });
-    worker = workerFor(store, { name: `w-${process.pid}-${Math.random().toString(36).slice(2, 8)}`, queues: ['default'], slots: o.slots ?? 4, leaseMs, killGraceMs: 500, secretKey, logger });
+    worker = workerFor(store, { name: `w-${process.pid}-${Math.random().toString(36).slice(2, 8)}`, queues: ['default'], slots: o.slots ?? 4, leaseMs, killGraceMs: 500, secretKey, logger, ...o.worker });
     await worker.start();
   } catch (e) {
     await worker?.stop({ graceful: false });

@@ -176,13 +176,13 @@ tasks:
     );
     const final = path.join(g.dir, 'out/staged/data.txt');
     const run = await startRun(g.up.store, { workflow: 'staged' });
-    const staging = path.join(g.dir, 'out/staged/.gantry-staging');
-    await waitFor(g.up.store, async () => (fs.existsSync(staging) && fs.readdirSync(staging).length > 0 ? true : null), 10_000, 'staging dir');
+    const stagingDirs = () => (fs.existsSync(path.join(g.dir, 'out/staged')) ? fs.readdirSync(path.join(g.dir, 'out/staged')).filter((f) => f.startsWith('.gantry-staging-')) : []);
+    await waitFor(g.up.store, async () => (stagingDirs().length > 0 ? true : null), 10_000, 'staging dir');
     expect(fs.existsSync(final)).toBe(false); // nothing half-written in the final place
     fs.writeFileSync(gate, '');
     await waitFor(g.up.store, async () => ((await g.up.store.getRun(run.id))!.state === 'succeeded' ? true : null), 10_000, 'run');
     expect(fs.readFileSync(final, 'utf8')).toBe('partial\ncomplete\n');
-    expect(fs.existsSync(staging)).toBe(false);
+    expect(stagingDirs()).toEqual([]);
   });
 
   it('deletes staged files of a failed attempt and never creates the output', async () => {
@@ -247,7 +247,7 @@ tasks:
     const pid = Number(fs.readFileSync(pidFile, 'utf8'));
     await g.up.store.cancelRun(run.id);
     await waitFor(g.up.store, async () => (alive(pid) ? null : true), 5_000, 'the job process to die');
-    await waitFor(g.up.store, async () => (fs.existsSync(path.join(g.dir, 'out/cancel/.gantry-staging')) ? null : true), 5_000, 'staging cleanup');
+    await waitFor(g.up.store, async () => (fs.readdirSync(path.join(g.dir, 'out/cancel')).some((f) => f.startsWith('.gantry-staging-')) ? null : true), 5_000, 'staging cleanup');
     expect(fs.existsSync(path.join(g.dir, 'out/cancel/data.txt'))).toBe(false);
     expect((await g.up.store.getJob(`${run.id}:long`))!.state).toBe('cancelled');
   });

@@ -81,7 +81,7 @@ import {
   exited, isRunning, moved, neverStarted, pickServices, serviceList, serviceValues, started, stopped, toService, upsertServiceSql, serviceAuditNotes,
   lineBytes, lostLine, serviceLogLine, trimExcess, SERVICE_LOG_INSTANCES, TRIM_MARK, type ServiceRowDb,
 } from '../serviceRows.js';
-import { chunkGroup, selectClaims, unfittableReason, type LiveWorker } from '../claimSelection.js';
+import { chunkGroup, runAsReason, selectClaims, unfittableReason, type LiveWorker } from '../claimSelection.js';
 import {
   toAttempt,
   toDefinition,
@@ -273,6 +273,10 @@ export interface PostgresStoreOptions {
   /** schema to use (tests isolate themselves in one schema each) */
   schema?: string;
 }
+
+/** A candidate job's namespace is mapped to no Unix user or to the claiming worker's ($3). */
+const RUN_AS_FILTER = ` AND NOT EXISTS (SELECT 1 FROM runs r JOIN namespaces n ON n.namespace = r.namespace
+  WHERE r.id = jobs.run_id AND n.run_user IS NOT NULL AND n.run_user <> $3)`;
 
 export class PostgresStore implements Store {
   readonly dialect = 'postgres' as const;
@@ -883,12 +887,12 @@ export class PostgresStore implements Store {
     const now = this.clock.now();
     await this.tx(async (c, signal) => {
       await c.query(prepared(
-      `INSERT INTO workers (name, host, pid, queues, slots, cpu, memory, resources, state, started_at, heartbeat_at)
-       VALUES ($1, $2, $3, $4, $5, $7, $8, $9, 'active', $6, $6)
+      `INSERT INTO workers (name, host, pid, queues, slots, cpu, memory, resources, state, started_at, heartbeat_at, unix_user)
+       VALUES ($1, $2, $3, $4, $5, $7, $8, $9, 'active', $6, $6, $10)
        ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid, queues = excluded.queues, slots = excluded.slots,
-         cpu = excluded.cpu, memory = excluded.memory, resources = excluded.resources, stop_mode = NULL,
+         cpu = excluded.cpu, memory = excluded.memory, resources = excluded.resources, stop_mode = NULL, unix_user = excluded.unix_user,
          state = 'active', started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at`,
-      [w.name, w.host, w.pid, JSON.stringify(w.queues), w.slots, now, w.resources.cpu, w.resources.memoryBytes, JSON.stringify(w.resources.custom)],
+      [w.name, w.host, w.pid, JSON.stringify(w.queues), w.slots, now, w.resources.cpu, w.resources.memoryBytes, JSON.stringify(w.resources.custom), w.unixUser ?? null],
       ));
       await this.outboxEvent(c, signal, workerEvent(w.name, 'online', registeredReason(w), now));
     });
@@ -987,15 +991,16 @@ export class PostgresStore implements Store {
     return (await this.pool.query<{ clean: boolean }>(prepared(`SELECT clean FROM attempts WHERE id = $1`, [fence]))).rows[0]?.clean === true;
   }
 
-  async claimJobs(worker: { name: string; host: string; queues: string[] }, limit: number, leaseMs: number, free?: FreeCapacity): Promise<ClaimedJob[]> {
+  async claimJobs(worker: ClaimRequest['worker'], limit: number, leaseMs: number, free?: FreeCapacity): Promise<ClaimedJob[]> {
     if (limit <= 0) return [];
     return (await this.claimWithIds(worker, limit, leaseMs, free)).claimed;
   }
 
   /** claimJobs, with the claimed rows' ids: the one-statement claim when it can decide, else the general one */
-  private async claimWithIds(worker: { name: string; host: string; queues: string[] }, limit: number, leaseMs: number, free?: FreeCapacity): Promise<Claimed> {
+  private async claimWithIds(worker: ClaimRequest['worker'], limit: number, leaseMs: number, free?: FreeCapacity): Promise<Claimed> {
     const now = this.clock.now();
-    if (worker.queues.length === 1 && now >= this.plainClaimsAfter) {
+    // a worker that is not root filters by its Unix user: the general claim does
+    if (worker.queues.length === 1 && now >= this.plainClaimsAfter && worker.unixUser === undefined) {
       const plain = await this.claimPlain(this.pool, null, { name: worker.name, host: worker.host, queue: worker.queues[0]! }, limit, leaseMs, free, now);
       if (typeof plain === 'object') return plain;
       // Pools or resources at the head of the queue: leave the one-statement claim alone for a while.
@@ -1009,7 +1014,7 @@ export class PostgresStore implements Store {
   private async claimIn(
     c: Q,
     signal: Sig,
-    worker: { name: string; host: string; queues: string[] },
+    worker: ClaimRequest['worker'],
     limit: number,
     leaseMs: number,
     free: FreeCapacity | undefined,
@@ -1020,15 +1025,18 @@ export class PostgresStore implements Store {
       const window = Math.max(limit * 2, 8);
       const cols = `id, run_id, task, chunk, chunk_limit, resume, priority, enqueued_at, queues, pool, cpu, memory, resources`;
       // One ordered range scan of the claim index per queue (an IN list would sort every queued row).
+      // A worker that is not root takes only jobs of namespaces mapped to no user or to its own ($3).
+      const mine = worker.unixUser === undefined ? '' : RUN_AS_FILTER;
+      const user = worker.unixUser === undefined ? [] : [worker.unixUser];
       const primary: CandidateRowDb[] = [];
       for (const queue of worker.queues)
         primary.push(
           ...(
             await c.query<CandidateRowDb>(
               prepared(
-                `SELECT ${cols} FROM jobs WHERE state = 'queued' AND queue = $1
+                `SELECT ${cols} FROM jobs WHERE state = 'queued' AND queue = $1${mine}
                  ORDER BY priority DESC, resume DESC, enqueued_at, id LIMIT $2 FOR UPDATE SKIP LOCKED`,
-                [queue, window],
+                [queue, window, ...user],
               ),
             )
           ).rows,
@@ -1041,9 +1049,9 @@ export class PostgresStore implements Store {
         await c.query<CandidateRowDb>(
           prepared(
             `SELECT ${cols} FROM jobs WHERE state = 'queued' AND has_fallback = 1 AND NOT (queue = ANY($1::text[]))
-               AND queues::jsonb ?| $1::text[]
+               AND queues::jsonb ?| $1::text[]${mine}
              ORDER BY priority DESC, resume DESC, enqueued_at, id LIMIT $2 FOR UPDATE SKIP LOCKED`,
-            [worker.queues, window],
+            [worker.queues, window, ...user],
           ),
         )
       ).rows;
@@ -1736,18 +1744,22 @@ export class PostgresStore implements Store {
   async updateWaitingReasons(workerTimeoutMs: number): Promise<number> {
     const now = this.clock.now();
     const workers = (await this.all<WorkerRowDb>(`SELECT * FROM workers WHERE state = 'active' AND heartbeat_at >= $1`, [now - workerTimeoutMs])).map(offeredBy);
-    const groups = await this.all<WaitingGroupDb>(
-      `SELECT queues, cpu, memory, resources, waiting_reason, count(*)::int AS n FROM jobs WHERE state = 'queued'
-       GROUP BY queues, cpu, memory, resources, waiting_reason`,
+    // grouped by the Unix user its namespace runs as too: only root workers and that user's may take it
+    const groups = await this.all<WaitingGroupDb & { run_user: string | null }>(
+      `SELECT j.queues, j.cpu, j.memory, j.resources, j.waiting_reason, n.run_user, count(*)::int AS n
+       FROM jobs j JOIN runs r ON r.id = j.run_id LEFT JOIN namespaces n ON n.namespace = r.namespace WHERE j.state = 'queued'
+       GROUP BY j.queues, j.cpu, j.memory, j.resources, j.waiting_reason, n.run_user`,
     );
     let changed = 0;
     for (const g of groups) {
-      const reason = unfittableReason(JSON.parse(g.queues) as string[], needOf(g), workers);
+      const queues = JSON.parse(g.queues) as string[];
+      const reason = unfittableReason(queues, needOf(g), workers) ?? runAsReason(queues, g.run_user, workers);
       if (reason === g.waiting_reason) continue;
       const r = await this.pool.query(prepared(
         `UPDATE jobs SET waiting_reason = $1 WHERE state = 'queued' AND queues = $2 AND cpu = $3 AND memory IS NOT DISTINCT FROM $4
-           AND resources = $5 AND waiting_reason IS NOT DISTINCT FROM $6`,
-        [reason, g.queues, g.cpu, g.memory, g.resources, g.waiting_reason],
+           AND resources = $5 AND waiting_reason IS NOT DISTINCT FROM $6
+           AND (SELECT n.run_user FROM runs r LEFT JOIN namespaces n ON n.namespace = r.namespace WHERE r.id = jobs.run_id) IS NOT DISTINCT FROM $7`,
+        [reason, g.queues, g.cpu, g.memory, g.resources, g.waiting_reason, g.run_user],
       ));
       changed += r.rowCount ?? 0;
     }

@@ -429,6 +429,8 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   );
   INSERT INTO events_pruned (id, through) VALUES (1, 0);
   `,
+  // the Unix user a worker runs as ('root': may run any namespace's jobs); why a job of a mapped namespace waits
+  `ALTER TABLE workers ADD COLUMN unix_user TEXT;`,
 ];
 /** Arbitrary constant naming Gantry's migration lock. */
 const MIGRATION_LOCK = 7_070_001;

@@ -72,7 +72,7 @@ import { publicToken, toSecretInfo, toTokens, type SecretRowDb, type TokenNamesp
 import { strongerStopMode } from '../rows.js';
 import type { Overlap } from '../../spec/model.js';
 import { toDeferred, toMark, type DeferredRowDb, type MarkRowDb } from '../scheduleRows.js';
-import { chunkGroup, selectClaims, unfittableReason, type LiveWorker } from '../claimSelection.js';
+import { chunkGroup, runAsReason, selectClaims, unfittableReason, type LiveWorker } from '../claimSelection.js';
 import { migrateSqlite } from './migrations.js';
 import { insertAudit } from './audit.js';
 import { eventFilterSql, eventValues, insertEventSql, registeredReason, REVIVED_REASON, REVIVED_STATE, serviceEvent, stopAskedReason, workerEvent, type EventInsert } from '../eventRows.js';
@@ -140,6 +140,10 @@ const LOST_SQL = `SELECT j.id, j.fence, j.run_id, j.task, j.chunk, j.worker, j.l
 export interface SqliteStoreOptions {
   clock?: Clock;
 }
+
+/** A candidate job's namespace is mapped to no Unix user or to the claiming worker's (its one parameter). */
+const RUN_AS_FILTER = ` AND NOT EXISTS (SELECT 1 FROM runs r JOIN namespaces n ON n.namespace = r.namespace
+  WHERE r.id = jobs.run_id AND n.run_user IS NOT NULL AND n.run_user <> ?)`;
 
 export class SqliteStore implements Store {
   readonly dialect = 'sqlite' as const;
@@ -589,13 +593,13 @@ export class SqliteStore implements Store {
     const now = this.clock.now();
     this.tx(() => {
       this.sql(
-          `INSERT INTO workers (name, host, pid, queues, slots, cpu, memory, resources, state, started_at, heartbeat_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)
+          `INSERT INTO workers (name, host, pid, queues, slots, cpu, memory, resources, state, started_at, heartbeat_at, unix_user)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?)
            ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid, queues = excluded.queues, slots = excluded.slots,
-             cpu = excluded.cpu, memory = excluded.memory, resources = excluded.resources, stop_mode = NULL,
+             cpu = excluded.cpu, memory = excluded.memory, resources = excluded.resources, stop_mode = NULL, unix_user = excluded.unix_user,
              state = 'active', started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at`,
         )
-        .run(w.name, w.host, w.pid, JSON.stringify(w.queues), w.slots, w.resources.cpu, w.resources.memoryBytes, JSON.stringify(w.resources.custom), now, now);
+        .run(w.name, w.host, w.pid, JSON.stringify(w.queues), w.slots, w.resources.cpu, w.resources.memoryBytes, JSON.stringify(w.resources.custom), now, now, w.unixUser ?? null);
       this.outboxEvent(workerEvent(w.name, 'online', registeredReason(w), now));
     });
   }
@@ -683,7 +687,7 @@ export class SqliteStore implements Store {
     return (this.sql(`SELECT clean FROM attempts WHERE id = ?`).get(fence) as { clean: number } | undefined)?.clean === 1;
   }
 
-  async claimJobs(worker: { name: string; host: string; queues: string[] }, limit: number, leaseMs: number, free?: FreeCapacity): Promise<ClaimedJob[]> {
+  async claimJobs(worker: ClaimRequest['worker'], limit: number, leaseMs: number, free?: FreeCapacity): Promise<ClaimedJob[]> {
     if (limit <= 0) return [];
     const now = this.clock.now();
     return this.tx(() => this.claimIn(worker, limit, leaseMs, free, now).claimed);
@@ -691,7 +695,7 @@ export class SqliteStore implements Store {
 
   /** claimJobs inside the caller's transaction; `ids`: the claimed jobs' rows */
   private claimIn(
-    worker: { name: string; host: string; queues: string[] },
+    worker: ClaimRequest['worker'],
     limit: number,
     leaseMs: number,
     free: FreeCapacity | undefined,
@@ -702,17 +706,20 @@ export class SqliteStore implements Store {
       const window = Math.max(limit * 2, 8);
       const queues = JSON.stringify(worker.queues);
       // One ordered range scan of the claim index per queue (an IN list would sort every queued row).
+      // A worker that is not root takes only jobs of namespaces mapped to no user or to its own.
+      const mine = worker.unixUser === undefined ? '' : RUN_AS_FILTER;
+      const user = worker.unixUser === undefined ? [] : [worker.unixUser];
       const perQueue = this.sql(
         `SELECT id, run_id, task, chunk, chunk_limit, resume, priority, enqueued_at, queues, pool, cpu, memory, resources FROM jobs
-         WHERE state = 'queued' AND queue = ? ORDER BY priority DESC, resume DESC, enqueued_at, id LIMIT ?`,
+         WHERE state = 'queued' AND queue = ?${mine} ORDER BY priority DESC, resume DESC, enqueued_at, id LIMIT ?`,
       );
-      const primary = worker.queues.flatMap((q) => perQueue.all(q, window) as CandidateRowDb[]);
+      const primary = worker.queues.flatMap((q) => perQueue.all(q, ...user, window) as CandidateRowDb[]);
       const fallback = this.sql(
         `SELECT id, run_id, task, chunk, chunk_limit, resume, priority, enqueued_at, queues, pool, cpu, memory, resources FROM jobs
          WHERE state = 'queued' AND has_fallback = 1 AND queue NOT IN (SELECT value FROM json_each(?))
-           AND EXISTS (SELECT 1 FROM json_each(jobs.queues) q WHERE q.value IN (SELECT value FROM json_each(?)))
+           AND EXISTS (SELECT 1 FROM json_each(jobs.queues) q WHERE q.value IN (SELECT value FROM json_each(?)))${mine}
          ORDER BY priority DESC, resume DESC, enqueued_at, id LIMIT ?`,
-      ).all(queues, queues, window) as CandidateRowDb[];
+      ).all(queues, queues, ...user, window) as CandidateRowDb[];
       const candidates = mergeCandidates(primary, fallback).slice(0, window);
       if (candidates.length === 0) return none;
       const poolNames = [...new Set(candidates.map((c) => c.pool).filter((p): p is string => p !== null))];
@@ -1096,17 +1103,21 @@ export class SqliteStore implements Store {
     const now = this.clock.now();
     return this.tx(() => {
       const workers = (this.sql(`SELECT * FROM workers WHERE state = 'active' AND heartbeat_at >= ?`).all(now - workerTimeoutMs) as WorkerRowDb[]).map(offeredBy);
+      // grouped by the Unix user its namespace runs as too: only root workers and that user's may take it
       const groups = this.sql(
-        `SELECT queues, cpu, memory, resources, waiting_reason, count(*) AS n FROM jobs WHERE state = 'queued'
-         GROUP BY queues, cpu, memory, resources, waiting_reason`,
-      ).all() as WaitingGroupDb[];
+        `SELECT j.queues, j.cpu, j.memory, j.resources, j.waiting_reason, n.run_user, count(*) AS n
+         FROM jobs j JOIN runs r ON r.id = j.run_id LEFT JOIN namespaces n ON n.namespace = r.namespace WHERE j.state = 'queued'
+         GROUP BY j.queues, j.cpu, j.memory, j.resources, j.waiting_reason, n.run_user`,
+      ).all() as (WaitingGroupDb & { run_user: string | null })[];
       const set = this.sql(
-        `UPDATE jobs SET waiting_reason = ? WHERE state = 'queued' AND queues = ? AND cpu = ? AND memory IS ? AND resources = ? AND waiting_reason IS ?`,
+        `UPDATE jobs SET waiting_reason = ? WHERE state = 'queued' AND queues = ? AND cpu = ? AND memory IS ? AND resources = ? AND waiting_reason IS ?
+           AND (SELECT n.run_user FROM runs r LEFT JOIN namespaces n ON n.namespace = r.namespace WHERE r.id = jobs.run_id) IS ?`,
       );
       let changed = 0;
       for (const g of groups) {
-        const reason = unfittableReason(JSON.parse(g.queues) as string[], needOf(g), workers);
-        if (reason !== g.waiting_reason) changed += set.run(reason, g.queues, g.cpu, g.memory, g.resources, g.waiting_reason).changes;
+        const queues = JSON.parse(g.queues) as string[];
+        const reason = unfittableReason(queues, needOf(g), workers) ?? runAsReason(queues, g.run_user, workers);
+        if (reason !== g.waiting_reason) changed += set.run(reason, g.queues, g.cpu, g.memory, g.resources, g.waiting_reason, g.run_user).changes;
       }
       return changed;
     });

@@ -427,6 +427,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   );
   INSERT INTO events_pruned (id, through) VALUES (1, 0);
   `,
+  // the Unix user a worker runs as ('root': may run any namespace's jobs); why a job of a mapped namespace waits
+  `ALTER TABLE workers ADD COLUMN unix_user TEXT;`,
 ];
 export function migrateSqlite(db: Database.Database): number {
   db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
