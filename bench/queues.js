@@ -36,8 +36,10 @@ const DRAIN_TIMEOUT_MS = 180_000;
 const PG_URL = process.env.GANTRY_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
 /** a DB index of its own: it is flushed (FLUSHDB) before every BullMQ repetition */
 const REDIS_URL = process.env.GANTRY_BENCH_REDIS ?? 'redis://127.0.0.1:6379/15';
-const NOOP_HANDLER = `${path.join(here, 'noop.mjs')}#noop`;
-const LINK_HANDLER = `${path.join(here, 'marks.mjs')}#link`;
+// A handler must live in its workflow's folder: the modules are copied beside each workflow file.
+const HANDLER_MODULES = ['noop.mjs', 'marks.mjs'];
+const NOOP_HANDLER = './noop.mjs#noop';
+const LINK_HANDLER = './marks.mjs#link';
 const PEER_PACKAGES = ['graphile-worker', 'pg-boss', 'bullmq', 'ioredis'];
 const TERMINAL_RUN = new Set(['succeeded', 'failed', 'cancelled']);
 /** extra node flags for the worker processes, e.g. GANTRY_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" */
@@ -178,7 +180,7 @@ function startProcess(argv, { ipc, ready, env }) {
 /** `gantry worker` processes, the real CLI on the compiled dist/ */
 function gantryWorkers(url, wl, env) {
   return Array.from({ length: wl.workers }, (_, k) =>
-    startProcess([path.join(root, 'bin', 'gantry.js'), 'worker', '--db', url, '--slots', String(wl.concurrency), '--name', `w${k + 1}`, '--launcher', LAUNCHER], {
+    startProcess([path.join(root, 'bin', 'gantry.js'), 'worker', '--db', url, '--slots', String(wl.concurrency), '--name', `w${k + 1}`, '--launcher', LAUNCHER, '--pass-env', 'GANTRY_BENCH_MARKS_DIR'], {
       ipc: false,
       env,
       ready: (child, done) => {
@@ -280,6 +282,7 @@ const SYSTEMS = {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-bench-queues-'));
       const file = path.join(dir, `bench-${workload}.yaml`);
       fs.writeFileSync(file, gantryWorkflow(workload));
+      for (const m of HANDLER_MODULES) fs.copyFileSync(path.join(here, m), path.join(dir, m));
       let t = performance.now();
       const { definitions, errors } = loadDefinitionFiles([file]);
       const validateMs = performance.now() - t;

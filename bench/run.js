@@ -66,8 +66,10 @@ const CHAIN = 200;
 const RUN_TIMEOUT_MS = 180_000;
 const TERMINAL_RUN = new Set(['succeeded', 'failed', 'cancelled']);
 const NOOP_MODULE = path.join(here, 'noop.mjs');
-const NOOP_HANDLER = `${NOOP_MODULE}#noop`;
-const LINK_HANDLER = `${path.join(here, 'marks.mjs')}#link`;
+// A handler must live in its workflow's folder: the modules are copied beside each workflow file.
+const HANDLER_MODULES = ['noop.mjs', 'marks.mjs'];
+const NOOP_HANDLER = './noop.mjs#noop';
+const LINK_HANDLER = './marks.mjs#link';
 
 // ------------------------------------------------------------------ helpers
 
@@ -93,6 +95,7 @@ function tmpDir(tag) {
 }
 
 function writeWorkflow(dir, name, tasks) {
+  for (const m of HANDLER_MODULES) fs.copyFileSync(path.join(here, m), path.join(dir, m));
   const lines = [`name: ${name}`, 'tasks:'];
   for (const t of tasks) {
     lines.push(`  ${t.id}:`);
@@ -183,7 +186,9 @@ async function gantryRun(tag, name, tasks, expectJobs, inspect, { workers = 1, s
       slots,
       launcher,
       apply: [yaml],
-      dir,
+      stateDir: dir,
+      // jobs get a built environment: the marks folder is passed to the handler hosts on purpose
+      passEnv: ['GANTRY_BENCH_MARKS_DIR'],
       logger: silentLogger(),
     });
     try {
