@@ -68,6 +68,8 @@ export interface TaskDefaults {
   timeout?: Duration;
   stall_timeout?: Duration;
   resources?: ResourcesDefinition;
+  /** rlimits of the command: CPU time, open files, processes (resources.memory limits its address space) */
+  limits?: { cpu_time?: Duration; open_files?: number; processes?: number };
   pool?: string;
   trigger?: 'all_success' | 'all_done' | 'any_failed';
   env?: Record<string, Scalar>;

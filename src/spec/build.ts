@@ -4,10 +4,11 @@
 import { parseDuration, parseMemory } from './duration.js';
 import { toCommand } from './command.js';
 import type {
+  JobLimits,
   Command, NotifySpec, ParamSpec, Resources, RetryPolicy, ScheduleSpec, ServiceSpec, StepSpec, TaskSpec,
   TriggerRule, WorkflowSpec,
 } from './model.js';
-import type { ResourcesFile, RetriesFile, ServiceFile, StepFile, WorkflowFile } from './schema.js';
+import type { LimitsFile, ResourcesFile, RetriesFile, ServiceFile, StepFile, WorkflowFile } from './schema.js';
 
 export const DEFAULT_NAMESPACE = 'default';
 export const DEFAULT_QUEUE = 'default';
@@ -62,6 +63,16 @@ function resources(...layers: Array<ResourcesFile | undefined>): Resources {
   return r;
 }
 
+function limits(...layers: Array<LimitsFile | undefined>): JobLimits {
+  const l: JobLimits = { cpuTimeMs: null, openFiles: null, processes: null };
+  for (const layer of layers) {
+    if (layer?.cpu_time !== undefined) l.cpuTimeMs = parseDuration(layer.cpu_time);
+    if (layer?.open_files !== undefined) l.openFiles = layer.open_files;
+    if (layer?.processes !== undefined) l.processes = layer.processes;
+  }
+  return l;
+}
+
 function step(s: StepFile | undefined, baseDir: string): StepSpec | null {
   if (s === undefined) return null;
   if (typeof s === 'string') return { command: { kind: 'shell', script: s }, outputs: {} };
@@ -89,6 +100,7 @@ export function buildWorkflow(f: WorkflowFile, file: string, baseDir: string, li
     timeoutMs: optDuration(t.timeout ?? d.timeout),
     stallTimeoutMs: optDuration(t.stall_timeout ?? d.stall_timeout),
     resources: resources(d.resources, t.resources),
+    limits: limits(d.limits, t.limits),
     pool: t.pool ?? d.pool ?? null,
     env: { ...env(d.env), ...env(t.env) },
     workflow: t.workflow === undefined ? null : {
@@ -139,6 +151,7 @@ export function buildService(f: ServiceFile, file: string, baseDir: string, line
     namespace: f.namespace ?? DEFAULT_NAMESPACE,
     command: toCommand(f, baseDir) as Command,
     resources: resources(f.resources),
+    limits: limits(f.limits),
     restart: {
       delayMs: f.restart?.delay !== undefined ? parseDuration(f.restart.delay) : DEFAULT_RESTART.delayMs,
       maxDelayMs: f.restart?.max_delay !== undefined ? parseDuration(f.restart.max_delay) : DEFAULT_RESTART.maxDelayMs,

@@ -31,6 +31,13 @@ export interface Resources {
   custom: Record<string, number>;
 }
 
+/** rlimits of a command (`limits:`); with resources.memory, its address-space limit. null: none. */
+export interface JobLimits {
+  cpuTimeMs: number | null;
+  openFiles: number | null;
+  processes: number | null;
+}
+
 /** A `split` or `combine` step: a command plus its own outputs. */
 export interface StepSpec {
   command: Command;
@@ -63,6 +70,8 @@ export interface TaskSpec {
   timeoutMs: number | null;
   stallTimeoutMs: number | null;
   resources: Resources;
+  /** absent in runs created before limits existed */
+  limits?: JobLimits;
   pool: string | null;
   env: Record<string, string>;
   workflow: SubWorkflowRef | null;
@@ -130,6 +139,7 @@ export interface ServiceSpec {
   namespace: string;
   command: Command;
   resources: Resources;
+  limits?: JobLimits;
   restart: { delayMs: number; maxDelayMs: number };
   notify: NotifySpec | null;
   env: Record<string, string>;

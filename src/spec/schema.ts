@@ -101,6 +101,12 @@ const resourcesSchema = z
   .catchall(z.number({ error: 'a custom resource must be a number' }).min(0));
 
 const envSchema = z.record(z.string(), scalar);
+// rlimits of a command beyond resources.memory (its address-space limit)
+const limitsSchema = strict({
+  cpu_time: duration.optional(),
+  open_files: z.int({ error: 'must be a whole number' }).min(1, 'must be at least 1').optional(),
+  processes: z.int({ error: 'must be a whole number' }).min(1, 'must be at least 1').optional(),
+});
 const triggerSchema = z.enum(TRIGGER_RULES as [string, ...string[]], { error: `must be one of ${TRIGGER_RULES.join(', ')}` });
 
 const notifySchema = (events: readonly string[]) =>
@@ -143,6 +149,7 @@ const common = {
   timeout: duration.optional(),
   stall_timeout: duration.optional(),
   resources: resourcesSchema.optional(),
+  limits: limitsSchema.optional(),
   pool: nonEmpty.optional(),
   trigger: triggerSchema.optional(),
   env: envSchema.optional(),
@@ -188,6 +195,7 @@ export const serviceSchema = strict({
   run: runSchema.optional(),
   handler: handlerSchema.optional(),
   resources: resourcesSchema.optional(),
+  limits: limitsSchema.optional(),
   restart: strict({ delay: duration.optional(), max_delay: duration.optional() }).optional(),
   notify: notifySchema(SERVICE_EVENTS).optional(),
   env: envSchema.optional(),
@@ -200,4 +208,5 @@ export type TaskFile = z.infer<typeof taskSchema>;
 export type DefaultsFile = z.infer<typeof defaultsSchema>;
 export type RetriesFile = z.infer<typeof retriesSchema>;
 export type ResourcesFile = z.infer<typeof resourcesSchema>;
+export type LimitsFile = z.infer<typeof limitsSchema>;
 export type StepFile = z.infer<typeof stepSchema>;

@@ -2,6 +2,7 @@
 // rlimits, and what it used. Both ways of starting commands (the launcher and
 // Node's spawn with `gantry-launcher --job`) take them as the same two
 // protocol fields and report usage the same way.
+import type { JobLimits } from '../spec/model.js';
 
 /** Run as this user: supplementary groups, then gid, then uid (real, effective, saved: no way back). */
 export interface RunAs {
@@ -86,4 +87,19 @@ export function envChanges(base: NodeJS.ProcessEnv, baseSize: number, env: NodeJ
   if (shared === baseSize) return out;
   for (const k in base) if (env[k] === undefined) out.push(k);
   return out;
+}
+
+/**
+ * A task's or service's declared bounds as rlimits: `resources.memory` its
+ * address space, `limits:` the rest (CPU time rounded up to whole seconds).
+ * null when nothing is declared.
+ */
+export function declaredLimits(memoryBytes: number | null, l: JobLimits | undefined): CommandLimits | null {
+  const limits: CommandLimits = {
+    memoryBytes,
+    cpuSeconds: l?.cpuTimeMs != null ? Math.max(1, Math.ceil(l.cpuTimeMs / 1000)) : null,
+    openFiles: l?.openFiles ?? null,
+    processes: l?.processes ?? null,
+  };
+  return Object.values(limits).some((v) => v !== null) ? limits : null;
 }

@@ -6,6 +6,7 @@
 // SIGKILL) and reports every exit; the store decides when it restarts. Each
 // instance's output goes to the store (LogShipper, fenced by the instance's
 // token), its last lines with its exit, in the same transaction.
+import { declaredLimits } from './jobBounds.js';
 import type { ServiceSpec } from '../spec/model.js';
 import { StaleFenceError, type Capacity, type ClaimedService, type ServiceRef, type Store } from '../store/types.js';
 import { addCapacity, NO_CAPACITY } from '../store/claimSelection.js';
@@ -193,6 +194,7 @@ export class ServiceRunner {
         argv,
         cwd: scratch ?? i.spec.baseDir,
         runAs: user ? { uid: user.uid, gid: user.gid, groups: user.groups } : null,
+        limits: declaredLimits(i.spec.resources.memoryBytes, i.spec.limits),
         env: { ...this.o.baseEnv(user), ...i.spec.env, GANTRY_SERVICE: name, GANTRY_SERVICE_INSTANCE: String(i.ref.fence) },
         signal: i.abort.signal,
         killGraceMs: this.o.stopGraceMs,

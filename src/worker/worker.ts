@@ -27,6 +27,7 @@ import { acquireLauncher, SUPERVISOR_KILL_LINE, type Launcher } from './launcher
 import { CompletionBatcher } from './completionBatcher.js';
 import { killLostAttempt } from './processTree.js';
 import { HandlerHostPool } from './handlerHosts.js';
+import { declaredLimits } from './jobBounds.js';
 import type { HandlerJobData } from './handlerProtocol.js';
 import { CheckpointFile } from './checkpointFile.js';
 import { SecretError, type SecretKey } from '../secrets/seal.js';
@@ -911,6 +912,7 @@ export class Worker {
       cwd: setup.scratch ?? scope.baseDir,
       env,
       runAs: user ? { uid: user.uid, gid: user.gid, groups: user.groups } : null,
+      limits: declaredLimits(task.resources.memoryBytes, task.limits),
       signal: a.abort.signal,
       killGraceMs: this.o.killGraceMs,
       superviseSeconds: this.o.supervise ? (this.o.leaseMs * SUPERVISE_FRACTION) / 1000 : null,
