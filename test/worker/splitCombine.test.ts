@@ -76,8 +76,8 @@ params: { dir: { required: true } }
     expect(Math.min(...chunks.map((j) => j.startedAt!))).toBeGreaterThanOrEqual(split.finishedAt!);
     expect(combine.startedAt!).toBeGreaterThanOrEqual(Math.max(...chunks.map((j) => j.finishedAt!)));
     // what `gantry status` shows per task
-    const status = await g.app.inject({ method: 'GET', url: `/api/v1/runs/${run.id}` });
-    const tasks = (status.json() as { tasks: { task: string; chunks: unknown }[] }).tasks;
+    const status = await g.inject<{ tasks: { task: string; chunks: unknown }[] }>('GET', `/api/v1/runs/${run.id}`);
+    const tasks = status.body.tasks;
     expect(tasks.find((t) => t.task === 'articles')!.chunks).toEqual({ done: 100, total: 100, running: 0, failed: 0 });
     const publish = jobs.find((j) => j.task === 'publish')!;
     expect((await g.stdout(publish.id)).map((l) => l.trim())).toContain('100');
@@ -107,7 +107,7 @@ tasks:
     const before = await jobsOf(first.id);
     const state = (js: Job[]) => Object.fromEntries(js.map((j) => [j.chunk === null ? j.task : `${j.task}#${j.chunk}`, j.state]));
     expect(state(before)).toMatchObject({ 'parts#2': 'failed', 'parts#4': 'failed', 'parts#0': 'succeeded', parts: 'skipped', after: 'skipped' });
-    const mid = (await g.app.inject({ method: 'GET', url: `/api/v1/runs/${first.id}` })).json() as { tasks: { task: string; chunks: unknown }[] };
+    const mid = (await g.inject<{ tasks: { task: string; chunks: unknown }[] }>('GET', `/api/v1/runs/${first.id}`)).body;
     expect(mid.tasks.find((t) => t.task === 'parts')!.chunks).toEqual({ done: 4, total: 6, running: 0, failed: 2 });
     fs.rmSync(path.join(g.dir, 'fail-3'));
     fs.rmSync(path.join(g.dir, 'fail-5'));
