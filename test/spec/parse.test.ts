@@ -106,7 +106,8 @@ describe('built-in defaults and merging', () => {
     expect(wf.tasks[0]).toEqual({
       id: 'a', line: 3, needs: [], trigger: 'all_success', command: { kind: 'shell', script: 'true' }, outputs: {},
       queue: ['default'], priority: 0, retries: { max: 0, delayMs: 10_000, backoff: 2, maxDelayMs: 600_000 },
-      timeoutMs: null, stallTimeoutMs: null, resources: { cpu: 1, memoryBytes: null, custom: {} }, pool: null, env: {},
+      timeoutMs: null, stallTimeoutMs: null, resources: { cpu: 1, memoryBytes: null, custom: {} },
+      limits: { cpuTimeMs: null, openFiles: null, processes: null }, pool: null, env: {},
       workflow: null, split: null, combine: null, concurrency: null,
     });
   });
@@ -187,6 +188,7 @@ notify: { on: [restarted, flapping], to: ["mailto:bot-maintainers@example.org"] 
       kind: 'service', name: 'irc-notifier', namespace: 'bots', line: 1, file, baseDir: path.dirname(file),
       command: { kind: 'shell', script: "python3 notifier.py --channel '#dumps'" },
       resources: { cpu: 0.5, memoryBytes: 256 * 1024 ** 2, custom: {} },
+      limits: { cpuTimeMs: null, openFiles: null, processes: null },
       restart: { delayMs: 5000, maxDelayMs: 300_000 },
       notify: { on: ['restarted', 'flapping'], to: ['mailto:bot-maintainers@example.org'] },
       env: {}, queue: ['default'],
@@ -202,7 +204,7 @@ notify: { on: [exploded], to: "mailto:a@b" }
 `);
     expect(definition).toBeNull();
     expect(brief(errors)).toEqual([
-      "2: unknown field 'name' (allowed: service, namespace, description, run, handler, resources, restart, notify, env, queue)",
+      "2: unknown field 'name' (allowed: service, namespace, description, run, handler, resources, limits, restart, notify, env, queue)",
       "4: service 's' has both run and handler; use exactly one",
       "4: handler file './x.ts' not found (looked for " + path.join(path.dirname(errors[0]!.file), 'x.ts') + ')',
       '5: must be one of started, stopped, failed, restarted, flapping',
