@@ -93,6 +93,10 @@ class BadRequest extends Error {
 }
 
 function parse<T>(schema: z.ZodType<T>, value: unknown, where: string): T {
+  // A NUL in a filter matched nothing on SQLite and was a 500 on PostgreSQL (text cannot hold one).
+  if ((where === 'query' || where === 'path') && value && typeof value === 'object')
+    for (const [k, v] of Object.entries(value))
+      if ((Array.isArray(v) ? v : [v]).some((x) => typeof x === 'string' && x.includes('\0'))) throw new BadRequest(`${where}.${k}: contains a NUL character`);
   const r = schema.safeParse(value ?? {});
   if (r.success) return r.data;
   const issues = r.error.issues.map((i) => ({ path: [where, ...i.path.map(String)].join('.'), message: i.message }));

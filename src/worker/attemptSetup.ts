@@ -58,12 +58,12 @@ export async function setUpAttempt(o: {
   let staged: Record<string, string> = {};
   let scratch: string | null = null;
   try {
-    staged = await prepareStaging(o.outputs, o.fence, owner);
+    staged = await prepareStaging(o.outputs, o.fence, user);
     if (o.kind !== 'handler' && o.baseDir === NO_FOLDER) scratch = await makeScratchDir(`job-${o.fence}`, owner);
     const files = await attemptFiles(o.fence, owner);
     return { ok: { user, warning, staged, scratch, files } };
   } catch (e) {
-    await discardStaging(o.outputs, o.fence).catch(() => undefined);
+    await discardStaging(o.outputs, o.fence, user).catch(() => undefined);
     if (scratch) await removeScratchDir(scratch);
     return { error: `cannot prepare its outputs: ${(e as Error).message}`, retryable: true };
   }

@@ -49,6 +49,19 @@ export function workerIdentity(env: NodeJS.ProcessEnv = process.env): JobIdentit
 }
 
 /**
+ * What the processes that start commands (the launcher, a command's keeper) run
+ * with: the allow-list alone. They are the parents of jobs, and a job that may
+ * read its parent's /proc/PID/environ (one of the worker's own user) must find
+ * nothing of the worker's there.
+ */
+export function launcherEnv(source: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(source)) if (v !== undefined && (ALLOWED.has(k) || k.startsWith(ALLOWED_PREFIX))) env[k] = v;
+  env.PATH ??= DEFAULT_PATH;
+  return env;
+}
+
+/**
  * The base every job and service of this identity starts from: frozen, built
  * once per worker and user (the hot path spreads it).
  */

@@ -20,6 +20,7 @@ import type { Logger } from '../log.js';
 import { signalGroup } from './processTree.js';
 import type { CommandResult, RunCommandOptions } from './runCommand.js';
 import { envChanges, usageOf } from './jobBounds.js';
+import { launcherEnv } from './jobEnvironment.js';
 
 /** The launcher script shipped with the package (bin/gantry-launcher). */
 export const LAUNCHER_SCRIPT = fileURLToPath(new URL('../../bin/gantry-launcher', import.meta.url));
@@ -97,7 +98,7 @@ export class Launcher {
 
   private start(): Promise<boolean> {
     return new Promise((resolve) => {
-      this.baseEnv = { ...process.env };
+      this.baseEnv = launcherEnv();
       this.baseEnvSize = Object.keys(this.baseEnv).length;
       const helper = spawn(this.command[0]!, this.command.slice(1), {
         env: this.baseEnv,

@@ -8,6 +8,8 @@
 import fs from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import type { RunAs } from './jobBounds.js';
+import { fileOpAsUser, switchTo } from './outputsAsUser.js';
 
 export const STAGING_PREFIX = '.gantry-staging-';
 
@@ -26,11 +28,18 @@ export function allOutputsExist(outputs: Record<string, string>): boolean {
 
 /**
  * Creates the staging folders; returns output name → staging path. `owner`:
- * the user the job runs as, who gets every folder created here (the staging
- * folder and missing parents of the output), so what it commits stays its own.
+ * the user the job runs as, who creates every folder made here (the staging
+ * folder and missing parents of the output), so what it commits stays its own;
+ * as that user, not as root (outputsAsUser.ts).
  */
-export async function prepareStaging(outputs: Record<string, string>, fence: number, owner: { uid: number; gid: number } | null = null): Promise<Record<string, string>> {
+export async function prepareStaging(outputs: Record<string, string>, fence: number, owner: RunAs | null = null): Promise<Record<string, string>> {
   const staged: Record<string, string> = {};
+  const user = switchTo(owner);
+  if (user) {
+    await fileOpAsUser(user, 'prepare', Object.values(outputs).map((p) => stagingDirFor(p, fence)));
+    for (const [name, finalPath] of Object.entries(outputs)) staged[name] = stagingPathFor(finalPath, fence);
+    return staged;
+  }
   for (const [name, finalPath] of Object.entries(outputs)) {
     const dir = stagingDirFor(finalPath, fence);
     const first = await fs.mkdir(dir, { recursive: true });
@@ -56,8 +65,14 @@ export function missingStagedOutputs(staged: Record<string, string>): string[] {
     .map(([name]) => name);
 }
 
-/** Moves every staged output into place (rename over any old version), then removes the staging folders. */
-export async function commitOutputs(outputs: Record<string, string>, fence: number): Promise<void> {
+/** Moves every staged output into place (rename over any old version), then removes the staging folders; as `as` when given. */
+export async function commitOutputs(outputs: Record<string, string>, fence: number, as: RunAs | null = null): Promise<void> {
+  const user = switchTo(as);
+  if (user) {
+    const args = Object.values(outputs).flatMap((p) => [stagingPathFor(p, fence), p, `${stagingDirFor(p, fence)}.old`]);
+    await fileOpAsUser(user, 'commit', args);
+    return discardStaging(outputs, fence, user);
+  }
   for (const finalPath of Object.values(outputs)) {
     await fs.mkdir(path.dirname(finalPath), { recursive: true });
     const staged = stagingPathFor(finalPath, fence);
@@ -75,8 +90,10 @@ export async function commitOutputs(outputs: Record<string, string>, fence: numb
   await discardStaging(outputs, fence);
 }
 
-/** Deletes the attempt's staging folders. */
-export async function discardStaging(outputs: Record<string, string>, fence: number): Promise<void> {
+/** Deletes the attempt's staging folders; as `as` when given (a root rm through the job's folders would follow its swaps). */
+export async function discardStaging(outputs: Record<string, string>, fence: number, as: RunAs | null = null): Promise<void> {
+  const user = switchTo(as);
+  if (user) return fileOpAsUser(user, 'discard', Object.values(outputs).map((p) => stagingDirFor(p, fence)));
   for (const finalPath of Object.values(outputs)) await fs.rm(stagingDirFor(finalPath, fence), { recursive: true, force: true });
 }
 
@@ -86,11 +103,13 @@ export async function discardStaging(outputs: Record<string, string>, fence: num
  * Only called for attempts that were cancelled while running: a completed job's
  * outputs are never touched.
  */
-export async function removeFinalOutputs(outputs: Record<string, string>): Promise<string[]> {
+export async function removeFinalOutputs(outputs: Record<string, string>, as: RunAs | null = null): Promise<string[]> {
   const removed: string[] = [];
   for (const finalPath of Object.values(outputs)) {
     if (!existsSync(finalPath)) continue;
-    await fs.rm(finalPath, { recursive: true, force: true });
+    const user = switchTo(as);
+    if (user) await fileOpAsUser(user, 'discard', [finalPath]);
+    else await fs.rm(finalPath, { recursive: true, force: true });
     removed.push(finalPath);
   }
   return removed;

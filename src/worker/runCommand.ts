@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { signalGroup } from './processTree.js';
 import { LAUNCHER_SCRIPT, signalName, unescapeField, type Launcher } from './launcher.js';
 import { LineCutter } from './lineCutter.js';
+import { launcherEnv } from './jobEnvironment.js';
 import { boundsFields, envChanges, usageOf, type CommandLimits, type CommandUsage, type RunAs } from './jobBounds.js';
 
 export type { CommandLimits, CommandUsage, RunAs } from './jobBounds.js';
@@ -108,11 +109,13 @@ function spawnCommand(o: RunCommandOptions, fields: { runAs: string; limits: str
   }
   return new Promise((resolve) => {
     const supervised = o.superviseSeconds !== undefined && o.superviseSeconds !== null;
-    // The keeper runs with the worker's own environment (a job's PERL5OPT must not reach a process
-    // that is still root); the job's is passed as changes to it, applied just before exec.
-    const env = envChanges(process.env, Object.keys(process.env).length, o.env);
+    // The keeper runs with the allow-list of the worker's environment (a job's PERL5OPT must not reach
+    // a process that is still root, nor the worker's keys a job that reads its parent's environ); the
+    // job's is passed as changes to it, applied just before exec.
+    const keeperEnv = launcherEnv();
+    const env = envChanges(keeperEnv, Object.keys(keeperEnv).length, o.env);
     const args = [LAUNCHER_SCRIPT, '--job', supervised ? o.superviseSeconds!.toFixed(3) : '', fields.runAs, fields.limits, o.cwd, String(env.length), ...env, ...o.argv];
-    const child = spawn(perlBin, args, { cwd: '/', detached: true, stdio: [supervised ? 'pipe' : 'ignore', 'pipe', 'pipe', 'pipe'] });
+    const child = spawn(perlBin, args, { cwd: '/', env: keeperEnv, detached: true, stdio: [supervised ? 'pipe' : 'ignore', 'pipe', 'pipe', 'pipe'] });
     child.stdin?.on('error', () => undefined); // the job may be gone when a renewal is written
     let spawnError: string | null = null;
     let reported: { code: number | null; signal: NodeJS.Signals | null; usage: CommandUsage | null } | null = null;

@@ -633,10 +633,10 @@ export class Worker {
       if (a.abortReason === 'revoked' || a.abortReason === 'shutdown') {
         system(a.abortReason === 'revoked' ? 'attempt revoked (cancelled or lease lost): killed' : 'worker shutting down: attempt killed');
         await logs.flush();
-        await discardStaging(job.outputs, fence);
+        await discardStaging(job.outputs, fence, setup.user);
         if (a.abortReason === 'revoked' && (await this.store.cleanRequested(fence).catch(() => false))) {
           // gantry cancel --clean: the process tree is gone (runCommand returned), so nothing writes there any more.
-          const removed = await removeFinalOutputs(job.outputs);
+          const removed = await removeFinalOutputs(job.outputs, setup.user);
           if (removed.length) this.o.logger.info({ job: job.id, removed }, 'cancelled with --clean: partial outputs deleted');
         }
         return;
@@ -646,7 +646,7 @@ export class Worker {
         const reason = `worker ${this.o.name} was stopped with --terminate: attempt killed, job requeued`;
         system(reason);
         await logs.flush();
-        await discardStaging(job.outputs, fence);
+        await discardStaging(job.outputs, fence, setup.user);
         await this.withStoreRetry(() => this.store.releaseAttempt(fence, reason)).catch((e) =>
           this.o.logger.warn({ err: e, job: job.id }, 'could not give the job back; the reaper will'),
         );
@@ -673,17 +673,17 @@ export class Worker {
         // The check renews the lease, so the reaper cannot take the job back while the renames run.
         await this.withStoreRetry(() => this.store.assertCurrent(fence, this.o.leaseMs));
         try {
-          await commitOutputs(job.outputs, fence);
+          await commitOutputs(job.outputs, fence, setup.user);
           system(`succeeded; outputs in place: ${Object.values(job.outputs).join(', ')}`);
         } catch (e) {
           outcome = { state: 'failed', exitCode: outcome.exitCode, error: `cannot move its outputs into place: ${errorMessage(e)}` };
-          await discardStaging(job.outputs, fence).catch(() => undefined);
+          await discardStaging(job.outputs, fence, setup.user).catch(() => undefined);
           system(`failed: ${outcome.error}`);
         }
       } else if (outcome.state === 'succeeded') {
         system('succeeded');
       } else {
-        await discardStaging(job.outputs, fence);
+        await discardStaging(job.outputs, fence, setup.user);
         if (outcome.state === 'failed' || outcome.state === 'timed_out') system(`failed: ${outcome.error}`);
       }
       const lines = await logs.drain();
@@ -692,7 +692,7 @@ export class Worker {
       await this.finish(c, maskOutcome(outcome, mask), lines);
     } catch (e) {
       if (!(e instanceof StaleFenceError)) throw e;
-      await discardStaging(job.outputs, fence);
+      await discardStaging(job.outputs, fence, setup.user);
       this.o.logger.warn({ job: job.id, fence }, 'attempt no longer owns its job; its result was discarded');
     } finally {
       if (command.kind !== 'handler' && statSync(resultFile, { throwIfNoEntry: false })) await fs.unlink(resultFile).catch(() => undefined);

@@ -47,6 +47,14 @@ onEveryStore('bad input', (storeName) => {
     expect(await runs()).toBe(0);
   });
 
+  it('a NUL character in a query filter (workflow, label, the feed): 400 naming the field, never a 500', async () => {
+    for (const url of ['/api/v1/runs?workflow=a%00b', '/api/v1/runs?label=k%3Dv%00', '/api/v1/errors?workflow=%00', '/api/v1/feed.atom?workflow=%00']) {
+      const r = await h.call<Err>('GET', url);
+      expect(r.status, url).toBe(400);
+      expect(r.body.error, url).toMatch(/query\.(workflow|label): contains a NUL character/);
+    }
+  });
+
   it('a parameter too large for the environment: 400 naming it and the limit', async () => {
     const r = await h.call<Err>('POST', '/api/v1/runs', { workflow: 'p', params: { x: 'y'.repeat(200 * 1024) } });
     expect(r.status).toBe(400);
