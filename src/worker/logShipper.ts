@@ -3,7 +3,9 @@
 // after which one truncation mark is written and further lines are dropped; a
 // service instance has none (the store keeps its tail), but what waits for the
 // store is capped (`maxPendingBytes`): lines past it are dropped and counted,
-// and a mark says how many once the store catches up.
+// and a mark says how many once the store catches up. A batch the store
+// refuses (full disk, lost connection past the worker's retries) is counted
+// too, and the next batch that goes out starts with a mark saying so.
 import { StaleFenceError, type LogLine } from '../store/types.js';
 import type { Masker } from './secretMask.js';
 
@@ -35,6 +37,9 @@ export class LogShipper {
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> = Promise.resolve();
   private stale = false;
+  /** lines of batches the store refused (not for a stale fence), and why: marked in the next batch */
+  private refused = 0;
+  private refusedWhy = '';
 
   constructor(private readonly send: LogSink, private readonly o: LogShipperOptions) {}
 
@@ -83,6 +88,8 @@ export class LogShipper {
     this.pending = 0;
     if (this.dropped > 0 && !this.stale) rest.push({ stream: 'system', ts: Date.now(), line: `[gantry] ${this.dropped} lines dropped here: the store did not take them as fast as they came` });
     this.dropped = 0;
+    const mark = this.refusedMark();
+    if (mark) rest.unshift(mark);
     return this.stale ? [] : rest;
   }
 
@@ -96,17 +103,33 @@ export class LogShipper {
     this.buffer = [];
     this.flushing = this.flushing.then(async () => {
       if (batch.length === 0 || this.stale) return;
+      const carried = this.refused;
+      const mark = this.refusedMark();
+      const lines = mark ? [mark, ...batch] : batch;
       try {
-        await this.send(batch);
+        await this.send(lines);
       } catch (e) {
         if (e instanceof StaleFenceError) {
           this.stale = true;
           this.o.onStale();
-        } else this.o.onError(e);
+        } else {
+          // the lines are gone: say so in the log once the store takes lines again
+          this.refused += carried + batch.length;
+          this.refusedWhy = e instanceof Error ? e.message : String(e);
+          this.o.onError(e);
+        }
       } finally {
         for (const l of batch) this.pending -= Buffer.byteLength(l.line) + 1;
       }
     });
     return this.flushing;
+  }
+
+  /** The mark for lines the store refused since the last one (and forgets them), or null. */
+  private refusedMark(): LogLine | null {
+    if (this.refused === 0) return null;
+    const line = `[gantry] ${this.refused} lines lost here: the store refused them (${this.refusedWhy.slice(0, 200)})`;
+    this.refused = 0;
+    return { stream: 'system', ts: Date.now(), line };
   }
 }

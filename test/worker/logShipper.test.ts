@@ -53,6 +53,31 @@ onEveryStore('log shipping', (storeName) => {
     expect(stale).toBe(1);
   });
 
+  it('a batch the store refuses (disk full) leaves a mark counting its lines in the next batch', async () => {
+    let refuse = true;
+    const errors: unknown[] = [];
+    const shipper = new LogShipper(
+      async (lines) => {
+        // the first batch fails as a full disk would; later ones reach the real store
+        if (refuse) {
+          refuse = false;
+          throw new Error('SQLITE_FULL: database or disk is full');
+        }
+        await h.store.appendLogs(fence, lines);
+      },
+      { intervalMs: 50, maxBatch: 100, maxBytes: 10_000, onStale: () => undefined, onError: (e) => errors.push(e) },
+    );
+    for (const l of ['one', 'two', 'three']) shipper.push('stdout', l);
+    await shipper.flush();
+    shipper.push('stdout', 'four');
+    await shipper.flush();
+    expect((await h.store.readLogs({ jobId })).map((l) => l.line)).toEqual([
+      '[gantry] 3 lines lost here: the store refused them (SQLITE_FULL: database or disk is full)',
+      'four',
+    ]);
+    expect(errors).toHaveLength(1);
+  });
+
   it('a store that falls behind: what waits for it stays bounded; lines past the bound are dropped and a mark says how many', async () => {
     // the store is held back until `release` (a slow or unreachable database)
     let release!: () => void;
