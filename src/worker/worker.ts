@@ -871,9 +871,11 @@ export class Worker {
         },
         onProgress: setProgress,
         onCheckpoint: (cp) => this.saveCheckpoint(c, logs, cp),
-        onStart: (pid, renew) => {
+        // The host's pid is not the attempt's: a host outlives its jobs and runs the next one, so a
+        // worker that finds this attempt lost must not kill it by pid (killOrphans). A lost attempt's
+        // host is stopped by its own worker (abort) or by the launcher's supervision instead.
+        onStart: (_pid, renew) => {
           a.renew = renew;
-          void this.store.setAttemptPid(c.fence, pid).catch(() => undefined);
         },
       });
       if (r.ok) return r.result === undefined ? { state: 'succeeded', exitCode: null } : { state: 'succeeded', exitCode: null, result: r.result };

@@ -123,7 +123,10 @@ describe('chaos scenarios under load', () => {
 
     const jobs = await c.jobs(id);
     const notTwice = jobs.filter((j) => j.state !== 'succeeded' || j.attempts !== 2);
-    expect(notTwice.map((j) => `${j.id} ${j.state} after ${j.attempts} attempts`), 'every job succeeded on its second attempt').toEqual([]);
+    const told = await Promise.all(
+      notTwice.map(async (j) => `${j.id} ${j.state} after ${j.attempts} attempts (${(await c.store.listAttempts(j.id)).map((a) => `${a.state}: ${a.error ?? ''}`).join('; ')})`),
+    );
+    expect(told, 'every job succeeded on its second attempt').toEqual([]);
     const attempts = await c.attempts(id);
     const failedAt = new Map<string, number>();
     const retryStarts: number[] = [];
