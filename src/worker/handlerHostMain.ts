@@ -9,7 +9,7 @@
 // Its stdout/stderr are the handler's console output (the job's log). The
 // control channel is the Unix socket named in its environment (handlerProtocol.ts).
 import net from 'node:net';
-import { loadHandler, type HandlerContext } from './runHandler.js';
+import { loadedHandler, loadHandler, type HandlerContext } from './runHandler.js';
 import { END_MARK, lineReader, SOCKET_ENV, TOKEN_ENV, type FromHost, type ToHost } from './handlerProtocol.js';
 
 const socketPath = process.env[SOCKET_ENV];
@@ -146,7 +146,13 @@ async function runJob(m: Extract<ToHost, { t: 'run' }>): Promise<void> {
 
 class ImportError extends Error {}
 
-async function runHandler(module: string, exportName: string, ctx: HandlerContext): Promise<unknown> {
+function runHandler(module: string, exportName: string, ctx: HandlerContext): unknown {
+  // a module loaded before: called at once (in this turn), not after the awaits of a load
+  const known = loadedHandler(module, exportName);
+  return known ? known(ctx) : loadAndRun(module, exportName, ctx);
+}
+
+async function loadAndRun(module: string, exportName: string, ctx: HandlerContext): Promise<unknown> {
   let fn;
   try {
     fn = await loadHandler(module, exportName);

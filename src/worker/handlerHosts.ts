@@ -179,9 +179,14 @@ export class HandlerHostPool {
       const job: Job = { j: this.nextJob++, run: r, resolve, outcome: null, marks: new Set(), timers: [], onAbort: () => undefined };
       host.job = job;
       this.send(host, { t: 'run', j: job.j, module: r.module, exportName: r.exportName, resultLimit: r.resultLimit, data: r.data });
-      // after the job is on its way: what onStart does (recording the pid) is not on the hot path of a chain
-      host.renew?.(); // the claim just renewed the lease
-      r.onStart(host.pid!, host.renew);
+      // What the start records (the host's pid, for killing a lost attempt's processes; a renewal) waits for the
+      // next turn of the loop: the write above can let the host run the job at once on this CPU, and its `done`
+      // is then read first. A job that ended by then needs neither: its host is idle, and exits if this worker dies.
+      setImmediate(() => {
+        if (host.job !== job || job.outcome) return;
+        host.renew?.(); // the claim just renewed the lease
+        r.onStart(host.pid!, host.renew);
+      });
       job.onAbort = () => {
         this.send(host, { t: 'abort', j: job.j });
         job.timers.push(setTimeout(() => this.killHost(host, `did not answer the abort within ${ABORT_ANSWER_MS} ms`), ABORT_ANSWER_MS));

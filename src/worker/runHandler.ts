@@ -40,6 +40,13 @@ export interface HandlerContext {
 export type Handler = (ctx: HandlerContext) => unknown;
 
 const modules = new Map<string, Promise<Record<string, unknown>>>();
+/** handlers found before, by `file#export`: the next job of a chain calls its function without a turn of awaits */
+const found = new Map<string, Handler>();
+
+/** The function of a handler this host loaded before (undefined: not yet, load it with loadHandler). */
+export function loadedHandler(file: string, exportName: string): Handler | undefined {
+  return found.get(`${file}#${exportName}`);
+}
 
 export async function loadHandler(file: string, exportName: string): Promise<Handler> {
   let mod = modules.get(file);
@@ -56,5 +63,6 @@ export async function loadHandler(file: string, exportName: string): Promise<Han
     const what = exportName.includes('.') ? 'function at' : 'exported function';
     throw new Error(`${file} has no ${what} '${exportName}' (exported functions: ${names.join(', ') || 'none'})`);
   }
+  found.set(`${file}#${exportName}`, fn as Handler);
   return fn as Handler;
 }
