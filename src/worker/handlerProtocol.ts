@@ -7,21 +7,10 @@
 //
 // The handler's console output does not go through here: it is the host's
 // stdout/stderr, which reach the job's log as a command's output does.
+import type { HandlerContext } from './runHandler.js';
 
 /** What the host's handler gets in its ctx, as data (the functions are the host's). */
-export interface HandlerJobData {
-  params: Record<string, unknown>;
-  outputs: Record<string, string>;
-  tasks: Record<string, { outputs: Record<string, string>; result: unknown }>;
-  run: { id: string; date: string };
-  job: { id: string; attempt: number };
-  env: Record<string, string>;
-  secrets: Record<string, string>;
-  item?: unknown;
-  chunk?: unknown;
-  chunks?: { outputs: Record<string, string[]>; results: unknown[] };
-  lastCheckpoint: unknown;
-}
+export type HandlerJobData = Omit<HandlerContext, 'signal' | 'log' | 'logger' | 'progress' | 'checkpoint'>;
 
 export type ToHost =
   | { t: 'run'; j: number; module: string; exportName: string; resultLimit: number; data: HandlerJobData }
